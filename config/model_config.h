@@ -1,0 +1,33 @@
+/*
+ * model_config.h — a model as the CONTRACT describes it: a bare .onnx file
+ * (ImageNet defaults, labels "0".."N-1") or a directory holding model.onnx,
+ * optional labels.txt and optional config.json.
+ */
+#ifndef RESNETD_MODEL_CONFIG_H
+#define RESNETD_MODEL_CONFIG_H
+
+#include "../engine/image/img.h"
+
+typedef struct {
+    char name[128];       /* config.json "name", else the directory / file stem */
+    char *onnx_path;      /* malloc'd */
+    char *dir;            /* malloc'd; the model directory (or the .onnx's directory) */
+    img_params input;     /* from config.json "input" (crop_h = crop_w = crop) */
+    int max_batch;        /* config.json "max_batch", default 8 */
+    int int8;             /* config.json "precision": "int8" */
+    char **labels;        /* num_labels malloc'd strings; NULL when there is no labels.txt */
+    int num_labels;
+} model_config;
+
+/* Reads the model at path (directory or .onnx). Returns 0, or -1 with one line
+ * naming the file and key at fault in err. Free with model_config_free(). */
+int model_config_load(const char *path, model_config *out, char *err, size_t err_len);
+
+/* The label of class i: labels[i], or its decimal index when there is no label
+ * for it (written into buf, which must hold 16 bytes). */
+const char *model_config_label(const model_config *mc, int i, char *buf);
+
+/* Frees what model_config_load allocated; NULL is a no-op. */
+void model_config_free(model_config *mc);
+
+#endif

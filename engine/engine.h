@@ -1,0 +1,112 @@
+/*
+ * engine.h — resnetd's inference engine: an ONNX file becomes a oneDNN plan.
+ *
+ * Two objects:
+ *   engine_model  loaded once, immutable afterwards, shared by any number of
+ *                 threads (weights already reordered for the CPU's kernels).
+ *   engine_ctx    one per worker thread: its oneDNN stream, primitives per
+ *                 batch size, activation arena, scratchpad and thread count.
+ *                 A context is never used by two threads at once.
+ *
+ * Errors are values: every fallible call returns an engine_status and, when
+ * err is not NULL, writes one line naming the cause (file, node, op,
+ * attribute...) into the caller's err buffer (always NUL-terminated).
+ * No oneDNN or protobuf type appears in this header.
+ */
+#ifndef RESNETD_ENGINE_H
+#define RESNETD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    ENGINE_OK = 0,
+    ENGINE_ERR_IO,          /* file missing or unreadable */
+    ENGINE_ERR_PARSE,       /* not a valid ONNX protobuf */
+    ENGINE_ERR_UNSUPPORTED, /* op, attribute, data type or opset we do not run */
+    ENGINE_ERR_INVALID,     /* malformed graph: missing/wrong initializer, bad dims, cycle */
+    ENGINE_ERR_NOMEM,       /* allocation failed */
+    ENGINE_ERR_BACKEND,     /* oneDNN refused a primitive or failed at run time */
+    ENGINE_ERR_ARG,         /* bad argument from the caller (batch size, shape) */
+} engine_status;
+
+/* Stable snake_case name of a status ("unsupported", ...); never NULL. */
+const char *engine_status_str(engine_status s);
+
+typedef struct engine_model engine_model;
+typedef struct engine_ctx engine_ctx;
+
+typedef struct {
+    int max_batch; /* largest batch a context will run; ignored for a fixed-batch model */
+} engine_load_params;
+
+engine_load_params engine_load_default_params(void); /* max_batch = 8 */
+
+/* Loads an ONNX file (external data is resolved relative to its directory).
+ * On success *out is a new model the caller frees with engine_model_free(). */
+engine_status engine_model_load(const char *path, const engine_load_params *p, engine_model **out,
+                                char *err, size_t err_len);
+
+/* Same from bytes in memory (the fuzzer's entry point). base_dir resolves
+ * external data files; NULL forbids external data. data is not retained. */
+engine_status engine_model_load_memory(const void *data, size_t len, const char *base_dir,
+                                       const engine_load_params *p, engine_model **out, char *err,
+                                       size_t err_len);
+
+/* Frees a model; NULL is a no-op. Every context of it must be freed first. */
+void engine_model_free(engine_model *m);
+
+typedef struct {
+    int channels, height, width; /* per-image input shape (the model's first input) */
+    int num_classes;             /* output floats per image */
+    int fixed_batch;             /* 0 when the batch dimension is dynamic */
+    int max_batch;               /* largest n engine_run accepts */
+} engine_model_info;
+
+void engine_model_get_info(const engine_model *m, engine_model_info *info);
+
+typedef struct {
+    int threads; /* oneDNN threads for this context; 0 = every core */
+} engine_ctx_params;
+
+engine_ctx_params engine_ctx_default_params(void);
+
+/* Creates a context for m. The model must outlive the context. */
+engine_status engine_ctx_create(const engine_model *m, const engine_ctx_params *p,
+                                engine_ctx **out, char *err, size_t err_len);
+
+/* Frees a context; NULL is a no-op. */
+void engine_ctx_free(engine_ctx *c);
+
+/* Runs n images (1 <= n <= max_batch, or n == fixed_batch).
+ * input:  n * channels * height * width floats, NCHW, plain layout.
+ * output: n * num_classes floats, written by the call.
+ * Allocates nothing once the context has run batch size n before. */
+engine_status engine_run(engine_ctx *c, const float *input, int n, float *output, char *err,
+                         size_t err_len);
+
+/*
+ * Generic tensors, for graphs that are not image classifiers (ONNX's own
+ * operator tests, multi-input graphs). Shapes are the full ONNX shapes,
+ * batch included; data is float32, plain row-major (C order).
+ */
+#define ENGINE_MAX_DIMS 8
+
+typedef struct {
+    char name[128];
+    int ndim;
+    int64_t dims[ENGINE_MAX_DIMS]; /* dims[0] is -1 when the batch is dynamic */
+} engine_tensor_desc;
+
+int engine_model_num_inputs(const engine_model *m);  /* graph inputs that are not initializers */
+int engine_model_num_outputs(const engine_model *m);
+void engine_model_input_desc(const engine_model *m, int i, engine_tensor_desc *d);
+void engine_model_output_desc(const engine_model *m, int i, engine_tensor_desc *d);
+
+/* Runs the graph on full tensors: inputs[i] has the shape of input i with the
+ * batch dimension set to n (for a fixed-batch model n must equal it);
+ * outputs[i] receives output i with the same batch n. */
+engine_status engine_run_tensors(engine_ctx *c, int n, const float *const *inputs,
+                                 float *const *outputs, char *err, size_t err_len);
+
+#endif

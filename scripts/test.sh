@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# README command 2: install everything the tests use, then run the whole suite:
+#   1. format check (.clang-format) and a warning-free (-Werror) build;
+#   2. every ctest test on the optimised build;
+#   3. the tests labelled "asan" on an ASan+UBSan build, "tsan" on a TSan build;
+#   4. the libFuzzer targets for a bounded time each (label "fuzz").
+# Set RESNETD_TEST_QUICK=1 to skip steps 3 and 4.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
+
+echo "== format check"
+bad=$(git ls-files '*.c' '*.h' | while read -r f; do
+  clang-format --dry-run -Werror "$f" >/dev/null 2>&1 || echo "$f"; done)
+if [[ -n "$bad" ]]; then echo "not clang-formatted:"; echo "$bad"; exit 1; fi
+
+echo "== build (RelWithDebInfo, -Werror)"
+BUILD_DIR=build scripts/build.sh -DRESNETD_WERROR=ON
+echo "== tests"
+ctest --test-dir build --output-on-failure -j2 -LE 'fuzz'
+
+if [[ "${RESNETD_TEST_QUICK:-0}" != 1 ]]; then
+  echo "== ASan+UBSan build and tests"
+  BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DRESNETD_WERROR=ON -DRESNETD_ASAN=ON
+  ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j2 -L asan
+  echo "== TSan build and tests"
+  BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo scripts/build.sh -DRESNETD_WERROR=ON -DRESNETD_TSAN=ON
+  ctest --test-dir build-tsan --output-on-failure -j1 -L tsan
+  if [[ -n "$(ls tests/fuzz 2>/dev/null)" ]]; then
+    echo "== fuzzing"
+    BUILD_DIR=build-fuzz BUILD_TYPE=RelWithDebInfo CC=clang scripts/build.sh -DRESNETD_FUZZ=ON
+    ctest --test-dir build-fuzz --output-on-failure -j2 -L fuzz
+  fi
+fi
+echo "== all tests passed"
