@@ -1,0 +1,58 @@
+/*
+ * img_internal.h — internal to engine/image/: the decoded raster and the
+ * per-format decoders. Not a public header; nothing outside engine/image/
+ * includes it.
+ */
+#ifndef RESNETD_IMG_INTERNAL_H
+#define RESNETD_IMG_INTERNAL_H
+
+#include "img.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sides above this are "absurd" (no real upload is a million pixels wide). */
+#define IMG_MAX_SIDE 1000000
+
+/* An 8-bit raster, interleaved, row stride w * ch. ch is 1 (L) or 3 (RGB). */
+typedef struct {
+    uint8_t *px; /* malloc'd; freed by img_raster_free() */
+    int w, h, ch;
+} img_raster;
+
+/* What the decoders need from the caller. */
+typedef struct {
+    int64_t max_pixels;
+    int want_orientation; /* parse EXIF orientation (JPEG) */
+    int scale_min_short;  /* >0: JPEG DCT scaling allowed while shorter side >= this */
+} img_decode_opts;
+
+void img_raster_free(img_raster *r);
+
+/* Checks header dimensions before any pixel buffer is allocated:
+ * IMG_ERR_BAD_DIMENSIONS for zero or absurd sides, IMG_ERR_TOO_LARGE over max_pixels. */
+img_status img_check_dims(const char *fmt, int64_t w, int64_t h, int64_t max_pixels, char *err,
+                          size_t err_len);
+
+/* Each decoder fills out (ch 1 or 3, alpha dropped as PIL's convert("RGB")).
+ * *orientation receives the EXIF orientation 1..8 (1 when absent). On error
+ * out is left empty and err names the cause. */
+img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
+                           int *orientation, char *err, size_t err_len);
+img_status img_decode_png(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
+                          char *err, size_t err_len);
+img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
+                           char *err, size_t err_len);
+
+/* The EXIF Orientation tag (1..8) of an APP1 "Exif\0\0" payload, or 1. Never
+ * reads outside p[0..n). */
+int img_exif_orientation(const uint8_t *p, size_t n);
+
+/* Resize the shorter side to p->resize (PIL's antialiased bilinear, exact
+ * fixed-point arithmetic), centre-crop (zero padding as torchvision), and
+ * normalise into out (CHW). Only the cropped region is ever computed.
+ * r->ch must be 1 or 3 (already converted to L for gray configs). */
+img_status img_resize_normalize(const img_raster *r, const img_params *p, float *out, char *err,
+                                size_t err_len);
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * img_resize.c — torchvision's Resize(resize) + CenterCrop + ToTensor +
+ * Normalize on an 8-bit raster, bit-exact with Pillow 9.x's ImagingResample
+ * for BILINEAR (what torchvision's PIL backend calls, with no reducing_gap).
+ *
+ * The algorithm (Pillow's, re-derived; no Pillow code is copied):
+ *   - output size: shorter side = resize, longer = int(resize * long / short);
+ *   - per axis, output i samples around centre (i + 0.5) * scale with a
+ *     triangle filter of support max(scale, 1); the taps are the input indices
+ *     [int(centre - support + 0.5), int(centre + support + 0.5)) clamped to the
+ *     image, weights tri((x - centre + 0.5) / max(scale, 1)), normalised to sum
+ *     1, then rounded to signed fixed point with 22 fractional bits;
+ *   - horizontal pass first, vertical pass on its 8-bit output; each pass adds
+ *     1 << 21 for rounding, shifts right by 22 and clips to 0..255.
+ * Every output pixel depends only on its own coordinates, so only the pixels
+ * inside the centre crop are computed (PIL computes the whole image and then
+ * crops; the numbers are the same).
+ */
+#include "img_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PRECISION_BITS 22
+/* Longest virtual resized side accepted (1:250000 aspect ratios are not photos). */
+#define MAX_RESIZED_SIDE (1 << 26)
+
+/* Fixed-point taps for outputs [o0, o1) of an axis in_size -> out_size. */
+typedef struct {
+    int ksize;
+    int *start; /* first input index, per output */
+    int *count; /* number of taps, per output */
+    int *k;     /* ksize weights per output */
+} axis_coeffs;
+
+static void coeffs_free(axis_coeffs *a) {
+    free(a->start);
+    free(a->count);
+    free(a->k);
+}
+
+static double tri(double x) {
+    if (x < 0)
+        x = -x;
+    return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+static int coeffs_init(axis_coeffs *a, int in_size, int out_size, int o0, int o1) {
+    double scale = (double)in_size / out_size;
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = filterscale; /* bilinear support is 1 */
+    int n = o1 - o0;
+    a->ksize = (int)ceil(support) * 2 + 1;
+    a->start = malloc(sizeof(int) * (size_t)n);
+    a->count = malloc(sizeof(int) * (size_t)n);
+    a->k = malloc(sizeof(int) * (size_t)n * (size_t)a->ksize);
+    double *w = malloc(sizeof(double) * (size_t)a->ksize);
+    if (!a->start || !a->count || !a->k || !w) {
+        free(w);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        double center = (o0 + i + 0.5) * scale;
+        double ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5);
+        if (xmin < 0)
+            xmin = 0;
+        int xmax = (int)(center + support + 0.5);
+        if (xmax > in_size)
+            xmax = in_size;
+        xmax -= xmin;
+        double ww = 0.0;
+        for (int x = 0; x < xmax; x++) {
+            w[x] = tri((x + xmin - center + 0.5) * ss);
+            ww += w[x];
+        }
+        int *k = a->k + (size_t)i * a->ksize;
+        for (int x = 0; x < a->ksize; x++) {
+            double v = x < xmax ? (ww != 0.0 ? w[x] / ww : w[x]) : 0.0;
+            k[x] = v < 0 ? (int)(-0.5 + v * (1 << PRECISION_BITS))
+                         : (int)(0.5 + v * (1 << PRECISION_BITS));
+        }
+        a->start[i] = xmin;
+        a->count[i] = xmax;
+    }
+    free(w);
+    return 0;
+}
+
+static inline uint8_t clip8(int v) {
+    if (v >= (256 << PRECISION_BITS))
+        return 255;
+    if (v <= 0)
+        return 0;
+    return (uint8_t)(v >> PRECISION_BITS);
+}
+
+/* Horizontal pass over one row: src (ch-interleaved) -> dst (n outputs). */
+static void hpass_row(const uint8_t *src, uint8_t *dst, int n, int ch, const axis_coeffs *a) {
+    const int half = 1 << (PRECISION_BITS - 1);
+    for (int i = 0; i < n; i++) {
+        const int *k = a->k + (size_t)i * a->ksize;
+        const uint8_t *s = src + (size_t)a->start[i] * ch;
+        int cnt = a->count[i];
+        if (ch == 1) {
+            int s0 = half;
+            for (int x = 0; x < cnt; x++)
+                s0 += s[x] * k[x];
+            dst[i] = clip8(s0);
+        } else {
+            int s0 = half, s1 = half, s2 = half;
+            for (int x = 0; x < cnt; x++) {
+                s0 += s[3 * x] * k[x];
+                s1 += s[3 * x + 1] * k[x];
+                s2 += s[3 * x + 2] * k[x];
+            }
+            dst[3 * i] = clip8(s0);
+            dst[3 * i + 1] = clip8(s1);
+            dst[3 * i + 2] = clip8(s2);
+        }
+    }
+}
+
+/* Python's round() on d / 2 (half to even), for d >= 0. */
+static int half_round_even(int d) {
+    int q = d / 2;
+    if ((d & 1) && (q & 1))
+        q++;
+    return q;
+}
+
+/* Crop placement along one axis of virtual length len, crop c: the resized
+ * index of crop position 0 is *off (may be negative: zero padding), as
+ * torchvision's center_crop (pad (c-len)//2 first, then round((len-c)/2)). */
+static int crop_offset(int len, int c) {
+    if (c > len)
+        return -((c - len) / 2);
+    return half_round_even(len - c);
+}
+
+img_status img_resize_normalize(const img_raster *r, const img_params *p, float *out, char *err,
+                                size_t err_len) {
+    const int W = r->w, H = r->h, ch = r->ch;
+    const int CH = p->crop_h, CW = p->crop_w, K = img_channels(p);
+    /* torchvision's _compute_resized_output_size */
+    int64_t sh = W <= H ? W : H, lo = W <= H ? H : W;
+    double nl = (double)((int64_t)p->resize * lo) / (double)sh;
+    if (nl > MAX_RESIZED_SIDE) {
+        snprintf(err, err_len, "image %dx%d: aspect ratio too extreme to resize", W, H);
+        return IMG_ERR_BAD_DIMENSIONS;
+    }
+    int new_long = (int)nl;
+    int RW = W <= H ? p->resize : new_long, RH = W <= H ? new_long : p->resize;
+
+    /* Resized-coordinate window [x0, x1) x [y0, y1) covered by the crop. */
+    int offx = crop_offset(RW, CW), offy = crop_offset(RH, CH);
+    int x0 = offx < 0 ? 0 : offx, x1 = offx + CW > RW ? RW : offx + CW;
+    int y0 = offy < 0 ? 0 : offy, y1 = offy + CH > RH ? RH : offy + CH;
+    int nx = x1 - x0, ny = y1 - y0;
+    int need_h = RW != W, need_v = RH != H;
+
+    float lut[3][256];
+    for (int c = 0; c < K; c++)
+        for (int v = 0; v < 256; v++)
+            lut[c][v] = ((float)v / p->scale - p->mean[c]) / p->std[c];
+    int srcch[3] = {0, 0, 0}; /* raster channel feeding each output plane */
+    if (ch == 3)
+        for (int c = 0; c < 3; c++)
+            srcch[c] = p->color == IMG_COLOR_BGR ? 2 - c : c;
+    size_t plane = (size_t)CH * CW;
+
+    axis_coeffs ah = {0}, av = {0};
+    uint8_t *tmp = NULL, *row = NULL;
+    int *acc = NULL;
+    img_status st = IMG_OK;
+    if ((need_h && coeffs_init(&ah, W, RW, x0, x1) < 0) ||
+        (need_v && coeffs_init(&av, H, RH, y0, y1) < 0))
+        goto nomem;
+
+    /* Source rows the vertical pass reads: [sy0, sy1). */
+    int sy0 = need_v ? av.start[0] : y0;
+    int sy1 = need_v ? av.start[ny - 1] + av.count[ny - 1] : y1;
+    /* The horizontal pass's output: rows sy0..sy1 of width nx (or the source). */
+    const uint8_t *hbase;
+    size_t hstride;
+    if (need_h) {
+        size_t bytes = (size_t)(sy1 - sy0) * nx * ch;
+        if (bytes > (size_t)3 * ((size_t)p->max_pixels + plane)) {
+            snprintf(err, err_len, "image %dx%d: resize to %dx%d needs too much memory", W, H, RW,
+                     RH);
+            st = IMG_ERR_BAD_DIMENSIONS;
+            goto done;
+        }
+        tmp = malloc(bytes ? bytes : 1);
+        if (!tmp)
+            goto nomem;
+        for (int y = sy0; y < sy1; y++)
+            hpass_row(r->px + (size_t)y * W * ch, tmp + (size_t)(y - sy0) * nx * ch, nx, ch, &ah);
+        hbase = tmp;
+        hstride = (size_t)nx * ch;
+    } else {
+        hbase = r->px + (size_t)sy0 * W * ch + (size_t)x0 * ch;
+        hstride = (size_t)W * ch;
+    }
+    row = malloc((size_t)(nx > 0 ? nx : 1) * ch);
+    acc = malloc(sizeof(int) * (size_t)(nx > 0 ? nx : 1) * ch);
+    if (!row || !acc)
+        goto nomem;
+
+    for (int oy = 0; oy < CH; oy++) {
+        int ry = offy + oy;
+        size_t o = (size_t)oy * CW;
+        if (ry < 0 || ry >= RH || nx <= 0) { /* a padding row */
+            for (int c = 0; c < K; c++)
+                for (int ox = 0; ox < CW; ox++)
+                    out[c * plane + o + ox] = lut[c][0];
+            continue;
+        }
+        const uint8_t *src;
+        if (need_v) {
+            int i = ry - y0, n = nx * ch;
+            const int *k = av.k + (size_t)i * av.ksize;
+            for (int j = 0; j < n; j++)
+                acc[j] = 1 << (PRECISION_BITS - 1);
+            for (int t = 0; t < av.count[i]; t++) {
+                const uint8_t *s = hbase + (size_t)(av.start[i] + t - sy0) * hstride;
+                int kt = k[t];
+                for (int j = 0; j < n; j++)
+                    acc[j] += s[j] * kt;
+            }
+            for (int j = 0; j < n; j++)
+                row[j] = clip8(acc[j]);
+            src = row;
+        } else {
+            src = hbase + (size_t)(ry - sy0) * hstride;
+        }
+        for (int c = 0; c < K; c++) {
+            float *dst = out + c * plane + o;
+            const float *l = lut[c];
+            int ox = 0;
+            for (; ox < CW && offx + ox < 0; ox++)
+                dst[ox] = l[0];
+            const uint8_t *s = src + srcch[c];
+            for (int i = 0; i < nx; i++, ox++)
+                dst[ox] = l[s[(size_t)i * ch]];
+            for (; ox < CW; ox++)
+                dst[ox] = l[0];
+        }
+    }
+    goto done;
+nomem:
+    snprintf(err, err_len, "out of memory resizing a %dx%d image", W, H);
+    st = IMG_ERR_NOMEM;
+done:
+    coeffs_free(&ah);
+    coeffs_free(&av);
+    free(tmp);
+    free(row);
+    free(acc);
+    return st;
+}

@@ -1,0 +1,70 @@
+/*
+ * img_webp.c — WebP decoding with libwebp (the only file that sees its
+ * headers): straight into an RGB raster, alpha dropped as PIL's
+ * convert("RGB") does. Animated WebP is refused.
+ */
+#include "img_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <webp/decode.h>
+
+static img_status from_vp8(VP8StatusCode s) {
+    switch (s) {
+    case VP8_STATUS_OK:
+        return IMG_OK;
+    case VP8_STATUS_NOT_ENOUGH_DATA:
+        return IMG_ERR_TRUNCATED;
+    case VP8_STATUS_OUT_OF_MEMORY:
+        return IMG_ERR_NOMEM;
+    default:
+        return IMG_ERR_CORRUPT;
+    }
+}
+
+img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
+                           char *err, size_t err_len) {
+    WebPDecoderConfig cfg;
+    if (!WebPInitDecoderConfig(&cfg)) {
+        snprintf(err, err_len, "libwebp version mismatch");
+        return IMG_ERR_CORRUPT;
+    }
+    VP8StatusCode vs = WebPGetFeatures(d, n, &cfg.input);
+    img_status st = from_vp8(vs);
+    if (st != IMG_OK) {
+        snprintf(err, err_len, "WebP header: %s (libwebp status %d)",
+                 st == IMG_ERR_TRUNCATED ? "data ends early" : "invalid", (int)vs);
+        return st;
+    }
+    if (cfg.input.has_animation) {
+        snprintf(err, err_len, "animated WebP is not supported");
+        return IMG_ERR_UNKNOWN_FORMAT;
+    }
+    int w = cfg.input.width, h = cfg.input.height;
+    if ((st = img_check_dims("WebP", w, h, o->max_pixels, err, err_len)) != IMG_OK)
+        return st;
+    size_t size = (size_t)w * h * 3;
+    uint8_t *px = malloc(size);
+    if (!px) {
+        snprintf(err, err_len, "out of memory decoding a %dx%d WebP", w, h);
+        return IMG_ERR_NOMEM;
+    }
+    cfg.output.colorspace = MODE_RGB;
+    cfg.output.is_external_memory = 1;
+    cfg.output.u.RGBA.rgba = px;
+    cfg.output.u.RGBA.stride = w * 3;
+    cfg.output.u.RGBA.size = size;
+    vs = WebPDecode(d, n, &cfg);
+    WebPFreeDecBuffer(&cfg.output);
+    if ((st = from_vp8(vs)) != IMG_OK) {
+        free(px);
+        snprintf(err, err_len, "WebP decoder: %s (libwebp status %d)",
+                 st == IMG_ERR_TRUNCATED ? "data ends early" : "invalid data", (int)vs);
+        return st;
+    }
+    out->px = px;
+    out->w = w;
+    out->h = h;
+    out->ch = 3;
+    return IMG_OK;
+}
