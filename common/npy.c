@@ -173,6 +173,15 @@ int npy_read(const char *path, npy_array *out, char *err, size_t err_len) {
 int npy_write(const char *path, int ndim, const int64_t *dims, const float *data, char *err,
               size_t err_len) {
     char hdr[512];
+    if (ndim < 0 || ndim > NPY_MAX_DIMS) {
+        snprintf(err, err_len, "%s: cannot write %d dimensions", path, ndim);
+        return -1;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (dims[i] < 0) {
+            snprintf(err, err_len, "%s: negative dimension %lld", path, (long long)dims[i]);
+            return -1;
+        }
     int n = snprintf(hdr, sizeof(hdr), "{'descr': '<f4', 'fortran_order': False, 'shape': (");
     size_t count = 1;
     for (int i = 0; i < ndim; i++) {
@@ -195,8 +204,9 @@ int npy_write(const char *path, int ndim, const int64_t *dims, const float *data
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
         return -1;
     }
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
-                             (unsigned char)(hlen >> 8)};
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    pre[8] = (unsigned char)(hlen & 0xff); /* header length, little-endian u16 */
+    pre[9] = (unsigned char)(hlen >> 8);
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, hlen, f) == hlen &&
              fwrite(data, sizeof(float), count, f) == count;
     if (fclose(f) != 0)
