@@ -1,0 +1,78 @@
+/*
+ * cfg.h — the server's option schema: ONE table (name, type, bounds, default,
+ * env name, flag, help) read by the CLI parser, the environment reader, the
+ * JSON config-file reader, --help and --print-config.
+ *
+ * Precedence: CLI > env (RESNETD_*) > file (--config FILE or RESNETD_CONFIG) > default.
+ * Flag --max-batch <=> env RESNETD_MAX_BATCH <=> file key "max_batch".
+ */
+#ifndef RESNETD_CFG_H
+#define RESNETD_CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_MAX_MODELS 16
+
+typedef enum { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG } cfg_log_level;
+
+typedef struct {
+    char host[256];
+    int64_t port;
+    char *models[CFG_MAX_MODELS]; /* malloc'd paths (repeatable --model) */
+    int num_models;
+    char model_repository[4096];
+    int64_t workers;            /* inference workers per model */
+    int64_t threads_per_worker; /* oneDNN threads per worker; 0 = cores / workers */
+    int64_t max_batch;          /* 0 = each model's config.json max_batch */
+    int64_t batch_timeout_us;
+    int64_t queue_capacity; /* images per model queue */
+    int64_t max_body_bytes;
+    int64_t max_image_pixels;
+    int64_t request_timeout_ms;
+    int64_t drain_timeout_ms;
+    int64_t top_k;
+    int64_t log_level; /* cfg_log_level */
+    int64_t http_threads;
+    int64_t max_connections;
+    int64_t connection_timeout_s;
+} cfg_t;
+
+typedef enum {
+    CFG_OK = 0,
+    CFG_EXIT_OK,   /* --help or --print-config handled: exit 0 */
+    CFG_ERR_USAGE, /* bad flag, value or file: exit 2, err names the key */
+} cfg_status;
+
+/* Fills c with every default. Free with cfg_free(). */
+void cfg_defaults(cfg_t *c);
+
+/* Builds the effective config from defaults, file, env (getenv) and argv
+ * (argv[0] is skipped). Handles --help and --print-config by writing to out
+ * and returning CFG_EXIT_OK. On CFG_ERR_USAGE err holds one line naming the
+ * key at fault. Positional arguments are rejected. c is always left freeable
+ * with cfg_free(). */
+cfg_status cfg_load(cfg_t *c, int argc, char **argv, FILE *out, char *err, size_t err_len);
+
+/* Sets one option by its key name from a string (as the env/CLI readers do).
+ * Returns 0, or -1 with err naming the key. */
+int cfg_set(cfg_t *c, const char *key, const char *value, char *err, size_t err_len);
+
+/* Writes the effective config as a JSON object (one line + newline) to f. */
+void cfg_print_json(const cfg_t *c, FILE *f);
+
+/* Writes the option table as --help text to f. */
+void cfg_print_help(FILE *f);
+
+/* Stable name of a log level ("info"...). */
+const char *cfg_log_level_str(int64_t level);
+
+/* Frees the model list; NULL is a no-op. */
+void cfg_free(cfg_t *c);
+
+/* Number of entries in the schema, and their names/env/flag strings (for tests). */
+size_t cfg_option_count(void);
+void cfg_option_names(size_t i, const char **name, const char **env, const char **flag);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * app.h — server-internal: the state shared by the lifecycle (server.c) and
+ * the route handlers (routes.c). Everything here is created before the HTTP
+ * threads start and is read-only afterwards, except the atomics.
+ */
+#ifndef RESNETD_APP_H
+#define RESNETD_APP_H
+
+#include "batcher.h"
+#include "cfg.h"
+#include "engine.h"
+#include "http.h"
+#include "metrics.h"
+#include "model_config.h"
+#include "queue.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    model_config mc;
+    engine_model *em;
+    engine_model_info info;
+    int max_batch; /* effective: --max-batch, else config.json's */
+    int workers, threads;
+    size_t in_floats; /* C*H*W */
+    queue *q;
+    batcher *b;
+    metrics *metrics; /* the app's, for the queue-depth hook */
+    int index;
+} app_model;
+
+typedef struct {
+    const cfg_t *cfg;
+    app_model *models;
+    int nmodels;
+    metrics *metrics;
+    _Atomic int ready;    /* every model warmed */
+    _Atomic int draining; /* SIGTERM/SIGINT seen */
+    _Atomic long inflight;
+    _Atomic uint64_t next_id;
+    uint64_t id_seed;
+} app;
+
+/* The http_config hooks (routes.c). app is the cls. */
+void routes_on_headers(http_req *r, void *app);
+void routes_on_body(http_req *r, void *app);
+void routes_on_complete(http_req *r, void *app);
+
+/* Writes one JSON log line to stderr when level <= the configured log_level. */
+void app_log(const app *a, int level, const char *msg, const char *detail);
+
+#endif

@@ -1,0 +1,142 @@
+/* json.c — jansson lives here and nowhere else in the server. */
+#include "json.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* Six significant digits: stable across batch sizes and readable. */
+#define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
+
+static char *dump(json_t *o, size_t *len) {
+    char *s = o ? json_dumps(o, DUMP_FLAGS) : NULL;
+    json_decref(o);
+    if (s && len)
+        *len = strlen(s);
+    return s;
+}
+
+char *json_error_body(const char *code, const char *message, size_t *len) {
+    return dump(json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message), len);
+}
+
+static json_t *error_obj(const json_result *r) {
+    return json_pack("{s:s,s:s}", "code", r->err_code, "message",
+                     r->err_message ? r->err_message : "");
+}
+
+static json_t *preds_array(const model_config *mc, const json_result *r) {
+    json_t *a = json_array();
+    char buf[16];
+    for (int i = 0; a && i < r->npreds; i++) {
+        const predict_entry *p = &r->preds[i];
+        json_t *e = json_pack("{s:i,s:s,s:f}", "index", p->index, "label",
+                              model_config_label(mc, p->index, buf), "probability",
+                              isfinite(p->probability) ? p->probability : 0.0);
+        if (!e || json_array_append_new(a, e)) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* Adds "predictions" or "error" to o; returns 0 or -1. */
+static int add_outcome(json_t *o, const model_config *mc, const json_result *r) {
+    if (r->err_code)
+        return json_object_set_new(o, "error", error_obj(r));
+    return json_object_set_new(o, "predictions", preds_array(mc, r));
+}
+
+char *json_classify_body(const char *model, const model_config *mc, const json_result *r, int n,
+                         int multipart, size_t *len) {
+    json_t *o = json_pack("{s:s}", "model", model);
+    if (!o)
+        return NULL;
+    if (!multipart) {
+        if (n < 1 || add_outcome(o, mc, &r[0])) {
+            json_decref(o);
+            return NULL;
+        }
+        return dump(o, len);
+    }
+    json_t *a = json_array();
+    if (json_object_set_new(o, "results", a)) {
+        json_decref(o);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        json_t *e = json_pack("{s:s}", "filename", r[i].filename ? r[i].filename : "");
+        if (!e || add_outcome(e, mc, &r[i]) || json_array_append_new(a, e)) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return dump(o, len);
+}
+
+char *json_classify_line(const model_config *mc, const json_result *r) {
+    json_t *o = json_pack("{s:s}", "file", r->filename ? r->filename : "");
+    if (!o || add_outcome(o, mc, r)) {
+        json_decref(o);
+        return NULL;
+    }
+    return dump(o, NULL);
+}
+
+static json_t *input_obj(const img_params *p) {
+    static const char *colors[] = {"rgb", "bgr", "gray"};
+    return json_pack("{s:s,s:i,s:i,s:f,s:[f,f,f],s:[f,f,f]}", "color",
+                     colors[p->color <= IMG_COLOR_GRAY ? p->color : 0], "resize", p->resize, "crop",
+                     p->crop_h, "scale", (double)p->scale, "mean", (double)p->mean[0],
+                     (double)p->mean[1], (double)p->mean[2], "std", (double)p->std[0],
+                     (double)p->std[1], (double)p->std[2]);
+}
+
+char *json_models_body(const json_model_info *m, int n, size_t *len) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) {
+        json_t *e =
+            json_pack("{s:s,s:[i,i,i],s:i,s:i,s:i,s:b,s:b,s:{s:o,s:i}}", "name", m[i].mc->name,
+                      "input_shape", m[i].channels, m[i].height, m[i].width, "classes",
+                      m[i].num_classes, "max_batch", m[i].max_batch, "workers", m[i].workers,
+                      "ready", m[i].ready, "labels", m[i].mc->labels != NULL, "config", "input",
+                      input_obj(&m[i].mc->input), "max_batch", m[i].max_batch);
+        if (!e || json_array_append_new(a, e)) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return dump(a ? json_pack("{s:o}", "models", a) : NULL, len);
+}
+
+static void now_iso(char *buf, size_t len) {
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
+}
+
+char *json_access_log(const char *id, const char *method, const char *path, int status,
+                      size_t bytes, double ms, const char *model, int images) {
+    char t[64];
+    now_iso(t, sizeof t);
+    return dump(json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:f,s:s,s:i}", "time", t, "id", id, "method",
+                          method, "path", path, "status", status, "bytes", (json_int_t)bytes, "ms",
+                          ms, "model", model ? model : "", "images", images),
+                NULL);
+}
+
+char *json_log_line(const char *level, const char *msg, const char *detail) {
+    char t[64];
+    now_iso(t, sizeof t);
+    json_t *o = json_pack("{s:s,s:s,s:s}", "time", t, "level", level, "msg", msg);
+    if (o && detail)
+        json_object_set_new(o, "detail", json_string(detail));
+    return dump(o, NULL);
+}

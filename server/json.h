@@ -1,0 +1,51 @@
+/*
+ * json.h — the jansson adapter: every JSON the server and `classify` write
+ * is built here, so the two print predictions identically. Every function
+ * returns a malloc'd NUL-terminated string (caller frees; *len, when not
+ * NULL, receives its length) or NULL when out of memory.
+ */
+#ifndef RESNETD_JSON_H
+#define RESNETD_JSON_H
+
+#include "model_config.h"
+#include "predict.h"
+
+#include <stddef.h>
+
+/* One image's outcome: predictions, or an error code and message. */
+typedef struct {
+    const char *filename; /* multipart part or CLI file; NULL for a raw body */
+    const predict_entry *preds;
+    int npreds;
+    const char *err_code; /* non-NULL for an error */
+    const char *err_message;
+} json_result;
+
+/* {"error": {"code": ..., "message": ...}} */
+char *json_error_body(const char *code, const char *message, size_t *len);
+
+/* Raw body: {"model": m, "predictions": [...]}; multipart: {"model": m,
+ * "results": [{"filename": ..., "predictions"|"error": ...}, ...]}. */
+char *json_classify_body(const char *model, const model_config *mc, const json_result *r, int n,
+                         int multipart, size_t *len);
+
+/* `resnetd classify`: {"file": ..., "predictions"|"error": ...} (no newline). */
+char *json_classify_line(const model_config *mc, const json_result *r);
+
+typedef struct {
+    const model_config *mc;
+    int channels, height, width, num_classes, max_batch, workers, ready;
+} json_model_info;
+
+/* {"models": [{"name", "input_shape": [C,H,W], "classes", "max_batch",
+ * "workers", "ready", "labels": bool, "config": {"input": {...}}}]} */
+char *json_models_body(const json_model_info *m, int n, size_t *len);
+
+/* One access-log line (no newline). */
+char *json_access_log(const char *id, const char *method, const char *path, int status,
+                      size_t bytes, double ms, const char *model, int images);
+
+/* {"level": level, "msg": msg, "detail": detail} (no newline); detail may be NULL. */
+char *json_log_line(const char *level, const char *msg, const char *detail);
+
+#endif

@@ -1,0 +1,331 @@
+/* metrics.c — lock-free counters and histograms, rendered on demand. */
+#include "metrics.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NDUR 16     /* duration buckets before +Inf */
+#define MAXBATCH 64 /* batch-size buckets at most */
+
+static const int CODES[] = {200, 400, 404, 405, 413, 415, 500, 503, 504};
+#define NCODES ((int)(sizeof(CODES) / sizeof(CODES[0])) + 1) /* + "other" */
+
+static const char *REASONS[METRICS_REJECT_COUNT] = {"queue_full", "draining", "not_ready",
+                                                    "deadline", "body_too_large"};
+static const char *HNAMES[METRICS_H_COUNT] = {
+    "resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
+    "resnetd_preprocess_duration_seconds", "resnetd_inference_duration_seconds"};
+static const char *HHELP[METRICS_H_COUNT] = {
+    "Time from request headers to response, per model.",
+    "Time an image waited in the model's queue before its batch ran.",
+    "Time to decode and preprocess one image.", "Time of one engine_run call (one batch)."};
+
+typedef struct {
+    _Atomic uint64_t b[MAXBATCH + 1]; /* non-cumulative; last is +Inf */
+    _Atomic uint64_t sum_ns;          /* durations: ns; batch size: images */
+} hist;
+
+typedef struct {
+    char *name;
+    _Atomic uint64_t requests[NCODES];
+    _Atomic uint64_t images;
+    _Atomic long depth;
+    hist h[METRICS_H_COUNT];
+    hist batch;
+} model_metrics;
+
+struct metrics {
+    int n; /* models; slot n is "no model" */
+    int max_batch;
+    model_metrics *mm;
+    _Atomic uint64_t rejected[METRICS_REJECT_COUNT];
+    _Atomic long inflight;
+};
+
+static model_metrics *slot(metrics *m, int model) {
+    return &m->mm[model >= 0 && model < m->n ? model : m->n];
+}
+
+metrics *metrics_create(const char *const *model_names, int n, int max_batch) {
+    metrics *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->n = n;
+    m->max_batch = max_batch < 1 ? 1 : max_batch > MAXBATCH ? MAXBATCH : max_batch;
+    m->mm = calloc((size_t)n + 1, sizeof(*m->mm));
+    if (!m->mm) {
+        free(m);
+        return NULL;
+    }
+    for (int i = 0; i <= n; i++) {
+        m->mm[i].name = strdup(i < n ? model_names[i] : "");
+        if (!m->mm[i].name) {
+            metrics_destroy(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+void metrics_destroy(metrics *m) {
+    if (!m)
+        return;
+    if (m->mm)
+        for (int i = 0; i <= m->n; i++)
+            free(m->mm[i].name);
+    free(m->mm);
+    free(m);
+}
+
+#define ADD(a, v) atomic_fetch_add_explicit(&(a), (v), memory_order_relaxed)
+#define LOAD(a) atomic_load_explicit(&(a), memory_order_relaxed)
+
+void metrics_request(metrics *m, int model, int http_status) {
+    int c = NCODES - 1;
+    for (int i = 0; i < NCODES - 1; i++)
+        if (CODES[i] == http_status)
+            c = i;
+    ADD(slot(m, model)->requests[c], 1);
+}
+
+void metrics_images(metrics *m, int model, int n) {
+    ADD(slot(m, model)->images, (uint64_t)n);
+}
+
+void metrics_rejected(metrics *m, metrics_reason r) {
+    ADD(m->rejected[r], 1);
+}
+
+void metrics_observe(metrics *m, metrics_hist h, int model, double seconds) {
+    hist *x = &slot(m, model)->h[h];
+    int b = 0;
+    double ub = 0.0005;
+    while (b < NDUR && seconds > ub) {
+        b++;
+        ub *= 2;
+    }
+    ADD(x->b[b], 1);
+    ADD(x->sum_ns, (uint64_t)(seconds > 0 ? seconds * 1e9 : 0));
+}
+
+void metrics_batch_size(metrics *m, int model, int n) {
+    hist *x = &slot(m, model)->batch;
+    ADD(x->b[n >= 1 && n <= m->max_batch ? n - 1 : m->max_batch], 1);
+    ADD(x->sum_ns, (uint64_t)n);
+}
+
+void metrics_queue_depth_add(metrics *m, int model, int delta) {
+    ADD(slot(m, model)->depth, delta);
+}
+
+void metrics_inflight_add(metrics *m, int delta) {
+    ADD(m->inflight, delta);
+}
+
+long metrics_queue_depth(const metrics *m, int model) {
+    return LOAD(((metrics *)m)->mm[model].depth);
+}
+
+/* A growable text buffer; on allocation failure it sets oom and stops. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *s, const char *fmt, ...) {
+    if (s->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(s->p + s->len, s->cap - s->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            s->oom = 1;
+            return;
+        }
+        if ((size_t)n < s->cap - s->len) {
+            s->len += (size_t)n;
+            return;
+        }
+        size_t cap = s->cap * 2 + (size_t)n;
+        char *p = realloc(s->p, cap);
+        if (!p) {
+            s->oom = 1;
+            return;
+        }
+        s->p = p;
+        s->cap = cap;
+    }
+}
+
+/* Label value escaped per the text format (backslash, quote, newline). */
+static void sb_label(sbuf *s, const char *v) {
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            sb_printf(s, "\\%c", *v);
+        else if (*v == '\n')
+            sb_printf(s, "\\n");
+        else
+            sb_printf(s, "%c", *v);
+    }
+}
+
+static void render_hist(sbuf *s, const char *name, const char *model, const hist *x, int nb,
+                        int linear, int is_time) {
+    uint64_t cum = 0;
+    double ub = 0.0005;
+    for (int b = 0; b <= nb; b++) {
+        cum += LOAD(((hist *)x)->b[b]);
+        sb_printf(s, "%s_bucket{model=\"", name);
+        sb_label(s, model);
+        if (b == nb)
+            sb_printf(s, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        else if (linear)
+            sb_printf(s, "\",le=\"%d\"} %llu\n", b + 1, (unsigned long long)cum);
+        else
+            sb_printf(s, "\",le=\"%g\"} %llu\n", ub, (unsigned long long)cum);
+        ub *= 2;
+    }
+    uint64_t sum = LOAD(((hist *)x)->sum_ns);
+    sb_printf(s, "%s_sum{model=\"", name);
+    sb_label(s, model);
+    if (is_time)
+        sb_printf(s, "\"} %.9f\n", (double)sum / 1e9);
+    else
+        sb_printf(s, "\"} %llu\n", (unsigned long long)sum);
+    sb_printf(s, "%s_count{model=\"", name);
+    sb_label(s, model);
+    sb_printf(s, "\"} %llu\n", (unsigned long long)cum);
+}
+
+static void render_process(sbuf *s) {
+    long tick = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    char buf[2048];
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f) {
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0, start = 0, rss = 0;
+        /* fields 3.. after ')': state(3) ... utime(14) stime(15) ... starttime(22) vsize(23)
+         * rss(24) */
+        if (p && sscanf(p + 2,
+                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d "
+                        "%*d %*d %llu %*u %llu",
+                        &ut, &st, &start, &rss) == 4) {
+            double btime = 0;
+            FILE *g = fopen("/proc/stat", "r");
+            if (g) {
+                char line[256];
+                while (fgets(line, sizeof line, g))
+                    if (sscanf(line, "btime %lf", &btime) == 1)
+                        break;
+                fclose(g);
+            }
+            sb_printf(s,
+                      "# HELP process_cpu_seconds_total Total user and system CPU time spent in "
+                      "seconds.\n# TYPE process_cpu_seconds_total counter\n"
+                      "process_cpu_seconds_total %.2f\n",
+                      (double)(ut + st) / (double)tick);
+            sb_printf(s,
+                      "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                      "# TYPE process_resident_memory_bytes gauge\n"
+                      "process_resident_memory_bytes %llu\n",
+                      rss * (unsigned long long)page);
+            sb_printf(s,
+                      "# HELP process_start_time_seconds Start time of the process since unix "
+                      "epoch in seconds.\n# TYPE process_start_time_seconds gauge\n"
+                      "process_start_time_seconds %.2f\n",
+                      btime + (double)start / (double)tick);
+        }
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        long fds = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (e->d_name[0] != '.')
+                fds++;
+        closedir(d);
+        sb_printf(s,
+                  "# HELP process_open_fds Number of open file descriptors.\n"
+                  "# TYPE process_open_fds gauge\nprocess_open_fds %ld\n",
+                  fds - 1 /* the DIR's own fd */);
+    }
+}
+
+int metrics_render(const metrics *mc, char **out, size_t *len) {
+    metrics *m = (metrics *)mc;
+    sbuf s = {malloc(16384), 0, 16384, 0};
+    if (!s.p)
+        return -1;
+    sb_printf(&s, "# HELP resnetd_requests_total HTTP requests answered, by model and status "
+                  "code.\n# TYPE resnetd_requests_total counter\n");
+    for (int i = 0; i <= m->n; i++)
+        for (int c = 0; c < NCODES; c++) {
+            uint64_t v = LOAD(m->mm[i].requests[c]);
+            if (!v && i == m->n)
+                continue; /* keep the "no model" series sparse */
+            sb_printf(&s, "resnetd_requests_total{model=\"");
+            sb_label(&s, m->mm[i].name);
+            if (c < NCODES - 1)
+                sb_printf(&s, "\",code=\"%d\"} %llu\n", CODES[c], (unsigned long long)v);
+            else
+                sb_printf(&s, "\",code=\"other\"} %llu\n", (unsigned long long)v);
+        }
+    sb_printf(&s, "# HELP resnetd_images_total Images classified (or attempted), by model.\n"
+                  "# TYPE resnetd_images_total counter\n");
+    for (int i = 0; i < m->n; i++) {
+        sb_printf(&s, "resnetd_images_total{model=\"");
+        sb_label(&s, m->mm[i].name);
+        sb_printf(&s, "\"} %llu\n", (unsigned long long)LOAD(m->mm[i].images));
+    }
+    sb_printf(&s, "# HELP resnetd_rejected_total Requests or images refused, by reason.\n"
+                  "# TYPE resnetd_rejected_total counter\n");
+    for (int r = 0; r < METRICS_REJECT_COUNT; r++)
+        sb_printf(&s, "resnetd_rejected_total{reason=\"%s\"} %llu\n", REASONS[r],
+                  (unsigned long long)LOAD(m->rejected[r]));
+    for (int h = 0; h < METRICS_H_COUNT; h++) {
+        sb_printf(&s, "# HELP %s %s\n# TYPE %s histogram\n", HNAMES[h], HHELP[h], HNAMES[h]);
+        for (int i = 0; i < m->n; i++)
+            render_hist(&s, HNAMES[h], m->mm[i].name, &m->mm[i].h[h], NDUR, 0, 1);
+    }
+    sb_printf(&s, "# HELP resnetd_batch_size Images per engine_run call.\n"
+                  "# TYPE resnetd_batch_size histogram\n");
+    for (int i = 0; i < m->n; i++)
+        render_hist(&s, "resnetd_batch_size", m->mm[i].name, &m->mm[i].batch, m->max_batch, 1, 0);
+    sb_printf(&s, "# HELP resnetd_queue_depth Images waiting in the model's queue.\n"
+                  "# TYPE resnetd_queue_depth gauge\n");
+    for (int i = 0; i < m->n; i++) {
+        sb_printf(&s, "resnetd_queue_depth{model=\"");
+        sb_label(&s, m->mm[i].name);
+        sb_printf(&s, "\"} %ld\n", LOAD(m->mm[i].depth));
+    }
+    sb_printf(&s,
+              "# HELP resnetd_inflight_requests Requests being processed.\n"
+              "# TYPE resnetd_inflight_requests gauge\nresnetd_inflight_requests %ld\n",
+              LOAD(m->inflight));
+    sb_printf(&s,
+              "# HELP resnetd_build_info Build information.\n"
+              "# TYPE resnetd_build_info gauge\nresnetd_build_info{version=\"%s\"} 1\n",
+              RESNETD_VERSION);
+    render_process(&s);
+    if (s.oom) {
+        free(s.p);
+        return -1;
+    }
+    *out = s.p;
+    *len = s.len;
+    return 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * metrics.h — the CONTRACT's Prometheus metrics. Writers (HTTP threads,
+ * workers) only do relaxed atomic adds: no lock is ever taken on the hot
+ * path. The /metrics handler reads the atomics and renders text format 0.0.4.
+ *
+ * Histogram buckets (upper bounds, cumulative "le" in the exposition):
+ *   durations (seconds): 0.0005 * 2^k for k = 0..15, i.e. 0.5 ms .. 16.384 s, then +Inf;
+ *   resnetd_batch_size: 1, 2, ..., max_batch (largest of any model, at most 64), then +Inf.
+ * Requests that name no model (/healthz, /metrics, 404s...) carry model="".
+ */
+#ifndef RESNETD_METRICS_H
+#define RESNETD_METRICS_H
+
+#include <stddef.h>
+
+typedef struct metrics metrics;
+
+typedef enum {
+    METRICS_REJECT_QUEUE_FULL = 0,
+    METRICS_REJECT_DRAINING,
+    METRICS_REJECT_NOT_READY,
+    METRICS_REJECT_DEADLINE,
+    METRICS_REJECT_BODY_TOO_LARGE,
+    METRICS_REJECT_COUNT
+} metrics_reason;
+
+typedef enum {
+    METRICS_H_REQUEST = 0, /* resnetd_request_duration_seconds */
+    METRICS_H_QUEUE,       /* resnetd_queue_duration_seconds */
+    METRICS_H_PREPROCESS,  /* resnetd_preprocess_duration_seconds */
+    METRICS_H_INFERENCE,   /* resnetd_inference_duration_seconds */
+    METRICS_H_COUNT
+} metrics_hist;
+
+/* Creates the registry for n models (names copied). max_batch sizes the
+ * batch-size histogram. Returns NULL when out of memory. */
+metrics *metrics_create(const char *const *model_names, int n, int max_batch);
+
+/* Frees the registry; NULL is a no-op. */
+void metrics_destroy(metrics *m);
+
+/* model is an index in [0, n) or -1 for "no model". Thread-safe, lock-free. */
+void metrics_request(metrics *m, int model, int http_status);
+void metrics_images(metrics *m, int model, int n);
+void metrics_rejected(metrics *m, metrics_reason r);
+void metrics_observe(metrics *m, metrics_hist h, int model, double seconds);
+void metrics_batch_size(metrics *m, int model, int n);
+void metrics_queue_depth_add(metrics *m, int model, int delta);
+void metrics_inflight_add(metrics *m, int delta);
+
+/* Current queue depth gauge of a model (for tests and drain). */
+long metrics_queue_depth(const metrics *m, int model);
+
+/* Renders the exposition text; *out is malloc'd (caller frees), *len its size.
+ * Returns 0, or -1 when out of memory. */
+int metrics_render(const metrics *m, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * queue.h — a bounded queue of images waiting for inference, one per model.
+ *
+ * DESIGN. HTTP threads decode and preprocess an upload into tensors, then
+ * push all of a request's images at once (all or nothing: a request never
+ * half-enters). A full queue answers at once (QUEUE_FULL -> 503); pushing
+ * never blocks. Workers take batches with queue_take_batch(), which is the
+ * batcher: one idle worker at a time (the "former", serialised by a second
+ * mutex) takes the first waiting item, then keeps taking items until it holds
+ * max_batch or batch_timeout has passed since that first item was *queued*
+ * (an item that already waited long while every worker was busy does not wait
+ * again). The other idle workers wait for the former to leave, so batches are
+ * as full as the traffic allows and no two half-empty batches are built side
+ * by side. Items are intrusive (the caller owns their memory), so the queue
+ * allocates nothing after creation.
+ */
+#ifndef RESNETD_QUEUE_H
+#define RESNETD_QUEUE_H
+
+#include <stdint.h>
+
+typedef enum {
+    QUEUE_ITEM_OK = 0,  /* output written */
+    QUEUE_ITEM_EXPIRED, /* deadline passed before inference: dropped (504) */
+    QUEUE_ITEM_FAILED,  /* the engine failed on its batch (500) */
+    QUEUE_ITEM_ABORTED, /* drained away at shutdown (503) */
+} queue_item_status;
+
+typedef struct queue_item {
+    struct queue_item *next; /* queue-private link */
+    const float *input;      /* one image's tensor; owned by the submitter */
+    float *output;           /* one image's output floats, written by a worker */
+    int64_t enqueue_ns;      /* set by queue_push (monotonic clock) */
+    int64_t deadline_ns;     /* monotonic; 0 = none */
+    queue_item_status status;
+    /* Called exactly once, from a worker thread, when the item is finished
+     * (whatever its status). The item may be freed inside. */
+    void (*done)(struct queue_item *it);
+    void *owner; /* the submitter's request */
+} queue_item;
+
+typedef enum { QUEUE_OK = 0, QUEUE_FULL, QUEUE_CLOSED, QUEUE_TOO_MANY } queue_status;
+
+typedef struct queue queue;
+
+/* on_depth (may be NULL) is called under the queue lock with each change of
+ * the depth, e.g. to keep a metrics gauge exact. Returns NULL when out of
+ * memory. Free with queue_destroy() once no thread uses the queue. */
+queue *queue_create(int capacity, void (*on_depth)(void *arg, int delta), void *arg);
+void queue_destroy(queue *q); /* NULL is a no-op */
+
+/* Monotonic clock in nanoseconds (what enqueue_ns and deadline_ns use). */
+int64_t queue_now_ns(void);
+
+/* Appends n items, or none: QUEUE_FULL when they do not all fit right now,
+ * QUEUE_TOO_MANY when n exceeds the capacity, QUEUE_CLOSED after queue_close. */
+queue_status queue_push(queue *q, queue_item **items, int n);
+
+/* Blocks until at least one item is queued, then forms a batch as described
+ * above into out[0..max). Returns the count, or 0 once the queue is closed
+ * and empty (the worker should exit). */
+int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_ns);
+
+/* Refuses further pushes and wakes every taker; queued items are still
+ * handed out until the queue is empty. */
+void queue_close(queue *q);
+
+/* Items waiting now. */
+int queue_depth(queue *q);
+
+#endif

@@ -1,0 +1,367 @@
+/*
+ * server.c — lifecycle: models -> queues -> HTTP -> workers (warm-up) ->
+ * ready -> signal -> drain. Signals are blocked in every thread and taken
+ * synchronously by the main thread with sigtimedwait, so no handler runs in
+ * an arbitrary thread.
+ */
+#include "server.h"
+
+#include "app.h"
+#include "json.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void app_log(const app *a, int level, const char *msg, const char *detail) {
+    if (a && a->cfg->log_level < level)
+        return;
+    char *line = json_log_line(cfg_log_level_str(level), msg, detail);
+    if (line) {
+        fprintf(stderr, "%s\n", line);
+        free(line);
+    }
+}
+
+int server_default_model(const char *name, char *buf, size_t len) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = 0;
+    const char *sub[] = {"/../models/", "/models/", "/../share/resnetd/models/"};
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        struct stat st;
+        int w = snprintf(buf, len, "%s%s%s", exe, sub[i], name);
+        if (w > 0 && (size_t)w < len && stat(buf, &st) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* Engine hooks for the batcher. */
+static void *ctx_create(void *user, int worker, char *err, size_t err_len) {
+    app_model *m = user;
+    engine_ctx_params p = engine_ctx_default_params();
+    p.threads = m->threads;
+    engine_ctx *c = NULL;
+    (void)worker;
+    if (engine_ctx_create(m->em, &p, &c, err, err_len) != ENGINE_OK)
+        return NULL;
+    return c;
+}
+
+typedef struct {
+    engine_ctx *c;
+    int fixed;
+} ctx_pair;
+
+static int ctx_run(void *ctx, const float *in, int n, float *out, char *err, size_t err_len) {
+    return engine_run(ctx, in, n, out, err, err_len) == ENGINE_OK ? 0 : -1;
+}
+
+static int ctx_run_fixed(void *ctx, const float *in, int n, float *out, char *err, size_t err_len) {
+    /* a fixed-batch model always runs its full batch; rows past n are padding */
+    ctx_pair *p = ctx;
+    (void)n;
+    return engine_run(p->c, in, p->fixed, out, err, err_len) == ENGINE_OK ? 0 : -1;
+}
+
+static void *ctx_create_fixed(void *user, int worker, char *err, size_t err_len) {
+    app_model *m = user;
+    ctx_pair *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    p->fixed = m->info.fixed_batch;
+    if (!(p->c = ctx_create(user, worker, err, err_len))) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void ctx_free(void *ctx) {
+    engine_ctx_free(ctx);
+}
+
+static void ctx_free_fixed(void *ctx) {
+    ctx_pair *p = ctx;
+    engine_ctx_free(p->c);
+    free(p);
+}
+
+static void depth_hook(void *arg, int delta) {
+    app_model *m = arg;
+    metrics_queue_depth_add(m->metrics, m->index, delta);
+}
+
+/* Collects the model paths: --model values, then model_repository's sub-directories
+ * (sorted), else the bundled default. Returns the count or -1. */
+static int model_paths(const cfg_t *c, char paths[][PATH_MAX], int max, char *err, size_t len) {
+    int n = 0;
+    for (int i = 0; i < c->num_models && n < max; i++)
+        snprintf(paths[n++], PATH_MAX, "%s", c->models[i]);
+    if (c->model_repository[0]) {
+        struct dirent **list;
+        int k = scandir(c->model_repository, &list, NULL, alphasort);
+        if (k < 0) {
+            snprintf(err, len, "model_repository: cannot read %.400s", c->model_repository);
+            return -1;
+        }
+        for (int i = 0; i < k; i++) {
+            char p[PATH_MAX];
+            struct stat st;
+            int w = snprintf(p, sizeof p, "%s/%s", c->model_repository, list[i]->d_name);
+            if (w > 0 && w < (int)sizeof p && list[i]->d_name[0] != '.' && stat(p, &st) == 0 &&
+                S_ISDIR(st.st_mode) && n < max)
+                snprintf(paths[n++], PATH_MAX, "%s", p);
+            free(list[i]);
+        }
+        free(list);
+    }
+    if (n == 0) {
+        if (server_default_model("fashion-mnist", paths[0], PATH_MAX)) {
+            snprintf(err, len, "model: none given and the bundled models/fashion-mnist is missing");
+            return -1;
+        }
+        n = 1;
+    }
+    return n;
+}
+
+static int load_model(const cfg_t *c, const char *path, app_model *m, char *err, size_t len) {
+    if (model_config_load(path, &m->mc, err, len))
+        return -1;
+    engine_load_params lp = engine_load_default_params();
+    m->max_batch = c->max_batch ? (int)c->max_batch : m->mc.max_batch;
+    if (m->max_batch < 1)
+        m->max_batch = 1;
+    lp.max_batch = m->max_batch;
+    if (engine_model_load(m->mc.onnx_path, &lp, &m->em, err, len) != ENGINE_OK)
+        return -1;
+    engine_model_get_info(m->em, &m->info);
+    if (m->info.fixed_batch)
+        m->max_batch = m->info.fixed_batch;
+    else if (m->info.max_batch > 0 && m->max_batch > m->info.max_batch)
+        m->max_batch = m->info.max_batch;
+    int ch = img_channels(&m->mc.input);
+    if (ch != m->info.channels || m->mc.input.crop_h != m->info.height ||
+        m->mc.input.crop_w != m->info.width) {
+        snprintf(err, len, "%s: preprocessing gives [%d,%d,%d] but the model takes [%d,%d,%d]",
+                 path, ch, m->mc.input.crop_h, m->mc.input.crop_w, m->info.channels, m->info.height,
+                 m->info.width);
+        return -1;
+    }
+    m->in_floats = (size_t)ch * (size_t)m->info.height * (size_t)m->info.width;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    m->workers = (int)c->workers;
+    m->threads = c->threads_per_worker ? (int)c->threads_per_worker
+                                       : (int)(cores / m->workers > 0 ? cores / m->workers : 1);
+    return 0;
+}
+
+static void free_models(app *a) {
+    for (int i = 0; i < a->nmodels; i++) {
+        app_model *m = &a->models[i];
+        queue_destroy(m->q);
+        engine_model_free(m->em);
+        model_config_free(&m->mc);
+    }
+    free(a->models);
+}
+
+/* Waits for a signal or `ms` milliseconds. Returns the signal or 0. */
+static int wait_signal(const sigset_t *set, long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    int sig = sigtimedwait(set, NULL, &ts);
+    return sig > 0 ? sig : 0;
+}
+
+static long elapsed_ms(int64_t since_ns) {
+    return (long)((queue_now_ns() - since_ns) / 1000000);
+}
+
+/* SIGTERM/SIGINT: /readyz 503 at once, stop accepting, finish accepted work,
+ * give up on what is still queued at drain_timeout_ms. */
+static void drain(app *a, http_server *h) {
+    int64_t t0 = queue_now_ns();
+    atomic_store(&a->draining, 1);
+    http_quiesce(h);
+    app_log(a, CFG_LOG_INFO, "draining", NULL);
+    long budget = (long)a->cfg->drain_timeout_ms;
+    /* keep a slice of the budget for aborting the queue and stopping threads */
+    long soft = budget > 200 ? budget - budget / 10 : budget / 2;
+    while (atomic_load(&a->inflight) > 0 && elapsed_ms(t0) < soft) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&a->inflight) > 0) {
+        app_log(a, CFG_LOG_WARN, "drain timeout: aborting queued work", NULL);
+        for (int i = 0; i < a->nmodels; i++)
+            batcher_abort(a->models[i].b);
+        while (atomic_load(&a->inflight) > 0 && elapsed_ms(t0) < budget) {
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+int server_run(const cfg_t *c) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread started below */
+    signal(SIGPIPE, SIG_IGN);
+
+    app a;
+    memset(&a, 0, sizeof a);
+    a.cfg = c;
+    a.id_seed = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+    char err[512] = "";
+    char(*paths)[PATH_MAX] = malloc(CFG_MAX_MODELS * 8 * sizeof(*paths));
+    if (!paths) {
+        app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+        return 1;
+    }
+    int n = model_paths(c, paths, CFG_MAX_MODELS * 8, err, sizeof err);
+    if (n < 0) {
+        free(paths);
+        app_log(NULL, CFG_LOG_ERROR, "bad configuration", err);
+        return 2;
+    }
+    if (!(a.models = calloc((size_t)n, sizeof(app_model)))) {
+        free(paths);
+        app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+        return 1;
+    }
+    const char *names[CFG_MAX_MODELS * 8];
+    int max_batch = 1, rc = 1;
+    for (int i = 0; i < n; i++, a.nmodels++) {
+        app_model *m = &a.models[i];
+        if (load_model(c, paths[i], m, err, sizeof err)) {
+            a.nmodels++;
+            app_log(NULL, CFG_LOG_ERROR, "cannot load model", err);
+            goto out;
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(a.models[j].mc.name, m->mc.name)) {
+                a.nmodels++;
+                app_log(NULL, CFG_LOG_ERROR, "two models have the same name", m->mc.name);
+                rc = 2;
+                goto out;
+            }
+        names[i] = m->mc.name;
+        if (m->max_batch > max_batch)
+            max_batch = m->max_batch;
+    }
+    if (!(a.metrics = metrics_create(names, n, max_batch))) {
+        app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        app_model *m = &a.models[i];
+        m->metrics = a.metrics;
+        m->index = i;
+        if (!(m->q = queue_create((int)c->queue_capacity, depth_hook, m))) {
+            app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+            goto out;
+        }
+    }
+    http_config hc = {c->host,
+                      (int)c->port,
+                      (int)c->http_threads,
+                      (int)c->max_connections,
+                      (int)c->connection_timeout_s,
+                      (size_t)c->max_body_bytes,
+                      routes_on_headers,
+                      routes_on_body,
+                      routes_on_complete,
+                      &a};
+    http_server *h = http_start(&hc, err, sizeof err);
+    if (!h) {
+        app_log(NULL, CFG_LOG_ERROR, "cannot start HTTP", err);
+        goto out;
+    }
+    char where[300];
+    snprintf(where, sizeof where, "%s:%d", c->host, http_port(h));
+    app_log(&a, CFG_LOG_INFO, "listening", where);
+    int started = 0;
+    for (; started < n; started++) {
+        app_model *m = &a.models[started];
+        int fixed = m->info.fixed_batch != 0;
+        batcher_params bp = {m->q,
+                             m->workers,
+                             m->max_batch,
+                             (int64_t)c->batch_timeout_us * 1000,
+                             m->in_floats,
+                             (size_t)m->info.num_classes,
+                             fixed ? ctx_create_fixed : ctx_create,
+                             fixed ? ctx_run_fixed : ctx_run,
+                             fixed ? ctx_free_fixed : ctx_free,
+                             m,
+                             a.metrics,
+                             started};
+        if (!(m->b = batcher_start(&bp, err, sizeof err))) {
+            app_log(NULL, CFG_LOG_ERROR, "cannot start workers", err);
+            break;
+        }
+    }
+    rc = started == n ? 0 : 1;
+    while (rc == 0) {
+        int sig = wait_signal(&set, 50);
+        if (sig) {
+            app_log(&a, CFG_LOG_INFO, sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+            drain(&a, h);
+            break;
+        }
+        if (atomic_load(&a.ready))
+            continue;
+        int ready = 1;
+        for (int i = 0; i < n && rc == 0; i++) {
+            int r = batcher_ready(a.models[i].b, err, sizeof err);
+            if (r < 0) {
+                app_log(NULL, CFG_LOG_ERROR, "worker failed", err);
+                rc = 1;
+            }
+            ready &= r == 1;
+        }
+        if (rc == 0 && ready) {
+            atomic_store(&a.ready, 1);
+            app_log(&a, CFG_LOG_INFO, "ready", where);
+        }
+    }
+    if (rc != 0) { /* a failed start: answer what is queued, then stop */
+        atomic_store(&a.draining, 1);
+        for (int i = 0; i < started; i++)
+            batcher_abort(a.models[i].b);
+    }
+    for (int i = 0; i < n; i++)
+        queue_close(a.models[i].q);
+    for (int i = 0; i < started; i++)
+        batcher_join(a.models[i].b);
+    /* every queued item has now resumed its request; let the HTTP threads answer */
+    for (int w = 0; w < 200 && atomic_load(&a.inflight) > 0; w++) {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    http_stop(h);
+    app_log(&a, CFG_LOG_INFO, "stopped", NULL);
+out:
+    free(paths);
+    metrics_destroy(a.metrics);
+    free_models(&a);
+    return rc;
+}

@@ -1,0 +1,246 @@
+/* test_batcher.c — queue + batcher against a fake engine: every item comes
+ * back exactly once with the right output, batches never exceed max_batch,
+ * a full queue refuses at once, expired items are dropped before the engine,
+ * the batch timeout holds, and close/abort drain cleanly. Labelled tsan. */
+#include "batcher.h"
+#include "queue.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define IN 4
+#define OUT 2
+
+typedef struct {
+    _Atomic int runs, images, max_seen, ctxs;
+    int sleep_us;
+} fake;
+
+static void *fake_ctx(void *user, int worker, char *err, size_t len) {
+    fake *f = user;
+    (void)worker;
+    (void)err;
+    (void)len;
+    atomic_fetch_add(&f->ctxs, 1);
+    return f;
+}
+
+static int fake_run(void *ctx, const float *in, int n, float *out, char *err, size_t len) {
+    fake *f = ctx;
+    (void)err;
+    (void)len;
+    for (int i = 0; i < n; i++) {
+        out[i * OUT] = in[i * IN] * 2;
+        out[i * OUT + 1] = in[i * IN + 3] + 1;
+    }
+    atomic_fetch_add(&f->runs, 1);
+    atomic_fetch_add(&f->images, n);
+    int m = atomic_load(&f->max_seen);
+    while (n > m && !atomic_compare_exchange_weak(&f->max_seen, &m, n))
+        ;
+    if (f->sleep_us) {
+        struct timespec ts = {0, f->sleep_us * 1000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void fake_free(void *ctx) {
+    (void)ctx;
+}
+
+typedef struct {
+    queue_item qi;
+    float in[IN], out[OUT];
+    _Atomic int done;
+} item;
+
+static _Atomic int g_done;
+
+static void on_done(queue_item *it) {
+    item *x = (item *)it;
+    atomic_fetch_add(&x->done, 1);
+    atomic_fetch_add(&g_done, 1);
+}
+
+static void wait_done(int n) {
+    for (int i = 0; i < 10000 && atomic_load(&g_done) < n; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(atomic_load(&g_done) == n);
+}
+
+static batcher *start(fake *f, queue *q, int workers, int max_batch, int64_t timeout_ns) {
+    batcher_params p = {q,        workers,  max_batch, timeout_ns, IN,   OUT,
+                        fake_ctx, fake_run, fake_free, f,          NULL, 0};
+    char err[128];
+    batcher *b = batcher_start(&p, err, sizeof err);
+    CHECK(b);
+    for (int i = 0; i < 5000 && batcher_ready(b, NULL, 0) != 1; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK(batcher_ready(b, NULL, 0) == 1);
+    return b;
+}
+
+typedef struct {
+    queue *q;
+    item *items;
+    int n;
+} producer;
+
+static void *produce(void *arg) {
+    producer *p = arg;
+    for (int i = 0; i < p->n; i++) {
+        queue_item *qi = &p->items[i].qi;
+        while (queue_push(p->q, &qi, 1) == QUEUE_FULL) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* Many producers, several workers: every item exactly once, correct output. */
+static void test_concurrent(void) {
+    enum { P = 4, N = 500 };
+    fake f = {0};
+    queue *q = queue_create(64, NULL, NULL);
+    CHECK(q);
+    batcher *b = start(&f, q, 2, 8, 200000);
+    CHECK(atomic_load(&f.ctxs) == 2);
+    int warm_runs = atomic_load(&f.runs);
+    CHECK(warm_runs == 2 * 8); /* each worker warmed every batch size 1..8 */
+    item *items = calloc(P * N, sizeof(item));
+    CHECK(items);
+    for (int i = 0; i < P * N; i++) {
+        items[i].in[0] = (float)i;
+        items[i].in[3] = (float)-i;
+        items[i].qi.input = items[i].in;
+        items[i].qi.output = items[i].out;
+        items[i].qi.done = on_done;
+    }
+    atomic_store(&g_done, 0);
+    pthread_t th[P];
+    producer pr[P];
+    for (int t = 0; t < P; t++) {
+        pr[t] = (producer){q, items + t * N, N};
+        CHECK(pthread_create(&th[t], NULL, produce, &pr[t]) == 0);
+    }
+    for (int t = 0; t < P; t++)
+        pthread_join(th[t], NULL);
+    wait_done(P * N);
+    for (int i = 0; i < P * N; i++) {
+        CHECK(atomic_load(&items[i].done) == 1);
+        CHECK(items[i].qi.status == QUEUE_ITEM_OK);
+        CHECK(items[i].out[0] == 2.0f * (float)i);
+        CHECK(items[i].out[1] == (float)-i + 1);
+    }
+    CHECK(atomic_load(&f.max_seen) <= 8);
+    CHECK(atomic_load(&f.images) == P * N + 2 * 36);
+    CHECK(queue_depth(q) == 0);
+    queue_close(q);
+    batcher_join(b);
+    queue_destroy(q);
+    free(items);
+}
+
+/* Full queue refuses immediately and all-or-nothing; too many is its own error. */
+static void test_full(void) {
+    queue *q = queue_create(3, NULL, NULL);
+    CHECK(q);
+    item it[5];
+    queue_item *ptr[5];
+    memset(it, 0, sizeof it);
+    for (int i = 0; i < 5; i++)
+        ptr[i] = &it[i].qi;
+    CHECK(queue_push(q, ptr, 2) == QUEUE_OK);
+    CHECK(queue_push(q, ptr + 2, 2) == QUEUE_FULL);
+    CHECK(queue_depth(q) == 2);
+    CHECK(queue_push(q, ptr + 2, 1) == QUEUE_OK);
+    CHECK(queue_push(q, ptr + 3, 1) == QUEUE_FULL);
+    CHECK(queue_push(q, ptr, 5) == QUEUE_TOO_MANY);
+    queue_item *out[8];
+    CHECK(queue_take_batch(q, out, 8, 0) == 3);
+    CHECK(out[0] == ptr[0] && out[1] == ptr[1] && out[2] == ptr[2]); /* FIFO */
+    queue_close(q);
+    CHECK(queue_push(q, ptr, 1) == QUEUE_CLOSED);
+    CHECK(queue_take_batch(q, out, 8, 0) == 0);
+    queue_destroy(q);
+}
+
+/* A lone item waits about batch_timeout for company, not longer. */
+static void test_timeout(void) {
+    queue *q = queue_create(8, NULL, NULL);
+    CHECK(q);
+    item it;
+    memset(&it, 0, sizeof it);
+    queue_item *p = &it.qi;
+    CHECK(queue_push(q, &p, 1) == QUEUE_OK);
+    queue_item *out[4];
+    int64_t t0 = queue_now_ns();
+    CHECK(queue_take_batch(q, out, 4, 50 * 1000000LL) == 1);
+    int64_t dt = queue_now_ns() - t0;
+    CHECK(dt >= 40 * 1000000LL && dt < 2000 * 1000000LL);
+    queue_close(q);
+    queue_destroy(q);
+}
+
+/* Expired items never reach the engine; abort finishes the rest as ABORTED. */
+static void test_deadline_abort(void) {
+    fake f = {0};
+    queue *q = queue_create(16, NULL, NULL);
+    CHECK(q);
+    batcher *b = start(&f, q, 1, 4, 0);
+    int runs0 = atomic_load(&f.images);
+    item it[4];
+    queue_item *ptr[4];
+    memset(it, 0, sizeof it);
+    atomic_store(&g_done, 0);
+    for (int i = 0; i < 4; i++) {
+        it[i].qi.input = it[i].in;
+        it[i].qi.output = it[i].out;
+        it[i].qi.done = on_done;
+        it[i].qi.deadline_ns = queue_now_ns() - 1; /* already past */
+        ptr[i] = &it[i].qi;
+    }
+    CHECK(queue_push(q, ptr, 4) == QUEUE_OK);
+    wait_done(4);
+    for (int i = 0; i < 4; i++)
+        CHECK(it[i].qi.status == QUEUE_ITEM_EXPIRED);
+    CHECK(atomic_load(&f.images) == runs0);
+    batcher_abort(b);
+    atomic_store(&g_done, 0);
+    for (int i = 0; i < 4; i++)
+        it[i].qi.deadline_ns = 0;
+    CHECK(queue_push(q, ptr, 4) == QUEUE_OK);
+    wait_done(4);
+    for (int i = 0; i < 4; i++)
+        CHECK(it[i].qi.status == QUEUE_ITEM_ABORTED);
+    queue_close(q);
+    batcher_join(b);
+    queue_destroy(q);
+}
+
+int main(void) {
+    test_full();
+    test_timeout();
+    test_deadline_abort();
+    test_concurrent();
+    printf("test_batcher: ok\n");
+    return 0;
+}
