@@ -67,6 +67,16 @@ def wait_until(pred, timeout, what, interval=0.2):
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last error: {last})")
 
 
+def wait_ready(proc, url, timeout, what):
+    """Waits until GET url answers 200; fails at once, with the end of the
+    process's log, if proc exits first."""
+    def pred():
+        if not proc.alive():
+            raise AssertionError(f"{what}: {proc.name} exited with {proc.p.returncode}:\n{proc.tail()}")
+        return http_ok(url)
+    return wait_until(pred, timeout, what)
+
+
 def http_ok(url):
     try:
         return http("GET", url, timeout=2)[0] == 200

@@ -85,7 +85,7 @@ class LiveMetricsTest(unittest.TestCase):
         cls.proc = dl.Proc("resnetd", dl.resnetd_argv(BINARY, port, MODEL), cls.tmp)
         base = f"http://127.0.0.1:{port}"
         try:
-            dl.wait_until(lambda: cls.proc.alive() and dl.http_ok(base + "/readyz"), 120, "resnetd ready")
+            dl.wait_ready(cls.proc, base + "/readyz", 120, "resnetd ready")
         except AssertionError:
             cls.proc.stop()
             raise AssertionError("resnetd did not get ready:\n" + cls.proc.tail())
@@ -209,8 +209,7 @@ class ImageEnvTest(unittest.TestCase):
             p = dl.Proc("resnetd-image-env", [BINARY, "serve"], tmp, env={**full, **env})
             try:
                 base = f"http://127.0.0.1:{port}"
-                dl.wait_until(lambda: p.alive() and dl.http_ok(base + "/readyz"), 120,
-                              "resnetd with an empty model repository ready")
+                dl.wait_ready(p, base + "/readyz", 120, "resnetd with an empty model repository ready")
                 _, _, body = dl.http("GET", base + "/v1/models")
                 self.assertEqual(len(json.loads(body)["models"]), 1, body)
                 img = dl.make_png(os.path.join(tmp, "img.png"))

@@ -132,8 +132,7 @@ def main():
         for i in range(3):
             start_replica(i)
         for i in range(3):
-            dl.wait_until(lambda i=i: procs[f"r{i}"].alive() and dl.http_ok(f"http://{addrs[i]}/readyz"),
-                          120, f"replica {i + 1} ready")
+            dl.wait_ready(procs[f"r{i}"], f"http://{addrs[i]}/readyz", 120, f"replica {i + 1} ready")
         _, _, body = dl.http("GET", f"http://{addrs[0]}/v1/models")
         models = json.loads(body)
         model = (models.get("models") or models)[0]["name"] if isinstance(models, dict) \
@@ -143,10 +142,10 @@ def main():
         nport, pport = dl.free_port(), dl.free_port()
         conf = dl.render_nginx(tmp, nport, addrs)
         procs["nginx"] = dl.Proc("nginx", dl.nginx_argv(tmp, conf), tmp)
-        dl.wait_until(lambda: dl.http_ok(f"http://127.0.0.1:{nport}/lb-healthz"), 20, "nginx")
+        dl.wait_ready(procs["nginx"], f"http://127.0.0.1:{nport}/lb-healthz", 20, "nginx")
         pconf = dl.render_prometheus(tmp, addrs, interval=f"{SCRAPE:g}s")
         procs["prom"] = dl.Proc("prometheus", dl.prometheus_argv(tmp, pconf, pport), tmp)
-        dl.wait_until(lambda: dl.http_ok(f"http://127.0.0.1:{pport}/-/ready"), 60, "prometheus")
+        dl.wait_ready(procs["prom"], f"http://127.0.0.1:{pport}/-/ready", 60, "prometheus")
         dl.wait_until(lambda: len([r for r in dl.prom_query(pport, 'up{job="resnetd"} == 1')]) == 3,
                       30, "Prometheus scraping all three replicas")
 
@@ -192,7 +191,7 @@ def main():
         procs["r1"].stop()
         at(T_RESTART)
         start_replica(1)
-        dl.wait_until(lambda: dl.http_ok(f"http://{addrs[1]}/readyz"), 60, "replica B ready again")
+        dl.wait_ready(procs["r1"], f"http://{addrs[1]}/readyz", 60, "replica B ready again")
         events["b_ready"] = time.time()
         print(f"B ready again {events['b_ready'] - events['kill']:.2f} s after SIGKILL", flush=True)
 
