@@ -1,6 +1,6 @@
 """live_test.py — deploy/'s files against a live resnetd.
 
-  /usr/bin/python3 tests/deploy/live_test.py RESNETD_BINARY MODEL
+  /usr/bin/python3 tests/deploy/live_test.py RESNETD_BINARY MODEL [BUILD_DIR]
 
 - Every metric the Grafana dashboard and the alert rules query exists in a
   live resnetd's /metrics (after one classification, so that per-model series
@@ -9,8 +9,11 @@
 - Every RESNETD_* variable set by the Dockerfile, deploy/compose.yaml and the
   Kubernetes ConfigMap is a real configuration key: `resnetd serve
   --print-config` accepts it and reports its value.
+- The install tree the Dockerfile copies into the image (cmake --install of
+  BUILD_DIR), run with the image's ENV, serves the bundled default model.
 """
 
+import glob
 import json
 import os
 import re
@@ -25,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deploylib as dl  # noqa: E402
 import static_test  # noqa: E402
 
-BINARY = MODEL = None
+BINARY = MODEL = BUILD_DIR = None
 PROM_LABELS = {"job", "instance", "env", "stack"}  # added by Prometheus / deploy's config
 SYNTHETIC = {"up"}                                  # made by Prometheus, not exported
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or",
@@ -194,29 +197,44 @@ class EnvConfigTest(unittest.TestCase):
 
 
 class ImageEnvTest(unittest.TestCase):
-    def test_empty_repository_serves_default_model(self):
-        """The image sets RESNETD_MODEL_REPOSITORY=/models; with nothing mounted
-        there resnetd must still serve the bundled default model, and exit 0 on
-        SIGTERM (it is the container's PID 1)."""
+    def test_installed_tree_with_image_env(self):
+        """The image's layout and environment, natively: `cmake --install` into
+        a staging tree (as the Dockerfile's build stage does), then the
+        installed binary with the Dockerfile's ENV, an empty directory standing
+        in for /models. It must serve the bundled default model (found under
+        ../share/resnetd/models), classify, and exit 0 on SIGTERM (it is the
+        container's PID 1)."""
+        if not BUILD_DIR:
+            self.skipTest("no build directory given")
         env = dict(env_sets()["Dockerfile"])
         self.assertIn("RESNETD_MODEL_REPOSITORY", env)
         with tempfile.TemporaryDirectory() as tmp:
+            stage = os.path.join(tmp, "stage")
+            r = subprocess.run(["cmake", "--install", BUILD_DIR, "--prefix", "/usr/local"],
+                               env={**os.environ, "DESTDIR": stage}, capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            binary = os.path.join(stage, "usr", "local", "bin", "resnetd")
+            self.assertTrue(os.access(binary, os.X_OK), binary)
+            models = os.path.join(stage, "usr", "local", "share", "resnetd", "models")
+            self.assertTrue(glob.glob(os.path.join(models, "*", "model.onnx")),
+                            f"no model installed under {models}")
             repo = os.path.join(tmp, "models")
             os.mkdir(repo)
             port = dl.free_port()
             env.update(RESNETD_MODEL_REPOSITORY=repo, RESNETD_HOST="127.0.0.1", RESNETD_PORT=str(port))
             full = {k: v for k, v in os.environ.items() if not k.startswith("RESNETD_")}
-            p = dl.Proc("resnetd-image-env", [BINARY, "serve"], tmp, env={**full, **env})
+            p = dl.Proc("resnetd-installed", [binary, "serve"], tmp, env={**full, **env})
             try:
                 base = f"http://127.0.0.1:{port}"
-                dl.wait_ready(p, base + "/readyz", 120, "resnetd with an empty model repository ready")
+                dl.wait_ready(p, base + "/readyz", 120, "installed resnetd, empty model repository")
                 _, _, body = dl.http("GET", base + "/v1/models")
-                self.assertEqual(len(json.loads(body)["models"]), 1, body)
+                served = [m["name"] for m in json.loads(body)["models"]]
+                self.assertEqual(len(served), 1, body)
                 img = dl.make_png(os.path.join(tmp, "img.png"))
                 with open(img, "rb") as f:
                     st, _, body = dl.http("POST", base + "/v1/classify", f.read())
                 self.assertEqual(st, 200, body)
-                self.assertIn("predictions", json.loads(body))
+                self.assertEqual(json.loads(body)["model"], served[0])
             finally:
                 code = p.stop(timeout=15)
             self.assertEqual(code, 0, "exit code after SIGTERM:\n" + p.tail())
@@ -224,5 +242,6 @@ class ImageEnvTest(unittest.TestCase):
 
 if __name__ == "__main__":
     BINARY, MODEL = sys.argv[1], sys.argv[2]
-    del sys.argv[1:3]
+    BUILD_DIR = sys.argv[3] if len(sys.argv) > 3 and not sys.argv[3].startswith("-") else None
+    del sys.argv[1:4 if BUILD_DIR else 3]
     unittest.main(verbosity=2)
