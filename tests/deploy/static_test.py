@@ -117,9 +117,11 @@ class DockerfileTest(unittest.TestCase):
         for r in runs:
             self.assertNotRegex(r, r"cmake\s+(-S|-B|--build)|\bmake\b|\bninja\b|\bgcc\b|\bcc\b",
                                 f"the Dockerfile builds outside scripts/build.sh: {r}")
-        # The scripts it runs are copied in from the repository.
+        # The scripts it runs are copied in from the repository, executable.
         copies = " ".join(a for i, a in build_stage if i == "COPY")
         self.assertIn("scripts/install-deps.sh", copies)
+        for script in ["scripts/install-deps.sh", "scripts/build.sh", "deploy/docker/runtime-packages.sh"]:
+            self.assertTrue(os.access(os.path.join(REPO, script), os.X_OK), f"{script} not executable")
 
     def test_stages(self):
         self.assertEqual(len(self.stages), 2, "expected a build and a runtime stage")
@@ -347,6 +349,18 @@ class K8sTest(unittest.TestCase):
         for kind in ["Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
                      "ConfigMap"]:
             self.assertIn(kind, self.docs)
+
+    def test_kustomize_build(self):
+        # Optional: only where a kubectl with kustomize is installed.
+        import shutil
+        if not shutil.which("kubectl"):
+            self.skipTest("kubectl not installed")
+        r = subprocess.run(["kubectl", "kustomize", os.path.join(DEPLOY, "k8s")], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        kinds = sorted(d["kind"] for d in yaml.safe_load_all(r.stdout) if d)
+        self.assertEqual(kinds, sorted(["ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
+                                        "PodDisruptionBudget"]))
 
     def test_probes(self):
         port_names = {p["name"]: p["containerPort"] for p in self.c["ports"]}
