@@ -235,9 +235,21 @@ class ImageEnvTest(unittest.TestCase):
                     st, _, body = dl.http("POST", base + "/v1/classify", f.read())
                 self.assertEqual(st, 200, body)
                 self.assertEqual(json.loads(body)["model"], served[0])
+                # The image's HEALTHCHECK command, run by /bin/sh as Docker does.
+                self.assertEqual(self.healthcheck(env), 0, "HEALTHCHECK fails on a healthy server")
             finally:
                 code = p.stop(timeout=15)
             self.assertEqual(code, 0, "exit code after SIGTERM:\n" + p.tail())
+            self.assertNotEqual(self.healthcheck(env), 0, "HEALTHCHECK passes with no server")
+
+    @staticmethod
+    def healthcheck(env):
+        rt = static_test.stages(static_test.dockerfile_instructions(static_test.read("Dockerfile")))[-1][1]
+        hc = [a for i, a in rt if i == "HEALTHCHECK"][-1]
+        cmd = hc[hc.index(" CMD ") + 5:].strip()
+        full = {k: v for k, v in os.environ.items() if not k.startswith("RESNETD_")}
+        return subprocess.run(["/bin/sh", "-c", cmd], env={**full, **env}, capture_output=True,
+                              timeout=30).returncode
 
 
 if __name__ == "__main__":
