@@ -1,0 +1,315 @@
+/* dnnl_conv.c — Conv (with fused post-ops and in-place residual sum), BatchNormalization,
+ * and the load-time reorder of Conv weights into the kernels' layout. */
+#include "plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void weight_dims(const graph_shape *w, int64_t grp, dnnl_dims_t wd, int *wnd) {
+    int k = 0;
+    if (grp > 1)
+        wd[k++] = grp;
+    wd[k++] = w->dims[0] / grp;
+    for (int i = 1; i < w->ndim; i++)
+        wd[k++] = w->dims[i];
+    *wnd = k;
+}
+
+static dnnl_primitive_attr_t conv_attr(const graph_node *n) {
+    dnnl_primitive_attr_t attr = pb_attr();
+    dnnl_post_ops_t po;
+    if (!attr || !n->npost || dnnl_post_ops_create(&po) != dnnl_success)
+        return attr;
+    for (int i = 0; i < n->npost; i++) {
+        const graph_post *q = &n->post[i];
+        if (q->kind == POST_SUM)
+            dnnl_post_ops_append_sum(po, 1.0f);
+        else if (q->kind == POST_RELU)
+            dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.f, 0.f);
+        else
+            dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, q->alpha, q->beta);
+    }
+    dnnl_primitive_attr_set_post_ops(attr, po);
+    dnnl_post_ops_destroy(po);
+    return attr;
+}
+
+/* Fills a conv desc for node n; src/weights/dst mds given by the caller. */
+static engine_status conv_desc(plan_builder *b, const graph_node *n, const graph_shape *x,
+                               const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wmd,
+                               const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dst,
+                               dnnl_convolution_desc_t *cd) {
+    const graph_shape *w = &b->p->shapes[n->in[1]];
+    int nsp = x->ndim - 2;
+    int64_t kern[3] = {1, 1, 1};
+    if (nsp < 1 || nsp > 3)
+        return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "input rank %d", x->ndim);
+    for (int i = 0; i < nsp; i++)
+        kern[i] = w->dims[2 + i];
+    graph_geom gm;
+    engine_status st = graph_window_geom(n, x->dims + 2, nsp, kern, &gm, b->err, b->err_len);
+    if (st)
+        return st;
+    dnnl_dims_t s, d, pl, pr;
+    for (int i = 0; i < nsp; i++) {
+        s[i] = gm.s[i];
+        d[i] = gm.d[i] - 1;
+        pl[i] = gm.pl[i];
+        pr[i] = gm.pr[i];
+    }
+    if (dnnl_dilated_convolution_forward_desc_init(cd, dnnl_forward_inference,
+                                                   dnnl_convolution_direct, src, wmd, bmd, dst, s,
+                                                   d, pl, pr) != dnnl_success)
+        return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "oneDNN rejects this convolution geometry");
+    return ENGINE_OK;
+}
+
+static int is_ref(const_dnnl_primitive_desc_t pd) {
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    return impl && strncmp(impl, "ref", 3) == 0;
+}
+
+static void any_md(dnnl_memory_desc_t *md, const int64_t *dims, int nd) {
+    dnnl_dims_t d;
+    for (int i = 0; i < nd; i++)
+        d[i] = dims[i];
+    dnnl_memory_desc_init_by_tag(md, nd, d, dnnl_f32, dnnl_format_tag_any);
+}
+
+engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
+    plan *p = b->p;
+    const graph_shape *x = &p->shapes[n->in[0]], *w = &p->shapes[n->in[1]];
+    const graph_shape *y = &p->shapes[n->out[0]];
+    int64_t grp = graph_attr_int(n, "group", 1);
+    int has_bias = n->nin > 2 && n->in[2] >= 0;
+    dnnl_memory_desc_t src, wmd, wplain, bmd, dst;
+    engine_status st = pb_in_md(b, n->in[0], &src);
+    if (st)
+        return st;
+    dnnl_dims_t wd;
+    int wnd;
+    weight_dims(w, grp, wd, &wnd);
+    md_plain(&wplain, wd, wnd);
+    const dnnl_prepared *pr = &b->m->prep[b->node];
+    int wconst = w->is_const;
+    if (pr->has)
+        wmd = pr->md;
+    else if (wconst)
+        any_md(&wmd, wd, wnd);
+    else
+        wmd = wplain;
+    if (has_bias && (st = pb_in_md(b, n->in[2], &bmd)))
+        return st;
+    if (n->sum_in >= 0) {
+        if ((st = pb_in_md(b, n->sum_in, &dst)))
+            return st;
+    } else {
+        any_md(&dst, y->dims, y->ndim);
+    }
+    dnnl_convolution_desc_t cd;
+    if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, &cd)))
+        return st;
+    dnnl_primitive_attr_t attr = conv_attr(n);
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &cd, attr, b->m->eng, NULL);
+    if (ds == dnnl_success && pr->has && is_ref(pd)) {
+        dnnl_primitive_desc_destroy(pd);
+        ds = dnnl_unimplemented;
+    }
+    if (ds != dnnl_success && pr->has) { /* prepared layout not accepted: let oneDNN choose */
+        any_md(&wmd, wd, wnd);
+        if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, &cd))) {
+            dnnl_primitive_attr_destroy(attr);
+            return st;
+        }
+        ds = dnnl_primitive_desc_create(&pd, &cd, attr, b->m->eng, NULL);
+    }
+    dnnl_primitive_attr_destroy(attr);
+    if (ds != dnnl_success)
+        return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "oneDNN has no convolution for this case (%d)",
+                       ds);
+    const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    plan_step *s = pb_step(b);
+    if (!s) {
+        dnnl_primitive_desc_destroy(pd);
+        return ENGINE_ERR_NOMEM;
+    }
+    pb_arg(s, DNNL_ARG_SRC, n->in[0]);
+    if (b->m->probing && wconst) { /* dnnl_model_prepare: note the layout, reorder later */
+        dnnl_prepared *wp = (dnnl_prepared *)&b->m->prep[b->node];
+        wp->md = *want;
+        wp->has = 2;
+        st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, want, NULL);
+    } else if (pr->has && dnnl_memory_desc_equal(want, &pr->md)) {
+        st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &pr->md, pr->data);
+    } else if (!wconst) {
+        pb_arg_view(s, DNNL_ARG_WEIGHTS, n->in[1], &wplain);
+    } else {
+        /* constant weights in another layout: reorder once, now */
+        const dnnl_memory_desc_t *from = pr->has ? &pr->md : &wplain;
+        void *fromdata = pr->has ? pr->data : (void *)w->f;
+        void *buf = pb_own(b, dnnl_memory_desc_get_size(want));
+        dnnl_memory_desc_t wantc = *want;
+        if (!buf || !fromdata) {
+            dnnl_primitive_desc_destroy(pd);
+            return pb_fail(b, ENGINE_ERR_NOMEM, "cannot reorder weights");
+        }
+        dnnl_primitive_desc_t rpd;
+        dnnl_primitive_t r;
+        dnnl_memory_t ms, md;
+        dnnl_stream_t strm;
+        dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags);
+        dnnl_memory_create(&ms, from, b->m->eng, fromdata);
+        dnnl_memory_create(&md, &wantc, b->m->eng, buf);
+        dnnl_reorder_primitive_desc_create(&rpd, from, b->m->eng, &wantc, b->m->eng, NULL);
+        dnnl_primitive_create(&r, rpd);
+        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        dnnl_primitive_execute(r, strm, 2, ea);
+        dnnl_stream_wait(strm);
+        dnnl_primitive_destroy(r);
+        dnnl_primitive_desc_destroy(rpd);
+        dnnl_memory_destroy(ms);
+        dnnl_memory_destroy(md);
+        dnnl_stream_destroy(strm);
+        st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &wantc, buf);
+    }
+    if (has_bias)
+        pb_arg(s, DNNL_ARG_BIAS, n->in[2]);
+    pb_arg(s, DNNL_ARG_DST, n->out[0]);
+    if (st) {
+        dnnl_primitive_desc_destroy(pd);
+        return st;
+    }
+    if (n->sum_in >= 0) {
+        const dnnl_memory_desc_t *got = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+        if (!dnnl_memory_desc_equal(got, &dst)) {
+            dnnl_primitive_desc_destroy(pd);
+            return pb_fail(b, ENGINE_ERR_BACKEND, "residual sum layout mismatch");
+        }
+        p->alias[n->out[0]] = n->sum_in;
+    }
+    return pb_prim_from_pd(b, s, pd, n->out[0]);
+}
+
+engine_status dnnl_build_batchnorm(plan_builder *b, const graph_node *n) {
+    dnnl_memory_desc_t src;
+    engine_status st = pb_in_md(b, n->in[0], &src);
+    if (st)
+        return st;
+    const graph_shape *x = &b->p->shapes[n->in[0]];
+    for (int j = 1; j < 5; j++) {
+        const graph_shape *v = &b->p->shapes[n->in[j]];
+        if (v->ndim != 1 || x->ndim < 2 || v->dims[0] != x->dims[1])
+            return pb_fail(b, ENGINE_ERR_INVALID, "scale/bias/mean/var must have C elements");
+        dnnl_memory_desc_t m;
+        if ((st = pb_in_md(b, n->in[j], &m)))
+            return st;
+    }
+    unsigned flags = dnnl_use_global_stats | dnnl_use_scale | dnnl_use_shift;
+    if (n->npost && n->post[0].kind == POST_RELU)
+        flags |= dnnl_fuse_norm_relu;
+    dnnl_batch_normalization_desc_t d;
+    if (dnnl_batch_normalization_forward_desc_init(&d, dnnl_forward_inference, &src,
+                                                   graph_attr_float(n, "epsilon", 1e-5f),
+                                                   flags) != dnnl_success)
+        return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "oneDNN rejects this batch normalization");
+    plan_step *s = pb_step(b);
+    if (!s)
+        return ENGINE_ERR_NOMEM;
+    dnnl_primitive_attr_t attr = pb_attr();
+    pb_arg(s, DNNL_ARG_SRC, n->in[0]);
+    pb_arg(s, DNNL_ARG_SCALE, n->in[1]);
+    pb_arg(s, DNNL_ARG_SHIFT, n->in[2]);
+    pb_arg(s, DNNL_ARG_MEAN, n->in[3]);
+    pb_arg(s, DNNL_ARG_VARIANCE, n->in[4]);
+    pb_arg(s, DNNL_ARG_DST, n->out[0]);
+    st = pb_prim(b, s, &d, attr, n->out[0]);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+/* Load time: build a throw-away plan with every Conv free to choose its
+ * weights layout (given the real layouts of its inputs), then reorder each
+ * constant weight tensor once into the layout chosen. */
+engine_status dnnl_model_prepare(dnnl_model *m, int batch, char *err, size_t err_len) {
+    graph *g = m->g;
+    m->prep = calloc((size_t)g->nn + 1, sizeof *m->prep);
+    if (!m->prep) {
+        snprintf(err, err_len, "out of memory preparing weights");
+        return ENGINE_ERR_NOMEM;
+    }
+    m->probing = 1;
+    plan *probe = NULL;
+    engine_status st = plan_build(m, batch, &probe, err, err_len);
+    m->probing = 0;
+    plan_free(probe);
+    if (st != ENGINE_OK)
+        return st;
+    graph_shape *sh = calloc((size_t)g->nt + 1, sizeof *sh);
+    dnnl_stream_t strm = NULL;
+    if (!sh || dnnl_stream_create(&strm, m->eng, dnnl_stream_default_flags)) {
+        st = ENGINE_ERR_NOMEM;
+        goto out;
+    }
+    if ((st = graph_infer(g, batch, sh, err, err_len)))
+        goto out;
+    for (int i = 0; i < g->nn; i++) {
+        dnnl_prepared *pr = &m->prep[i];
+        const graph_node *n = &g->n[i];
+        if (pr->has != 2 || !sh[n->in[1]].f) {
+            pr->has = 0;
+            continue;
+        }
+        pr->has = 0;
+        const graph_shape *w = &sh[n->in[1]];
+        dnnl_dims_t wd;
+        int wnd;
+        weight_dims(w, graph_attr_int(n, "group", 1), wd, &wnd);
+        dnnl_memory_desc_t wplain;
+        md_plain(&wplain, wd, wnd);
+        size_t sz = dnnl_memory_desc_get_size(&pr->md);
+        pr->data = aligned_alloc(64, (sz + 63) / 64 * 64);
+        if (!pr->data) {
+            st = ENGINE_ERR_NOMEM;
+            goto out;
+        }
+        dnnl_memory_t ms, md;
+        dnnl_primitive_t r;
+        dnnl_primitive_desc_t rpd;
+        dnnl_memory_create(&ms, &wplain, m->eng, (void *)w->f);
+        dnnl_memory_create(&md, &pr->md, m->eng, pr->data);
+        if (dnnl_reorder_primitive_desc_create(&rpd, &wplain, m->eng, &pr->md, m->eng, NULL) ==
+            dnnl_success) {
+            dnnl_primitive_create(&r, rpd);
+            dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+            dnnl_primitive_execute(r, strm, 2, ea);
+            dnnl_stream_wait(strm);
+            dnnl_primitive_destroy(r);
+            dnnl_primitive_desc_destroy(rpd);
+            pr->has = 1;
+        }
+        dnnl_memory_destroy(ms);
+        dnnl_memory_destroy(md);
+    }
+out:
+    if (strm)
+        dnnl_stream_destroy(strm);
+    graph_shapes_release(sh, g->nt);
+    free(sh);
+    if (st == ENGINE_ERR_NOMEM)
+        snprintf(err, err_len, "out of memory preparing weights");
+    return st;
+}
+
+void dnnl_model_release(dnnl_model *m) {
+    if (m->prep && m->g)
+        for (int i = 0; i < m->g->nn; i++)
+            free(m->prep[i].data);
+    free(m->prep);
+    m->prep = NULL;
+    if (m->eng)
+        dnnl_engine_destroy(m->eng);
+    m->eng = NULL;
+}

@@ -1,0 +1,102 @@
+/* dnnl_layout.c — ops that move data without arithmetic: Flatten/Reshape/Squeeze/
+ * Unsqueeze/Identity (aliases of a plain buffer, a reorder only when the
+ * source is blocked), Pad and Slice (small C kernels on plain tensors). */
+#include "plan.h"
+
+#include <string.h>
+
+engine_status dnnl_build_reshape(plan_builder *b, const graph_node *n) {
+    plan *p = b->p;
+    int in = n->in[0], out = n->out[0];
+    dnnl_memory_desc_t md;
+    engine_status st = pb_in_md(b, in, &md);
+    if (st)
+        return st;
+    if (n->op == OP_IDENTITY || n->op == OP_DROPOUT || n->op == OP_CAST) {
+        p->md[out] = md;
+    } else {
+        if (!md_is_plain(&md) && (in = pb_plain(b, in)) < 0)
+            return ENGINE_ERR_BACKEND;
+        md_plain(&p->md[out], p->shapes[out].dims, p->shapes[out].ndim);
+    }
+    p->has_md[out] = 1;
+    p->alias[out] = in;
+    return ENGINE_OK;
+}
+
+engine_status dnnl_build_pad_slice(plan_builder *b, const graph_node *n) {
+    plan *p = b->p;
+    int in = pb_plain(b, n->in[0]), out = n->out[0];
+    if (in < 0)
+        return ENGINE_ERR_BACKEND;
+    const graph_shape *x = &p->shapes[n->in[0]], *y = &p->shapes[out];
+    plan_step *s = pb_step(b);
+    if (!s)
+        return ENGINE_ERR_NOMEM;
+    s->ndim = x->ndim;
+    memcpy(s->idims, x->dims, sizeof s->idims);
+    memcpy(s->odims, y->dims, sizeof s->odims);
+    engine_status st;
+    if (n->op == OP_PAD) {
+        int64_t pads[2 * GRAPH_MAX_DIMS];
+        s->custom = CUSTOM_PAD;
+        if ((st = graph_pad_params(b->m->g, n, p->shapes, pads, &s->value, b->err, b->err_len)))
+            return st;
+        memcpy(s->a, pads, (size_t)x->ndim * sizeof(int64_t));
+    } else {
+        int64_t len[GRAPH_MAX_DIMS];
+        s->custom = CUSTOM_SLICE;
+        if ((st = graph_slice_params(b->m->g, n, p->shapes, s->a, s->b, len, b->err, b->err_len)))
+            return st;
+    }
+    pb_arg(s, DNNL_ARG_SRC, in);
+    pb_arg(s, DNNL_ARG_DST, out);
+    md_plain(&p->md[out], y->dims, y->ndim);
+    p->has_md[out] = 1;
+    return ENGINE_OK;
+}
+
+/* Row-major strides of dims. */
+static void strides_of(const int64_t *dims, int nd, int64_t *st) {
+    int64_t m = 1;
+    for (int i = nd - 1; i >= 0; i--) {
+        st[i] = m;
+        m *= dims[i];
+    }
+}
+
+void dnnl_run_custom(const plan_step *s, void *vin, void *vout) {
+    const float *in = vin;
+    float *out = vout;
+    int nd = s->ndim;
+    int64_t is[GRAPH_MAX_DIMS], os[GRAPH_MAX_DIMS], idx[GRAPH_MAX_DIMS] = {0};
+    strides_of(s->idims, nd, is);
+    strides_of(s->odims, nd, os);
+    int64_t total = graph_numel(s->odims, nd);
+    if (s->custom == CUSTOM_PAD) {
+        for (int64_t k = 0; k < total; k++)
+            out[k] = s->value;
+        int64_t itotal = graph_numel(s->idims, nd);
+        int64_t row = nd ? s->idims[nd - 1] : 1;
+        for (int64_t k = 0; k < itotal && row > 0; k += row) {
+            int64_t r = k, o = 0;
+            for (int i = nd - 1; i >= 0; i--) {
+                o += (r % s->idims[i] + s->a[i]) * os[i];
+                r /= s->idims[i];
+            }
+            memcpy(out + o, in + k, (size_t)row * sizeof(float));
+        }
+        return;
+    }
+    for (int64_t k = 0; k < total; k++) {
+        int64_t o = 0;
+        for (int i = 0; i < nd; i++)
+            o += (s->a[i] + idx[i] * s->b[i]) * is[i];
+        out[k] = in[o];
+        for (int i = nd - 1; i >= 0; i--) {
+            if (++idx[i] < s->odims[i])
+                break;
+            idx[i] = 0;
+        }
+    }
+}

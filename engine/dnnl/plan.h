@@ -1,0 +1,154 @@
+/*
+ * plan.h — the oneDNN backend (internal to the engine). No other module sees
+ * oneDNN types.
+ *
+ * DESIGN. A dnnl_model is built once at load: the optimised graph, the CPU
+ * engine and, per Conv node, weights already reordered into the layout the
+ * AVX2 kernels want. It is never written afterwards, so any number of
+ * contexts may share it. A plan belongs to one context and one batch size:
+ * the primitives of every step (created once), the layout chosen for each
+ * tensor (format_tag_any lets each primitive pick nChw8c and the consumer is
+ * then given exactly that layout, so no reorder is needed between layers),
+ * one arena holding every activation at offsets planned by liveness (tensors
+ * whose lives do not overlap share bytes; in-place residual sums and
+ * reshapes share their source's buffer) and one scratchpad shared by all
+ * steps. Running a plan allocates nothing: it binds the caller's input and
+ * output pointers and executes the steps in order.
+ */
+#ifndef RESNETD_DNNL_PLAN_H
+#define RESNETD_DNNL_PLAN_H
+
+#include "graph/graph.h"
+#include "graph/graph_shape.h"
+
+#include <oneapi/dnnl/dnnl.h>
+
+typedef struct {
+    int has;
+    dnnl_memory_desc_t md; /* layout of data */
+    void *data;            /* reordered weights (owned) */
+} dnnl_prepared;
+
+typedef struct {
+    graph *g;
+    dnnl_engine_t eng;
+    dnnl_prepared *prep; /* g->nn entries */
+    int probing;         /* set only inside dnnl_model_prepare */
+} dnnl_model;
+
+/* Prepares m->prep (Conv weights in the kernels' layout) for shapes at batch
+ * `batch`. Frees plain weight copies that are no longer needed. */
+engine_status dnnl_model_prepare(dnnl_model *m, int batch, char *err, size_t err_len);
+void dnnl_model_release(dnnl_model *m); /* frees prep and the engine, not g */
+
+#define PLAN_MAX_ARGS 16
+
+typedef struct {
+    int arg;
+    int tensor; /* plan tensor, or -1 when mem is fixed */
+    int view;   /* 1: a memory with md on tensor's buffer */
+    dnnl_memory_desc_t md;
+    dnnl_memory_t mem;
+} plan_arg;
+
+typedef enum { CUSTOM_NONE, CUSTOM_PAD, CUSTOM_SLICE } plan_custom;
+
+typedef struct {
+    dnnl_primitive_t prim;
+    plan_custom custom;
+    int nargs;
+    plan_arg args[PLAN_MAX_ARGS];
+    dnnl_exec_arg_t exec[PLAN_MAX_ARGS];
+    /* custom ops (plain row-major float tensors) */
+    int cin, cout, ndim;
+    int64_t idims[GRAPH_MAX_DIMS], odims[GRAPH_MAX_DIMS];
+    int64_t a[GRAPH_MAX_DIMS], b[GRAPH_MAX_DIMS];
+    float value;
+} plan_step;
+
+enum { BIND_ARENA, BIND_CONST, BIND_INPUT, BIND_OUTPUT };
+
+typedef struct {
+    int batch;
+    int nt, capt; /* graph tensors, then plan temporaries */
+    graph_shape *shapes;
+    dnnl_memory_desc_t *md;
+    char *has_md;
+    int *alias;    /* tensor whose buffer this one uses, -1 for none */
+    int *bind;     /* BIND_* */
+    int *bind_idx; /* input/output index for BIND_INPUT/OUTPUT */
+    int *last;     /* last step that reads the tensor */
+    int *first;    /* step that writes it first */
+    size_t *off;
+    void **cdata; /* BIND_CONST: the data */
+    plan_step *steps;
+    int nsteps, caps;
+    void *arena;
+    size_t arena_size;
+    void *scratch;
+    size_t scratch_size;
+    void **owned;
+    int nowned, capo;
+    /* memories bound to the caller's pointers at run time */
+    dnnl_memory_t *dyn;
+    int *dyn_root;
+    int ndyn;
+} plan;
+
+typedef struct {
+    const dnnl_model *m;
+    plan *p;
+    int node; /* node being built, for messages */
+    char *err;
+    size_t err_len;
+} plan_builder;
+
+/* Builds the plan for batch `batch`; *out freed with plan_free. */
+engine_status plan_build(const dnnl_model *m, int batch, plan **out, char *err, size_t err_len);
+void plan_free(plan *p);
+/* Runs: inputs/outputs are the caller's plain float buffers per graph input/output. */
+engine_status plan_run(plan *p, dnnl_stream_t s, const float *const *inputs, float *const *outputs,
+                       char *err, size_t err_len);
+
+/* ---- helpers shared by the op builders (plan.c) ---- */
+void md_plain(dnnl_memory_desc_t *md, const int64_t *dims, int ndim);
+int md_is_plain(const dnnl_memory_desc_t *md); /* physically row-major dense */
+engine_status pb_fail(plan_builder *b, engine_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* md of a tensor read by a step (runtime layout, or plain for constants). */
+engine_status pb_in_md(plan_builder *b, int t, dnnl_memory_desc_t *md);
+/* Returns a tensor holding t in plain layout (t itself or a reordered temp). */
+int pb_plain(plan_builder *b, int t);
+int pb_temp(plan_builder *b, const int64_t *dims, int ndim);
+plan_step *pb_step(plan_builder *b);
+void pb_arg(plan_step *s, int arg, int tensor);
+void pb_arg_view(plan_step *s, int arg, int tensor, const dnnl_memory_desc_t *md);
+engine_status pb_arg_mem(plan_builder *b, plan_step *s, int arg, const dnnl_memory_desc_t *md,
+                         void *data);
+/* Creates pd from an op desc (scratchpad in user mode), then the primitive of
+ * step s, and sets md[out] to the pd's dst when out >= 0. */
+engine_status pb_prim(plan_builder *b, plan_step *s, const void *op_desc,
+                      dnnl_primitive_attr_t attr, int out);
+engine_status pb_prim_from_pd(plan_builder *b, plan_step *s, dnnl_primitive_desc_t pd, int out);
+engine_status pb_reorder(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
+                         const dnnl_memory_desc_t *dst_md);
+void *pb_own(plan_builder *b, size_t bytes);
+dnnl_primitive_attr_t pb_attr(void);
+
+/* Plans memory (liveness), allocates arena and scratchpad, creates memories. */
+engine_status plan_finalize(plan_builder *b);
+
+/* ---- op builders, one per family ---- */
+engine_status dnnl_build_conv(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_batchnorm(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_pool(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_eltwise(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_binary(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_softmax(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_concat(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_matmul(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_reshape(plan_builder *b, const graph_node *n);
+engine_status dnnl_build_pad_slice(plan_builder *b, const graph_node *n);
+void dnnl_run_custom(const plan_step *s, void *in, void *out);
+
+#endif

@@ -1,0 +1,190 @@
+/* plan_exec.c — memory planning by liveness, memory objects, execution, teardown. */
+#include "plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN 64
+#define ARG_SCRATCH (-2)
+
+static int root_of(const plan *p, int t) {
+    while (p->alias[t] >= 0)
+        t = p->alias[t];
+    return t;
+}
+
+typedef struct {
+    size_t off, size;
+    int root;
+} block;
+
+/* First-fit placement of [size] among live blocks sorted by offset. */
+static size_t place(block *live, int nlive, size_t size) {
+    size_t at = 0;
+    for (int i = 0; i < nlive; i++) {
+        if (live[i].off >= at + size)
+            break;
+        if (live[i].off + live[i].size > at)
+            at = live[i].off + live[i].size;
+    }
+    return at;
+}
+
+static engine_status plan_memory(plan *p) {
+    for (int t = 0; t < p->nt; t++)
+        p->first[t] = p->last[t] = -1;
+    for (int k = 0; k < p->nsteps; k++)
+        for (int a = 0; a < p->steps[k].nargs; a++) {
+            int t = p->steps[k].args[a].tensor;
+            if (t < 0)
+                continue;
+            int r = root_of(p, t);
+            if (p->first[r] < 0)
+                p->first[r] = k;
+            p->last[r] = k;
+        }
+    block *live = malloc(((size_t)p->nt + 1) * sizeof *live);
+    if (!live)
+        return ENGINE_ERR_NOMEM;
+    int nlive = 0;
+    size_t top = 0;
+    for (int k = 0; k < p->nsteps; k++) {
+        for (int r = 0; r < p->nt; r++) {
+            if (p->first[r] != k || p->alias[r] >= 0 || p->bind[r] != BIND_ARENA || !p->has_md[r])
+                continue;
+            size_t sz = (dnnl_memory_desc_get_size(&p->md[r]) + ALIGN - 1) / ALIGN * ALIGN;
+            size_t at = place(live, nlive, sz);
+            int pos = 0;
+            while (pos < nlive && live[pos].off < at)
+                pos++;
+            memmove(live + pos + 1, live + pos, (size_t)(nlive - pos) * sizeof *live);
+            live[pos] = (block){at, sz, r};
+            nlive++;
+            p->off[r] = at;
+            if (at + sz > top)
+                top = at + sz;
+        }
+        for (int i = 0; i < nlive;) {
+            if (p->last[live[i].root] == k) {
+                memmove(live + i, live + i + 1, (size_t)(nlive - i - 1) * sizeof *live);
+                nlive--;
+            } else {
+                i++;
+            }
+        }
+    }
+    free(live);
+    p->arena_size = top;
+    return ENGINE_OK;
+}
+
+engine_status plan_finalize(plan_builder *b) {
+    plan *p = b->p;
+    engine_status st = plan_memory(p);
+    if (st)
+        return st;
+    p->arena = aligned_alloc(ALIGN, p->arena_size + ALIGN);
+    p->scratch = aligned_alloc(ALIGN, (p->scratch_size + ALIGN - 1) / ALIGN * ALIGN + ALIGN);
+    int nargs = 0;
+    for (int k = 0; k < p->nsteps; k++)
+        nargs += p->steps[k].nargs;
+    p->dyn = malloc(((size_t)nargs + 1) * sizeof *p->dyn);
+    p->dyn_root = malloc(((size_t)nargs + 1) * sizeof(int));
+    if (!p->arena || !p->scratch || !p->dyn || !p->dyn_root)
+        return pb_fail(b, ENGINE_ERR_NOMEM, "out of memory for activations (%zu bytes)",
+                       p->arena_size);
+    for (int k = 0; k < p->nsteps; k++) {
+        plan_step *s = &p->steps[k];
+        for (int a = 0; a < s->nargs; a++) {
+            plan_arg *pa = &s->args[a];
+            if (pa->tensor == -1)
+                continue; /* fixed memory created by the builder */
+            void *h = p->scratch;
+            const dnnl_memory_desc_t *md = &pa->md;
+            int r = -1;
+            if (pa->tensor >= 0) {
+                r = root_of(p, pa->tensor);
+                if (!pa->view)
+                    md = &p->md[pa->tensor];
+                h = p->bind[r] == BIND_ARENA   ? (char *)p->arena + p->off[r]
+                    : p->bind[r] == BIND_CONST ? p->cdata[r]
+                                               : NULL;
+            }
+            if (dnnl_memory_create(&pa->mem, md, b->m->eng, h) != dnnl_success)
+                return pb_fail(b, ENGINE_ERR_BACKEND, "cannot create a memory object");
+            if (r >= 0 && (p->bind[r] == BIND_INPUT || p->bind[r] == BIND_OUTPUT)) {
+                p->dyn[p->ndyn] = pa->mem;
+                p->dyn_root[p->ndyn++] = r;
+            }
+        }
+        for (int a = 0; a < s->nargs; a++)
+            s->exec[a] = (dnnl_exec_arg_t){s->args[a].arg, s->args[a].mem};
+    }
+    return ENGINE_OK;
+}
+
+engine_status plan_run(plan *p, dnnl_stream_t strm, const float *const *inputs,
+                       float *const *outputs, char *err, size_t err_len) {
+    for (int i = 0; i < p->ndyn; i++) {
+        int r = p->dyn_root[i];
+        void *h = p->bind[r] == BIND_INPUT ? (void *)inputs[p->bind_idx[r]]
+                                           : (void *)outputs[p->bind_idx[r]];
+        dnnl_memory_set_data_handle(p->dyn[i], h);
+    }
+    for (int k = 0; k < p->nsteps; k++) {
+        plan_step *s = &p->steps[k];
+        if (s->custom != CUSTOM_NONE) {
+            void *in = NULL, *out = NULL;
+            dnnl_stream_wait(strm);
+            dnnl_memory_get_data_handle(s->args[0].mem, &in);
+            dnnl_memory_get_data_handle(s->args[1].mem, &out);
+            dnnl_run_custom(s, in, out);
+            continue;
+        }
+        dnnl_status_t st = dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);
+        if (st != dnnl_success) {
+            snprintf(err, err_len, "oneDNN failed executing step %d (%d)", k, st);
+            return ENGINE_ERR_BACKEND;
+        }
+    }
+    if (dnnl_stream_wait(strm) != dnnl_success) {
+        snprintf(err, err_len, "oneDNN stream failed");
+        return ENGINE_ERR_BACKEND;
+    }
+    return ENGINE_OK;
+}
+
+void plan_free(plan *p) {
+    if (!p)
+        return;
+    for (int k = 0; k < p->nsteps; k++) {
+        plan_step *s = &p->steps[k];
+        for (int a = 0; a < s->nargs; a++)
+            if (s->args[a].mem)
+                dnnl_memory_destroy(s->args[a].mem);
+        if (s->prim)
+            dnnl_primitive_destroy(s->prim);
+    }
+    if (p->shapes)
+        graph_shapes_release(p->shapes, p->capt);
+    for (int i = 0; i < p->nowned; i++)
+        free(p->owned[i]);
+    free(p->owned);
+    free(p->steps);
+    free(p->shapes);
+    free(p->md);
+    free(p->has_md);
+    free(p->alias);
+    free(p->bind);
+    free(p->bind_idx);
+    free(p->last);
+    free(p->first);
+    free(p->off);
+    free(p->cdata);
+    free(p->arena);
+    free(p->scratch);
+    free(p->dyn);
+    free(p->dyn_root);
+    free(p);
+}

@@ -1,0 +1,149 @@
+/*
+ * graph.h — resnetd's graph IR: what the ONNX loader produces, what the passes
+ * rewrite and what the oneDNN planner consumes. Internal to the engine.
+ *
+ * A graph is a list of tensors and a list of nodes in topological order.
+ * Tensors are named values: graph inputs, constants (initializers, Constant
+ * nodes and folded values, always stored as float32 or int64) or node outputs.
+ * Every string and buffer is owned by the graph and freed by graph_free().
+ */
+#ifndef RESNETD_GRAPH_H
+#define RESNETD_GRAPH_H
+
+#include "engine.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GRAPH_MAX_DIMS ENGINE_MAX_DIMS
+#define GRAPH_MAX_POST 4
+
+typedef enum { GRAPH_F32 = 1, GRAPH_I64 = 7 } graph_dtype;
+
+typedef enum {
+    OP_CONV,
+    OP_BATCHNORM,
+    OP_RELU,
+    OP_CLIP,
+    OP_MAXPOOL,
+    OP_AVGPOOL,
+    OP_GLOBALAVGPOOL,
+    OP_ADD,
+    OP_SUM,
+    OP_MUL,
+    OP_FLATTEN,
+    OP_RESHAPE,
+    OP_GEMM,
+    OP_MATMUL,
+    OP_SOFTMAX,
+    OP_IDENTITY,
+    OP_DROPOUT,
+    OP_CONCAT,
+    OP_PAD,
+    OP_SLICE,
+    /* shape arithmetic: evaluated on constants only, never executed */
+    OP_SHAPE,
+    OP_GATHER,
+    OP_UNSQUEEZE,
+    OP_SQUEEZE,
+    OP_CAST,
+    OP_COUNT_
+} graph_op;
+
+typedef enum { ATTR_FLOAT, ATTR_INT, ATTR_STRING, ATTR_FLOATS, ATTR_INTS } graph_attr_type;
+
+typedef struct {
+    char *name;
+    graph_attr_type type;
+    float f;
+    int64_t i;
+    char *s;
+    int n;         /* element count of floats/ints */
+    float *floats; /* owned */
+    int64_t *ints; /* owned */
+} graph_attr;
+
+typedef struct {
+    char *name;
+    graph_dtype dtype;
+    int ndim;                     /* -1 while unknown */
+    int64_t dims[GRAPH_MAX_DIMS]; /* for graph inputs dims[0] may be -1 (dynamic batch) */
+    int is_const;
+    float *f;   /* constant data when dtype is F32 (owned) */
+    int64_t *i; /* constant data when dtype is I64 (owned) */
+    int64_t count;
+    int producer; /* node index, -1 for inputs and constants */
+    int is_input, is_output;
+} graph_tensor;
+
+/* A fused post-operation appended to a Conv (or a standalone BN). */
+typedef enum { POST_RELU, POST_CLIP, POST_SUM } graph_post_kind;
+typedef struct {
+    graph_post_kind kind;
+    float alpha, beta; /* clip bounds */
+} graph_post;
+
+typedef struct {
+    char *name;
+    char *op_type;
+    graph_op op;
+    int nin, nout;
+    int *in;  /* tensor indices, -1 for an omitted optional input */
+    int *out; /* tensor indices, -1 for an omitted optional output */
+    int nattr;
+    graph_attr *attr;
+    int npost;
+    graph_post post[GRAPH_MAX_POST];
+    int sum_in; /* residual input added in place by a POST_SUM, else -1 */
+    int dead;   /* removed by a pass */
+} graph_node;
+
+typedef struct {
+    graph_tensor *t;
+    int nt, capt;
+    graph_node *n;
+    int nn, capn;
+    int *inputs; /* runtime inputs (not initializers) */
+    int nin;
+    int *outputs;
+    int nout;
+    int opset;
+} graph;
+
+graph *graph_new(void);
+void graph_free(graph *g); /* NULL is a no-op */
+
+/* Returns the index of tensor `name`, creating it if absent (-1 on OOM). */
+int graph_tensor_get(graph *g, const char *name);
+int graph_tensor_find(const graph *g, const char *name);
+/* Appends an empty node; returns its index or -1 on OOM. */
+int graph_node_add(graph *g, const char *name, const char *op_type, int nin, int nout);
+
+/* Attribute lookup; returns NULL when absent. */
+const graph_attr *graph_attr_find(const graph_node *n, const char *name);
+int64_t graph_attr_int(const graph_node *n, const char *name, int64_t def);
+float graph_attr_float(const graph_node *n, const char *name, float def);
+/* Copies up to cap ints into out; returns the count (0 when absent). */
+int graph_attr_ints(const graph_node *n, const char *name, int64_t *out, int cap);
+
+/* Name of an op for messages. */
+const char *graph_op_name(graph_op op);
+/* Maps an ONNX op_type to graph_op; returns -1 when unsupported. */
+int graph_op_from_onnx(const char *op_type);
+
+/* Checks that nodes are topologically ordered and acyclic, reordering them
+ * when needed. Returns ENGINE_ERR_INVALID (naming the node) on a cycle or an
+ * input that nothing produces. */
+engine_status graph_toposort(graph *g, char *err, size_t err_len);
+
+/* Validates each node's attributes against the ones we implement. */
+engine_status graph_check_attrs(const graph *g, char *err, size_t err_len);
+
+/* Passes (graph_passes.c): drop Identity/Dropout, fold BN into Conv, fuse
+ * Relu/Clip, fuse residual Add (+Relu) with a sum post-op, drop dead nodes. */
+engine_status graph_optimize(graph *g, char *err, size_t err_len);
+
+/* Element count of a shape; -1 on overflow or negative dims. */
+int64_t graph_numel(const int64_t *dims, int ndim);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * graph_shape.h — shapes of every tensor for one batch size, plus the values
+ * of tensors computable from constants (shape arithmetic such as
+ * Shape→Gather→Unsqueeze→Concat→Reshape is folded here, per batch size, so a
+ * dynamic-batch model folds as well as a fixed one).
+ */
+#ifndef RESNETD_GRAPH_SHAPE_H
+#define RESNETD_GRAPH_SHAPE_H
+
+#include "graph.h"
+
+typedef struct {
+    int ndim;
+    int64_t dims[GRAPH_MAX_DIMS];
+    int is_const; /* value known: f or i is valid */
+    graph_dtype dtype;
+    const float *f;
+    const int64_t *i;
+    void *owned; /* buffer behind f/i when computed here */
+} graph_shape;
+
+/* Fills s[0..g->nt) for batch size `batch`. Nodes whose outputs are all
+ * constant need not run. Release with graph_shapes_release (also on error). */
+engine_status graph_infer(const graph *g, int batch, graph_shape *s, char *err, size_t err_len);
+void graph_shapes_release(graph_shape *s, int nt);
+
+/* Sliding-window geometry of Conv/MaxPool/AveragePool (ONNX semantics, with
+ * auto_pad and ceil_mode resolved into explicit begin/end padding). */
+typedef struct {
+    int nsp;
+    int64_t k[3], s[3], d[3], pl[3], pr[3], out[3];
+} graph_geom;
+
+engine_status graph_window_geom(const graph_node *n, const int64_t *in_sp, int nsp,
+                                const int64_t *kernel, graph_geom *g, char *err, size_t err_len);
+
+/* Internal to graph_infer: shapes (and folded values) of one node's outputs. */
+engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape *s, char *err,
+                               size_t err_len);
+
+/* Slice parameters per input dim: start, step and output length. */
+engine_status graph_slice_params(const graph *g, const graph_node *n, const graph_shape *s,
+                                 int64_t *start, int64_t *step, int64_t *len, char *err,
+                                 size_t err_len);
+/* Pad parameters: pads[2*ndim] (begins then ends) and the constant value. */
+engine_status graph_pad_params(const graph *g, const graph_node *n, const graph_shape *s,
+                               int64_t *pads, float *value, char *err, size_t err_len);
+
+/* Normalises a possibly negative axis; returns -1 when out of range. */
+int graph_axis(int64_t axis, int ndim);
+
+#endif

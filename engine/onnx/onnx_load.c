@@ -1,0 +1,602 @@
+/*
+ * onnx_load.c — the only file that sees protobuf-c types. It turns a
+ * ModelProto into a graph: constants converted to float32/int64, graph inputs
+ * and outputs with their shapes, nodes with copied attributes. Everything the
+ * file claims is checked (sizes, dims, external data bounds) before use.
+ */
+#include "onnx_load.h"
+
+#include "onnx.pb-c.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CONST_ELEMS ((int64_t)1 << 31)
+
+enum {
+    DT_FLOAT = 1,
+    DT_UINT8 = 2,
+    DT_INT8 = 3,
+    DT_UINT16 = 4,
+    DT_INT16 = 5,
+    DT_INT32 = 6,
+    DT_INT64 = 7,
+    DT_BOOL = 9,
+    DT_DOUBLE = 11,
+    DT_UINT32 = 12,
+    DT_UINT64 = 13,
+};
+
+static int dt_size(int dt) {
+    switch (dt) {
+    case DT_FLOAT:
+    case DT_INT32:
+    case DT_UINT32:
+        return 4;
+    case DT_UINT8:
+    case DT_INT8:
+    case DT_BOOL:
+        return 1;
+    case DT_UINT16:
+    case DT_INT16:
+        return 2;
+    case DT_INT64:
+    case DT_DOUBLE:
+    case DT_UINT64:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+/* Converts element k of a little-endian buffer of type dt. */
+static double raw_elem(const uint8_t *p, int dt, int64_t k) {
+    switch (dt) {
+    case DT_FLOAT: {
+        float v;
+        memcpy(&v, p + k * 4, 4);
+        return v;
+    }
+    case DT_DOUBLE: {
+        double v;
+        memcpy(&v, p + k * 8, 8);
+        return v;
+    }
+    case DT_UINT8:
+    case DT_BOOL:
+        return p[k];
+    case DT_INT8:
+        return (int8_t)p[k];
+    case DT_UINT16: {
+        uint16_t v;
+        memcpy(&v, p + k * 2, 2);
+        return v;
+    }
+    case DT_INT16: {
+        int16_t v;
+        memcpy(&v, p + k * 2, 2);
+        return v;
+    }
+    case DT_INT32: {
+        int32_t v;
+        memcpy(&v, p + k * 4, 4);
+        return v;
+    }
+    case DT_UINT32: {
+        uint32_t v;
+        memcpy(&v, p + k * 4, 4);
+        return v;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int64_t raw_elem_i64(const uint8_t *p, int dt, int64_t k) {
+    if (dt == DT_INT64 || dt == DT_UINT64) {
+        int64_t v;
+        memcpy(&v, p + k * 8, 8);
+        return v;
+    }
+    return (int64_t)raw_elem(p, dt, k);
+}
+
+/* Reads [offset, offset+length) of base_dir/location into a new buffer. */
+static engine_status read_external(const Onnx__TensorProto *tp, const char *base_dir, int64_t need,
+                                   uint8_t **buf, char *err, size_t err_len) {
+    const char *loc = NULL;
+    int64_t off = 0, len = -1;
+    for (size_t i = 0; i < tp->n_external_data; i++) {
+        const char *k = tp->external_data[i]->key, *v = tp->external_data[i]->value;
+        if (!k || !v)
+            continue;
+        if (strcmp(k, "location") == 0)
+            loc = v;
+        else if (strcmp(k, "offset") == 0)
+            off = strtoll(v, NULL, 10);
+        else if (strcmp(k, "length") == 0)
+            len = strtoll(v, NULL, 10);
+    }
+    const char *nm = tp->name ? tp->name : "";
+    if (!base_dir) {
+        snprintf(err, err_len, "initializer '%s': external data is not allowed here", nm);
+        return ENGINE_ERR_INVALID;
+    }
+    if (!loc || !*loc || loc[0] == '/' || strstr(loc, "..")) {
+        snprintf(err, err_len, "initializer '%s': bad external data location '%s'", nm,
+                 loc ? loc : "");
+        return ENGINE_ERR_INVALID;
+    }
+    if (off < 0 || (len >= 0 && len != need)) {
+        snprintf(err, err_len,
+                 "initializer '%s': external data offset %lld length %lld, expected %lld bytes", nm,
+                 (long long)off, (long long)len, (long long)need);
+        return ENGINE_ERR_INVALID;
+    }
+    size_t pl = strlen(base_dir) + strlen(loc) + 2;
+    char *path = malloc(pl);
+    if (!path)
+        return ENGINE_ERR_NOMEM;
+    snprintf(path, pl, "%s/%s", base_dir, loc);
+    FILE *f = fopen(path, "rb");
+    engine_status st = ENGINE_OK;
+    if (!f) {
+        snprintf(err, err_len, "initializer '%s': cannot open external data '%s'", nm, path);
+        free(path);
+        return ENGINE_ERR_IO;
+    }
+    long size = -1;
+    if (fseek(f, 0, SEEK_END) == 0)
+        size = ftell(f);
+    if (size < 0 || off > size || need > size - off) {
+        snprintf(err, err_len,
+                 "initializer '%s': external data '%s' has %ld bytes, need %lld at offset %lld", nm,
+                 path, size, (long long)need, (long long)off);
+        st = ENGINE_ERR_INVALID;
+    } else if (!(*buf = malloc((size_t)need + 1))) {
+        st = ENGINE_ERR_NOMEM;
+    } else if (fseek(f, (long)off, SEEK_SET) != 0 ||
+               fread(*buf, 1, (size_t)need, f) != (size_t)need) {
+        snprintf(err, err_len, "initializer '%s': cannot read external data '%s'", nm, path);
+        free(*buf);
+        *buf = NULL;
+        st = ENGINE_ERR_IO;
+    }
+    fclose(f);
+    free(path);
+    return st;
+}
+
+/* Fills constant tensor t from a TensorProto (initializer or Constant value). */
+static engine_status tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir,
+                                       graph_tensor *t, char *err, size_t err_len) {
+    const char *nm = tp->name && *tp->name ? tp->name : t->name;
+    int dt = tp->has_data_type ? tp->data_type : 0;
+    int es = dt_size(dt);
+    if (!es) {
+        snprintf(err, err_len, "tensor '%s': unsupported data type %d", nm, dt);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    if (tp->n_dims > GRAPH_MAX_DIMS) {
+        snprintf(err, err_len, "tensor '%s': %zu dims (max %d)", nm, tp->n_dims, GRAPH_MAX_DIMS);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    t->ndim = (int)tp->n_dims;
+    for (size_t i = 0; i < tp->n_dims; i++)
+        t->dims[i] = tp->dims[i];
+    int64_t count = graph_numel(t->dims, t->ndim);
+    if (count < 0 || count > MAX_CONST_ELEMS) {
+        snprintf(err, err_len, "tensor '%s': invalid dims (negative or too large)", nm);
+        return ENGINE_ERR_INVALID;
+    }
+    t->count = count;
+    t->is_const = 1;
+    int is_float = dt == DT_FLOAT || dt == DT_DOUBLE;
+    t->dtype = is_float ? GRAPH_F32 : GRAPH_I64;
+    if (is_float)
+        t->f = malloc((size_t)(count ? count : 1) * sizeof(float));
+    else
+        t->i = malloc((size_t)(count ? count : 1) * sizeof(int64_t));
+    if (!t->f && !t->i)
+        return ENGINE_ERR_NOMEM;
+
+    const uint8_t *raw = NULL;
+    uint8_t *ext = NULL;
+    int64_t nbytes = count * es;
+    if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        engine_status st = read_external(tp, base_dir, nbytes, &ext, err, err_len);
+        if (st != ENGINE_OK)
+            return st;
+        raw = ext;
+    } else if (tp->has_raw_data) {
+        if ((int64_t)tp->raw_data.len != nbytes) {
+            snprintf(err, err_len, "tensor '%s': raw_data has %zu bytes, dims need %lld", nm,
+                     tp->raw_data.len, (long long)nbytes);
+            return ENGINE_ERR_INVALID;
+        }
+        raw = tp->raw_data.data;
+    }
+    if (raw) {
+        for (int64_t k = 0; k < count; k++) {
+            if (is_float)
+                t->f[k] = (float)raw_elem(raw, dt, k);
+            else
+                t->i[k] = raw_elem_i64(raw, dt, k);
+        }
+        free(ext);
+        return ENGINE_OK;
+    }
+    size_t have;
+    switch (dt) {
+    case DT_FLOAT:
+        have = tp->n_float_data;
+        break;
+    case DT_DOUBLE:
+        have = tp->n_double_data;
+        break;
+    case DT_INT64:
+        have = tp->n_int64_data;
+        break;
+    case DT_UINT32:
+    case DT_UINT64:
+        have = tp->n_uint64_data;
+        break;
+    default:
+        have = tp->n_int32_data;
+        break;
+    }
+    if ((int64_t)have != count) {
+        snprintf(err, err_len, "tensor '%s': has %zu values, dims need %lld", nm, have,
+                 (long long)count);
+        return ENGINE_ERR_INVALID;
+    }
+    for (int64_t k = 0; k < count; k++) {
+        switch (dt) {
+        case DT_FLOAT:
+            t->f[k] = tp->float_data[k];
+            break;
+        case DT_DOUBLE:
+            t->f[k] = (float)tp->double_data[k];
+            break;
+        case DT_INT64:
+            t->i[k] = tp->int64_data[k];
+            break;
+        case DT_UINT32:
+        case DT_UINT64:
+            t->i[k] = (int64_t)tp->uint64_data[k];
+            break;
+        default:
+            t->i[k] = tp->int32_data[k];
+            break;
+        }
+    }
+    return ENGINE_OK;
+}
+
+static engine_status copy_attr(const Onnx__AttributeProto *ap, graph_attr *a, const graph_node *n,
+                               char *err, size_t err_len) {
+    a->name = strdup(ap->name ? ap->name : "");
+    if (!a->name)
+        return ENGINE_ERR_NOMEM;
+    switch (ap->type) {
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT:
+        a->type = ATTR_FLOAT;
+        a->f = ap->f;
+        return ENGINE_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT:
+        a->type = ATTR_INT;
+        a->i = ap->i;
+        return ENGINE_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
+        a->type = ATTR_STRING;
+        a->s = malloc(ap->s.len + 1);
+        if (!a->s)
+            return ENGINE_ERR_NOMEM;
+        if (ap->s.len)
+            memcpy(a->s, ap->s.data, ap->s.len);
+        a->s[ap->s.len] = 0;
+        return ENGINE_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
+        a->type = ATTR_FLOATS;
+        a->n = (int)ap->n_floats;
+        a->floats = malloc((ap->n_floats + 1) * sizeof(float));
+        if (!a->floats)
+            return ENGINE_ERR_NOMEM;
+        if (ap->n_floats)
+            memcpy(a->floats, ap->floats, ap->n_floats * sizeof(float));
+        return ENGINE_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
+        a->type = ATTR_INTS;
+        a->n = (int)ap->n_ints;
+        a->ints = malloc((ap->n_ints + 1) * sizeof(int64_t));
+        if (!a->ints)
+            return ENGINE_ERR_NOMEM;
+        if (ap->n_ints)
+            memcpy(a->ints, ap->ints, ap->n_ints * sizeof(int64_t));
+        return ENGINE_OK;
+    default:
+        snprintf(err, err_len, "node '%s' (%s): attribute '%s' has an unsupported type %d", n->name,
+                 n->op_type, a->name, (int)ap->type);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+}
+
+/* A Constant node becomes a constant tensor (no node). */
+static engine_status load_constant(graph *g, const Onnx__NodeProto *np, const char *base_dir,
+                                   char *err, size_t err_len) {
+    const char *nm = np->name ? np->name : "";
+    if (np->n_output != 1 || np->n_attribute != 1) {
+        snprintf(err, err_len, "node '%s' (Constant): needs one output and one attribute", nm);
+        return ENGINE_ERR_INVALID;
+    }
+    int ti = graph_tensor_get(g, np->output[0]);
+    if (ti < 0)
+        return ENGINE_ERR_NOMEM;
+    graph_tensor *t = &g->t[ti];
+    if (t->is_const || t->is_input) {
+        snprintf(err, err_len, "node '%s' (Constant): output '%s' is defined twice", nm, t->name);
+        return ENGINE_ERR_INVALID;
+    }
+    const Onnx__AttributeProto *a = np->attribute[0];
+    const char *an = a->name ? a->name : "";
+    if (strcmp(an, "value") == 0 && a->t)
+        return tensor_from_proto(a->t, base_dir, t, err, err_len);
+    int isf = strcmp(an, "value_float") == 0 || strcmp(an, "value_floats") == 0;
+    int isi = strcmp(an, "value_int") == 0 || strcmp(an, "value_ints") == 0;
+    if (!isf && !isi) {
+        snprintf(err, err_len, "node '%s' (Constant): unsupported attribute '%s'", nm, an);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    int scalar = strcmp(an, "value_float") == 0 || strcmp(an, "value_int") == 0;
+    int64_t cnt = scalar ? 1 : (int64_t)(isf ? a->n_floats : a->n_ints);
+    t->ndim = scalar ? 0 : 1;
+    t->dims[0] = cnt;
+    t->count = cnt;
+    t->is_const = 1;
+    t->dtype = isf ? GRAPH_F32 : GRAPH_I64;
+    if (isf && !(t->f = malloc((size_t)(cnt + 1) * sizeof(float))))
+        return ENGINE_ERR_NOMEM;
+    if (isi && !(t->i = malloc((size_t)(cnt + 1) * sizeof(int64_t))))
+        return ENGINE_ERR_NOMEM;
+    for (int64_t k = 0; k < cnt; k++) {
+        if (isf)
+            t->f[k] = scalar ? a->f : a->floats[k];
+        else
+            t->i[k] = scalar ? a->i : a->ints[k];
+    }
+    return ENGINE_OK;
+}
+
+static engine_status load_node(graph *g, const Onnx__NodeProto *np, char *err, size_t err_len) {
+    const char *nm = np->name ? np->name : "";
+    const char *ot = np->op_type ? np->op_type : "";
+    if (np->domain && *np->domain && strcmp(np->domain, "ai.onnx") != 0) {
+        snprintf(err, err_len, "node '%s' (%s): unsupported operator domain '%s'", nm, ot,
+                 np->domain);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    int op = graph_op_from_onnx(ot);
+    if (op < 0) {
+        snprintf(err, err_len, "node '%s' (%s): unsupported operator", nm, ot);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    if (np->n_input > 64 || np->n_output > 8 || np->n_attribute > 64) {
+        snprintf(err, err_len, "node '%s' (%s): too many inputs, outputs or attributes", nm, ot);
+        return ENGINE_ERR_INVALID;
+    }
+    int ni = graph_node_add(g, nm, ot, (int)np->n_input, (int)np->n_output);
+    if (ni < 0)
+        return ENGINE_ERR_NOMEM;
+    graph_node *n = &g->n[ni];
+    n->op = (graph_op)op;
+    for (size_t i = 0; i < np->n_input; i++) {
+        if (!np->input[i] || !*np->input[i])
+            continue;
+        int t = graph_tensor_get(g, np->input[i]);
+        if (t < 0)
+            return ENGINE_ERR_NOMEM;
+        g->n[ni].in[i] = t;
+    }
+    for (size_t i = 0; i < np->n_output; i++) {
+        if (!np->output[i] || !*np->output[i])
+            continue;
+        int t = graph_tensor_get(g, np->output[i]);
+        if (t < 0)
+            return ENGINE_ERR_NOMEM;
+        graph_tensor *tt = &g->t[t];
+        if (tt->is_const || tt->is_input || tt->producer >= 0) {
+            snprintf(err, err_len, "node '%s' (%s): output '%s' is defined twice", nm, ot,
+                     tt->name);
+            return ENGINE_ERR_INVALID;
+        }
+        tt->producer = ni;
+        g->n[ni].out[i] = t;
+    }
+    n = &g->n[ni];
+    n->attr = calloc(np->n_attribute + 1, sizeof(graph_attr));
+    if (!n->attr)
+        return ENGINE_ERR_NOMEM;
+    for (size_t i = 0; i < np->n_attribute; i++) {
+        n->nattr = (int)i + 1;
+        engine_status st = copy_attr(np->attribute[i], &n->attr[i], n, err, err_len);
+        if (st != ENGINE_OK)
+            return st;
+    }
+    return ENGINE_OK;
+}
+
+static engine_status load_value_info(graph *g, const Onnx__ValueInfoProto *vi, int is_input,
+                                     char *err, size_t err_len) {
+    const char *nm = vi->name ? vi->name : "";
+    int ti = graph_tensor_get(g, nm);
+    if (ti < 0)
+        return ENGINE_ERR_NOMEM;
+    graph_tensor *t = &g->t[ti];
+    if (is_input && t->is_const)
+        return ENGINE_OK; /* an initializer listed as input (IR < 4) */
+    const Onnx__TypeProto *tp = vi->type;
+    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) {
+        snprintf(err, err_len, "%s '%s': not a tensor", is_input ? "input" : "output", nm);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
+    if (tt->has_elem_type && tt->elem_type != DT_FLOAT) {
+        snprintf(err, err_len, "%s '%s': data type %d, only float32 is supported",
+                 is_input ? "input" : "output", nm, tt->elem_type);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    if (!is_input) {
+        t->is_output = 1;
+        return ENGINE_OK;
+    }
+    if (!tt->shape || tt->shape->n_dim > GRAPH_MAX_DIMS) {
+        snprintf(err, err_len, "input '%s': missing shape or more than %d dims", nm,
+                 GRAPH_MAX_DIMS);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    t->is_input = 1;
+    t->ndim = (int)tt->shape->n_dim;
+    for (int d = 0; d < t->ndim; d++) {
+        const Onnx__TensorShapeProto__Dimension *dm = tt->shape->dim[d];
+        int known = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+        if (known && (dm->dim_value <= 0 || dm->dim_value > (1 << 24))) {
+            snprintf(err, err_len, "input '%s': dim %d is %lld", nm, d, (long long)dm->dim_value);
+            return ENGINE_ERR_INVALID;
+        }
+        if (!known && d != 0) {
+            snprintf(err, err_len, "input '%s': dim %d is dynamic; only the batch may be", nm, d);
+            return ENGINE_ERR_UNSUPPORTED;
+        }
+        t->dims[d] = known ? dm->dim_value : -1;
+    }
+    return ENGINE_OK;
+}
+
+static engine_status load_model(const Onnx__ModelProto *mp, const char *base_dir, graph *g,
+                                char *err, size_t err_len) {
+    g->opset = 0;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = mp->opset_import[i];
+        if (!o->domain || !*o->domain || strcmp(o->domain, "ai.onnx") == 0)
+            g->opset = (int)o->version;
+    }
+    if (g->opset < 7 || g->opset > 17) {
+        snprintf(err, err_len, "model: ONNX opset %d is not supported (7 to 17)", g->opset);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    const Onnx__GraphProto *gp = mp->graph;
+    if (!gp) {
+        snprintf(err, err_len, "model: no graph");
+        return ENGINE_ERR_PARSE;
+    }
+    engine_status st;
+    for (size_t i = 0; i < gp->n_initializer; i++) {
+        const char *nm = gp->initializer[i]->name;
+        if (!nm || !*nm) {
+            snprintf(err, err_len, "initializer %zu: no name", i);
+            return ENGINE_ERR_INVALID;
+        }
+        int ti = graph_tensor_get(g, nm);
+        if (ti < 0)
+            return ENGINE_ERR_NOMEM;
+        if (g->t[ti].is_const) {
+            snprintf(err, err_len, "initializer '%s': defined twice", nm);
+            return ENGINE_ERR_INVALID;
+        }
+        if ((st = tensor_from_proto(gp->initializer[i], base_dir, &g->t[ti], err, err_len)))
+            return st;
+    }
+    for (size_t i = 0; i < gp->n_input; i++)
+        if ((st = load_value_info(g, gp->input[i], 1, err, err_len)))
+            return st;
+    for (size_t i = 0; i < gp->n_node; i++) {
+        const Onnx__NodeProto *np = gp->node[i];
+        if (np->op_type && strcmp(np->op_type, "Constant") == 0 &&
+            (!np->domain || !*np->domain || strcmp(np->domain, "ai.onnx") == 0))
+            st = load_constant(g, np, base_dir, err, err_len);
+        else
+            st = load_node(g, np, err, err_len);
+        if (st)
+            return st;
+    }
+    if (gp->n_output == 0) {
+        snprintf(err, err_len, "model: graph has no outputs");
+        return ENGINE_ERR_INVALID;
+    }
+    g->outputs = malloc(gp->n_output * sizeof(int));
+    if (!g->outputs)
+        return ENGINE_ERR_NOMEM;
+    for (size_t i = 0; i < gp->n_output; i++) {
+        if ((st = load_value_info(g, gp->output[i], 0, err, err_len)))
+            return st;
+        int ti = graph_tensor_find(g, gp->output[i]->name ? gp->output[i]->name : "");
+        if (ti < 0 || g->t[ti].producer < 0) {
+            snprintf(err, err_len, "output '%s': not produced by any node",
+                     gp->output[i]->name ? gp->output[i]->name : "");
+            return ENGINE_ERR_INVALID;
+        }
+        g->outputs[g->nout++] = ti;
+    }
+    g->inputs = malloc(((size_t)g->nt + 1) * sizeof(int));
+    if (!g->inputs)
+        return ENGINE_ERR_NOMEM;
+    for (size_t i = 0; i < gp->n_input; i++) {
+        int ti = graph_tensor_find(g, gp->input[i]->name ? gp->input[i]->name : "");
+        if (ti >= 0 && g->t[ti].is_input)
+            g->inputs[g->nin++] = ti;
+    }
+    if (g->nin == 0) {
+        snprintf(err, err_len, "model: graph has no runtime input");
+        return ENGINE_ERR_INVALID;
+    }
+    return ENGINE_OK;
+}
+
+engine_status onnx_load_graph(const void *data, size_t len, const char *base_dir, graph **out,
+                              char *err, size_t err_len) {
+    *out = NULL;
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, data);
+    if (!mp) {
+        snprintf(err, err_len, "not a valid ONNX protobuf (%zu bytes could not be parsed)", len);
+        return ENGINE_ERR_PARSE;
+    }
+    graph *g = graph_new();
+    engine_status st = g ? load_model(mp, base_dir, g, err, err_len) : ENGINE_ERR_NOMEM;
+    onnx__model_proto__free_unpacked(mp, NULL);
+    if (st == ENGINE_ERR_NOMEM)
+        snprintf(err, err_len, "out of memory while loading the model");
+    if (st != ENGINE_OK) {
+        graph_free(g);
+        return st;
+    }
+    *out = g;
+    return ENGINE_OK;
+}
+
+engine_status onnx_load_tensor(const void *data, size_t len, char *name, size_t name_len,
+                               int *ndim, int64_t *dims, float **out, char *err, size_t err_len) {
+    *out = NULL;
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, data);
+    if (!tp) {
+        snprintf(err, err_len, "not a valid TensorProto");
+        return ENGINE_ERR_PARSE;
+    }
+    graph_tensor t = {.name = tp->name ? tp->name : ""};
+    engine_status st = tensor_from_proto(tp, NULL, &t, err, err_len);
+    if (st == ENGINE_OK && t.dtype != GRAPH_F32) {
+        snprintf(err, err_len, "tensor '%s': not float", t.name);
+        st = ENGINE_ERR_UNSUPPORTED;
+    }
+    if (st == ENGINE_OK) {
+        snprintf(name, name_len, "%s", t.name);
+        *ndim = t.ndim;
+        memcpy(dims, t.dims, sizeof t.dims);
+        *out = t.f;
+        t.f = NULL;
+    }
+    free(t.f);
+    free(t.i);
+    onnx__tensor_proto__free_unpacked(tp, NULL);
+    return st;
+}
