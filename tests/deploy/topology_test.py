@@ -196,6 +196,7 @@ def main():
         print(f"B ready again {events['b_ready'] - events['kill']:.2f} s after SIGKILL", flush=True)
 
         out, _ = wrk.communicate(timeout=seconds + 60)
+        events["load_end"] = time.time()
         print(out, flush=True)
         m = re.search(r"^RESULT (\{.*\})$", out, re.M)
         if not check(m is not None, "wrk printed its RESULT line"):
@@ -230,6 +231,16 @@ def main():
                     attempts_ok.setdefault(a, []).append(e[0])
         print(f"nginx: {len(retried)} requests retried on another replica; 200s per replica "
               f"{ {a: len(v) for a, v in attempts_ok.items()} }", flush=True)
+        # What nginx saw go wrong, per replica (information: every one was retried).
+        kinds = {}
+        with open(os.path.join(tmp, "nginx.log"), errors="replace") as f:
+            for line in f:
+                m = re.search(r'\[error\] \S+ \*\d+ (.*?), client: .*upstream: "http://([^/"]+)', line)
+                if m:
+                    what = re.sub(r"^\S+\(\) failed ", "", m.group(1))
+                    kinds.setdefault(m.group(2), {}).setdefault(what, 0)
+                    kinds[m.group(2)][what] += 1
+        print(f"nginx upstream errors by replica: {kinds}", flush=True)
         b_new = sum(1 for t in attempts_ok.get(addrs[1], []) if t > events["b_ready"])
         check(b_new > 0, f"the restarted replica B got traffic again ({b_new} requests)")
 
@@ -255,6 +266,32 @@ def main():
               and down[0]["state"] in ("pending", "firing"),
               f"ResnetdReplicaDown pending/firing for A only: "
               f"{[(a['labels'].get('instance'), a['state']) for a in down]}")
+
+        # ---- every dashboard query runs on the real data, with Grafana's
+        # variables set to "All" and $__rate_interval to 10 s, at the end of
+        # the load; every panel but the rejections (none expected) has data.
+        with open(os.path.join(dl.DEPLOY, "grafana", "dashboards", "resnetd.json")) as f:
+            dash = json.load(f)
+        empty, errors = [], []
+        for p in dash["panels"]:
+            for t in p.get("targets", []):
+                q = (t["expr"].replace("$__rate_interval", "10s").replace("$model", ".*")
+                     .replace("$instance", ".*"))
+                try:
+                    res_q = dl.prom_query(pport, q, at=events["load_end"] - 1)
+                except AssertionError as e:
+                    errors.append(f"{p['title']}: {e}")
+                    continue
+                vals = [float(r["value"][1]) for r in res_q]
+                if not any(v == v and abs(v) != float("inf") for v in vals) and "Rejected" not in p["title"]:
+                    empty.append(f"{p['title']} [{t['legendFormat']}]")
+        check(not errors, f"Prometheus accepts every dashboard query {errors}")
+        check(not empty, f"every dashboard panel has data after the load (empty: {empty})")
+        p99 = dl.prom_query(pport, 'histogram_quantile(0.99, sum by (le) (rate('
+                            'resnetd_request_duration_seconds_bucket[10s])))', at=events["load_end"] - 1)
+        if p99:
+            print(f"server-side p99 from the histogram at the end of the load: "
+                  f"{float(p99[0]['value'][1]) * 1000:.1f} ms", flush=True)
 
         # ---- accounting: scraped counters vs requests sent
         totals = prom_incarnation_totals(pport, model)
