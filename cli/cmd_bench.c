@@ -1,11 +1,413 @@
-/* cmd_bench.c — `resnetd bench` (placeholder until its module lands). */
+/*
+ * cmd_bench.c — `resnetd bench`: engine throughput and latency, one JSON
+ * object per configuration on stdout, progress on stderr.
+ *
+ * DESIGN: the model is loaded once and shared (it is immutable). A
+ * configuration (batch, workers W, threads T) creates W contexts of T threads
+ * each and runs them in W pthreads, each looping engine_run() on its own
+ * random input until the deadline. After a warm-up (which also builds the
+ * primitives for that batch size) the threads wait at a start line, so the clock
+ * covers only steady-state runs. Throughput is all images finished divided by
+ * the wall time from the start until the last thread's last run returned;
+ * latency percentiles are over every engine_run() of every worker.
+ * peak_rss_bytes is the process's peak resident set so far (getrusage), so it
+ * includes the model; run one configuration per process to compare peaks.
+ */
 #include "commands.h"
+#include "engine.h"
+#include "model_config.h"
 
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BENCH_MAX_LIST 16
+#define BENCH_WARMUP_RUNS 2
+
+typedef struct {
+    int v[BENCH_MAX_LIST];
+    int n;
+} bench_list;
+
+/* Start line: workers report ready after their warm-up; main then sets go
+ * (1 = run, -1 = abort) and starts the clock. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int ready, go;
+} bench_gate;
+
+typedef struct {
+    engine_ctx *ctx;
+    const engine_model_info *info;
+    int batch;
+    float *input, *output;
+    double *lat_ms; /* one per timed run; grown as needed */
+    size_t nlat, cap;
+    double seconds;  /* timed run length, from the start signal */
+    double finished; /* when the last run returned (monotonic seconds) */
+    bench_gate *gate;
+    char err[512];
+    int failed;
+} bench_worker;
+
+static double bench_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void bench_usage(FILE *f) {
+    fprintf(f, "usage: resnetd bench --model M [--batch 1,8] [--threads T] [--workers W]\n"
+               "                     [--seconds S]\n"
+               "  --batch, --threads and --workers take comma-separated lists; every\n"
+               "  combination is measured. Defaults: batch 1,8; workers 1; threads = cores /\n"
+               "  workers; seconds 10. One JSON line per configuration on stdout.\n");
+}
+
+/* Parses "1,8,16" into l (values in 1..max). Returns 0, or -1 if malformed. */
+static int bench_parse_list(const char *s, int max, bench_list *l) {
+    l->n = 0;
+    const char *p = s;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < 1 || v > max || l->n == BENCH_MAX_LIST)
+            return -1;
+        l->v[l->n++] = (int)v;
+        if (*end == '\0')
+            return 0;
+        if (*end != ',')
+            return -1;
+        p = end + 1;
+    }
+}
+
+/* Resolves a model argument: a directory goes through model_config (its
+ * model.onnx, name and max_batch); a file is the ONNX itself, named by its
+ * stem. Returns 0 with a malloc'd *onnx (caller frees), or -1 with err set. */
+static int bench_resolve_model(const char *model, char **onnx, char *name, size_t name_len,
+                               char *err, size_t err_len) {
+    struct stat st;
+    *onnx = NULL;
+    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
+        model_config mc;
+        if (model_config_load(model, &mc, err, err_len) != 0)
+            return -1;
+        *onnx = mc.onnx_path;
+        mc.onnx_path = NULL; /* taken over */
+        snprintf(name, name_len, "%s", mc.name);
+        model_config_free(&mc);
+    } else {
+        const char *base = strrchr(model, '/');
+        base = base ? base + 1 : model;
+        size_t stem = strlen(base);
+        if (stem > 5 && strcmp(base + stem - 5, ".onnx") == 0)
+            stem -= 5;
+        snprintf(name, name_len, "%.*s", (int)stem, base);
+        *onnx = strdup(model);
+    }
+    if (!*onnx) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void *bench_worker_main(void *arg) {
+    bench_worker *w = arg;
+    for (int i = 0; i < BENCH_WARMUP_RUNS && !w->failed; i++)
+        if (engine_run(w->ctx, w->input, w->batch, w->output, w->err, sizeof(w->err)) != ENGINE_OK)
+            w->failed = 1;
+    bench_gate *g = w->gate;
+    pthread_mutex_lock(&g->mu);
+    g->ready++;
+    pthread_cond_broadcast(&g->cv);
+    while (g->go == 0)
+        pthread_cond_wait(&g->cv, &g->mu);
+    int go = g->go;
+    pthread_mutex_unlock(&g->mu);
+    if (go < 0)
+        return NULL; /* another worker could not start: nothing is measured */
+    double end_time = bench_now() + w->seconds;
+    while (!w->failed) {
+        double t0 = bench_now();
+        if (engine_run(w->ctx, w->input, w->batch, w->output, w->err, sizeof(w->err)) !=
+            ENGINE_OK) {
+            w->failed = 1;
+            break;
+        }
+        double t1 = bench_now();
+        if (w->nlat == w->cap) {
+            size_t cap = w->cap ? w->cap * 2 : 256;
+            double *nl = realloc(w->lat_ms, cap * sizeof(double));
+            if (!nl) {
+                snprintf(w->err, sizeof(w->err), "out of memory for latency samples");
+                w->failed = 1;
+                break;
+            }
+            w->lat_ms = nl;
+            w->cap = cap;
+        }
+        w->lat_ms[w->nlat++] = (t1 - t0) * 1e3;
+        w->finished = t1;
+        if (t1 >= end_time)
+            break;
+    }
+    return NULL;
+}
+
+static int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted v (n > 0). */
+static double bench_percentile(const double *v, size_t n, double p) {
+    size_t rank = (size_t)ceil(p / 100.0 * (double)n);
+    return v[rank ? rank - 1 : 0];
+}
+
+static long long bench_peak_rss(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return (long long)ru.ru_maxrss * 1024; /* Linux reports KiB */
+}
+
+static void bench_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+/* Measures one configuration and prints its JSON line. Returns 0 or 1. */
+static int bench_config(const engine_model *m, const engine_model_info *info, const char *name,
+                        int batch, int workers, int threads, double seconds) {
+    size_t in_n =
+        (size_t)batch * (size_t)info->channels * (size_t)info->height * (size_t)info->width;
+    size_t out_n = (size_t)batch * (size_t)info->num_classes;
+    bench_worker *w = calloc((size_t)workers, sizeof(*w));
+    pthread_t *tid = calloc((size_t)workers, sizeof(*tid));
+    bench_gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    int rc = 1, created = 0;
+    double *all = NULL;
+    if (!w || !tid) {
+        fprintf(stderr, "resnetd bench: out of memory\n");
+        goto done;
+    }
+    fprintf(stderr, "bench: %s batch=%d workers=%d threads=%d: warming up\n", name, batch, workers,
+            threads);
+    uint32_t seed = 12345;
+    for (int i = 0; i < workers; i++) {
+        w[i].info = info;
+        w[i].batch = batch;
+        w[i].input = malloc(in_n * sizeof(float));
+        w[i].output = malloc(out_n * sizeof(float));
+        if (!w[i].input || !w[i].output) {
+            fprintf(stderr, "resnetd bench: out of memory for batch %d buffers\n", batch);
+            goto done;
+        }
+        for (size_t j = 0; j < in_n; j++) {
+            seed = seed * 1664525u + 1013904223u; /* LCG: any image-like range will do */
+            w[i].input[j] = (float)(seed >> 8) / 16777216.0f * 4.0f - 2.0f;
+        }
+        engine_ctx_params cp = engine_ctx_default_params();
+        cp.threads = threads;
+        char err[512] = "";
+        if (engine_ctx_create(m, &cp, &w[i].ctx, err, sizeof(err)) != ENGINE_OK) {
+            fprintf(stderr, "resnetd bench: %s\n", err);
+            goto done;
+        }
+    }
+    for (int i = 0; i < workers; i++) {
+        w[i].gate = &gate;
+        w[i].seconds = seconds;
+    }
+    for (; created < workers; created++)
+        if (pthread_create(&tid[created], NULL, bench_worker_main, &w[created]) != 0) {
+            fprintf(stderr, "resnetd bench: cannot start worker thread %d\n", created);
+            break;
+        }
+    /* Wait until every started worker has warmed up, then start the clock. */
+    pthread_mutex_lock(&gate.mu);
+    while (gate.ready < created)
+        pthread_cond_wait(&gate.cv, &gate.mu);
+    gate.go = created == workers ? 1 : -1;
+    double t_start = bench_now();
+    pthread_cond_broadcast(&gate.cv);
+    pthread_mutex_unlock(&gate.mu);
+    for (int i = 0; i < created; i++)
+        pthread_join(tid[i], NULL);
+    if (created < workers)
+        goto done;
+
+    size_t total_runs = 0;
+    double t_end = t_start;
+    for (int i = 0; i < workers; i++) {
+        if (w[i].failed) {
+            fprintf(stderr, "resnetd bench: worker %d: %s\n", i, w[i].err);
+            goto done;
+        }
+        total_runs += w[i].nlat;
+        if (w[i].finished > t_end)
+            t_end = w[i].finished;
+    }
+    all = malloc((total_runs ? total_runs : 1) * sizeof(double));
+    if (!all || total_runs == 0) {
+        fprintf(stderr, "resnetd bench: no timed runs\n");
+        goto done;
+    }
+    size_t k = 0;
+    for (int i = 0; i < workers; i++)
+        for (size_t j = 0; j < w[i].nlat; j++)
+            all[k++] = w[i].lat_ms[j];
+    qsort(all, total_runs, sizeof(double), bench_cmp_double);
+    double ips = (double)total_runs * batch / (t_end - t_start);
+    printf("{\"model\": ");
+    bench_json_string(name);
+    printf(", \"batch\": %d, \"workers\": %d, \"threads\": %d, \"images_per_second\": %.2f, "
+           "\"latency_ms_p50\": %.2f, \"latency_ms_p99\": %.2f, \"peak_rss_bytes\": %lld}\n",
+           batch, workers, threads, ips, bench_percentile(all, total_runs, 50),
+           bench_percentile(all, total_runs, 99), bench_peak_rss());
+    fflush(stdout);
+    fprintf(stderr, "bench: %s batch=%d workers=%d threads=%d: %.2f img/s over %zu runs\n", name,
+            batch, workers, threads, ips, total_runs);
+    rc = 0;
+done:
+    for (int i = 0; w && i < workers; i++) {
+        engine_ctx_free(w[i].ctx);
+        free(w[i].input);
+        free(w[i].output);
+        free(w[i].lat_ms);
+    }
+    free(all);
+    free(w);
+    free(tid);
+    return rc;
+}
 
 int cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "resnetd bench: not built yet\n");
-    return 1;
+    const char *model = NULL;
+    bench_list batches = {{1, 8}, 2}, workers = {{1}, 1}, threads = {{0}, 0};
+    double seconds = 10.0;
+    int batch_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            bench_usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc || a[0] != '-') {
+            fprintf(stderr, "resnetd bench: %s '%s'\n",
+                    a[0] == '-' ? "missing value for" : "unexpected argument", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--model") == 0) {
+            model = v;
+        } else if (strcmp(a, "--batch") == 0) {
+            batch_given = 1;
+            if (bench_parse_list(v, 4096, &batches) != 0) {
+                fprintf(stderr, "resnetd bench: --batch '%s' is not a list like 1,8\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--workers") == 0) {
+            if (bench_parse_list(v, 256, &workers) != 0) {
+                fprintf(stderr, "resnetd bench: --workers '%s' is not a list like 1,2\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--threads") == 0) {
+            if (bench_parse_list(v, 1024, &threads) != 0) {
+                fprintf(stderr, "resnetd bench: --threads '%s' is not a list like 1,2\n", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--seconds") == 0) {
+            char *end;
+            errno = 0;
+            seconds = strtod(v, &end);
+            if (errno || end == v || *end || !(seconds > 0 && seconds <= 86400)) {
+                fprintf(stderr, "resnetd bench: --seconds '%s' is not in (0, 86400]\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "resnetd bench: unknown option '%s'\n", a);
+            return 2;
+        }
+    }
+    if (!model) {
+        fprintf(stderr, "resnetd bench: --model M is required\n");
+        bench_usage(stderr);
+        return 2;
+    }
+    char name[128], err[1024] = "";
+    char *onnx = NULL;
+    if (bench_resolve_model(model, &onnx, name, sizeof(name), err, sizeof(err)) != 0) {
+        fprintf(stderr, "resnetd bench: %s\n", err);
+        return 2;
+    }
+    int max_b = 1;
+    for (int i = 0; i < batches.n; i++)
+        if (batches.v[i] > max_b)
+            max_b = batches.v[i];
+    engine_load_params lp = engine_load_default_params();
+    lp.max_batch = max_b;
+    engine_model *m = NULL;
+    fprintf(stderr, "bench: loading %s\n", onnx);
+    if (engine_model_load(onnx, &lp, &m, err, sizeof(err)) != ENGINE_OK) {
+        fprintf(stderr, "resnetd bench: %s\n", err);
+        free(onnx);
+        return 1;
+    }
+    engine_model_info info;
+    engine_model_get_info(m, &info);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    if (info.fixed_batch > 0 && !batch_given)
+        batches = (bench_list){{info.fixed_batch}, 1};
+    int rc = 0, measured = 0;
+    for (int wi = 0; wi < workers.n && rc == 0; wi++) {
+        int nth = threads.n ? threads.n : 1;
+        for (int ti = 0; ti < nth && rc == 0; ti++) {
+            int t = threads.n ? threads.v[ti] : (int)(cores / workers.v[wi]);
+            if (t < 1)
+                t = 1;
+            for (int bi = 0; bi < batches.n && rc == 0; bi++) {
+                int b = batches.v[bi];
+                if (info.fixed_batch > 0 && b != info.fixed_batch) {
+                    fprintf(stderr, "bench: %s has a fixed batch of %d: skipping batch %d\n", name,
+                            info.fixed_batch, b);
+                    continue;
+                }
+                rc = bench_config(m, &info, name, b, workers.v[wi], t, seconds);
+                measured++;
+            }
+        }
+    }
+    if (rc == 0 && measured == 0) {
+        fprintf(stderr, "resnetd bench: %s has a fixed batch of %d: no --batch value matches\n",
+                name, info.fixed_batch);
+        rc = 1;
+    }
+    engine_model_free(m);
+    free(onnx);
+    return rc;
 }
