@@ -168,11 +168,11 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
         st = graph_optimize(m->dm.g, e, sizeof e);
     if (st == ENGINE_OK) {
         graph *g = m->dm.g;
-        const graph_tensor *in = &g->t[g->inputs[0]];
-        m->info.fixed_batch = in->ndim > 0 && in->dims[0] > 0 ? (int)in->dims[0] : 0;
+        const graph_tensor *in = g->nin ? &g->t[g->inputs[0]] : NULL;
+        m->info.fixed_batch = in && in->ndim > 0 && in->dims[0] > 0 ? (int)in->dims[0] : 0;
         int mb = p && p->max_batch > 0 ? p->max_batch : 8;
         m->info.max_batch = m->info.fixed_batch ? m->info.fixed_batch : mb;
-        if (in->ndim == 4) {
+        if (in && in->ndim == 4) {
             m->info.channels = (int)in->dims[1];
             m->info.height = (int)in->dims[2];
             m->info.width = (int)in->dims[3];

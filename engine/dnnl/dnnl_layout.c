@@ -3,6 +3,7 @@
  * source is blocked), Pad and Slice (small C kernels on plain tensors). */
 #include "plan.h"
 
+#include <math.h>
 #include <string.h>
 
 engine_status dnnl_build_reshape(plan_builder *b, const graph_node *n) {
@@ -56,6 +57,37 @@ engine_status dnnl_build_pad_slice(plan_builder *b, const graph_node *n) {
     return ENGINE_OK;
 }
 
+/* Clip whose bounds are runtime tensors (constant bounds run as a oneDNN eltwise). */
+engine_status dnnl_build_clip_runtime(plan_builder *b, const graph_node *n) {
+    plan *p = b->p;
+    int in = pb_plain(b, n->in[0]), out = n->out[0];
+    if (in < 0)
+        return ENGINE_ERR_BACKEND;
+    plan_step *s = pb_step(b);
+    if (!s)
+        return ENGINE_ERR_NOMEM;
+    const graph_shape *y = &p->shapes[out];
+    s->custom = CUSTOM_CLIP;
+    s->ndim = y->ndim;
+    memcpy(s->idims, y->dims, sizeof s->idims);
+    memcpy(s->odims, y->dims, sizeof s->odims);
+    pb_arg(s, DNNL_ARG_SRC, in);
+    pb_arg(s, DNNL_ARG_DST, out);
+    for (int j = 1; j < 3 && j < n->nin; j++) {
+        dnnl_memory_desc_t md;
+        if (n->in[j] < 0)
+            continue;
+        engine_status st = pb_in_md(b, n->in[j], &md);
+        if (st)
+            return st;
+        s->a[j - 1] = 1;
+        pb_arg(s, DNNL_ARG_SRC_1 + j, n->in[j]);
+    }
+    md_plain(&p->md[out], y->dims, y->ndim);
+    p->has_md[out] = 1;
+    return ENGINE_OK;
+}
+
 /* Row-major strides of dims. */
 static void strides_of(const int64_t *dims, int nd, int64_t *st) {
     int64_t m = 1;
@@ -65,14 +97,21 @@ static void strides_of(const int64_t *dims, int nd, int64_t *st) {
     }
 }
 
-void dnnl_run_custom(const plan_step *s, void *vin, void *vout) {
-    const float *in = vin;
-    float *out = vout;
+void dnnl_run_custom(const plan_step *s, void *const *bufs) {
+    const float *in = bufs[0];
+    float *out = bufs[1];
     int nd = s->ndim;
     int64_t is[GRAPH_MAX_DIMS], os[GRAPH_MAX_DIMS], idx[GRAPH_MAX_DIMS] = {0};
     strides_of(s->idims, nd, is);
     strides_of(s->odims, nd, os);
     int64_t total = graph_numel(s->odims, nd);
+    if (s->custom == CUSTOM_CLIP) {
+        float lo = s->a[0] ? *(const float *)bufs[2] : -INFINITY;
+        float hi = s->a[1] ? *(const float *)bufs[2 + s->a[0]] : INFINITY;
+        for (int64_t k = 0; k < total; k++)
+            out[k] = in[k] < lo ? lo : (in[k] > hi ? hi : in[k]);
+        return;
+    }
     if (s->custom == CUSTOM_PAD) {
         for (int64_t k = 0; k < total; k++)
             out[k] = s->value;

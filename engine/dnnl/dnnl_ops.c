@@ -28,8 +28,10 @@ engine_status dnnl_build_eltwise(plan_builder *b, const graph_node *n) {
             if (n->in[j] < 0)
                 continue;
             const graph_shape *v = &b->p->shapes[n->in[j]];
-            if (!v->is_const || v->dtype != GRAPH_F32 || graph_numel(v->dims, v->ndim) != 1)
-                return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "min/max must be constant scalars");
+            if (!v->is_const)
+                return dnnl_build_clip_runtime(b, n);
+            if (v->dtype != GRAPH_F32 || graph_numel(v->dims, v->ndim) != 1)
+                return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "min/max must be float scalars");
             *(j == 1 ? &lo : &hi) = v->f[0];
         }
     }

@@ -51,7 +51,7 @@ typedef struct {
     dnnl_memory_t mem;
 } plan_arg;
 
-typedef enum { CUSTOM_NONE, CUSTOM_PAD, CUSTOM_SLICE } plan_custom;
+typedef enum { CUSTOM_NONE, CUSTOM_PAD, CUSTOM_SLICE, CUSTOM_CLIP } plan_custom;
 
 typedef struct {
     dnnl_primitive_t prim;
@@ -149,6 +149,8 @@ engine_status dnnl_build_concat(plan_builder *b, const graph_node *n);
 engine_status dnnl_build_matmul(plan_builder *b, const graph_node *n);
 engine_status dnnl_build_reshape(plan_builder *b, const graph_node *n);
 engine_status dnnl_build_pad_slice(plan_builder *b, const graph_node *n);
-void dnnl_run_custom(const plan_step *s, void *in, void *out);
+engine_status dnnl_build_clip_runtime(plan_builder *b, const graph_node *n);
+/* Runs a C-implemented step; bufs[i] is the data of s->args[i] (0 src, 1 dst). */
+void dnnl_run_custom(const plan_step *s, void *const *bufs);
 
 #endif

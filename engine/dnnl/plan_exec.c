@@ -135,11 +135,11 @@ engine_status plan_run(plan *p, dnnl_stream_t strm, const float *const *inputs,
     for (int k = 0; k < p->nsteps; k++) {
         plan_step *s = &p->steps[k];
         if (s->custom != CUSTOM_NONE) {
-            void *in = NULL, *out = NULL;
+            void *bufs[PLAN_MAX_ARGS] = {0};
             dnnl_stream_wait(strm);
-            dnnl_memory_get_data_handle(s->args[0].mem, &in);
-            dnnl_memory_get_data_handle(s->args[1].mem, &out);
-            dnnl_run_custom(s, in, out);
+            for (int a = 0; a < s->nargs; a++)
+                dnnl_memory_get_data_handle(s->args[a].mem, &bufs[a]);
+            dnnl_run_custom(s, bufs);
             continue;
         }
         dnnl_status_t st = dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);

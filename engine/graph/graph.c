@@ -34,6 +34,10 @@ static const struct {
     {"Unsqueeze", OP_UNSQUEEZE},
     {"Squeeze", OP_SQUEEZE},
     {"Cast", OP_CAST},
+    {"ConstantOfShape", OP_CONSTANTOFSHAPE},
+    {"Sub", OP_SUB},
+    {"Div", OP_DIV},
+    {"Transpose", OP_TRANSPOSE},
 };
 
 int graph_op_from_onnx(const char *op_type) {

@@ -47,6 +47,10 @@ typedef enum {
     OP_UNSQUEEZE,
     OP_SQUEEZE,
     OP_CAST,
+    OP_CONSTANTOFSHAPE,
+    OP_SUB,
+    OP_DIV,
+    OP_TRANSPOSE,
     OP_COUNT_
 } graph_op;
 

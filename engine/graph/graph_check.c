@@ -40,6 +40,10 @@ static const char *allowed(graph_op op) {
         return " axes ";
     case OP_CAST:
         return " to saturate ";
+    case OP_CONSTANTOFSHAPE:
+        return " value ";
+    case OP_TRANSPOSE:
+        return " perm ";
     default:
         return " ";
     }

@@ -284,7 +284,7 @@ static engine_status remove_dead(graph *g) {
     g->nn = k;
     for (int t = 0; t < g->nt; t++) {
         g->t[t].producer = -1;
-        if (g->t[t].is_const && !consumers(g, t, NULL)) {
+        if (g->t[t].is_const && !g->t[t].is_output && !consumers(g, t, NULL)) {
             free(g->t[t].f);
             free(g->t[t].i);
             g->t[t].f = NULL;

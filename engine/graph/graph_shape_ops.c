@@ -11,7 +11,9 @@
         return st;                                                                                 \
     } while (0)
 
-static int bcast(const graph_shape *a, const graph_shape *b, graph_shape *o) {
+static int bcast(const graph_shape *a_in, const graph_shape *b_in, graph_shape *o) {
+    graph_shape ca = *a_in, cb = *b_in; /* o may alias either */
+    const graph_shape *a = &ca, *b = &cb;
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     o->ndim = nd;
     for (int i = 0; i < nd; i++) {
@@ -66,13 +68,17 @@ static double val(const graph_shape *s, int64_t k) {
 }
 
 /* Value of a folded op whose inputs are all constant; layout = element order. */
-static engine_status fold(const graph_node *n, graph_shape *s, graph_shape *o, char *err,
-                          size_t err_len) {
+static engine_status fold(const graph_node *n, graph_shape *s, graph_shape *o, const int64_t *fp,
+                          char *err, size_t err_len) {
     const graph_shape *x = &s[n->in[0]];
     int64_t cnt = graph_numel(o->dims, o->ndim);
     if (cnt > (1 << 20))
         return ENGINE_OK; /* too big to fold: run it */
     graph_dtype dt = x->dtype;
+    if (n->op == OP_CONSTANTOFSHAPE) {
+        const graph_attr *va = graph_attr_find(n, "value");
+        dt = va && va->n == GRAPH_I64 ? GRAPH_I64 : GRAPH_F32;
+    }
     if (n->op == OP_CAST)
         dt = graph_attr_int(n, "to", 1) == 1 || graph_attr_int(n, "to", 1) == 11 ? GRAPH_F32
                                                                                  : GRAPH_I64;
@@ -82,10 +88,39 @@ static engine_status fold(const graph_node *n, graph_shape *s, graph_shape *o, c
         double v = 0;
         switch (n->op) {
         case OP_ADD:
-        case OP_MUL: {
+        case OP_MUL:
+        case OP_SUB:
+        case OP_DIV: {
             const graph_shape *y = &s[n->in[1]];
             double a = val(x, bidx(x, o, k)), b = val(y, bidx(y, o, k));
-            v = n->op == OP_ADD ? a + b : a * b;
+            v = n->op == OP_ADD ? a + b : n->op == OP_MUL ? a * b : n->op == OP_SUB ? a - b : a / b;
+            if (n->op == OP_DIV && dt == GRAPH_I64 && b == 0)
+                FAIL(ENGINE_ERR_INVALID, "node '%s' (Div): integer division by zero", n->name);
+            break;
+        }
+        case OP_CONSTANTOFSHAPE: {
+            const graph_attr *va = graph_attr_find(n, "value");
+            v = va ? (va->n == GRAPH_I64 ? (double)va->i : (double)va->f) : 0.0;
+            break;
+        }
+        case OP_TRANSPOSE:
+        case OP_SLICE: {
+            int64_t r = k, src = 0, is = 1;
+            int64_t idx[GRAPH_MAX_DIMS];
+            for (int d = o->ndim - 1; d >= 0; d--) {
+                idx[d] = r % o->dims[d];
+                r /= o->dims[d];
+            }
+            for (int d = x->ndim - 1; d >= 0; d--) {
+                int64_t c = n->op == OP_SLICE ? fp[d] + idx[d] * fp[GRAPH_MAX_DIMS + d] : 0;
+                if (n->op == OP_TRANSPOSE)
+                    for (int j = 0; j < o->ndim; j++)
+                        if (fp[j] == d)
+                            c = idx[j];
+                src += c * is;
+                is *= x->dims[d];
+            }
+            v = val(x, src);
             break;
         }
         case OP_GATHER: {
@@ -245,6 +280,7 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
     const graph_shape *x = &s[n->in[0]];
     graph_shape *o = &s[n->out[0]];
     int foldable = 0;
+    int64_t fp[2 * GRAPH_MAX_DIMS] = {0}; /* fold parameters: perm, or slice start/step */
     o->ndim = x->ndim;
     memcpy(o->dims, x->dims, sizeof o->dims);
     o->dtype = GRAPH_F32;
@@ -421,6 +457,10 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
         if (st)
             return st;
         memcpy(o->dims, len, sizeof len);
+        memcpy(fp, start, sizeof start);
+        memcpy(fp + GRAPH_MAX_DIMS, step, sizeof step);
+        o->dtype = x->dtype;
+        foldable = 1;
         break;
     }
     case OP_SHAPE: {
@@ -492,6 +532,40 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
     case OP_CAST:
         foldable = 1;
         break;
+    case OP_CONSTANTOFSHAPE: {
+        int64_t sh[GRAPH_MAX_DIMS];
+        int k = const_ints(x, sh, GRAPH_MAX_DIMS);
+        if (k < 0)
+            FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (ConstantOfShape): shape must be constant",
+                 n->name);
+        o->ndim = k;
+        memcpy(o->dims, sh, (size_t)k * sizeof sh[0]);
+        return fold(n, s, o, fp, err, err_len);
+    }
+    case OP_SUB:
+    case OP_DIV:
+        if (bcast(o, &s[n->in[1]], o))
+            FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): shapes do not broadcast", n->name,
+                 n->op_type);
+        o->dtype = x->dtype;
+        foldable = 1;
+        break;
+    case OP_TRANSPOSE: {
+        int np = graph_attr_ints(n, "perm", fp, GRAPH_MAX_DIMS);
+        if (!np)
+            for (int d = 0; d < x->ndim; d++)
+                fp[np++] = x->ndim - 1 - d;
+        if (np != x->ndim)
+            FAIL(ENGINE_ERR_INVALID, "node '%s' (Transpose): perm has %d values", n->name, np);
+        for (int d = 0; d < np; d++) {
+            if (fp[d] < 0 || fp[d] >= x->ndim)
+                FAIL(ENGINE_ERR_INVALID, "node '%s' (Transpose): bad perm", n->name);
+            o->dims[d] = x->dims[fp[d]];
+        }
+        o->dtype = x->dtype;
+        foldable = 1;
+        break;
+    }
     default:
         FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): unsupported operator", n->name, n->op_type);
     }
@@ -501,7 +575,7 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
             memcpy(s[n->out[j]].dims, o->dims, sizeof o->dims);
         }
     if (foldable && all_const(n, s))
-        return fold(n, s, o, err, err_len);
+        return fold(n, s, o, fp, err, err_len);
     if (n->op >= OP_SHAPE || (o->dtype == GRAPH_I64))
         FAIL(ENGINE_ERR_UNSUPPORTED,
              "node '%s' (%s): integer or shape computation on runtime tensors", n->name,

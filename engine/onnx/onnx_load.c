@@ -315,6 +315,26 @@ static engine_status copy_attr(const Onnx__AttributeProto *ap, graph_attr *a, co
         if (ap->n_ints)
             memcpy(a->ints, ap->ints, ap->n_ints * sizeof(int64_t));
         return ENGINE_OK;
+    case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR: {
+        /* only a one-element tensor (ConstantOfShape's value): kept as f and i */
+        graph_tensor t = {.name = a->name};
+        engine_status st =
+            ap->t ? tensor_from_proto(ap->t, NULL, &t, err, err_len) : ENGINE_ERR_INVALID;
+        if (st == ENGINE_OK && t.count != 1)
+            st = ENGINE_ERR_UNSUPPORTED;
+        if (st == ENGINE_OK) {
+            a->type = ATTR_FLOAT;
+            a->f = t.f ? t.f[0] : (float)t.i[0];
+            a->i = t.i ? t.i[0] : (int64_t)t.f[0];
+            a->n = t.dtype;
+        } else {
+            snprintf(err, err_len, "node '%s' (%s): attribute '%s' must be a 1-element tensor",
+                     n->name, n->op_type, a->name);
+        }
+        free(t.f);
+        free(t.i);
+        return st;
+    }
     default:
         snprintf(err, err_len, "node '%s' (%s): attribute '%s' has an unsupported type %d", n->name,
                  n->op_type, a->name, (int)ap->type);
@@ -531,7 +551,7 @@ static engine_status load_model(const Onnx__ModelProto *mp, const char *base_dir
         if ((st = load_value_info(g, gp->output[i], 0, err, err_len)))
             return st;
         int ti = graph_tensor_find(g, gp->output[i]->name ? gp->output[i]->name : "");
-        if (ti < 0 || g->t[ti].producer < 0) {
+        if (ti < 0 || (g->t[ti].producer < 0 && !g->t[ti].is_const && !g->t[ti].is_input)) {
             snprintf(err, err_len, "output '%s': not produced by any node",
                      gp->output[i]->name ? gp->output[i]->name : "");
             return ENGINE_ERR_INVALID;
@@ -545,10 +565,6 @@ static engine_status load_model(const Onnx__ModelProto *mp, const char *base_dir
         int ti = graph_tensor_find(g, gp->input[i]->name ? gp->input[i]->name : "");
         if (ti >= 0 && g->t[ti].is_input)
             g->inputs[g->nin++] = ti;
-    }
-    if (g->nin == 0) {
-        snprintf(err, err_len, "model: graph has no runtime input");
-        return ENGINE_ERR_INVALID;
     }
     return ENGINE_OK;
 }
@@ -574,8 +590,8 @@ engine_status onnx_load_graph(const void *data, size_t len, const char *base_dir
     return ENGINE_OK;
 }
 
-engine_status onnx_load_tensor(const void *data, size_t len, char *name, size_t name_len,
-                               int *ndim, int64_t *dims, float **out, char *err, size_t err_len) {
+engine_status onnx_load_tensor(const void *data, size_t len, char *name, size_t name_len, int *ndim,
+                               int64_t *dims, float **out, char *err, size_t err_len) {
     *out = NULL;
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, data);
     if (!tp) {
