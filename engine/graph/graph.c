@@ -244,7 +244,8 @@ engine_status graph_toposort(graph *g, char *err, size_t err_len) {
     }
     for (int i = 0; i < g->nn; i++)
         nn[i] = g->n[order[i]];
-    memcpy(g->n, nn, (size_t)g->nn * sizeof *nn);
+    if (g->nn)
+        memcpy(g->n, nn, (size_t)g->nn * sizeof *nn);
     free(nn);
     for (int i = 0; i < g->nt; i++)
         g->t[i].producer = -1;

@@ -495,6 +495,10 @@ static engine_status load_value_info(graph *g, const Onnx__ValueInfoProto *vi, i
 
 static engine_status load_model(const Onnx__ModelProto *mp, const char *base_dir, graph *g,
                                 char *err, size_t err_len) {
+    if (!mp->graph || mp->graph->n_node == 0) {
+        snprintf(err, err_len, "model: no graph nodes (empty file or not an ONNX model)");
+        return ENGINE_ERR_PARSE;
+    }
     g->opset = 0;
     for (size_t i = 0; i < mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = mp->opset_import[i];

@@ -13,7 +13,7 @@ engine_status onnx_load_graph(const void *data, size_t len, const char *base_dir
 
 /* Parses a serialized float TensorProto (ONNX test data): name, shape and a
  * new float buffer the caller frees with free(). Non-float data is refused. */
-engine_status onnx_load_tensor(const void *data, size_t len, char *name, size_t name_len,
-                               int *ndim, int64_t *dims, float **out, char *err, size_t err_len);
+engine_status onnx_load_tensor(const void *data, size_t len, char *name, size_t name_len, int *ndim,
+                               int64_t *dims, float **out, char *err, size_t err_len);
 
 #endif
