@@ -293,6 +293,23 @@ engine_status dnnl_model_prepare(dnnl_model *m, int batch, char *err, size_t err
         dnnl_memory_destroy(ms);
         dnnl_memory_destroy(md);
     }
+    /* plain copies read only by prepared convs are dead weight from here on */
+    for (int t = 0; st == ENGINE_OK && t < g->nt; t++) {
+        if (!g->t[t].is_const || !g->t[t].f || g->t[t].is_output)
+            continue;
+        int only_prepared = 1, used = 0;
+        for (int i = 0; i < g->nn && only_prepared; i++)
+            for (int j = 0; j < g->n[i].nin; j++)
+                if (g->n[i].in[j] == t) {
+                    used = 1;
+                    if (g->n[i].op != OP_CONV || j != 1 || m->prep[i].has != 1)
+                        only_prepared = 0;
+                }
+        if (used && only_prepared) {
+            free(g->t[t].f);
+            g->t[t].f = NULL;
+        }
+    }
 out:
     if (strm)
         dnnl_stream_destroy(strm);
