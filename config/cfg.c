@@ -199,13 +199,8 @@ static int json_scalar_str(json_t *v, char *buf, size_t len) {
     return 0;
 }
 
-static int read_file(cfg_t *c, const char *path, char *err, size_t err_len) {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        snprintf(err, err_len, "config %s:%d:%d: %s", path, je.line, je.column, je.text);
-        return -1;
-    }
+/* Applies a parsed config document (path names it in messages). */
+static int apply_json(cfg_t *c, json_t *root, const char *path, char *err, size_t err_len) {
     int rc = 0;
     if (!json_is_object(root)) {
         snprintf(err, err_len, "config %s: top level must be an object", path);
@@ -240,6 +235,30 @@ static int read_file(cfg_t *c, const char *path, char *err, size_t err_len) {
             rc = -1;
         }
     }
+    return rc;
+}
+
+static int read_file(cfg_t *c, const char *path, char *err, size_t err_len) {
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        snprintf(err, err_len, "config %s:%d:%d: %s", path, je.line, je.column, je.text);
+        return -1;
+    }
+    int rc = apply_json(c, root, path, err, err_len);
+    json_decref(root);
+    return rc;
+}
+
+int cfg_parse_json(cfg_t *c, const char *text, size_t len, char *err, size_t err_len) {
+    json_error_t je;
+    err[0] = 0;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root) {
+        snprintf(err, err_len, "config <buffer>:%d:%d: %s", je.line, je.column, je.text);
+        return -1;
+    }
+    int rc = apply_json(c, root, "<buffer>", err, err_len);
     json_decref(root);
     return rc;
 }

@@ -59,6 +59,11 @@ cfg_status cfg_load(cfg_t *c, int argc, char **argv, FILE *out, char *err, size_
  * Returns 0, or -1 with err naming the key. */
 int cfg_set(cfg_t *c, const char *key, const char *value, char *err, size_t err_len);
 
+/* Applies a JSON config document held in memory (the --config file's format)
+ * on top of c, as the file reader does. Returns 0, or -1 with err naming the
+ * key (or line:column) at fault; c stays freeable with cfg_free() either way. */
+int cfg_parse_json(cfg_t *c, const char *text, size_t len, char *err, size_t err_len);
+
 /* Writes the effective config as a JSON object (one line + newline) to f. */
 void cfg_print_json(const cfg_t *c, FILE *f);
 

@@ -36,9 +36,10 @@ typedef struct {
     app_model *models;
     int nmodels;
     metrics *metrics;
-    _Atomic int ready;    /* every model warmed */
-    _Atomic int draining; /* SIGTERM/SIGINT seen */
-    _Atomic long inflight;
+    _Atomic int ready;     /* every model warmed */
+    _Atomic int draining;  /* SIGTERM/SIGINT seen */
+    _Atomic long inflight; /* every request between headers and completion */
+    _Atomic long work;     /* classify requests accepted before the drain, not yet answered */
     _Atomic uint64_t next_id;
     uint64_t id_seed;
 } app;

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -17,6 +18,48 @@ static char *dump(json_t *o, size_t *len) {
     if (s && len)
         *len = strlen(s);
     return s;
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s) {
+    size_t n = s[0] < 0x80                    ? 1
+               : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
+               : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                              : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] > 0x9f) ||
+        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] > 0x8f))
+        return 0; /* overlong, surrogate or past U+10FFFF */
+    return n;
+}
+
+/* A JSON string of client-supplied bytes (file names, paths): invalid UTF-8
+ * bytes become U+FFFD instead of making the whole document fail. */
+static json_t *client_string(const char *s) {
+    json_t *j = json_string(s ? s : "");
+    if (j)
+        return j;
+    size_t len = strlen(s), o = 0;
+    char *buf = malloc(len * 3 + 1);
+    if (!buf)
+        return NULL;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = utf8_seq(p);
+        if (n) {
+            memcpy(buf + o, p, n);
+            o += n, p += n;
+        } else {
+            memcpy(buf + o, "\xef\xbf\xbd", 3);
+            o += 3, p++;
+        }
+    }
+    buf[o] = 0;
+    j = json_string(buf);
+    free(buf);
+    return j;
 }
 
 char *json_error_body(const char *code, const char *message, size_t *len) {
@@ -69,7 +112,7 @@ char *json_classify_body(const char *model, const model_config *mc, const json_r
         return NULL;
     }
     for (int i = 0; i < n; i++) {
-        json_t *e = json_pack("{s:s}", "filename", r[i].filename ? r[i].filename : "");
+        json_t *e = json_pack("{s:o}", "filename", client_string(r[i].filename));
         if (!e || add_outcome(e, mc, &r[i]) || json_array_append_new(a, e)) {
             json_decref(o);
             return NULL;
@@ -79,7 +122,7 @@ char *json_classify_body(const char *model, const model_config *mc, const json_r
 }
 
 char *json_classify_line(const model_config *mc, const json_result *r) {
-    json_t *o = json_pack("{s:s}", "file", r->filename ? r->filename : "");
+    json_t *o = json_pack("{s:o}", "file", client_string(r->filename));
     if (!o || add_outcome(o, mc, r)) {
         json_decref(o);
         return NULL;
@@ -126,9 +169,10 @@ char *json_access_log(const char *id, const char *method, const char *path, int 
                       size_t bytes, double ms, const char *model, int images) {
     char t[64];
     now_iso(t, sizeof t);
-    return dump(json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:f,s:s,s:i}", "time", t, "id", id, "method",
-                          method, "path", path, "status", status, "bytes", (json_int_t)bytes, "ms",
-                          ms, "model", model ? model : "", "images", images),
+    return dump(json_pack("{s:s,s:s,s:o,s:o,s:i,s:I,s:f,s:s,s:i}", "time", t, "id", id, "method",
+                          client_string(method), "path", client_string(path), "status", status,
+                          "bytes", (json_int_t)bytes, "ms", ms, "model", model ? model : "",
+                          "images", images),
                 NULL);
 }
 
@@ -137,6 +181,6 @@ char *json_log_line(const char *level, const char *msg, const char *detail) {
     now_iso(t, sizeof t);
     json_t *o = json_pack("{s:s,s:s,s:s}", "time", t, "level", level, "msg", msg);
     if (o && detail)
-        json_object_set_new(o, "detail", json_string(detail));
+        json_object_set_new(o, "detail", client_string(detail));
     return dump(o, NULL);
 }

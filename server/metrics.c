@@ -284,8 +284,9 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
             else
                 sb_printf(&s, "\",code=\"other\"} %llu\n", (unsigned long long)v);
         }
-    sb_printf(&s, "# HELP resnetd_images_total Images classified (or attempted), by model.\n"
-                  "# TYPE resnetd_images_total counter\n");
+    sb_printf(
+        &s, "# HELP resnetd_images_total Images classified (answered with predictions), by model.\n"
+            "# TYPE resnetd_images_total counter\n");
     for (int i = 0; i < m->n; i++) {
         sb_printf(&s, "resnetd_images_total{model=\"");
         sb_label(&s, m->mm[i].name);

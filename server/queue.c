@@ -10,7 +10,7 @@ struct queue {
     pthread_cond_t cv;    /* signalled on push and close */
     pthread_mutex_t form; /* held by the one worker forming a batch */
     queue_item *head, *tail;
-    int depth, capacity, closed;
+    int depth, capacity, closed, flushing;
     void (*on_depth)(void *, int);
     void *arg;
 };
@@ -100,22 +100,27 @@ int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_
     while (!q->head && !q->closed)
         pthread_cond_wait(&q->cv, &q->mu);
     if (q->head) {
+        /* Items stay queued (and counted in the depth) while the batch fills. */
         int64_t until = q->head->enqueue_ns + batch_timeout_ns;
-        out[n++] = pop(q);
-        while (n < max) {
-            if (q->head) {
-                out[n++] = pop(q);
-                continue;
-            }
-            if (q->closed || queue_now_ns() >= until)
+        while (q->depth < max && !q->closed && !q->flushing) {
+            if (queue_now_ns() >= until)
                 break;
             struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
             pthread_cond_timedwait(&q->cv, &q->mu, &ts);
         }
+        while (n < max && q->head)
+            out[n++] = pop(q);
     }
     pthread_mutex_unlock(&q->mu);
     pthread_mutex_unlock(&q->form);
     return n;
+}
+
+void queue_flush(queue *q) {
+    pthread_mutex_lock(&q->mu);
+    q->flushing = 1;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->mu);
 }
 
 void queue_close(queue *q) {

@@ -6,13 +6,15 @@
  * half-enters). A full queue answers at once (QUEUE_FULL -> 503); pushing
  * never blocks. Workers take batches with queue_take_batch(), which is the
  * batcher: one idle worker at a time (the "former", serialised by a second
- * mutex) takes the first waiting item, then keeps taking items until it holds
- * max_batch or batch_timeout has passed since that first item was *queued*
- * (an item that already waited long while every worker was busy does not wait
- * again). The other idle workers wait for the former to leave, so batches are
- * as full as the traffic allows and no two half-empty batches are built side
- * by side. Items are intrusive (the caller owns their memory), so the queue
- * allocates nothing after creation.
+ * mutex) waits until max_batch items are queued or batch_timeout has passed
+ * since the oldest one was *queued* (an item that already waited while every
+ * worker was busy does not wait again), then takes up to max_batch at once.
+ * Items stay in the queue while the batch fills, so the depth (and the
+ * capacity that turns requests away with 503) counts every waiting image.
+ * The other idle workers wait for the former to leave, so batches are as full
+ * as the traffic allows and no two half-empty batches are built side by side.
+ * Items are intrusive (the caller owns their memory): the queue allocates
+ * nothing after creation.
  */
 #ifndef RESNETD_QUEUE_H
 #define RESNETD_QUEUE_H
@@ -60,6 +62,10 @@ queue_status queue_push(queue *q, queue_item **items, int n);
  * above into out[0..max). Returns the count, or 0 once the queue is closed
  * and empty (the worker should exit). */
 int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_ns);
+
+/* From now on batches no longer wait to fill (drain: nothing more will come
+ * to fill them); pushes are still accepted. */
+void queue_flush(queue *q);
 
 /* Refuses further pushes and wakes every taker; queued items are still
  * handed out until the queue is empty. */

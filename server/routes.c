@@ -36,11 +36,29 @@ typedef struct {
     int top_k;
     image *imgs;
     int nimgs;
+    int images_ok; /* images that got predictions */
+    int counted;   /* metrics_request done */
+    int draining;  /* the server was draining when the request came in */
+    int work;      /* counted in app.work: the drain waits for it */
     _Atomic int remaining;
     int err_status; /* whole-request error found after suspending */
     const char *err_code;
     const char *err_msg;
 } req;
+
+/* Every response goes out here: the request counters move when the answer is
+ * queued, so a client that has its answer also sees it counted in /metrics. */
+static void send(req *q, int status, const char *ct, char *body, size_t len,
+                 const char *const *hdr) {
+    metrics_request(q->a->metrics, q->model, status);
+    if (q->model >= 0)
+        metrics_observe(q->a->metrics, METRICS_H_REQUEST, q->model,
+                        (double)(queue_now_ns() - q->t0_ns) / 1e9);
+    if (q->images_ok)
+        metrics_images(q->a->metrics, q->model, q->images_ok);
+    q->counted = 1;
+    http_respond(q->r, status, ct, body, len, hdr);
+}
 
 static void respond_json(req *q, int status, char *body, size_t len) {
     const char *hdr[8];
@@ -51,7 +69,7 @@ static void respond_json(req *q, int status, char *body, size_t len) {
         hdr[h++] = "Retry-After";
         hdr[h++] = "1";
     }
-    if (atomic_load(&q->a->draining)) {
+    if (q->draining) {
         hdr[h++] = "Connection";
         hdr[h++] = "close";
     }
@@ -61,7 +79,7 @@ static void respond_json(req *q, int status, char *body, size_t len) {
         body = NULL;
         len = 0;
     }
-    http_respond(q->r, status, JSON_CT, body, len, hdr);
+    send(q, status, JSON_CT, body, len, hdr);
 }
 
 static void respond_error(req *q, int status, const char *code, const char *msg) {
@@ -103,7 +121,7 @@ static void route_metrics(req *q) {
         return;
     }
     const char *hdr[] = {"X-Request-Id", q->id, NULL};
-    http_respond(q->r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, hdr);
+    send(q, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, hdr);
 }
 
 static void route_models(req *q) {
@@ -137,6 +155,7 @@ void routes_on_headers(http_req *r, void *cls) {
     q->r = r;
     q->model = -1;
     q->t0_ns = queue_now_ns();
+    q->draining = atomic_load(&a->draining);
     http_set_user(r, q);
     set_request_id(q);
     const char *path = http_path(r);
@@ -149,7 +168,7 @@ void routes_on_headers(http_req *r, void *cls) {
         if (!strcmp(path, "/healthz")) {
             respond_json(q, 200, strdup("{\"status\":\"ok\"}"), 15);
         } else if (!strcmp(path, "/readyz")) {
-            if (atomic_load(&a->draining))
+            if (q->draining)
                 respond_error(q, 503, "draining", "the server is shutting down");
             else if (!atomic_load(&a->ready))
                 respond_error(q, 503, "not_ready", "models are loading or warming up");
@@ -183,7 +202,14 @@ void routes_on_headers(http_req *r, void *cls) {
     if (!method_is(q, "POST"))
         goto not_allowed;
     q->is_classify = 1;
+    /* Count first, then look at the flag: the drain sets the flag, then waits
+     * for the count, so no accepted request can slip past it. */
+    atomic_fetch_add(&a->work, 1);
+    q->work = 1;
     if (atomic_load(&a->draining)) {
+        atomic_fetch_sub(&a->work, 1);
+        q->work = 0;
+        q->draining = 1;
         metrics_rejected(a->metrics, METRICS_REJECT_DRAINING);
         respond_error(q, 503, "draining", "the server is shutting down");
     } else if (!atomic_load(&a->ready)) {
@@ -198,7 +224,7 @@ not_allowed : {
     size_t len;
     char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
     const char *hdr[] = {"X-Request-Id", q->id, "Allow", allow, NULL};
-    http_respond(r, 405, JSON_CT, body, len, hdr);
+    send(q, 405, JSON_CT, body, len, hdr);
 }
 }
 
@@ -275,6 +301,7 @@ static void classify_finish(http_req *r, void *cls) {
                 status = st;
             continue;
         }
+        q->images_ok++;
         res[i].preds = preds + (size_t)i * (size_t)q->top_k;
         res[i].npreds = predict_top_k(im->output, m->info.num_classes, q->top_k,
                                       preds + (size_t)i * (size_t)q->top_k);
@@ -422,12 +449,8 @@ void routes_on_complete(http_req *r, void *cls) {
         double secs = (double)(queue_now_ns() - q->t0_ns) / 1e9;
         const char *model = q->model >= 0 ? a->models[q->model].mc.name : "";
         int images = q->nimgs;
-        metrics_request(a->metrics, q->model, status);
-        if (q->model >= 0) {
-            metrics_observe(a->metrics, METRICS_H_REQUEST, q->model, secs);
-            if (images)
-                metrics_images(a->metrics, q->model, images);
-        }
+        if (!q->counted) /* no response was queued (client went away) */
+            metrics_request(a->metrics, q->model, status);
         if (a->cfg->log_level >= CFG_LOG_INFO) {
             char *line = json_access_log(q->id, http_method(r), http_path(r), status, http_bytes(r),
                                          secs * 1e3, model, images);
@@ -441,6 +464,8 @@ void routes_on_complete(http_req *r, void *cls) {
             free(q->imgs[i].output);
         }
         free(q->imgs);
+        if (q->work)
+            atomic_fetch_sub(&a->work, 1);
         free(q);
     } else {
         metrics_request(a->metrics, -1, status);

@@ -193,26 +193,29 @@ static long elapsed_ms(int64_t since_ns) {
     return (long)((queue_now_ns() - since_ns) / 1000000);
 }
 
-/* SIGTERM/SIGINT: /readyz 503 at once, stop accepting, finish accepted work,
- * give up on what is still queued at drain_timeout_ms. */
-static void drain(app *a, http_server *h) {
+/* SIGTERM/SIGINT: /readyz turns 503 at once and new classify requests get
+ * 503 "draining" (the listener stays open so load balancers can see the 503;
+ * no new work is accepted); the requests accepted before finish; what is
+ * still queued at drain_timeout_ms is answered 503 instead of being run. */
+static void drain(app *a) {
     int64_t t0 = queue_now_ns();
     atomic_store(&a->draining, 1);
-    http_quiesce(h);
+    for (int i = 0; i < a->nmodels; i++)
+        queue_flush(a->models[i].q); /* nothing more will come to fill a batch */
     app_log(a, CFG_LOG_INFO, "draining", NULL);
     long budget = (long)a->cfg->drain_timeout_ms;
     /* keep a slice of the budget for aborting the queue and stopping threads */
     long soft = budget > 200 ? budget - budget / 10 : budget / 2;
-    while (atomic_load(&a->inflight) > 0 && elapsed_ms(t0) < soft) {
-        struct timespec ts = {0, 5000000};
+    while (atomic_load(&a->work) > 0 && elapsed_ms(t0) < soft) {
+        struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
     }
-    if (atomic_load(&a->inflight) > 0) {
-        app_log(a, CFG_LOG_WARN, "drain timeout: aborting queued work", NULL);
+    if (atomic_load(&a->work) > 0) {
+        app_log(a, CFG_LOG_WARN, "drain timeout: answering queued work with 503", NULL);
         for (int i = 0; i < a->nmodels; i++)
             batcher_abort(a->models[i].b);
-        while (atomic_load(&a->inflight) > 0 && elapsed_ms(t0) < budget) {
-            struct timespec ts = {0, 5000000};
+        while (atomic_load(&a->work) > 0 && elapsed_ms(t0) < budget) {
+            struct timespec ts = {0, 2000000};
             nanosleep(&ts, NULL);
         }
     }
@@ -324,7 +327,7 @@ int server_run(const cfg_t *c) {
         int sig = wait_signal(&set, 50);
         if (sig) {
             app_log(&a, CFG_LOG_INFO, sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
-            drain(&a, h);
+            drain(&a);
             break;
         }
         if (atomic_load(&a.ready))
@@ -353,7 +356,8 @@ int server_run(const cfg_t *c) {
     for (int i = 0; i < started; i++)
         batcher_join(a.models[i].b);
     /* every queued item has now resumed its request; let the HTTP threads answer */
-    for (int w = 0; w < 200 && atomic_load(&a.inflight) > 0; w++) {
+    http_quiesce(h);
+    for (int w = 0; w < 200 && atomic_load(&a.work) > 0; w++) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }

@@ -1,25 +1,28 @@
-/* status.c — status -> HTTP mapping. */
+/* status.c — image status -> JSON error code; the HTTP status itself comes
+ * from the image module's img_status_http() so there is one mapping. */
 #include "status.h"
 
 int status_img_http(img_status st, const char **code) {
     switch (st) {
     case IMG_OK:
         *code = "ok";
-        return 200;
+        break;
     case IMG_ERR_UNKNOWN_FORMAT:
         *code = "unsupported_image";
-        return 415;
+        break;
     case IMG_ERR_TOO_LARGE:
         *code = "image_too_large";
-        return 413;
+        break;
     case IMG_ERR_NOMEM:
+    case IMG_ERR_ARG:
         *code = "internal";
-        return 500;
+        break;
     case IMG_ERR_EMPTY:
         *code = "empty_image";
-        return 400;
+        break;
     default:
         *code = "invalid_image";
-        return 400;
+        break;
     }
+    return img_status_http(st);
 }

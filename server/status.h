@@ -5,9 +5,9 @@
 
 #include "img.h"
 
-/* HTTP status for an image error; *code receives its JSON error code
- * (unsupported_image 415, image_too_large 413, empty_image / invalid_image
- * 400, internal 500). */
+/* HTTP status for an image error (img_status_http: 415 unknown format, 400
+ * other input errors, 503 out of memory); *code receives its JSON error code
+ * (unsupported_image, image_too_large, empty_image, invalid_image, internal). */
 int status_img_http(img_status st, const char **code);
 
 #endif
