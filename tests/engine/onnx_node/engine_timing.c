@@ -1,7 +1,9 @@
 /* engine_timing.c — a developer's stopwatch for the engine (not a test):
- *   engine_timing MODEL.onnx BATCH THREADS SECONDS
- * prints load time, first-run time (plan build) and steady-state img/s. */
+ *   engine_timing MODEL.onnx BATCH THREADS SECONDS [IN.npy OUT.npy]
+ * prints load time, first-run time (plan build) and steady-state img/s; with
+ * IN/OUT it also runs IN (any batch up to 64) once and writes the output. */
 #include "engine.h"
+#include "npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +23,7 @@ int main(int argc, char **argv) {
     int n = atoi(argv[2]);
     char err[512];
     engine_load_params lp = engine_load_default_params();
-    lp.max_batch = n > 8 ? n : 8;
+    lp.max_batch = 64;
     double t0 = now();
     engine_model *m;
     if (engine_model_load(argv[1], &lp, &m, err, sizeof err)) {
@@ -55,6 +57,26 @@ int main(int argc, char **argv) {
         iters++;
     }
     double t4 = now();
+    if (argc >= 7) {
+        npy_array a;
+        if (npy_read(argv[5], &a, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        int bn = (int)a.dims[0];
+        float *o = malloc((size_t)bn * mi.num_classes * sizeof(float));
+        if (!o || engine_run(c, a.data, bn, o, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        int64_t od[2] = {bn, mi.num_classes};
+        if (npy_write(argv[6], 2, od, o, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        free(o);
+        npy_free(&a);
+    }
     printf("load %.3fs first-run %.3fs steady %.2f img/s (%d iters, %.1f ms/batch)\n", t1 - t0,
            t3 - t2, iters * n / (t4 - t3), iters, (t4 - t3) / iters * 1e3);
     engine_ctx_free(c);
