@@ -210,6 +210,18 @@ img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o,
     }
     if (n > (unsigned long)-1) /* TurboJPEG takes unsigned long sizes */
         n = (unsigned long)-1;
+    /* libjpeg must see the frame our marker walk saw (the buffer is sized from
+       it). Its header parse may fail on exotic subsampling, which tjDecompress2
+       still handles, so only a disagreement is an error. */
+    int hw, hh, hsub, hcs;
+    if (tjDecompressHeader3(tj, d, (unsigned long)n, &hw, &hh, &hsub, &hcs) == 0 &&
+        (hw != ji.w || hh != ji.h)) {
+        tjDestroy(tj);
+        free(px);
+        snprintf(err, err_len, "JPEG frame header disagrees with the decoder (%dx%d vs %dx%d)",
+                 ji.w, ji.h, hw, hh);
+        return IMG_ERR_CORRUPT;
+    }
     int rc = tjDecompress2(tj, d, (unsigned long)n, px, w, 0, h, pf, 0);
     if (rc != 0) {
         /* libjpeg warns (and pads with gray) when data runs out: that is a
