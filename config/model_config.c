@@ -8,11 +8,10 @@
  *   name (string), max_batch (1..1024), precision ("fp32" | "int8"),
  *   description (string, ignored),
  *   input: color ("rgb"|"bgr"|"gray"), resize (1..16384),
- *          crop (1..16384 or null: null/absent = resize when resize is given,
- *          else 224), scale (> 0), mean, std (1 or 3 numbers; 1 is broadcast;
- *          a gray model takes the first), exif_orientation (bool),
- *          fast_path (bool).
- * Unknown keys are errors: a typo must not silently change preprocessing.
+ *          crop (1..16384; null = no crop beyond the resize, i.e. crop = resize;
+ *          absent = resize when resize is given, else torchvision's 224), scale (> 0), mean, std (1
+ * or 3 numbers; 1 is broadcast; a gray model takes the first), exif_orientation (bool), fast_path
+ * (bool). Unknown keys are errors: a typo must not silently change preprocessing.
  */
 #include "model_config.h"
 
@@ -114,7 +113,7 @@ static int parse_input(json_t *in, const char *file, img_params *p, char *err, s
     }
     const char *k;
     json_t *v;
-    int have_resize = 0, have_crop = 0, crop = 0;
+    int have_resize = 0, have_crop = 0, crop_null = 0, crop = 0;
     json_object_foreach(in, k, v) {
         int rc = 0;
         if (strcmp(k, "color") == 0) {
@@ -134,7 +133,9 @@ static int parse_input(json_t *in, const char *file, img_params *p, char *err, s
             rc = int_key(v, file, "input.resize", 1, 16384, &p->resize, err, err_len);
             have_resize = 1;
         } else if (strcmp(k, "crop") == 0) {
-            if (!json_is_null(v)) {
+            if (json_is_null(v)) {
+                crop_null = 1;
+            } else {
                 rc = int_key(v, file, "input.crop", 1, 16384, &crop, err, err_len);
                 have_crop = 1;
             }
@@ -162,7 +163,7 @@ static int parse_input(json_t *in, const char *file, img_params *p, char *err, s
     }
     if (have_crop)
         p->crop_h = p->crop_w = crop;
-    else if (have_resize)
+    else if (have_resize || crop_null)
         p->crop_h = p->crop_w = p->resize;
     return 0;
 }

@@ -119,6 +119,25 @@ def main():
     rc, err = run(binary, "--model", model, os.path.join(work, "ok.jpg"), "/nonexistent/x.npy")
     check(rc == 1 and "/nonexistent/x.npy" in err, f"unwritable output: {rc} {err}")
 
+    # Good configs: the tensor shape follows resize/crop/color (crop null or
+    # absent with a resize given = crop to resize; nothing given = 256/224).
+    good_configs = [
+        ("{}", (1, 3, 224, 224)),
+        ('{"input": {"resize": 28}}', (1, 3, 28, 28)),
+        ('{"input": {"crop": null}}', (1, 3, 256, 256)),
+        ('{"input": {"resize": 64, "crop": 32, "color": "bgr"}}', (1, 3, 32, 32)),
+        ('{"input": {"color": "gray", "resize": 28, "mean": [0.5], "std": [0.5],'
+         ' "exif_orientation": false, "fast_path": false}, "name": "g", "max_batch": 3,'
+         ' "precision": "int8", "description": "test"}', (1, 1, 28, 28)),
+    ]
+    for i, (text, shape) in enumerate(good_configs):
+        d = make_model(os.path.join(work, f"goodcfg{i}"))
+        with open(os.path.join(d, "config.json"), "w") as f:
+            f.write(text)
+        rc, err = run(binary, "--model", d, os.path.join(work, "ok.jpg"), out)
+        got = np.load(out).shape if rc == 0 else None
+        check(rc == 0 and got == shape, f"config {text}: exit {rc} {err}, shape {got}, want {shape}")
+
     # Usage and config errors exit 2 and name the file and key.
     rc, err = run(binary, os.path.join(work, "ok.jpg"), out)
     check(rc == 2, f"no --model: {rc}")
