@@ -12,8 +12,9 @@ against it with the images in examples/.
    model classifies correctly), top_k is honoured, metrics count the requests.
 2. Every `curl` line of README.md's code blocks that targets
    127.0.0.1:8080 or localhost:8080 and uses only files from examples/ is run
-   too (port rewritten, --fail added) and must succeed (HTTP 2xx, and no
-   "error" in a JSON answer); lines for other models (e.g. resnet50) are skipped.
+   too (port rewritten, --fail added) and must succeed (HTTP 2xx, no "error"
+   in a JSON answer, each example image's top-1 label its true class); lines
+   for other models (e.g. resnet50) are skipped.
 """
 
 import csv
@@ -80,6 +81,7 @@ def main():
     with open(os.path.join(root, "examples", "labels.csv")) as f:
         samples = [(r["file"], r["label"]) for r in csv.DictReader(f)]
     assert len(samples) >= 3, "examples/labels.csv lists fewer than 3 images"
+    truth = dict(samples)
     (f1, l1), (f2, l2), (f3, l3) = samples[:3]
 
     # No subcommand, no --model: what `scripts/serve.sh` runs.
@@ -117,8 +119,16 @@ def main():
         extra = readme_curl_lines(root)
         for line in extra:
             body = curl(root, line, p)  # --fail: any HTTP error fails the test
-            if body.lstrip().startswith("{"):
-                assert "error" not in json.loads(body), f"README line `{line}`: {body[:300]}"
+            if not body.lstrip().startswith("{"):
+                continue
+            out = json.loads(body)
+            assert "error" not in out, f"README line `{line}`: {body[:300]}"
+            # Classifications of example images must name their true class.
+            files = re.findall(r"@examples/([^\s'\";]+)", line)
+            if "predictions" in out and len(files) == 1:
+                assert out["predictions"][0]["label"] == truth[files[0]], f"`{line}`: {out}"
+            for r in out.get("results", []):
+                assert r["predictions"][0]["label"] == truth[r["filename"]], f"`{line}`: {r}"
         print(f"checked {len(samples[:3])} examples, 6 built-in commands and "
               f"{len(extra)} README curl lines: {[shlex.split(x)[-1] for x in extra]}")
     return 0
