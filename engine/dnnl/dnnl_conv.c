@@ -126,6 +126,37 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         }
         ds = dnnl_primitive_desc_create(&pd, &cd, attr, b->m->eng, NULL);
     }
+    int src_t = n->in[0];
+    if (ds == dnnl_success && is_ref(pd)) {
+        /* no fast kernel for the producer's layout (e.g. 4 channels per group in
+         * a blocked layout): a jit kernel on a reordered input beats ref */
+        dnnl_memory_desc_t sany, wany, dany = dst;
+        dnnl_primitive_desc_t pd2;
+        any_md(&sany, x->dims, x->ndim);
+        any_md(&wany, wd, wnd);
+        if (n->sum_in < 0)
+            any_md(&dany, y->dims, y->ndim);
+        if (!conv_desc(b, n, x, &sany, &wany, has_bias ? &bmd : NULL, &dany, &cd) &&
+            dnnl_primitive_desc_create(&pd2, &cd, attr, b->m->eng, NULL) == dnnl_success) {
+            if (is_ref(pd2)) {
+                dnnl_primitive_desc_destroy(pd2);
+            } else {
+                dnnl_primitive_desc_destroy(pd);
+                pd = pd2;
+                const dnnl_memory_desc_t *need =
+                    dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+                if (!dnnl_memory_desc_equal(need, &src)) {
+                    dnnl_memory_desc_t needc = *need;
+                    src_t = pb_temp(b, x->dims, x->ndim);
+                    if (src_t < 0 || (st = pb_reorder(b, n->in[0], &src, src_t, &needc))) {
+                        dnnl_primitive_desc_destroy(pd);
+                        dnnl_primitive_attr_destroy(attr);
+                        return st ? st : ENGINE_ERR_NOMEM;
+                    }
+                }
+            }
+        }
+    }
     dnnl_primitive_attr_destroy(attr);
     if (ds != dnnl_success)
         return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "oneDNN has no convolution for this case (%d)",
@@ -136,7 +167,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         dnnl_primitive_desc_destroy(pd);
         return ENGINE_ERR_NOMEM;
     }
-    pb_arg(s, DNNL_ARG_SRC, n->in[0]);
+    pb_arg(s, DNNL_ARG_SRC, src_t);
     if (b->m->probing && wconst) { /* dnnl_model_prepare: note the layout, reorder later */
         dnnl_prepared *wp = (dnnl_prepared *)&b->m->prep[b->node];
         wp->md = *want;

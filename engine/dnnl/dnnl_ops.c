@@ -80,6 +80,14 @@ static engine_status binary_step(plan_builder *b, dnnl_alg_kind_t alg, int t0, i
         m1 = m1v;
         view = 1;
     }
+    if (!view && !dnnl_memory_desc_equal(&m0, &m1)) {
+        /* same shape, other layout: reorder src1 so a jit kernel applies */
+        int tt = pb_temp(b, y->dims, y->ndim);
+        if (tt < 0 || (st = pb_reorder(b, t1, &m1, tt, &m0)))
+            return st ? st : ENGINE_ERR_NOMEM;
+        t1 = tt;
+        m1 = m0;
+    }
     if (p->has_md[out]) {
         dst = p->md[out];
     } else {
