@@ -6,6 +6,7 @@
 #include "app.h"
 #include "json.h"
 #include "predict.h"
+#include "proto.h"
 #include "status.h"
 
 #include <ctype.h>
@@ -61,10 +62,14 @@ static void send(req *q, int status, const char *ct, char *body, size_t len,
 }
 
 static void respond_json(req *q, int status, char *body, size_t len) {
-    const char *hdr[8];
+    const char *hdr[10];
     int h = 0;
+    char timing[48]; /* server-side time, e.g. for the demo page */
+    snprintf(timing, sizeof timing, "total;dur=%.3f", (double)(queue_now_ns() - q->t0_ns) / 1e6);
     hdr[h++] = "X-Request-Id";
     hdr[h++] = q->id;
+    hdr[h++] = "Server-Timing";
+    hdr[h++] = timing;
     if (status == 503) {
         hdr[h++] = "Retry-After";
         hdr[h++] = "1";
@@ -143,6 +148,10 @@ static void route_models(req *q) {
 /* Decides the route from method and path; answers everything but a classify
  * whose body is still to come. */
 void routes_on_headers(http_req *r, void *cls) {
+    if (proto_owns(http_path(r))) { /* /v2, TorchServe, the demo page */
+        proto_on_headers(r, cls);
+        return;
+    }
     app *a = cls;
     req *q = calloc(1, sizeof(*q));
     atomic_fetch_add(&a->inflight, 1);
@@ -344,6 +353,10 @@ static int prepare(req *q, app_model *m, image *im, const void *data, size_t len
 }
 
 void routes_on_body(http_req *r, void *cls) {
+    if (proto_owns(http_path(r))) {
+        proto_on_body(r, cls);
+        return;
+    }
     app *a = cls;
     req *q = http_user(r);
     if (!q || !q->is_classify)
@@ -442,6 +455,10 @@ void routes_on_body(http_req *r, void *cls) {
 }
 
 void routes_on_complete(http_req *r, void *cls) {
+    if (proto_owns(http_path(r))) {
+        proto_on_complete(r, cls);
+        return;
+    }
     app *a = cls;
     req *q = http_user(r);
     int status = http_status(r);

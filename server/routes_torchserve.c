@@ -1,0 +1,167 @@
+/*
+ * routes_torchserve.c — TorchServe's inference API, as its image_classifier
+ * handler answers it:
+ *
+ *   GET  /ping                          {"status": "Healthy"} (503 "Unhealthy"
+ *                                       while loading or draining)
+ *   POST /predictions/{m}[/{version}]   raw image body, or multipart/form-data
+ *   PUT  (same; `curl -T img.jpg` PUTs) whose first file part (TorchServe's
+ *                                       field "data") is the image
+ *     -> {"tabby": 0.41, "tiger_cat": 0.12, ...}: the top 5 labels (class
+ *        indices without labels.txt) with softmax probabilities, most probable
+ *        first; the same numbers /v1 gives.
+ *
+ * Errors are TorchServe's {"code": 404, "type": "ModelNotFoundException",
+ * "message": "..."}. The image goes through the model's queue like /v1's.
+ */
+#include "json_proto.h"
+#include "predict.h"
+#include "proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSON_CT "application/json"
+#define TS_TOP_K 5
+
+static const char *error_type(int status) {
+    switch (status) {
+    case 404:
+        return "ModelNotFoundException";
+    case 405:
+        return "MethodNotAllowedException";
+    case 413:
+        return "RequestEntityTooLargeException";
+    case 503:
+        return "ServiceUnavailableException";
+    case 504:
+        return "RequestTimeoutException";
+    case 500:
+        return "InternalServerException";
+    default:
+        return "BadRequestException";
+    }
+}
+
+static void ts_error(proto_req *p, int status, const char *msg) {
+    size_t len = 0;
+    char *body = jp_ts_error(status, error_type(status), msg, &len);
+    proto_respond(p, body ? status : 500, JSON_CT, body, len, NULL);
+}
+
+static void not_allowed(proto_req *p, const char *allow) {
+    size_t len = 0;
+    char *body = jp_ts_error(405, error_type(405), "method not allowed on this path", &len);
+    const char *hdr[] = {"Allow", allow, NULL};
+    proto_respond(p, 405, JSON_CT, body, len, hdr);
+}
+
+static void predictions_finish(proto_req *p) {
+    const char *why;
+    int status = proto_result(p, &why);
+    if (status != 200) {
+        ts_error(p, status, why);
+        return;
+    }
+    const app_model *m = &p->a->models[p->model];
+    predict_entry top[TS_TOP_K];
+    int k = predict_top_k(proto_outputs(p), m->info.num_classes, TS_TOP_K, top);
+    char bufs[TS_TOP_K][16];
+    const char *labels[TS_TOP_K];
+    double probs[TS_TOP_K];
+    for (int i = 0; i < k; i++) {
+        labels[i] = model_config_label(&m->mc, top[i].index, bufs[i]);
+        probs[i] = top[i].probability;
+    }
+    size_t len = 0;
+    char *body = jp_ts_predictions(labels, probs, k, &len);
+    if (!body)
+        ts_error(p, 500, "out of memory");
+    else
+        proto_respond(p, 200, JSON_CT, body, len, NULL);
+}
+
+static void predictions_body(proto_req *p) {
+    char msg[300];
+    if (http_body_too_large(p->r)) {
+        metrics_rejected(p->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        ts_error(p, 413, "body is over max_body_bytes");
+        return;
+    }
+    const void *data;
+    size_t len;
+    if (http_is_multipart(p->r)) {
+        if (http_multipart_error(p->r)) {
+            ts_error(p, 400, http_multipart_error(p->r));
+            return;
+        }
+        if (http_num_parts(p->r) < 1) {
+            ts_error(p, 400, "multipart body has no file part (send the image as field \"data\")");
+            return;
+        }
+        data = http_part_data(p->r, 0, &len);
+    } else {
+        data = http_body(p->r, &len);
+    }
+    int64_t deadline;
+    if (proto_deadline(p, 0, &deadline)) {
+        ts_error(p, 400, "X-Request-Timeout-Ms must be a non-negative integer");
+        return;
+    }
+    float *in = proto_inputs(p, 1);
+    if (!in) {
+        ts_error(p, 500, "out of memory");
+        return;
+    }
+    int st = proto_preprocess(p, data, len, in, msg, sizeof msg);
+    if (st) {
+        ts_error(p, st, msg);
+        return;
+    }
+    proto_submit(p, deadline, predictions_finish);
+}
+
+void routes_ts_on_headers(proto_req *p) {
+    const char *path = http_path(p->r), *method = http_method(p->r);
+    if (!strcmp(path, "/ping")) {
+        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+            not_allowed(p, "GET, HEAD");
+        } else if (atomic_load(&p->a->ready) && !atomic_load(&p->a->draining)) {
+            proto_respond(p, 200, JSON_CT, strdup("{\"status\":\"Healthy\"}"), 20, NULL);
+        } else {
+            proto_respond(p, 503, JSON_CT, strdup("{\"status\":\"Unhealthy\"}"), 22, NULL);
+        }
+        return;
+    }
+    /* /predictions/{m}[/{version}] */
+    const char *name = path + 13, *slash = strchr(name, '/');
+    size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
+    char msg[300];
+    p->model = proto_find_model(p->a, name, nlen);
+    if (p->model < 0) {
+        snprintf(msg, sizeof msg, "Model not found: %.*s", (int)(nlen < 200 ? nlen : 200), name);
+        ts_error(p, 404, msg);
+        return;
+    }
+    if (slash && strcmp(slash, "/1") != 0 && strcmp(slash, "/1.0") != 0) {
+        snprintf(msg, sizeof msg, "Model version not found: %.40s (resnetd serves version 1.0)",
+                 slash + 1);
+        ts_error(p, 404, msg);
+        return;
+    }
+    if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) {
+        not_allowed(p, "POST, PUT");
+        return;
+    }
+    const char *why;
+    int st = proto_gate(p, &why);
+    if (st) {
+        ts_error(p, st, why);
+    } else if (http_body_too_large(p->r)) {
+        metrics_rejected(p->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        ts_error(p, 413, "Content-Length is over max_body_bytes");
+    } else {
+        p->on_body = predictions_body;
+    }
+}

@@ -1,0 +1,193 @@
+/*
+ * routes_v2.c — KServe v2 / Open Inference Protocol (REST) with Triton's
+ * binary tensor data and classification extensions.
+ *
+ *   GET  /v2                                   server metadata
+ *   GET  /v2/health/live, /v2/health/ready     200, or 400 when not ready
+ *   POST /v2/repository/index                  the models served
+ *   GET  /v2/models/{m}[/versions/1]           model metadata
+ *   GET  /v2/models/{m}[/versions/1]/ready     200, or 400 when not ready
+ *   GET  /v2/models/{m}[/versions/1]/config    Triton's model configuration
+ *   POST /v2/models/{m}[/versions/1]/infer     inference
+ *
+ * An inference request has one input, either FP32 [N,C,H,W] (the model's
+ * tensor: the answer is its raw output [N,classes], what `resnetd infer`
+ * writes) or BYTES [N] / [N,1] of encoded images (JPEG/PNG/WebP: base64
+ * strings in JSON, or 4-byte little-endian length + bytes per element in
+ * binary), decoded and preprocessed as /v1 does. Each of the N images is a
+ * queue item of the model, so v2 shares /v1's batching, deadlines, limits
+ * and metrics. Errors are {"error": "..."}: 400 bad request, 404 unknown
+ * model or path, 405 method, 413 body too large, 415 not an image format,
+ * 503 queue full / not ready / draining, 504 deadline.
+ */
+#include "json_proto.h"
+#include "proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the binary tensor extension is little-endian; byte swapping is not implemented"
+#endif
+
+#define V2_VERSION "1"
+#define V2_PLATFORM "onnxruntime_onnx"
+#define JSON_CT "application/json"
+
+static void v2_error(proto_req *p, int status, const char *msg) {
+    size_t len = 0;
+    char *body = jp_v2_error(msg, &len);
+    proto_respond(p, body ? status : 500, JSON_CT, body, len, NULL);
+}
+
+/* len is read after body is built (an argument's evaluation order is unspecified). */
+static void v2_json(proto_req *p, char *body, const size_t *len) {
+    if (!body)
+        v2_error(p, 500, "out of memory");
+    else
+        proto_respond(p, 200, JSON_CT, body, *len, NULL);
+}
+
+static void not_allowed(proto_req *p, const char *allow) {
+    size_t len = 0;
+    char *body = jp_v2_error("method not allowed on this path", &len);
+    const char *hdr[] = {"Allow", allow, NULL};
+    proto_respond(p, 405, JSON_CT, body, len, hdr);
+}
+
+static int is_get(const proto_req *p) {
+    const char *m = http_method(p->r);
+    return !strcmp(m, "GET") || !strcmp(m, "HEAD");
+}
+
+static int ready(const proto_req *p) {
+    return atomic_load(&p->a->ready) && !atomic_load(&p->a->draining);
+}
+
+static void health(proto_req *p, int ok) {
+    proto_respond(p, ok ? 200 : 400, NULL, NULL, 0, NULL);
+}
+
+static void server_metadata(proto_req *p) {
+    static const char *const ext[] = {"binary_tensor_data", "classification", "model_configuration",
+                                      "model_repository"};
+    size_t len = 0;
+    v2_json(p, jp_v2_server_metadata("resnetd", RESNETD_VERSION, ext, 4, &len), &len);
+}
+
+static void repository_index(proto_req *p) {
+    const char *names[CFG_MAX_MODELS * 8];
+    int n = p->a->nmodels < CFG_MAX_MODELS * 8 ? p->a->nmodels : CFG_MAX_MODELS * 8;
+    for (int i = 0; i < n; i++)
+        names[i] = p->a->models[i].mc.name;
+    size_t len = 0;
+    v2_json(p,
+            jp_v2_repository_index(names, n, V2_VERSION, ready(p) ? "READY" : "UNAVAILABLE", &len),
+            &len);
+}
+
+static void model_metadata(proto_req *p) {
+    const app_model *m = &p->a->models[p->model];
+    engine_tensor_desc in, out;
+    engine_model_input_desc(m->em, 0, &in);
+    engine_model_output_desc(m->em, 0, &out);
+    jp_v2_tensor_meta ti = {
+        in.name, "FP32", 4, {-1, m->info.channels, m->info.height, m->info.width}};
+    jp_v2_tensor_meta to = {out.name, "FP32", 2, {-1, m->info.num_classes}};
+    size_t len = 0;
+    v2_json(p, jp_v2_model_metadata(m->mc.name, V2_VERSION, V2_PLATFORM, &ti, 1, &to, 1, &len),
+            &len);
+}
+
+static void model_configuration(proto_req *p) {
+    const app_model *m = &p->a->models[p->model];
+    engine_tensor_desc in, out;
+    engine_model_input_desc(m->em, 0, &in);
+    engine_model_output_desc(m->em, 0, &out);
+    int64_t chw[3] = {m->info.channels, m->info.height, m->info.width};
+    size_t len = 0;
+    v2_json(p,
+            jp_v2_model_config(m->mc.name, V2_PLATFORM, m->max_batch, in.name, chw, out.name,
+                               m->info.num_classes, m->mc.labels ? "labels.txt" : NULL, &len),
+            &len);
+}
+
+/* "/v2/models/{m}[/versions/{v}]{rest}": finds the model and the rest. */
+static void models_route(proto_req *p, const char *s) {
+    const char *slash = strchr(s, '/');
+    size_t nlen = slash ? (size_t)(slash - s) : strlen(s);
+    p->model = proto_find_model(p->a, s, nlen);
+    const char *rest = s + nlen;
+    char msg[300];
+    if (p->model < 0) {
+        snprintf(msg, sizeof msg, "Request for unknown model: '%.*s' is not found",
+                 (int)(nlen < 200 ? nlen : 200), s);
+        v2_error(p, 404, msg);
+        return;
+    }
+    if (!strncmp(rest, "/versions/", 10)) {
+        const char *v = rest + 10, *vs = strchr(v, '/');
+        size_t vlen = vs ? (size_t)(vs - v) : strlen(v);
+        if (vlen != strlen(V2_VERSION) || strncmp(v, V2_VERSION, vlen) != 0) {
+            snprintf(msg, sizeof msg, "Request for unknown model: '%s' version %.*s is not found",
+                     p->a->models[p->model].mc.name, (int)(vlen < 40 ? vlen : 40), v);
+            v2_error(p, 404, msg);
+            return;
+        }
+        rest = v + vlen;
+    }
+    if (!strcmp(rest, "") || !strcmp(rest, "/ready") || !strcmp(rest, "/config")) {
+        if (!is_get(p))
+            not_allowed(p, "GET, HEAD");
+        else if (!*rest)
+            model_metadata(p);
+        else if (!strcmp(rest, "/ready"))
+            health(p, ready(p));
+        else
+            model_configuration(p);
+        return;
+    }
+    if (strcmp(rest, "/infer") != 0) {
+        v2_error(p, 404, "no such path");
+        return;
+    }
+    if (strcmp(http_method(p->r), "POST") != 0) {
+        not_allowed(p, "POST");
+        return;
+    }
+    const char *why;
+    int st = proto_gate(p, &why);
+    if (st) {
+        v2_error(p, st, why);
+    } else if (http_body_too_large(p->r)) {
+        metrics_rejected(p->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        v2_error(p, 413, "Content-Length is over max_body_bytes");
+    } else {
+        p->on_body = routes_v2_infer_body;
+    }
+}
+
+void routes_v2_on_headers(proto_req *p) {
+    const char *path = http_path(p->r);
+    if (!strcmp(path, "/v2") || !strcmp(path, "/v2/") || !strcmp(path, "/v2/health/live") ||
+        !strcmp(path, "/v2/health/ready")) {
+        if (!is_get(p))
+            not_allowed(p, "GET, HEAD");
+        else if (!strcmp(path, "/v2/health/live"))
+            health(p, 1);
+        else if (!strcmp(path, "/v2/health/ready"))
+            health(p, ready(p));
+        else
+            server_metadata(p);
+    } else if (!strcmp(path, "/v2/repository/index")) {
+        if (strcmp(http_method(p->r), "POST") != 0)
+            not_allowed(p, "POST");
+        else
+            repository_index(p);
+    } else if (!strncmp(path, "/v2/models/", 11)) {
+        models_route(p, path + 11);
+    } else {
+        v2_error(p, 404, "no such path");
+    }
+}
