@@ -36,6 +36,8 @@ struct engine_ctx {
     int threads;
     plan **plans; /* index: batch size */
     int nplans;
+    void *arena, *scratch; /* shared by all plans, sized for the largest */
+    size_t arena_cap, scratch_cap;
 };
 
 static void set_err(char *err, size_t len, const char *msg) {
@@ -260,9 +262,39 @@ void engine_ctx_free(engine_ctx *c) {
     for (int i = 0; c->plans && i < c->nplans; i++)
         plan_free(c->plans[i]);
     free(c->plans);
+    free(c->arena);
+    free(c->scratch);
     if (c->strm)
         dnnl_stream_destroy(c->strm);
     free(c);
+}
+
+/* Grows the shared arena/scratchpad for p when needed (rebinding every plan). */
+static engine_status ctx_buffers(engine_ctx *c, plan *p, char *err, size_t err_len) {
+    if (p->arena_size > c->arena_cap || p->scratch_size > c->scratch_cap) {
+        size_t a = p->arena_size > c->arena_cap ? p->arena_size : c->arena_cap;
+        size_t s = p->scratch_size > c->scratch_cap ? p->scratch_size : c->scratch_cap;
+        a = (a + 63) / 64 * 64 + 64;
+        s = (s + 63) / 64 * 64 + 64;
+        void *na = aligned_alloc(64, a), *ns = aligned_alloc(64, s);
+        if (!na || !ns) {
+            free(na);
+            free(ns);
+            set_err(err, err_len, "out of memory for activations");
+            return ENGINE_ERR_NOMEM;
+        }
+        free(c->arena);
+        free(c->scratch);
+        c->arena = na;
+        c->scratch = ns;
+        c->arena_cap = a;
+        c->scratch_cap = s;
+        for (int i = 0; i < c->nplans; i++)
+            if (c->plans[i] && c->plans[i] != p)
+                plan_bind(c->plans[i], c->arena, c->scratch);
+    }
+    plan_bind(p, c->arena, c->scratch);
+    return ENGINE_OK;
 }
 
 static engine_status get_plan(engine_ctx *c, int n, plan **out, char *err, size_t err_len) {
@@ -282,8 +314,27 @@ static engine_status get_plan(engine_ctx *c, int n, plan **out, char *err, size_
             set_err(err, err_len, e);
             return st;
         }
+        if ((st = ctx_buffers(c, c->plans[n], err, err_len)) != ENGINE_OK) {
+            plan_free(c->plans[n]);
+            c->plans[n] = NULL;
+            return st;
+        }
     }
     *out = c->plans[n];
+    return ENGINE_OK;
+}
+
+engine_status engine_ctx_warm(engine_ctx *c, char *err, size_t err_len) {
+    const engine_model_info *mi = &c->m->info;
+    /* largest first: the shared buffers are sized once */
+    for (int n = mi->max_batch; n >= 1; n--) {
+        if (mi->fixed_batch && n != mi->fixed_batch)
+            continue;
+        plan *p;
+        engine_status st = get_plan(c, n, &p, err, err_len);
+        if (st != ENGINE_OK)
+            return st;
+    }
     return ENGINE_OK;
 }
 

@@ -72,11 +72,17 @@ typedef struct {
 engine_ctx_params engine_ctx_default_params(void);
 
 /* Creates a context for m. The model must outlive the context. */
-engine_status engine_ctx_create(const engine_model *m, const engine_ctx_params *p,
-                                engine_ctx **out, char *err, size_t err_len);
+engine_status engine_ctx_create(const engine_model *m, const engine_ctx_params *p, engine_ctx **out,
+                                char *err, size_t err_len);
 
 /* Frees a context; NULL is a no-op. */
 void engine_ctx_free(engine_ctx *c);
+
+/* Builds the context's plans for every batch size it accepts (1..max_batch,
+ * or the fixed batch) now, so no later engine_run allocates or compiles.
+ * Activation memory is shared by all batch sizes (sized for the largest).
+ * Call from the thread that will run the context. */
+engine_status engine_ctx_warm(engine_ctx *c, char *err, size_t err_len);
 
 /* Runs n images (1 <= n <= max_batch, or n == fixed_batch).
  * input:  n * channels * height * width floats, NCHW, plain layout.
@@ -98,7 +104,7 @@ typedef struct {
     int64_t dims[ENGINE_MAX_DIMS]; /* dims[0] is -1 when the batch is dynamic */
 } engine_tensor_desc;
 
-int engine_model_num_inputs(const engine_model *m);  /* graph inputs that are not initializers */
+int engine_model_num_inputs(const engine_model *m); /* graph inputs that are not initializers */
 int engine_model_num_outputs(const engine_model *m);
 void engine_model_input_desc(const engine_model *m, int i, engine_tensor_desc *d);
 void engine_model_output_desc(const engine_model *m, int i, engine_tensor_desc *d);

@@ -12,8 +12,9 @@
  * one arena holding every activation at offsets planned by liveness (tensors
  * whose lives do not overlap share bytes; in-place residual sums and
  * reshapes share their source's buffer) and one scratchpad shared by all
- * steps. Running a plan allocates nothing: it binds the caller's input and
- * output pointers and executes the steps in order.
+ * steps. Arena and scratchpad belong to the context, sized for its largest
+ * plan and shared by all its plans (a context runs one plan at a time). Running a plan allocates
+ * nothing: it binds the caller's input and output pointers and executes the steps in order.
  */
 #ifndef RESNETD_DNNL_PLAN_H
 #define RESNETD_DNNL_PLAN_H
@@ -83,10 +84,11 @@ typedef struct {
     void **cdata; /* BIND_CONST: the data */
     plan_step *steps;
     int nsteps, caps;
-    void *arena;
-    size_t arena_size;
-    void *scratch;
-    size_t scratch_size;
+    size_t arena_size;   /* bytes of activations (owner provides them) */
+    size_t scratch_size; /* bytes of scratchpad (owner provides them) */
+    dnnl_memory_t *amem; /* memories living in the arena or the scratchpad */
+    size_t *aoff;        /* their offsets; (size_t)-1 for the scratchpad */
+    int namem;
     void **owned;
     int nowned, capo;
     /* memories bound to the caller's pointers at run time */
@@ -106,6 +108,10 @@ typedef struct {
 /* Builds the plan for batch `batch`; *out freed with plan_free. */
 engine_status plan_build(const dnnl_model *m, int batch, plan **out, char *err, size_t err_len);
 void plan_free(plan *p);
+/* Points the plan's activations and scratchpad at the owner's buffers (at
+ * least arena_size and scratch_size bytes, 64-byte aligned). Call again
+ * whenever the buffers move; never while the plan runs. */
+void plan_bind(plan *p, void *arena, void *scratch);
 /* Runs: inputs/outputs are the caller's plain float buffers per graph input/output. */
 engine_status plan_run(plan *p, dnnl_stream_t s, const float *const *inputs, float *const *outputs,
                        char *err, size_t err_len);
@@ -135,7 +141,7 @@ engine_status pb_reorder(plan_builder *b, int src, const dnnl_memory_desc_t *src
 void *pb_own(plan_builder *b, size_t bytes);
 dnnl_primitive_attr_t pb_attr(void);
 
-/* Plans memory (liveness), allocates arena and scratchpad, creates memories. */
+/* Plans memory (liveness) and creates the memory objects (see plan_bind). */
 engine_status plan_finalize(plan_builder *b);
 
 /* ---- op builders, one per family ---- */

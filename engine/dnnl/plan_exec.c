@@ -7,6 +7,8 @@
 
 #define ALIGN 64
 #define ARG_SCRATCH (-2)
+#define SCRATCH_OFF ((size_t)-1)
+#define NO_OFF ((size_t)-2)
 
 static int root_of(const plan *p, int t) {
     while (p->alias[t] >= 0)
@@ -84,35 +86,38 @@ engine_status plan_finalize(plan_builder *b) {
     engine_status st = plan_memory(p);
     if (st)
         return st;
-    p->arena = aligned_alloc(ALIGN, p->arena_size + ALIGN);
-    p->scratch = aligned_alloc(ALIGN, (p->scratch_size + ALIGN - 1) / ALIGN * ALIGN + ALIGN);
     int nargs = 0;
     for (int k = 0; k < p->nsteps; k++)
         nargs += p->steps[k].nargs;
     p->dyn = malloc(((size_t)nargs + 1) * sizeof *p->dyn);
     p->dyn_root = malloc(((size_t)nargs + 1) * sizeof(int));
-    if (!p->arena || !p->scratch || !p->dyn || !p->dyn_root)
-        return pb_fail(b, ENGINE_ERR_NOMEM, "out of memory for activations (%zu bytes)",
-                       p->arena_size);
+    p->amem = malloc(((size_t)nargs + 1) * sizeof *p->amem);
+    p->aoff = malloc(((size_t)nargs + 1) * sizeof *p->aoff);
+    if (!p->dyn || !p->dyn_root || !p->amem || !p->aoff)
+        return pb_fail(b, ENGINE_ERR_NOMEM, "out of memory planning %d steps", p->nsteps);
     for (int k = 0; k < p->nsteps; k++) {
         plan_step *s = &p->steps[k];
         for (int a = 0; a < s->nargs; a++) {
             plan_arg *pa = &s->args[a];
             if (pa->tensor == -1)
                 continue; /* fixed memory created by the builder */
-            void *h = p->scratch;
             const dnnl_memory_desc_t *md = &pa->md;
             int r = -1;
+            size_t aoff = SCRATCH_OFF;
+            void *h = NULL;
             if (pa->tensor >= 0) {
                 r = root_of(p, pa->tensor);
                 if (!pa->view)
                     md = &p->md[pa->tensor];
-                h = p->bind[r] == BIND_ARENA   ? (char *)p->arena + p->off[r]
-                    : p->bind[r] == BIND_CONST ? p->cdata[r]
-                                               : NULL;
+                aoff = p->bind[r] == BIND_ARENA ? p->off[r] : NO_OFF;
+                h = p->bind[r] == BIND_CONST ? p->cdata[r] : NULL;
             }
             if (dnnl_memory_create(&pa->mem, md, b->m->eng, h) != dnnl_success)
                 return pb_fail(b, ENGINE_ERR_BACKEND, "cannot create a memory object");
+            if (aoff != NO_OFF) { /* bound to the context's arena/scratchpad by plan_bind */
+                p->amem[p->namem] = pa->mem;
+                p->aoff[p->namem++] = aoff;
+            }
             if (r >= 0 && (p->bind[r] == BIND_INPUT || p->bind[r] == BIND_OUTPUT)) {
                 p->dyn[p->ndyn] = pa->mem;
                 p->dyn_root[p->ndyn++] = r;
@@ -122,6 +127,12 @@ engine_status plan_finalize(plan_builder *b) {
             s->exec[a] = (dnnl_exec_arg_t){s->args[a].arg, s->args[a].mem};
     }
     return ENGINE_OK;
+}
+
+void plan_bind(plan *p, void *arena, void *scratch) {
+    for (int i = 0; i < p->namem; i++)
+        dnnl_memory_set_data_handle(
+            p->amem[i], p->aoff[i] == SCRATCH_OFF ? scratch : (char *)arena + p->aoff[i]);
 }
 
 engine_status plan_run(plan *p, dnnl_stream_t strm, const float *const *inputs,
@@ -182,8 +193,8 @@ void plan_free(plan *p) {
     free(p->first);
     free(p->off);
     free(p->cdata);
-    free(p->arena);
-    free(p->scratch);
+    free(p->amem);
+    free(p->aoff);
     free(p->dyn);
     free(p->dyn_root);
     free(p);
