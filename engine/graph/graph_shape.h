@@ -46,6 +46,10 @@ engine_status graph_slice_params(const graph *g, const graph_node *n, const grap
 engine_status graph_pad_params(const graph *g, const graph_node *n, const graph_shape *s,
                                int64_t *pads, float *value, char *err, size_t err_len);
 
+/* Squeeze/Unsqueeze axes (attribute, or constant input from opset 13). */
+engine_status graph_axes_param(const graph *g, const graph_node *n, const graph_shape *s,
+                               int64_t *axes, int *na, char *err, size_t err_len);
+
 /* Normalises a possibly negative axis; returns -1 when out of range. */
 int graph_axis(int64_t axis, int ndim);
 

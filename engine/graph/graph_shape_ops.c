@@ -172,109 +172,6 @@ static int all_const(const graph_node *n, const graph_shape *s) {
     return 1;
 }
 
-/* Reads Slice parameters (attributes before opset 10, inputs after). */
-static engine_status slice_params(const graph *g, const graph_node *n, const graph_shape *s,
-                                  const graph_shape *x, int64_t *start, int64_t *step, char *err,
-                                  size_t err_len) {
-    int64_t st[GRAPH_MAX_DIMS], en[GRAPH_MAX_DIMS], ax[GRAPH_MAX_DIMS], sp[GRAPH_MAX_DIMS];
-    int ns, ne, na, nsp = -1;
-    if (g->opset < 10) {
-        ns = graph_attr_ints(n, "starts", st, GRAPH_MAX_DIMS);
-        ne = graph_attr_ints(n, "ends", en, GRAPH_MAX_DIMS);
-        na = graph_attr_find(n, "axes") ? graph_attr_ints(n, "axes", ax, GRAPH_MAX_DIMS) : -1;
-    } else {
-        ns = n->nin > 1 && n->in[1] >= 0 ? const_ints(&s[n->in[1]], st, GRAPH_MAX_DIMS) : -1;
-        ne = n->nin > 2 && n->in[2] >= 0 ? const_ints(&s[n->in[2]], en, GRAPH_MAX_DIMS) : -1;
-        na = n->nin > 3 && n->in[3] >= 0 ? const_ints(&s[n->in[3]], ax, GRAPH_MAX_DIMS) : -1;
-        if (n->nin > 4 && n->in[4] >= 0 && (nsp = const_ints(&s[n->in[4]], sp, 8)) < 0)
-            ns = -1;
-        if ((n->nin > 3 && n->in[3] >= 0 && na < 0))
-            ns = -1;
-    }
-    if (ns < 0 || ne != ns || (na >= 0 && na != ns) || (nsp >= 0 && nsp != ns))
-        FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (Slice): starts/ends/axes/steps must be constant",
-             n->name);
-    for (int d = 0; d < x->ndim; d++) {
-        start[d] = 0;
-        step[d] = 1;
-    }
-    for (int k = 0; k < ns; k++) {
-        int d = graph_axis(na >= 0 ? ax[k] : k, x->ndim);
-        int64_t stp = nsp >= 0 ? sp[k] : 1, dim = x->dims[d];
-        if (d < 0 || stp == 0)
-            FAIL(ENGINE_ERR_INVALID, "node '%s' (Slice): bad axis or step", n->name);
-        int64_t b = st[k] < 0 ? st[k] + dim : st[k], e = en[k] < 0 ? en[k] + dim : en[k];
-        if (stp > 0) {
-            b = b < 0 ? 0 : (b > dim ? dim : b);
-            e = e < 0 ? 0 : (e > dim ? dim : e);
-            start[d] = b;
-            step[d] = stp;
-            start[GRAPH_MAX_DIMS + d] = e > b ? (e - b + stp - 1) / stp : 0;
-        } else {
-            b = b < 0 ? -1 : (b >= dim ? dim - 1 : b);
-            e = e < -1 ? -1 : (e >= dim ? dim - 1 : e);
-            start[d] = b;
-            step[d] = stp;
-            start[GRAPH_MAX_DIMS + d] = b > e ? (b - e - stp - 1) / -stp : 0;
-        }
-    }
-    return ENGINE_OK;
-}
-
-engine_status graph_slice_params(const graph *g, const graph_node *n, const graph_shape *s,
-                                 int64_t *start, int64_t *step, int64_t *len, char *err,
-                                 size_t err_len) {
-    const graph_shape *x = &s[n->in[0]];
-    int64_t tmp[2 * GRAPH_MAX_DIMS];
-    for (int d = 0; d < x->ndim; d++)
-        tmp[GRAPH_MAX_DIMS + d] = x->dims[d];
-    engine_status st = slice_params(g, n, s, x, tmp, step, err, err_len);
-    for (int d = 0; d < x->ndim; d++) {
-        start[d] = tmp[d];
-        len[d] = tmp[GRAPH_MAX_DIMS + d];
-    }
-    return st;
-}
-
-engine_status graph_pad_params(const graph *g, const graph_node *n, const graph_shape *s,
-                               int64_t *pads, float *value, char *err, size_t err_len) {
-    const graph_shape *x = &s[n->in[0]];
-    int np;
-    *value = 0;
-    if (g->opset < 11) {
-        np = graph_attr_ints(n, "pads", pads, 2 * GRAPH_MAX_DIMS);
-        *value = graph_attr_float(n, "value", 0);
-    } else {
-        np = n->nin > 1 && n->in[1] >= 0 ? const_ints(&s[n->in[1]], pads, 2 * GRAPH_MAX_DIMS) : -1;
-        if (n->nin > 2 && n->in[2] >= 0) {
-            const graph_shape *v = &s[n->in[2]];
-            if (!v->is_const)
-                np = -1;
-            else
-                *value = (float)val(v, 0);
-        }
-        if (n->nin > 3 && n->in[3] >= 0)
-            FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (Pad): input 'axes' is not supported", n->name);
-    }
-    if (np != 2 * x->ndim)
-        FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (Pad): pads must be constant with %d values",
-             n->name, 2 * x->ndim);
-    return ENGINE_OK;
-}
-
-static engine_status axes_of(const graph *g, const graph_node *n, const graph_shape *s,
-                             int64_t *axes, int *na, char *err, size_t err_len) {
-    if (g->opset >= 13 && n->nin > 1 && n->in[1] >= 0) {
-        *na = const_ints(&s[n->in[1]], axes, GRAPH_MAX_DIMS);
-        if (*na < 0)
-            FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): axes must be constant", n->name,
-                 n->op_type);
-    } else {
-        *na = graph_attr_ints(n, "axes", axes, GRAPH_MAX_DIMS);
-    }
-    return ENGINE_OK;
-}
-
 engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape *s, char *err,
                                size_t err_len) {
     const graph_shape *x = &s[n->in[0]];
@@ -497,7 +394,7 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
     case OP_SQUEEZE: {
         int64_t axes[GRAPH_MAX_DIMS];
         int na;
-        engine_status st = axes_of(g, n, s, axes, &na, err, err_len);
+        engine_status st = graph_axes_param(g, n, s, axes, &na, err, err_len);
         if (st)
             return st;
         char mark[GRAPH_MAX_DIMS * 2] = {0};
