@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -158,6 +159,10 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        if self.proc.returncode != 0:  # show why (a sanitizer report, a crash...)
+            lines = [x for x in self.logs().decode(errors="replace").splitlines()
+                     if not x.startswith('{"time"')]
+            print("\n".join(lines[-150:]), file=sys.stderr)
         return self.proc.returncode
 
     def cleanup(self):
