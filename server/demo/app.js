@@ -173,12 +173,19 @@
     state.file = file;
     if (state.previewUrl) URL.revokeObjectURL(state.previewUrl);
     state.previewUrl = URL.createObjectURL(file);
+    el.preview.hidden = true; // shown once it loads
     el.preview.src = state.previewUrl;
     el.filename.textContent = `${file.name || 'pasted image'} · ${(file.size / 1024).toFixed(1)} KiB`;
     el.previewWrap.hidden = false;
     classify();
   }
 
+  // a file the browser cannot show (or a tiny 28x28 one) still gets a sensible preview
+  el.preview.addEventListener('error', () => { el.preview.hidden = true; });
+  el.preview.addEventListener('load', () => {
+    el.preview.hidden = false;
+    el.preview.classList.toggle('small', el.preview.naturalWidth < 96);
+  });
   el.file.addEventListener('change', () => useFile(el.file.files[0]));
   el.model.addEventListener('change', () => {
     el.modelInfo.textContent = describeModel(currentModel());
