@@ -414,11 +414,63 @@ def test_metrics(tmp):
     s.cleanup()
 
 
+def test_config(tmp):
+    """The schema through the real binary: --print-config, precedence, exit 2
+    naming the key; and the default model found next to the executable (build
+    tree ../models, install ../share/resnetd/models), never in the cwd."""
+    def run(args, env=None):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("RESNETD_")}
+        e.update(env or {})
+        return subprocess.run([BIN, "serve"] + args, capture_output=True, text=True, env=e,
+                              cwd=tmp)
+    p = run(["--print-config"])
+    check(p.returncode == 0, p.stderr)
+    cfg = json.loads(p.stdout)
+    for key in ("host", "port", "model", "model_repository", "workers", "threads_per_worker",
+                "max_batch", "batch_timeout_us", "queue_capacity", "max_body_bytes",
+                "max_image_pixels", "request_timeout_ms", "drain_timeout_ms", "top_k",
+                "log_level"):
+        check(key in cfg, f"--print-config misses {key}")
+    check(cfg["host"] == "127.0.0.1" and cfg["port"] == 8080, cfg)
+    f = os.path.join(tmp, "c.json")
+    with open(f, "w") as fh:
+        json.dump({"max_batch": 4, "top_k": 3, "queue_capacity": 10}, fh)
+    p = run(["--config", f, "--top-k", "2", "--print-config"],
+            {"RESNETD_MAX_BATCH": "6", "RESNETD_TOP_K": "9"})
+    cfg = json.loads(p.stdout)
+    check((cfg["max_batch"], cfg["top_k"], cfg["queue_capacity"]) == (6, 2, 10), cfg)
+    for args, env, key in ((["--workers", "0"], {}, "workers"),
+                           ([], {"RESNETD_PORT": "http"}, "port"),
+                           (["--log-level", "chatty"], {}, "log_level"),
+                           (["--no-such-flag"], {}, "--no-such-flag")):
+        p = run(args, env)
+        check(p.returncode == 2 and key in p.stderr, (args, env, p.returncode, p.stderr))
+    p = run(["--help"])
+    check(p.returncode == 0 and "--max-batch" in p.stdout and "RESNETD_MAX_BATCH" in p.stdout,
+          p.stdout[:300])
+    # default model relative to the executable
+    import shutil
+    for layout in ("models", "share/resnetd/models"):
+        root = os.path.join(tmp, layout.replace("/", "_") + "_tree")
+        os.makedirs(os.path.join(root, "bin"))
+        exe = os.path.join(root, "bin", "resnetd")
+        shutil.copy(BIN, exe)
+        d, _ = srvtest.export_model(os.path.join(root, layout), "fashion-mnist", seed=9)
+        s = srvtest.Server(exe, [])
+        st, h, body = s.json("GET", "/v1/models")
+        check(st == 200 and body["models"][0]["name"] == "fashion-mnist", body)
+        check(s.stop() == 0, "exit code")
+        s.cleanup()
+    p = subprocess.run([os.path.join(tmp, "models_tree", "bin", "resnetd"), "classify",
+                        srvtest.make_images(tmp, 1)[0]], capture_output=True, text=True)
+    check(p.returncode == 0 and json.loads(p.stdout)["predictions"], p.stderr)
+
+
 def main():
     global BIN
     BIN = sys.argv[1]
     test = {"api": test_api, "concurrency": test_concurrency, "overload": test_overload,
-            "drain": test_drain, "metrics": test_metrics}[sys.argv[2]]
+            "drain": test_drain, "metrics": test_metrics, "config": test_config}[sys.argv[2]]
     with tempfile.TemporaryDirectory(prefix="srvtest-") as tmp:
         test(tmp)
     print(f"{sys.argv[2]}: ok")
