@@ -104,6 +104,17 @@ static int begins_ci(const char *s, const char *prefix) {
     return s && strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* Runs on_headers and, for multipart bodies, sets up the post processor. */
+static void headers_in(http_req *r) {
+    r->s->c.on_headers(r, r->s->c.app);
+    r->headers_done = 1;
+    if (!r->responded && r->multipart && !r->too_large) {
+        r->pp = MHD_create_post_processor(r->conn, POST_BUFFER, post_iter, r);
+        if (!r->pp)
+            r->mp_error = "multipart body without a usable boundary";
+    }
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
@@ -125,15 +136,25 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
                                  "multipart/form-data");
         if (r->content_length > (int64_t)s->c.max_body_bytes)
             r->too_large = 1;
-        s->c.on_headers(r, s->c.app);
-        r->headers_done = 1;
-        if (!r->responded && r->multipart && !r->too_large) {
-            r->pp = MHD_create_post_processor(conn, POST_BUFFER, post_iter, r);
-            if (!r->pp)
-                r->mp_error = "multipart body without a usable boundary";
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+        if (cl && te) { /* RFC 9112 6.3: a smuggling attempt; refuse and close */
+            static const char msg[] = "{\"error\":{\"code\":\"bad_request\",\"message\":"
+                                      "\"Content-Length together with Transfer-Encoding\"}}";
+            static const char *const hdr[] = {"Connection", "close", NULL};
+            http_respond(r, 400, "application/json", strdup(msg), sizeof msg - 1, hdr);
+            return MHD_YES;
         }
+        /* libmicrohttpd closes the connection after a response queued on this
+         * first call (it cannot know what follows), which would end every
+         * keep-alive GET and pipelined request: a request without a body gets
+         * its hooks on the next call, once it is complete. */
+        if (r->content_length <= 0 && !te)
+            return MHD_YES;
+        headers_in(r);
         return MHD_YES;
     }
+    if (!r->headers_done && !r->responded) /* a request without a body, now complete */
+        headers_in(r);
     if (r->responded) {
         *upload_data_size = 0; /* answered early: the rest is discarded */
         return MHD_YES;
