@@ -346,6 +346,52 @@ def test_curl(srv, tmp):
     check(code == 404 and "missing" in json.loads(body)["error"], f"curl 404 {code} {body}")
 
 
+def test_mutations(srv, rounds=300):
+    """Random byte and header mutations of valid requests: every answer is
+    200 or a JSON {"error"} with 400/413/415, and the server keeps serving."""
+    rng = np.random.default_rng(11)
+    png = ptest.make_image(3, "png")
+    x = rng.standard_normal((2, 1, 28, 28)).astype(np.float32)
+    seeds = []
+    for req, blob in [
+        ({"inputs": [{"name": "input", "shape": [2, 1, 28, 28], "datatype": "FP32",
+                      "parameters": {"binary_data_size": x.nbytes}}],
+          "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]}, x.tobytes()),
+        ({"inputs": [{"name": "i", "shape": [2], "datatype": "BYTES",
+                      "parameters": {"binary_data_size": 2 * (len(png) + 4)}}],
+          "outputs": [{"name": "logits", "parameters": {"classification": 2}}]},
+         (struct.pack("<I", len(png)) + png) * 2),
+        ({"inputs": [{"name": "i", "shape": [1], "datatype": "BYTES",
+                      "data": [base64.b64encode(png).decode()]}]}, b""),
+        ({"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                      "data": x[0].ravel().tolist()}]}, b"")]:
+        seeds.append((json.dumps(req).encode(), blob))
+    seen = {}
+    for i in range(rounds):
+        js, blob = seeds[i % len(seeds)]
+        body = bytearray(js + blob)
+        for _ in range(int(rng.integers(1, 4))):
+            op, pos = int(rng.integers(0, 3)), int(rng.integers(0, len(body)))
+            if op == 0:
+                body[pos] = int(rng.integers(0, 256))
+            elif op == 1:
+                del body[pos:pos + int(rng.integers(1, 64))]
+            else:
+                body[pos:pos] = bytes(rng.integers(0, 256, int(rng.integers(1, 16)), np.uint8))
+        h = {}
+        if blob:
+            hl = len(js) + int(rng.integers(-3, 4)) if i % 3 == 0 else len(js)
+            h["Inference-Header-Content-Length"] = str(hl)
+        s, rh, b = srv.request("POST", "/v2/models/gray/infer", bytes(body), h)
+        seen[s] = seen.get(s, 0) + 1
+        check(s in (200, 400, 413, 415), f"mutation {i}: status {s} {b[:200]!r}")
+        if s != 200:
+            check(isinstance(json.loads(b).get("error"), str), f"mutation {i}: {b[:200]!r}")
+    s, _, _ = srv.request("GET", "/v2/health/ready")
+    check(s == 200, "server alive after mutations")
+    return seen
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="proto-v2-") as tmp:
@@ -359,6 +405,7 @@ def main():
             test_errors(srv)
             test_shared(srv)
             test_curl(srv, tmp)
+            seen = test_mutations(srv)
         except Exception:
             sys.stderr.write(srv.logs().decode(errors="replace")[-3000:])
             raise
@@ -367,7 +414,7 @@ def main():
             srv.cleanup()
         check(rc == 0, f"server exit code {rc}")
     print(f"v2 ok: logits equal resnetd infer (max diff {diff}); {n} classification strings "
-          f"agree with /v1")
+          f"agree with /v1; mutated requests answered {seen}")
     return 0
 
 
