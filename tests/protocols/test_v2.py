@@ -392,6 +392,59 @@ def test_mutations(srv, rounds=300):
     return seen
 
 
+def test_mixed_batching(binary, models, tmp):
+    """v2, /v1 and TorchServe requests arriving together are batched together
+    by the model's one queue (batch_timeout 300 ms lets the batch fill)."""
+    import threading
+    d = models["gray"][0]
+    imgs = [ptest.make_image(20 + i, "png") for i in range(8)]
+    pre = np.concatenate([resnetd_preprocess(binary, d, b, tmp) for b in imgs])
+    ref = resnetd_infer(binary, d, pre, tmp)
+    srv = ptest.Server(binary, ["--model", d, "--workers", "1", "--max-batch", "8",
+                                "--batch-timeout-us", "300000"])
+    try:
+        batches0 = srv.metric("resnetd_batch_size_count", {"model": "gray"})
+        out, errs = [None] * 8, []
+        barrier = threading.Barrier(8)
+
+        def run(i):
+            try:
+                barrier.wait()
+                if i % 4 < 2:  # v2 BYTES, raw logits
+                    s, _, j, _ = infer(srv, "gray", {"inputs": [{
+                        "name": "image", "shape": [1], "datatype": "BYTES",
+                        "data": [base64.b64encode(imgs[i]).decode()]}]})
+                    out[i] = ("v2", s, np.array(j["outputs"][0]["data"], np.float32))
+                elif i % 4 == 2:
+                    s, _, j = srv.json("POST", "/v1/models/gray/classify?top_k=1", imgs[i])
+                    out[i] = ("v1", s, j["predictions"][0]["index"])
+                else:
+                    s, _, b = srv.request("POST", "/predictions/gray", imgs[i])
+                    out[i] = ("ts", s, next(iter(json.loads(b))))
+            except Exception as e:  # reported below
+                errs.append(repr(e))
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not errs, f"mixed requests failed: {errs}")
+        for i, (kind, s, v) in enumerate(out):
+            check(s == 200, f"{kind} request {i}: {s}")
+            if kind == "v2":
+                check(np.abs(v - ref[i]).max() < 1e-5, f"batched v2 logits {i}: {v} vs {ref[i]}")
+            elif kind == "v1":
+                check(v == int(np.argmax(ref[i])), f"batched /v1 {i}")
+            else:
+                check(v == ptest.GRAY_LABELS[int(np.argmax(ref[i]))], f"batched TorchServe {i}")
+        batches = srv.metric("resnetd_batch_size_count", {"model": "gray"}) - batches0
+        check(1 <= batches < 8, f"8 mixed requests ran in {batches} batches (expected sharing)")
+    finally:
+        srv.stop()
+        srv.cleanup()
+    return int(batches)
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="proto-v2-") as tmp:
@@ -413,6 +466,8 @@ def main():
             rc = srv.stop()
             srv.cleanup()
         check(rc == 0, f"server exit code {rc}")
+        nb = test_mixed_batching(binary, models, tmp)
+    print(f"v2 ok: 8 concurrent v2 + /v1 + TorchServe requests ran in {nb} batch(es)")
     print(f"v2 ok: logits equal resnetd infer (max diff {diff}); {n} classification strings "
           f"agree with /v1; mutated requests answered {seen}")
     return 0
