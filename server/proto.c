@@ -135,6 +135,8 @@ void proto_on_complete(http_req *r, void *cls) {
                 free(line);
             }
         }
+        if (p->work)
+            atomic_fetch_sub(&a->work, 1);
         if (p->state_free)
             p->state_free(p->state);
         free(p->in);
@@ -150,7 +152,14 @@ void proto_on_complete(http_req *r, void *cls) {
 
 int proto_gate(proto_req *p, const char **msg) {
     app *a = p->a;
+    /* Count first, then look at the flag, as /v1 does: the drain sets the
+     * flag, then waits for the count, so no accepted request slips past it. */
+    atomic_fetch_add(&a->work, 1);
+    p->work = 1;
     if (atomic_load(&a->draining)) {
+        atomic_fetch_sub(&a->work, 1);
+        p->work = 0;
+        p->draining = 1;
         metrics_rejected(a->metrics, METRICS_REJECT_DRAINING);
         *msg = "the server is shutting down";
         return 503;

@@ -33,6 +33,7 @@ struct proto_req {
     char id[72];  /* X-Request-Id */
     int model;    /* index into a->models, or -1 */
     int draining; /* the server was draining when the request came in */
+    int work;     /* counted in a->work (inference accepted; the drain waits for it) */
     int counted;  /* metrics_request done */
     int images_ok;
     /* set by on_headers when the body is wanted */
@@ -79,7 +80,9 @@ void proto_respond(proto_req *p, int status, const char *content_type, char *bod
 int proto_find_model(const app *a, const char *name, size_t len);
 
 /* Whether new inference work is accepted: 0, or 503 with *msg set (and the
- * rejection counted) while the server is draining or not yet ready. */
+ * rejection counted) while the server is draining or not yet ready. Call
+ * once per inference request: it counts the request in a->work (which the
+ * SIGTERM drain waits for) until proto_on_complete. */
 int proto_gate(proto_req *p, const char **msg);
 
 /* Allocates room for n images of p->model: returns the input buffer

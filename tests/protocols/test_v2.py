@@ -445,6 +445,61 @@ def test_mixed_batching(binary, models, tmp):
     return int(batches)
 
 
+def test_drain(binary, models):
+    """SIGTERM while a v2 and a TorchServe request wait in the queue (a 2 s
+    batch timeout) and while a v2 request is still uploading its body: all
+    were accepted before the drain, so all are answered 200; then exit 0."""
+    import signal
+    import socket
+    import threading
+    import time
+    d = models["gray"][0]
+    img = ptest.make_image(30, "png")
+    srv = ptest.Server(binary, ["--model", d, "--batch-timeout-us", "2000000",
+                                "--drain-timeout-ms", "20000"])
+    out = {}
+    try:
+        def v2():
+            out["v2"] = infer(srv, "gray", {"inputs": [{"name": "i", "shape": [1],
+                                                        "datatype": "BYTES",
+                                                        "data": [base64.b64encode(img).decode()]}]})[0]
+
+        def ts():
+            out["ts"] = srv.request("POST", "/predictions/gray", img)[0]
+        body = json.dumps({"inputs": [{"name": "i", "shape": [1], "datatype": "BYTES",
+                                       "data": [base64.b64encode(img).decode()]}]}).encode()
+        up = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        up.sendall(b"POST /v2/models/gray/infer HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) +
+                   body[:len(body) // 2])
+        threads = [threading.Thread(target=f) for f in (v2, ts)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while srv.metric("resnetd_queue_depth", {"model": "gray"}) < 2:
+            check(time.monotonic() < deadline, "requests never reached the queue")
+            time.sleep(0.01)
+        srv.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(30)
+        time.sleep(0.3)  # the upload is still in flight while the others are answered
+        up.sendall(body[len(body) // 2:])
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = up.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        up.close()
+        out["upload"] = int(reply.split(b" ")[1]) if reply.startswith(b"HTTP/1.1 ") else reply
+        rc = srv.proc.wait(30)
+    finally:
+        srv.stop()
+        srv.cleanup()
+    check(out == {"v2": 200, "ts": 200, "upload": 200}, f"answers during the drain: {out}")
+    check(rc == 0, f"exit code after the drain {rc}")
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="proto-v2-") as tmp:
@@ -467,6 +522,7 @@ def main():
             srv.cleanup()
         check(rc == 0, f"server exit code {rc}")
         nb = test_mixed_batching(binary, models, tmp)
+        test_drain(binary, models)
     print(f"v2 ok: 8 concurrent v2 + /v1 + TorchServe requests ran in {nb} batch(es)")
     print(f"v2 ok: logits equal resnetd infer (max diff {diff}); {n} classification strings "
           f"agree with /v1; mutated requests answered {seen}")
