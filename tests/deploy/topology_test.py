@@ -22,6 +22,7 @@ Checks:
     stopped (counters that died with the process).
 """
 
+import glob
 import json
 import os
 import re
@@ -118,7 +119,9 @@ def main():
     procs = {}
     ok = False
     try:
-        image = dl.make_png(os.path.join(tmp, "image.png"))
+        # A real example image if the repository has one, else a generated PNG.
+        examples = sorted(glob.glob(os.path.join(dl.REPO, "examples", "*.png")))
+        image = examples[0] if examples else dl.make_png(os.path.join(tmp, "image.png"))
         with open(image, "rb") as f:
             image_bytes = f.read()
         ports = [dl.free_port() for _ in range(3)]
