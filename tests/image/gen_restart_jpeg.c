@@ -1,7 +1,9 @@
 /*
  * gen_restart_jpeg.c — test fixture generator: writes a JPEG with restart
  * markers (PIL cannot), optionally progressive or arithmetic-coded, using the
- * libjpeg API. usage: gen_restart_jpeg OUT.jpg W H [progressive|arith|ycck]
+ * libjpeg API. usage: gen_restart_jpeg OUT.jpg W H [MODE]
+ * MODE: progressive, arith, ycck, or a luma sampling factor pair for chroma
+ * subsamplings PIL cannot write: s411 (4x1), s440 (1x2), s410 (4x2), s311 (3x1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +39,17 @@ int main(int argc, char **argv) {
         jpeg_simple_progression(&c);
     if (strcmp(mode, "arith") == 0)
         c.arith_code = TRUE;
+    static const struct {
+        const char *name;
+        int h, v;
+    } samp[] = {{"s411", 4, 1}, {"s440", 1, 2}, {"s410", 4, 2}, {"s311", 3, 1}};
+    for (size_t i = 0; i < sizeof(samp) / sizeof(samp[0]); i++)
+        if (strcmp(mode, samp[i].name) == 0) { /* luma factors; chroma 1x1 */
+            c.comp_info[0].h_samp_factor = samp[i].h;
+            c.comp_info[0].v_samp_factor = samp[i].v;
+            for (int k = 1; k < 3; k++)
+                c.comp_info[k].h_samp_factor = c.comp_info[k].v_samp_factor = 1;
+        }
     jpeg_start_compress(&c, TRUE);
     for (int y = 0; y < h; y++) {
         for (int x = 0; x < w; x++)

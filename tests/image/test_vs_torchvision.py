@@ -69,6 +69,9 @@ def gen_images(d, gen_restart):
     add("arith.jpg")
     subprocess.run([gen_restart, f"{d}/ycck.jpg", "320", "240", "ycck"], check=True)
     add("ycck.jpg")
+    for m in ("s411", "s440", "s410", "s311"):  # subsamplings PIL cannot write
+        subprocess.run([gen_restart, f"{d}/{m}.jpg", "333", "251", m], check=True)
+        add(f"{m}.jpg")
 
     small = photo(300, 200, 20)
     Image.fromarray(small).save(f"{d}/rgb.png")
