@@ -118,9 +118,9 @@ static fixture *setup(void) {
     atomic_store(&f.a.ready, 1);
     http_config hc = {"127.0.0.1",
                       0,
-                      2,
-                      64,
-                      2,
+                      2,    /* HTTP threads */
+                      4096, /* connections */
+                      1,    /* idle timeout, s */
                       (size_t)f.cfg.max_body_bytes,
                       routes_on_headers,
                       routes_on_body,
@@ -135,13 +135,13 @@ static fixture *setup(void) {
 }
 
 /* Reads until EOF, a full buffer, 3 s of silence before the first byte or
- * 100 ms after the last one (libmicrohttpd may keep a half-closed
+ * 20 ms after the last one (libmicrohttpd may keep a half-closed
  * connection open until its timeout once it has answered). Returns bytes read. */
 static size_t read_all(int fd, char *buf, size_t cap) {
     size_t n = 0;
     while (n < cap) {
         struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, n ? 100 : 3000) <= 0)
+        if (poll(&p, 1, n ? 20 : 300) <= 0)
             break;
         ssize_t got = recv(fd, buf + n, cap - n, 0);
         if (got <= 0)
@@ -166,13 +166,18 @@ static void check_responses(const char *buf, size_t n) {
         if (!hend)
             return;
         const char *cl = memmem(p, (size_t)(hend - p), "Content-Length: ", 16);
-        size_t blen = cl ? (size_t)strtoul(cl + 16, NULL, 10) : 0;
+        /* libmicrohttpd's own answers to malformed HTTP are HTML, close the
+         * connection and are not ours to check (0.9.75 even repeats its
+         * header block for a bad Content-Length such as "+5") */
+        if (memmem(p, (size_t)(hend - p), "X-Request-Id", 12) == NULL)
+            return;
+        if (!cl)
+            abort(); /* ours always carry a Content-Length */
+        size_t blen = (size_t)strtoul(cl + 16, NULL, 10);
         const char *body = hend + 4;
         if (body + blen > end)
             return;
-        /* our JSON errors (MHD's own early answers are HTML and not ours) */
-        int ours = memmem(p, (size_t)(hend - p), "X-Request-Id", 12) != NULL;
-        if (ours && status >= 400 && (blen < 10 || memcmp(body, "{\"error\":", 9) != 0))
+        if (status >= 400 && (blen < 10 || memcmp(body, "{\"error\":", 9) != 0))
             abort();
         p = body + blen;
     }
@@ -202,6 +207,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     shutdown(fd, SHUT_WR);
     static char buf[1 << 20];
     size_t n = read_all(fd, buf, sizeof buf);
+    /* reset, not FIN: the server drops the connection at once instead of at
+     * its idle timeout, so connections do not pile up between inputs */
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
     check_responses(buf, n);
     return 0;
