@@ -179,6 +179,11 @@ static int take_bytes(proto_req *p, const jp_v2_input *in, const unsigned char *
                  in->count, shape_str(in, sh, sizeof sh), n);
         return 400;
     }
+    if (bin && (uint64_t)in->binary_size < 4 * (uint64_t)n) { /* before allocating n tensors */
+        snprintf(msg, ml, "input '%s': binary_data_size %lld cannot hold %d elements (truncated)",
+                 in->name, (long long)in->binary_size, n);
+        return 400;
+    }
     if (!proto_inputs(p, n)) {
         snprintf(msg, ml, "out of memory");
         return 500;

@@ -281,6 +281,8 @@ def test_errors(srv):
     by = {"name": "i", "shape": [1], "datatype": "BYTES",
           "parameters": {"binary_data_size": len(blob) - 5}}
     expect_error(srv, "gray", {"inputs": [by]}, 400, ["truncated"], blob[:-5])
+    expect_error(srv, "gray", {"inputs": [dict(by, shape=[60], parameters={"binary_data_size": 8})]},
+                 400, ["cannot hold 60"], b"\0" * 8)
     js = json.dumps({"inputs": [bin_in]}).encode()
     s, h, b = srv.request("POST", "/v2/models/gray/infer", js + fp,
                           {"Inference-Header-Content-Length": str(len(js) + len(fp) + 1)})
