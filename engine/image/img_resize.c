@@ -174,53 +174,142 @@ RESIZE_HOT static void hpass_row(const uint8_t *src, uint8_t *dst, int n, int ch
     }
 }
 
-/* Eight rows at once: the rows are transposed into 8-lane vectors (one lane
- * per row) so each tap is one vector multiply-add for eight outputs. Needs
- * padded windows (count == ksize everywhere). T holds ncols vectors. */
+/* Eight rows at once. The window's bytes are transposed (8x8 byte blocks,
+ * SWAR) so that word b holds byte b of all eight rows; each tap is then one
+ * widening load and one vector multiply-add for eight outputs, and the
+ * results are transposed back into the eight destination rows. Needs padded
+ * windows (count == ksize everywhere). tb holds ncols*ch + 8 words, ob
+ * n*ch + 8 words. Little-endian byte order is assumed (checked by the caller). */
 typedef int32_t v8si __attribute__((vector_size(32)));
+typedef int16_t v8hi __attribute__((vector_size(16)));
+typedef uint8_t v8qu __attribute__((vector_size(8)));
 
-RESIZE_HOT static void hpass_block8(const uint8_t *const *src, uint8_t *const *dst, int n, int ch,
-                                    const axis_coeffs *a, v8si *T) {
-    const int K = a->ksize, cx0 = a->start[0];
-    const int ncols = a->start[n - 1] + K - cx0;
+/* Transposes an 8x8 byte matrix held as 8 little-endian words. */
+static inline void transpose8x8(uint64_t m[8]) {
+    for (int i = 0; i < 4; i++) {
+        uint64_t t = ((m[i] >> 32) ^ m[i + 4]) & 0x00000000FFFFFFFFull;
+        m[i] ^= t << 32, m[i + 4] ^= t;
+    }
+    static const int pair2[4] = {0, 1, 4, 5};
+    for (int p = 0; p < 4; p++) {
+        int i = pair2[p];
+        uint64_t t = ((m[i] >> 16) ^ m[i + 2]) & 0x0000FFFF0000FFFFull;
+        m[i] ^= t << 16, m[i + 2] ^= t;
+    }
+    for (int i = 0; i < 8; i += 2) {
+        uint64_t t = ((m[i] >> 8) ^ m[i + 1]) & 0x00FF00FF00FF00FFull;
+        m[i] ^= t << 8, m[i + 1] ^= t;
+    }
+}
+
+/* The taps of eight rows: K is a constant in each inlined copy below. */
+static inline __attribute__((always_inline)) void
+hpass8_outputs(const uint64_t *tb, uint64_t *ob, int n, int ch, const axis_coeffs *a, const int K) {
     const v8si zero = {0, 0, 0, 0, 0, 0, 0, 0};
     const v8si max8 = zero + 255, half = zero + (1 << (PRECISION_BITS - 1));
-    for (int c = 0; c < ch; c++) {
-        for (int x = 0; x < ncols; x++) {
-            size_t o = (size_t)(cx0 + x) * ch + c;
-            v8si v = {src[0][o], src[1][o], src[2][o], src[3][o],
-                      src[4][o], src[5][o], src[6][o], src[7][o]};
-            T[x] = v;
-        }
-        for (int i = 0; i < n; i++) {
-            const int *k = a->k + (size_t)i * K;
-            const v8si *t = T + (a->start[i] - cx0);
+    const int cx0 = a->start[0];
+    for (int i = 0; i < n; i++) {
+        const int *k = a->k + (size_t)i * K;
+        const uint64_t *t0 = tb + (size_t)(a->start[i] - cx0) * ch;
+        for (int c = 0; c < ch; c++) {
             v8si acc = half;
-            for (int j = 0; j < K; j++)
-                acc += t[j] * k[j];
+            for (int j = 0; j < K; j++) {
+                /* this element-wise form compiles to one widening load */
+                const uint8_t *b = (const uint8_t *)&t0[(size_t)j * ch + c];
+                v8si w = {b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]};
+                acc += w * k[j];
+            }
             acc >>= PRECISION_BITS; /* clip8: <= 0 -> 0, >= 256 << 22 -> 255 */
             v8si hi = acc > max8;
             acc = (acc & ~hi) | (max8 & hi);
             acc &= ~(acc < zero);
-            size_t d = (size_t)i * ch + c;
-            for (int r = 0; r < 8; r++)
-                dst[r][d] = (uint8_t)acc[r];
+            v8qu o = __builtin_convertvector(__builtin_convertvector(acc, v8hi), v8qu);
+            memcpy(&ob[(size_t)i * ch + c], &o, sizeof(o));
         }
     }
 }
 
-/* Vertical pass for one output row: n bytes from cnt source rows. */
-RESIZE_HOT static void vpass_row(const uint8_t *s, size_t stride, const int *k, int cnt, int n,
-                                 int *acc, uint8_t *row) {
-    for (int j = 0; j < n; j++)
-        acc[j] = 1 << (PRECISION_BITS - 1);
-    for (int t = 0; t < cnt; t++, s += stride) {
-        int kt = k[t];
-        for (int j = 0; j < n; j++)
-            acc[j] += s[j] * kt;
+RESIZE_HOT static void hpass_block8(const uint8_t *const *src, uint8_t *const *dst, int n, int ch,
+                                    const axis_coeffs *a, uint64_t *tb, uint64_t *ob) {
+    const int K = a->ksize, cx0 = a->start[0];
+    const size_t nb = (size_t)(a->start[n - 1] + K - cx0) * ch, no = (size_t)n * ch;
+    for (size_t q = 0; q < nb; q += 8) { /* rows -> byte columns */
+        uint64_t m[8];
+        for (int r = 0; r < 8; r++) {
+            const uint8_t *p = src[r] + (size_t)cx0 * ch + q;
+            if (nb - q >= 8) {
+                memcpy(&m[r], p, 8);
+            } else {
+                m[r] = 0;
+                memcpy(&m[r], p, nb - q);
+            }
+        }
+        transpose8x8(m);
+        memcpy(tb + q, m, sizeof(m));
     }
-    for (int j = 0; j < n; j++)
-        row[j] = clip8(acc[j]);
+    switch (K) {
+    case 3:
+        hpass8_outputs(tb, ob, n, ch, a, 3);
+        break;
+    case 5:
+        hpass8_outputs(tb, ob, n, ch, a, 5);
+        break;
+    case 7:
+        hpass8_outputs(tb, ob, n, ch, a, 7);
+        break;
+    default:
+        hpass8_outputs(tb, ob, n, ch, a, K);
+        break;
+    }
+    for (size_t q = 0; q < no; q += 8) { /* byte columns -> rows */
+        uint64_t m[8];
+        size_t len = no - q < 8 ? no - q : 8;
+        for (size_t j = 0; j < 8; j++)
+            m[j] = j < len ? ob[q + j] : 0;
+        transpose8x8(m);
+        for (int r = 0; r < 8; r++) {
+            if (len == 8)
+                memcpy(dst[r] + q, &m[r], 8);
+            else
+                memcpy(dst[r] + q, &m[r], len);
+        }
+    }
+}
+
+/* Vertical pass for one output row: n bytes from cnt source rows; eight
+ * columns at a time with the sums kept in registers. */
+RESIZE_HOT static void vpass_row(const uint8_t *s, size_t stride, const int *k, int cnt, int n,
+                                 uint8_t *row) {
+    const v8si zero = {0, 0, 0, 0, 0, 0, 0, 0};
+    const v8si max8 = zero + 255, half = zero + (1 << (PRECISION_BITS - 1));
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        v8si acc = half;
+        const uint8_t *p = s + j;
+        for (int t = 0; t < cnt; t++, p += stride) {
+            v8si w = {p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]};
+            acc += w * k[t];
+        }
+        acc >>= PRECISION_BITS;
+        v8si hi = acc > max8;
+        acc = (acc & ~hi) | (max8 & hi);
+        acc &= ~(acc < zero);
+        v8qu o = __builtin_convertvector(__builtin_convertvector(acc, v8hi), v8qu);
+        memcpy(row + j, &o, sizeof(o));
+    }
+    for (; j < n; j++) {
+        int acc = 1 << (PRECISION_BITS - 1);
+        for (int t = 0; t < cnt; t++)
+            acc += s[(size_t)t * stride + j] * k[t];
+        row[j] = clip8(acc);
+    }
+}
+
+static int little_endian(void) {
+    const uint16_t one = 1;
+    uint8_t b;
+    memcpy(&b, &one, 1);
+    return b == 1;
 }
 
 /* Python's round() on d / 2 (half to even), for d >= 0. */
@@ -273,7 +362,6 @@ img_status img_resize_normalize(const img_raster *r, const img_params *p, float 
 
     axis_coeffs ah = {0}, av = {0};
     uint8_t *tmp = NULL, *row = NULL;
-    int *acc = NULL;
     img_status st = IMG_OK;
     if ((need_h && coeffs_init(&ah, W, RW, x0, x1) < 0) ||
         (need_v && coeffs_init(&av, H, RH, y0, y1) < 0))
@@ -296,12 +384,14 @@ img_status img_resize_normalize(const img_raster *r, const img_params *p, float 
         tmp = malloc(bytes ? bytes : 1);
         if (!tmp)
             goto nomem;
-        if (ah.count[0] == ah.ksize) { /* padded windows: eight rows at a time */
-            int ncols = ah.start[nx - 1] + ah.ksize - ah.start[0];
-            v8si *T = aligned_alloc(32, sizeof(v8si) * (size_t)ncols);
+        if (ah.count[0] == ah.ksize && little_endian()) { /* eight rows at a time */
+            size_t nb = (size_t)(ah.start[nx - 1] + ah.ksize - ah.start[0]) * ch;
+            uint64_t *tb = malloc(sizeof(uint64_t) * (nb + 8));
+            uint64_t *ob = malloc(sizeof(uint64_t) * ((size_t)nx * ch + 8));
             uint8_t *spare = malloc((size_t)nx * ch);
-            if (!T || !spare) {
-                free(T);
+            if (!tb || !ob || !spare) {
+                free(tb);
+                free(ob);
                 free(spare);
                 goto nomem;
             }
@@ -313,9 +403,10 @@ img_status img_resize_normalize(const img_raster *r, const img_params *p, float 
                     srows[j] = r->px + (size_t)yy * W * ch;
                     drows[j] = y + j < sy1 ? tmp + (size_t)(y + j - sy0) * nx * ch : spare;
                 }
-                hpass_block8(srows, drows, nx, ch, &ah, T);
+                hpass_block8(srows, drows, nx, ch, &ah, tb, ob);
             }
-            free(T);
+            free(tb);
+            free(ob);
             free(spare);
         } else {
             for (int y = sy0; y < sy1; y++)
@@ -329,8 +420,7 @@ img_status img_resize_normalize(const img_raster *r, const img_params *p, float 
         hstride = (size_t)W * ch;
     }
     row = malloc((size_t)(nx > 0 ? nx : 1) * ch);
-    acc = malloc(sizeof(int) * (size_t)(nx > 0 ? nx : 1) * ch);
-    if (!row || !acc)
+    if (!row)
         goto nomem;
 
     for (int oy = 0; oy < CH; oy++) {
@@ -346,7 +436,7 @@ img_status img_resize_normalize(const img_raster *r, const img_params *p, float 
         if (need_v) {
             int i = ry - y0;
             vpass_row(hbase + (size_t)(av.start[i] - sy0) * hstride, hstride,
-                      av.k + (size_t)i * av.ksize, av.count[i], nx * ch, acc, row);
+                      av.k + (size_t)i * av.ksize, av.count[i], nx * ch, row);
             src = row;
         } else {
             src = hbase + (size_t)(ry - sy0) * hstride;
@@ -373,6 +463,5 @@ done:
     coeffs_free(&av);
     free(tmp);
     free(row);
-    free(acc);
     return st;
 }
