@@ -68,7 +68,7 @@ const char *engine_status_str(engine_status s) {
 }
 
 engine_load_params engine_load_default_params(void) {
-    return (engine_load_params){.max_batch = 8};
+    return (engine_load_params){.max_batch = 8, .winograd = 1};
 }
 
 engine_ctx_params engine_ctx_default_params(void) {
@@ -181,13 +181,15 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
         }
         st = output_dims(m, e, sizeof e);
     }
+    m->dm.winograd = p ? p->winograd : 1;
     if (st == ENGINE_OK && dnnl_engine_create(&m->dm.eng, dnnl_cpu, 0) != dnnl_success) {
         snprintf(e, sizeof e, "oneDNN: cannot create the CPU engine");
         st = ENGINE_ERR_BACKEND;
     }
-    int b1 = m->info.fixed_batch ? m->info.fixed_batch : 1;
+    /* weights are laid out for the kernels chosen at the largest batch, where
+     * throughput matters most; smaller batches pick the same kernels */
     if (st == ENGINE_OK)
-        st = dnnl_model_prepare(&m->dm, b1, e, sizeof e);
+        st = dnnl_model_prepare(&m->dm, m->info.max_batch, e, sizeof e);
     if (st != ENGINE_OK) {
         set_err(err, err_len, e);
         engine_model_free(m);

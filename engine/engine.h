@@ -38,9 +38,11 @@ typedef struct engine_ctx engine_ctx;
 
 typedef struct {
     int max_batch; /* largest batch a context will run; ignored for a fixed-batch model */
+    int winograd;  /* 1: Winograd kernels for 3x3 stride-1 convs where oneDNN has them
+                      (AVX-512); 0: direct convolution only */
 } engine_load_params;
 
-engine_load_params engine_load_default_params(void); /* max_batch = 8 */
+engine_load_params engine_load_default_params(void); /* max_batch = 8, winograd = 1 */
 
 /* Loads an ONNX file (external data is resolved relative to its directory).
  * On success *out is a new model the caller frees with engine_model_free(). */

@@ -39,7 +39,7 @@ static dnnl_primitive_attr_t conv_attr(const graph_node *n) {
 static engine_status conv_desc(plan_builder *b, const graph_node *n, const graph_shape *x,
                                const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wmd,
                                const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dst,
-                               dnnl_convolution_desc_t *cd) {
+                               int wino, dnnl_convolution_desc_t *cd) {
     const graph_shape *w = &b->p->shapes[n->in[1]];
     int nsp = x->ndim - 2;
     int64_t kern[3] = {1, 1, 1};
@@ -58,9 +58,9 @@ static engine_status conv_desc(plan_builder *b, const graph_node *n, const graph
         pl[i] = gm.pl[i];
         pr[i] = gm.pr[i];
     }
-    if (dnnl_dilated_convolution_forward_desc_init(cd, dnnl_forward_inference,
-                                                   dnnl_convolution_direct, src, wmd, bmd, dst, s,
-                                                   d, pl, pr) != dnnl_success)
+    dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    if (dnnl_dilated_convolution_forward_desc_init(cd, dnnl_forward_inference, alg, src, wmd, bmd,
+                                                   dst, s, d, pl, pr) != dnnl_success)
         return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "oneDNN rejects this convolution geometry");
     return ENGINE_OK;
 }
@@ -69,6 +69,49 @@ static int is_ref(const_dnnl_primitive_desc_t pd) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
     return impl && strncmp(impl, "ref", 3) == 0;
+}
+
+/* Winograd F(4x4 or 2x2, 3x3) fits 3x3, stride 1, no dilation, no groups. */
+static int wino_fits(const dnnl_model *m, const graph_node *n, const graph_shape *w) {
+    int64_t v[3];
+    if (!m->winograd || w->ndim != 4 || w->dims[2] != 3 || w->dims[3] != 3 ||
+        graph_attr_int(n, "group", 1) != 1)
+        return 0;
+    for (int k = graph_attr_ints(n, "strides", v, 3) - 1; k >= 0; k--)
+        if (v[k] != 1)
+            return 0;
+    for (int k = graph_attr_ints(n, "dilations", v, 3) - 1; k >= 0; k--)
+        if (v[k] != 1)
+            return 0;
+    return 1;
+}
+
+/* Creates a pd; with impl set, only that implementation (weights prepared for
+ * one Winograd kernel are laid out for that kernel alone). */
+static dnnl_status_t pd_create(dnnl_primitive_desc_t *pd, const void *cd,
+                               const_dnnl_primitive_attr_t attr, dnnl_engine_t eng,
+                               const char *impl) {
+    if (!impl || !*impl)
+        return dnnl_primitive_desc_create(pd, cd, attr, eng, NULL);
+    dnnl_primitive_desc_iterator_t it;
+    if (dnnl_primitive_desc_iterator_create(&it, cd, attr, eng, NULL) != dnnl_success)
+        return dnnl_unimplemented;
+    dnnl_status_t st = dnnl_unimplemented;
+    do {
+        dnnl_primitive_desc_t cur = dnnl_primitive_desc_iterator_fetch(it);
+        const char *name = NULL;
+        if (!cur)
+            break;
+        dnnl_primitive_desc_query(cur, dnnl_query_impl_info_str, 0, &name);
+        if (name && strcmp(name, impl) == 0) {
+            *pd = cur;
+            st = dnnl_success;
+            break;
+        }
+        dnnl_primitive_desc_destroy(cur);
+    } while (dnnl_primitive_desc_iterator_next(it) == dnnl_success);
+    dnnl_primitive_desc_iterator_destroy(it);
+    return st;
 }
 
 static void any_md(dnnl_memory_desc_t *md, const int64_t *dims, int nd) {
@@ -92,6 +135,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
     int wnd;
     weight_dims(w, grp, wd, &wnd);
     md_plain(&wplain, wd, wnd);
+    static const dnnl_prepared no_prep;
     const dnnl_prepared *pr = &b->m->prep[b->node];
     int wconst = w->is_const;
     if (pr->has)
@@ -109,18 +153,37 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         any_md(&dst, y->dims, y->ndim);
     }
     dnnl_convolution_desc_t cd;
-    if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, &cd)))
-        return st;
     dnnl_primitive_attr_t attr = conv_attr(n);
     dnnl_primitive_desc_t pd;
-    dnnl_status_t ds = dnnl_primitive_desc_create(&pd, &cd, attr, b->m->eng, NULL);
+    dnnl_status_t ds = dnnl_unimplemented;
+    int pr_wino = pr->has && pr->md.format_kind == dnnl_format_kind_wino;
+    if (wino_fits(b->m, n, w) && (!pr->has || pr_wino) &&
+        !conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 1, &cd)) {
+        ds = pd_create(&pd, &cd, attr, b->m->eng, pr_wino ? pr->impl : NULL);
+        if (ds == dnnl_success && is_ref(pd)) {
+            dnnl_primitive_desc_destroy(pd);
+            ds = dnnl_unimplemented;
+        }
+    }
+    if (ds != dnnl_success && pr_wino) { /* that kernel is not available here: direct */
+        pr_wino = 0;
+        pr = &no_prep;
+        any_md(&wmd, wd, wnd);
+    }
+    if (ds != dnnl_success) {
+        if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
+            dnnl_primitive_attr_destroy(attr);
+            return st;
+        }
+        ds = dnnl_primitive_desc_create(&pd, &cd, attr, b->m->eng, NULL);
+    }
     if (ds == dnnl_success && pr->has && is_ref(pd)) {
         dnnl_primitive_desc_destroy(pd);
         ds = dnnl_unimplemented;
     }
     if (ds != dnnl_success && pr->has) { /* prepared layout not accepted: let oneDNN choose */
         any_md(&wmd, wd, wnd);
-        if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, &cd))) {
+        if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
             dnnl_primitive_attr_destroy(attr);
             return st;
         }
@@ -136,7 +199,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         any_md(&wany, wd, wnd);
         if (n->sum_in < 0)
             any_md(&dany, y->dims, y->ndim);
-        if (!conv_desc(b, n, x, &sany, &wany, has_bias ? &bmd : NULL, &dany, &cd) &&
+        if (!conv_desc(b, n, x, &sany, &wany, has_bias ? &bmd : NULL, &dany, 0, &cd) &&
             dnnl_primitive_desc_create(&pd2, &cd, attr, b->m->eng, NULL) == dnnl_success) {
             if (is_ref(pd2)) {
                 dnnl_primitive_desc_destroy(pd2);
@@ -170,8 +233,11 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
     pb_arg(s, DNNL_ARG_SRC, src_t);
     if (b->m->probing && wconst) { /* dnnl_model_prepare: note the layout, reorder later */
         dnnl_prepared *wp = (dnnl_prepared *)&b->m->prep[b->node];
+        const char *impl = NULL;
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
         wp->md = *want;
         wp->has = 2;
+        snprintf(wp->impl, sizeof wp->impl, "%s", impl ? impl : "");
         st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, want, NULL);
     } else if (pr->has && dnnl_memory_desc_equal(want, &pr->md)) {
         st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &pr->md, pr->data);
@@ -179,8 +245,8 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         pb_arg_view(s, DNNL_ARG_WEIGHTS, n->in[1], &wplain);
     } else {
         /* constant weights in another layout: reorder once, now */
-        const dnnl_memory_desc_t *from = pr->has ? &pr->md : &wplain;
-        void *fromdata = pr->has ? pr->data : (void *)w->f;
+        const dnnl_memory_desc_t *from = w->f || !pr->has ? &wplain : &pr->md;
+        void *fromdata = w->f || !pr->has ? (void *)w->f : pr->data;
         void *buf = pb_own(b, dnnl_memory_desc_get_size(want));
         dnnl_memory_desc_t wantc = *want;
         if (!buf || !fromdata) {
@@ -194,7 +260,14 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags);
         dnnl_memory_create(&ms, from, b->m->eng, fromdata);
         dnnl_memory_create(&md, &wantc, b->m->eng, buf);
-        dnnl_reorder_primitive_desc_create(&rpd, from, b->m->eng, &wantc, b->m->eng, NULL);
+        if (dnnl_reorder_primitive_desc_create(&rpd, from, b->m->eng, &wantc, b->m->eng, NULL) !=
+            dnnl_success) {
+            dnnl_memory_destroy(ms);
+            dnnl_memory_destroy(md);
+            dnnl_stream_destroy(strm);
+            dnnl_primitive_desc_destroy(pd);
+            return pb_fail(b, ENGINE_ERR_BACKEND, "cannot reorder weights to the kernel's layout");
+        }
         dnnl_primitive_create(&r, rpd);
         dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
         dnnl_primitive_execute(r, strm, 2, ea);
@@ -333,7 +406,8 @@ engine_status dnnl_model_prepare(dnnl_model *m, int batch, char *err, size_t err
             for (int j = 0; j < g->n[i].nin; j++)
                 if (g->n[i].in[j] == t) {
                     used = 1;
-                    if (g->n[i].op != OP_CONV || j != 1 || m->prep[i].has != 1)
+                    if (g->n[i].op != OP_CONV || j != 1 || m->prep[i].has != 1 ||
+                        m->prep[i].md.format_kind == dnnl_format_kind_wino)
                         only_prepared = 0;
                 }
         if (used && only_prepared) {

@@ -28,6 +28,7 @@ typedef struct {
     int has;
     dnnl_memory_desc_t md; /* layout of data */
     void *data;            /* reordered weights (owned) */
+    char impl[64];         /* kernel they were laid out for (Winograd layouts are per kernel) */
 } dnnl_prepared;
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     dnnl_engine_t eng;
     dnnl_prepared *prep; /* g->nn entries */
     int probing;         /* set only inside dnnl_model_prepare */
+    int winograd;        /* try Winograd for 3x3 stride-1 convs */
 } dnnl_model;
 
 /* Prepares m->prep (Conv weights in the kernels' layout) for shapes at batch

@@ -1,6 +1,6 @@
 /* engine_timing.c — a developer's stopwatch for the engine (not a test):
- *   [ENGINE_TIMING_WARM=1] engine_timing MODEL.onnx BATCH THREADS SECONDS [IN.npy OUT.npy]
- * prints load time, first-run time (plan build) and steady-state img/s; with
+ *   [ENGINE_TIMING_WARM=1] [ENGINE_TIMING_DIRECT=1] engine_timing MODEL.onnx BATCH THREADS SECONDS
+ * [IN.npy OUT.npy] prints load time, first-run time (plan build) and steady-state img/s; with
  * IN/OUT it also runs IN (any batch up to 64) once and writes the output. */
 #include "engine.h"
 #include "npy.h"
@@ -23,7 +23,8 @@ int main(int argc, char **argv) {
     int n = atoi(argv[2]);
     char err[512];
     engine_load_params lp = engine_load_default_params();
-    lp.max_batch = 64;
+    lp.max_batch = n > 8 ? n : 8;
+    lp.winograd = !getenv("ENGINE_TIMING_DIRECT");
     double t0 = now();
     engine_model *m;
     if (engine_model_load(argv[1], &lp, &m, err, sizeof err)) {
@@ -50,7 +51,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     double t2 = now();
-    if (tw != t2)
+    if (getenv("ENGINE_TIMING_WARM"))
         printf("warm %.3fs\n", t2 - tw);
     if (engine_run(c, in, n, out, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
