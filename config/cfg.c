@@ -77,6 +77,16 @@ static const opt OPTS[] = {
     {"connection_timeout_s", T_INT, OFF(connection_timeout_s), 0, 1, 3600, "30",
      "RESNETD_CONNECTION_TIMEOUT_S", "--connection-timeout-s",
      "idle connection timeout (slow clients are cut off)"},
+    {"api_key", T_STR, OFF(api_key), sizeof(((cfg_t *)0)->api_key), 0, 0, "", "RESNETD_API_KEY",
+     "--api-key",
+     "bearer token required on every route but health checks (prefer the env or file: "
+     "flags show in ps); --print-config redacts it"},
+    {"metrics_auth", T_INT, OFF(metrics_auth), 0, 0, 1, "0", "RESNETD_METRICS_AUTH",
+     "--metrics-auth", "1: /metrics needs the api_key too"},
+    {"tls_cert", T_STR, OFF(tls_cert), sizeof(((cfg_t *)0)->tls_cert), 0, 0, "", "RESNETD_TLS_CERT",
+     "--tls-cert", "PEM certificate (chain): serve HTTPS (needs tls_key)"},
+    {"tls_key", T_STR, OFF(tls_key), sizeof(((cfg_t *)0)->tls_key), 0, 0, "", "RESNETD_TLS_KEY",
+     "--tls-key", "PEM private key of tls_cert"},
 };
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 
@@ -380,8 +390,9 @@ void cfg_print_json(const cfg_t *c, FILE *f) {
         case T_INT:
             v = json_integer(*(const int64_t *)field);
             break;
-        case T_STR:
-            v = json_string(field);
+        case T_STR: /* the token never appears in output */
+            v = json_string(strcmp(OPTS[i].name, "api_key") == 0 && field[0] ? "<redacted>"
+                                                                             : field);
             break;
         case T_LEVEL:
             v = json_string(cfg_log_level_str(*(const int64_t *)field));

@@ -37,6 +37,10 @@ typedef struct {
     int64_t http_threads;
     int64_t max_connections;
     int64_t connection_timeout_s;
+    char api_key[256];    /* "" = no access control; else the bearer token (server/auth.h) */
+    int64_t metrics_auth; /* 1: /metrics needs the token too */
+    char tls_cert[4096];  /* PEM files; both set = HTTPS only */
+    char tls_key[4096];
 } cfg_t;
 
 typedef enum {

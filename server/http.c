@@ -17,6 +17,7 @@ struct http_server {
     struct MHD_Daemon *d;
     http_config c;
     int port;
+    char *tls_cert, *tls_key; /* PEM text, alive as long as the daemon */
 };
 
 typedef struct {
@@ -216,7 +217,39 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r);
 }
 
+/* Reads a whole (small) PEM file; NULL with err set on failure. */
+static char *read_pem(const char *key, const char *path, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    char *buf = f ? malloc(1 << 20) : NULL;
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    int bad = !f || !buf || ferror(f) || n == 0 || n == (1 << 20) - 1;
+    if (f)
+        fclose(f);
+    if (bad) {
+        snprintf(err, err_len, "%s: cannot read a PEM file from %s", key, path);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    return buf;
+}
+
+static void free_server(http_server *s) {
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s);
+}
+
 http_server *http_start(const http_config *c, char *err, size_t err_len) {
+    if (!c->tls_cert != !c->tls_key) {
+        snprintf(err, err_len, "%s: tls_cert and tls_key must be given together",
+                 c->tls_cert ? "tls_key" : "tls_cert");
+        return NULL;
+    }
+    if (c->tls_cert && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, err_len, "tls_cert: this libmicrohttpd was built without TLS");
+        return NULL;
+    }
     struct addrinfo hints = {0}, *ai = NULL;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -238,17 +271,29 @@ http_server *http_start(const http_config *c, char *err, size_t err_len) {
                      MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    s->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR,
-                            ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->connection_timeout_s,
-                            MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}};
+    if (c->tls_cert) {
+        if (!(s->tls_cert = read_pem("tls_cert", c->tls_cert, err, err_len)) ||
+            !(s->tls_key = read_pem("tls_key", c->tls_key, err, err_len))) {
+            freeaddrinfo(ai);
+            free_server(s);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+    }
+    s->d = MHD_start_daemon(
+        flags, (uint16_t)c->port, NULL, NULL, handler, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)c->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)c->connection_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
-        snprintf(err, err_len, "cannot listen on %s:%d (port in use or bad host)", c->host,
-                 c->port);
-        free(s);
+        snprintf(err, err_len, "cannot listen on %s:%d (port in use or bad host%s)", c->host,
+                 c->port, c->tls_cert ? ", or tls_cert/tls_key unusable" : "");
+        free_server(s);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
@@ -270,7 +315,7 @@ void http_stop(http_server *s) {
     if (!s)
         return;
     MHD_stop_daemon(s->d);
-    free(s);
+    free_server(s);
 }
 
 const char *http_method(const http_req *r) {

@@ -32,6 +32,8 @@ typedef struct {
     void (*on_body)(http_req *r, void *app);
     void (*on_complete)(http_req *r, void *app);
     void *app;
+    /* PEM files; both set = HTTPS only (libmicrohttpd's GnuTLS), both NULL = HTTP */
+    const char *tls_cert, *tls_key;
 } http_config;
 
 /* Binds and starts serving. Returns NULL with err naming the cause. Stop

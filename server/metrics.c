@@ -14,7 +14,7 @@
 #define NDUR 16     /* duration buckets before +Inf */
 #define MAXBATCH 64 /* batch-size buckets at most */
 
-static const int CODES[] = {200, 400, 404, 405, 413, 415, 500, 503, 504};
+static const int CODES[] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 504};
 #define NCODES ((int)(sizeof(CODES) / sizeof(CODES[0])) + 1) /* + "other" */
 
 static const char *REASONS[METRICS_REJECT_COUNT] = {"queue_full", "draining", "not_ready",

@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include "app.h"
+#include "auth.h"
 #include "json.h"
 
 #include <dirent.h>
@@ -289,10 +290,12 @@ int server_run(const cfg_t *c) {
                       (int)c->max_connections,
                       (int)c->connection_timeout_s,
                       (size_t)c->max_body_bytes,
-                      routes_on_headers,
-                      routes_on_body,
-                      routes_on_complete,
-                      &a};
+                      auth_on_headers, /* the bearer-token gate, then the routes */
+                      auth_on_body,
+                      auth_on_complete,
+                      &a,
+                      c->tls_cert[0] ? c->tls_cert : NULL,
+                      c->tls_key[0] ? c->tls_key : NULL};
     http_server *h = http_start(&hc, err, sizeof err);
     if (!h) {
         app_log(NULL, CFG_LOG_ERROR, "cannot start HTTP", err);

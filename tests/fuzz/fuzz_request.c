@@ -18,6 +18,7 @@
  * error body; ASan/UBSan watch everything in between.
  */
 #include "app.h"
+#include "auth.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -122,10 +123,12 @@ static fixture *setup(void) {
                       4096, /* connections */
                       1,    /* idle timeout, s */
                       (size_t)f.cfg.max_body_bytes,
-                      routes_on_headers,
-                      routes_on_body,
-                      routes_on_complete,
-                      &f.a};
+                      auth_on_headers, /* as server.c: the token gate (open here) */
+                      auth_on_body,
+                      auth_on_complete,
+                      &f.a,
+                      NULL,
+                      NULL};
     if (!(f.h = http_start(&hc, err, sizeof err))) {
         fprintf(stderr, "fuzz_request: %s\n", err);
         abort();

@@ -1,0 +1,33 @@
+/*
+ * auth.h — optional bearer-token access control in front of every route
+ * family (/v1, /v2, TorchServe, the demo page).
+ *
+ * With cfg api_key set, a request must carry "Authorization: Bearer <key>"
+ * or it gets 401 with a JSON error and "WWW-Authenticate: Bearer". Always
+ * open: /healthz, /readyz and the health probes of the other protocols
+ * (/v2/health/live, /v2/health/ready, /ping); /metrics is open unless
+ * cfg metrics_auth is 1. Without api_key everything is open.
+ *
+ * The three hooks wrap routes_on_* (app.h) with the same contract; a denied
+ * request never reaches the routes.
+ */
+#ifndef RESNETD_AUTH_H
+#define RESNETD_AUTH_H
+
+#include "http.h"
+
+#include <stddef.h>
+
+void auth_on_headers(http_req *r, void *app);
+void auth_on_body(http_req *r, void *app);
+void auth_on_complete(http_req *r, void *app);
+
+/* 1 when path needs a token under this config (api_key set), else 0. */
+int auth_required(const char *api_key, int metrics_auth, const char *path);
+
+/* 1 when the Authorization header value carries exactly the bearer token
+ * key ("Bearer" is case-insensitive). The comparison's time depends only on
+ * the key's length, never on where the bytes differ. header may be NULL. */
+int auth_token_ok(const char *key, const char *header);
+
+#endif
