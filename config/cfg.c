@@ -77,6 +77,10 @@ static const opt OPTS[] = {
     {"connection_timeout_s", T_INT, OFF(connection_timeout_s), 0, 1, 3600, "30",
      "RESNETD_CONNECTION_TIMEOUT_S", "--connection-timeout-s",
      "idle connection timeout (slow clients are cut off)"},
+    {"max_connections_per_ip", T_INT, OFF(max_connections_per_ip), 0, 0, 100000, "0",
+     "RESNETD_MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip",
+     "open connections per client address (0 = no limit; behind a proxy every client is "
+     "the proxy): bounds what one slow or idle client can hold"},
     {"api_key", T_STR, OFF(api_key), sizeof(((cfg_t *)0)->api_key), 0, 0, "", "RESNETD_API_KEY",
      "--api-key",
      "bearer token required on every route but health checks (prefer the env or file: "

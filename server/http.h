@@ -34,6 +34,7 @@ typedef struct {
     void *app;
     /* PEM files; both set = HTTPS only (libmicrohttpd's GnuTLS), both NULL = HTTP */
     const char *tls_cert, *tls_key;
+    int max_connections_per_ip; /* 0 = unlimited */
 } http_config;
 
 /* Binds and starts serving. Returns NULL with err naming the cause. Stop

@@ -295,7 +295,8 @@ int server_run(const cfg_t *c) {
                       auth_on_complete,
                       &a,
                       c->tls_cert[0] ? c->tls_cert : NULL,
-                      c->tls_key[0] ? c->tls_key : NULL};
+                      c->tls_key[0] ? c->tls_key : NULL,
+                      (int)c->max_connections_per_ip};
     http_server *h = http_start(&hc, err, sizeof err);
     if (!h) {
         app_log(NULL, CFG_LOG_ERROR, "cannot start HTTP", err);

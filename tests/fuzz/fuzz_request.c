@@ -128,7 +128,8 @@ static fixture *setup(void) {
                       auth_on_complete,
                       &f.a,
                       NULL,
-                      NULL};
+                      NULL,
+                      0};
     if (!(f.h = http_start(&hc, err, sizeof err))) {
         fprintf(stderr, "fuzz_request: %s\n", err);
         abort();

@@ -3,6 +3,7 @@
 
     test_hostile.py RESNETD abuse      malformed / oversized / tricky requests
     test_hostile.py RESNETD crowd      slowloris + idle connections vs p50 latency
+    test_hostile.py RESNETD perip      --max-connections-per-ip caps one address
 
 abuse: each case gets the right 4xx/5xx with a JSON error body where our
 handlers answer (libmicrohttpd answers malformed HTTP itself, with its own
@@ -330,11 +331,36 @@ def test_crowd(binary, tmp, slow=300, idle=1000, n=200):
         srv.cleanup()
 
 
+def test_perip(binary, tmp, limit=20):
+    """--max-connections-per-ip: one address cannot hold more than its share."""
+    model_dir, _ = H.export_model(tmp)
+    srv = H.Server(binary, ["--model", model_dir, "--log-level", "info",
+                            "--max-connections-per-ip", str(limit)])
+    try:
+        time.sleep(0.5)  # the readiness probe's connection is gone
+        held = [srv.connect(10) for _ in range(limit)]
+        for s in held:  # half a request each: a slow client
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.5)
+        try:
+            r = srv.get("/healthz")
+        except OSError:
+            r = (None, {}, b"")
+        check(r[0] is None, f"connection {limit + 1} from one address was served: {r[0]}")
+        for s in held:
+            s.close()
+        time.sleep(0.5)
+        check(srv.get("/healthz")[0] == 200, "served again once the address is under its limit")
+        check(srv.stop() == 0, "server did not exit cleanly")
+    finally:
+        srv.cleanup()
+
+
 def main():
     binary, which = sys.argv[1], sys.argv[2]
     random.seed(0)
     with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
-        {"abuse": test_abuse, "crowd": test_crowd}[which](binary, tmp)
+        {"abuse": test_abuse, "crowd": test_crowd, "perip": test_perip}[which](binary, tmp)
     print(f"hostile {which}: ok")
 
 
