@@ -311,6 +311,37 @@ def test_shared(srv):
     check(srv.metric("resnetd_requests_total", {"model": "gray", "code": "504"}) >= 2, "504s")
 
 
+def test_keepalive(srv):
+    """Clients such as tritonclient keep one connection: GETs, infer POSTs
+    (JSON and binary) and TorchServe requests in a row on one socket."""
+    import http.client
+    png = ptest.make_image(6, "png")
+    js = json.dumps({"inputs": [{"name": "i", "shape": [1], "datatype": "BYTES",
+                                 "data": [base64.b64encode(png).decode()]}]})
+    x = np.zeros((1, 1, 28, 28), np.float32)
+    hdr = json.dumps({"inputs": [{"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                                  "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+    sock = None
+    for method, path, body, h in [
+            ("GET", "/v2/health/ready", None, {}), ("POST", "/v2/models/gray/infer", js, {}),
+            ("GET", "/v2/models/gray", None, {}),
+            ("POST", "/v2/models/gray/infer", hdr + x.tobytes(),
+             {"Inference-Header-Content-Length": str(len(hdr))}),
+            ("POST", "/predictions/gray", png, {}), ("GET", "/ping", None, {}),
+            ("POST", "/v2/models/gray/infer", js, {}),
+            # an error answered before the body is read may close (the client reconnects)
+            ("POST", "/v2/models/nope/infer", js, {})]:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        r.read()
+        check(r.status == (404 if "nope" in path else 200), f"{method} {path}: {r.status}")
+        check(sock is None or c.sock is sock or "nope" in path,
+              f"{method} {path}: the connection was not kept")
+        sock = c.sock
+    c.close()
+
+
 def test_curl(srv, tmp):
     """The documented curl examples, sent with curl itself."""
     def curl(*args):
@@ -517,6 +548,7 @@ def main():
             test_errors(srv)
             test_shared(srv)
             test_curl(srv, tmp)
+            test_keepalive(srv)
             seen = test_mutations(srv)
         except Exception:
             sys.stderr.write(srv.logs().decode(errors="replace")[-3000:])
