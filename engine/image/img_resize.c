@@ -26,8 +26,9 @@
 #define PRECISION_BITS 22
 /* The two passes are the hot loops: on x86-64 also build an AVX2 clone
    (32-bit multiplies vectorise there) picked at load time. */
+/* Not under sanitizers: an ifunc resolver runs before their runtimes start. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) &&                  \
-    !defined(__clang__)
+    !defined(__SANITIZE_THREAD__) && !defined(__clang__)
 #define RESIZE_HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define RESIZE_HOT
