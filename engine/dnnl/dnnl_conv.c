@@ -71,11 +71,16 @@ static int is_ref(const_dnnl_primitive_desc_t pd) {
     return impl && strncmp(impl, "ref", 3) == 0;
 }
 
-/* Winograd F(4x4 or 2x2, 3x3) fits 3x3, stride 1, no dilation, no groups. */
-static int wino_fits(const dnnl_model *m, const graph_node *n, const graph_shape *w) {
+/* Winograd F(4x4, 3x3) fits 3x3, stride 1, no dilation, no groups. It is
+ * used where it pays: large feature maps (>= 28x28: many tiles per weight),
+ * which are also the layers with small weights; its transformed weights take
+ * 4x the memory, so the 14x14 and 7x7 layers (most of the weights, fewer
+ * tiles) stay direct. */
+static int wino_fits(const dnnl_model *m, const graph_node *n, const graph_shape *w,
+                     const graph_shape *y) {
     int64_t v[3];
     if (!m->winograd || w->ndim != 4 || w->dims[2] != 3 || w->dims[3] != 3 ||
-        graph_attr_int(n, "group", 1) != 1)
+        graph_attr_int(n, "group", 1) != 1 || y->ndim != 4 || y->dims[2] * y->dims[3] < 28 * 28)
         return 0;
     for (int k = graph_attr_ints(n, "strides", v, 3) - 1; k >= 0; k--)
         if (v[k] != 1)
@@ -157,7 +162,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = dnnl_unimplemented;
     int pr_wino = pr->has && pr->md.format_kind == dnnl_format_kind_wino;
-    if (wino_fits(b->m, n, w) && (!pr->has || pr_wino) &&
+    if (wino_fits(b->m, n, w, y) && (!pr->has || pr_wino) &&
         !conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 1, &cd)) {
         ds = pd_create(&pd, &cd, attr, b->m->eng, pr_wino ? pr->impl : NULL);
         if (ds == dnnl_success && is_ref(pd)) {
