@@ -11,6 +11,7 @@ struct queue {
     pthread_mutex_t form; /* held by the one worker forming a batch */
     queue_item *head, *tail;
     int depth, capacity, closed, flushing;
+    int expected; /* requests announced by queue_expect, not yet pushed */
     void (*on_depth)(void *, int);
     void *arg;
 };
@@ -102,7 +103,7 @@ int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_
     if (q->head) {
         /* Items stay queued (and counted in the depth) while the batch fills. */
         int64_t until = q->head->enqueue_ns + batch_timeout_ns;
-        while (q->depth < max && !q->closed && !q->flushing) {
+        while (q->depth < max && q->expected > 0 && !q->closed && !q->flushing) {
             if (queue_now_ns() >= until)
                 break;
             struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
@@ -114,6 +115,14 @@ int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_
     pthread_mutex_unlock(&q->mu);
     pthread_mutex_unlock(&q->form);
     return n;
+}
+
+void queue_expect(queue *q, int delta) {
+    pthread_mutex_lock(&q->mu);
+    q->expected += delta;
+    if (q->expected <= 0)
+        pthread_cond_broadcast(&q->cv); /* a former waiting for company stops waiting */
+    pthread_mutex_unlock(&q->mu);
 }
 
 void queue_flush(queue *q) {

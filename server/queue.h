@@ -9,6 +9,9 @@
  * mutex) waits until max_batch items are queued or batch_timeout has passed
  * since the oldest one was *queued* (an item that already waited while every
  * worker was busy does not wait again), then takes up to max_batch at once.
+ * It waits only while more work is on its way: the HTTP side announces each
+ * request between its headers and its push (queue_expect), so a lone client
+ * never pays batch_timeout for company that cannot come.
  * Items stay in the queue while the batch fills, so the depth (and the
  * capacity that turns requests away with 503) counts every waiting image.
  * The other idle workers wait for the former to leave, so batches are as full
@@ -62,6 +65,10 @@ queue_status queue_push(queue *q, queue_item **items, int n);
  * above into out[0..max). Returns the count, or 0 once the queue is closed
  * and empty (the worker should exit). */
 int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_ns);
+
+/* Announces (+1) or withdraws (-1) a request that is being received or
+ * decoded and will push soon; batches wait to fill only while some are. */
+void queue_expect(queue *q, int delta);
 
 /* From now on batches no longer wait to fill (drain: nothing more will come
  * to fill them); pushes are still accepted. */

@@ -41,6 +41,7 @@ typedef struct {
     int counted;   /* metrics_request done */
     int draining;  /* the server was draining when the request came in */
     int work;      /* counted in app.work: the drain waits for it */
+    int expected;  /* announced to the model's queue (queue_expect) */
     _Atomic int remaining;
     int err_status; /* whole-request error found after suspending */
     const char *err_code;
@@ -227,6 +228,9 @@ void routes_on_headers(http_req *r, void *cls) {
     } else if (http_body_too_large(r)) {
         metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         respond_error(q, 413, "body_too_large", "Content-Length is over max_body_bytes");
+    } else {
+        queue_expect(a->models[q->model].q, 1); /* its images are on their way */
+        q->expected = 1;
     }
     return;
 not_allowed : {
@@ -352,6 +356,8 @@ static int prepare(req *q, app_model *m, image *im, const void *data, size_t len
     return status_img_http(st, &im->err_code);
 }
 
+static void unexpect(req *q);
+
 void routes_on_body(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) {
         proto_on_body(r, cls);
@@ -440,6 +446,7 @@ void routes_on_body(http_req *r, void *cls) {
     http_suspend(r, classify_finish);
     queue_status qs = queue_push(m->q, push, k);
     free(push);
+    unexpect(q);
     if (qs != QUEUE_OK) {
         q->err_status = qs == QUEUE_TOO_MANY ? 413 : 503;
         q->err_code = qs == QUEUE_TOO_MANY ? "too_many_images"
@@ -451,6 +458,14 @@ void routes_on_body(http_req *r, void *cls) {
         metrics_rejected(a->metrics,
                          qs == QUEUE_FULL ? METRICS_REJECT_QUEUE_FULL : METRICS_REJECT_DRAINING);
         http_resume(r);
+    }
+}
+
+/* Withdraws the request's announcement (it pushed, or will never push). */
+static void unexpect(req *q) {
+    if (q->expected) {
+        q->expected = 0;
+        queue_expect(q->a->models[q->model].q, -1);
     }
 }
 
@@ -466,6 +481,7 @@ void routes_on_complete(http_req *r, void *cls) {
         double secs = (double)(queue_now_ns() - q->t0_ns) / 1e9;
         const char *model = q->model >= 0 ? a->models[q->model].mc.name : "";
         int images = q->nimgs;
+        unexpect(q);
         if (!q->counted) /* no response was queued (client went away) */
             metrics_request(a->metrics, q->model, status);
         if (a->cfg->log_level >= CFG_LOG_INFO) {

@@ -183,19 +183,27 @@ static void test_full(void) {
     queue_destroy(q);
 }
 
-/* A lone item waits about batch_timeout for company, not longer. */
+/* A lone item waits about batch_timeout for announced company, not longer,
+ * and not at all when nothing is announced. */
 static void test_timeout(void) {
     queue *q = queue_create(8, NULL, NULL);
     CHECK(q);
     item it;
     memset(&it, 0, sizeof it);
     queue_item *p = &it.qi;
+    queue_expect(q, 1); /* another request is on its way: wait for it */
     CHECK(queue_push(q, &p, 1) == QUEUE_OK);
     queue_item *out[4];
     int64_t t0 = queue_now_ns();
     CHECK(queue_take_batch(q, out, 4, 50 * 1000000LL) == 1);
     int64_t dt = queue_now_ns() - t0;
     CHECK(dt >= 40 * 1000000LL && dt < 2000 * 1000000LL);
+    /* nothing on its way: a lone item does not wait for company */
+    queue_expect(q, -1);
+    CHECK(queue_push(q, &p, 1) == QUEUE_OK);
+    t0 = queue_now_ns();
+    CHECK(queue_take_batch(q, out, 4, 2000 * 1000000LL) == 1);
+    CHECK(queue_now_ns() - t0 < 1000 * 1000000LL);
     queue_close(q);
     queue_destroy(q);
 }

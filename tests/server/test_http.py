@@ -225,11 +225,15 @@ def test_overload(tmp):
                 with lock:
                     results.append((p, -1, {}, repr(e).encode()))
 
+    # an upload left half-sent keeps batches waiting their full 300 ms for it
+    slow = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+    slow.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nxx")
     threads = [threading.Thread(target=client, args=(n,)) for n in range(32)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    slow.close()
     codes = [r[1] for r in results]
     check(len(results) == 128, len(results))
     check(set(codes) <= {200, 503}, f"unexpected codes {set(codes)}: "
@@ -279,16 +283,17 @@ def test_drain(tmp):
         with lock:
             results.append((p, st, b))
 
-    n = 12
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    # one more accepted request whose body is still uploading at SIGTERM
+    # one accepted request whose body is still uploading at SIGTERM; while it
+    # is announced, the batch of the others waits for it (up to 5 s)
     slow = socket.create_connection(("127.0.0.1", s.port), timeout=60)
     slow_body = bodies[imgs[1]]
     half = len(slow_body) // 2
     slow.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(slow_body) + slow_body[:half])
+    n = 12
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
     # wait until every request is accepted (in flight), then SIGTERM
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
