@@ -224,10 +224,10 @@ img_status img_preprocess(const void *data, size_t len, const img_params *p, flo
         st = img_decode_jpeg(d, len, &o, &r, &orientation, err, err_len);
         break;
     case FMT_PNG:
-        st = img_decode_png(d, len, &o, &r, err, err_len);
+        st = img_decode_png(d, len, &o, &r, &orientation, err, err_len);
         break;
     case FMT_WEBP:
-        st = img_decode_webp(d, len, &o, &r, err, err_len);
+        st = img_decode_webp(d, len, &o, &r, &orientation, err, err_len);
         break;
     default:
         if (partial) {

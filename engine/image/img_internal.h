@@ -23,7 +23,7 @@ typedef struct {
 /* What the decoders need from the caller. */
 typedef struct {
     int64_t max_pixels;
-    int want_orientation; /* parse EXIF orientation (JPEG) */
+    int want_orientation; /* parse EXIF orientation */
     int scale_min_short;  /* >0: JPEG DCT scaling allowed while shorter side >= this */
 } img_decode_opts;
 
@@ -40,12 +40,13 @@ img_status img_check_dims(const char *fmt, int64_t w, int64_t h, int64_t max_pix
 img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
                            int *orientation, char *err, size_t err_len);
 img_status img_decode_png(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
-                          char *err, size_t err_len);
+                          int *orientation, char *err, size_t err_len);
 img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
-                           char *err, size_t err_len);
+                           int *orientation, char *err, size_t err_len);
 
-/* The EXIF Orientation tag (1..8) of an APP1 "Exif\0\0" payload, or 1. Never
- * reads outside p[0..n). */
+/* The EXIF Orientation tag (1..8) of a TIFF-format EXIF block, with or
+ * without the "Exif\0\0" prefix of JPEG's APP1 (PNG eXIf and WebP EXIF omit
+ * it), or 1. Never reads outside p[0..n). */
 int img_exif_orientation(const uint8_t *p, size_t n);
 
 /* Resize the shorter side to p->resize (PIL's antialiased bilinear, exact

@@ -39,10 +39,9 @@ static uint32_t rd32(const uint8_t *p, int le) {
 }
 
 int img_exif_orientation(const uint8_t *p, size_t n) {
-    if (n < 6 || memcmp(p, "Exif\0\0", 6) != 0)
-        return 1;
-    const uint8_t *t = p + 6; /* TIFF header */
-    size_t tn = n - 6;
+    size_t skip = n >= 6 && memcmp(p, "Exif\0\0", 6) == 0 ? 6 : 0;
+    const uint8_t *t = p + skip; /* TIFF header */
+    size_t tn = n - skip;
     if (tn < 8)
         return 1;
     int le;

@@ -51,7 +51,8 @@ static uint32_t be32(const uint8_t *p) {
 }
 
 img_status img_decode_png(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
-                          char *err, size_t err_len) {
+                          int *orientation, char *err, size_t err_len) {
+    *orientation = 1;
     /* Read IHDR ourselves first: dimension errors stay distinct from libpng's. */
     if (n < 33) {
         snprintf(err, err_len, "PNG ends at byte %zu inside its header", n);
@@ -87,6 +88,12 @@ img_status img_decode_png(const uint8_t *d, size_t n, const img_decode_opts *o, 
     png_set_chunk_malloc_max(png, 8u << 20);
     png_read_info(png, info);
 
+#ifdef PNG_eXIf_SUPPORTED
+    png_bytep exif = NULL;
+    png_uint_32 exif_len = 0;
+    if (o->want_orientation && png_get_eXIf_1(png, info, &exif_len, &exif) && exif)
+        *orientation = img_exif_orientation(exif, exif_len); /* eXIf before IDAT only */
+#endif
     png_uint_32 w, h;
     int depth, ctype, interlace;
     png_get_IHDR(png, info, &w, &h, &depth, &ctype, &interlace, NULL, NULL);

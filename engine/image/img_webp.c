@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <webp/decode.h>
 
 static img_status from_vp8(VP8StatusCode s) {
@@ -22,8 +23,24 @@ static img_status from_vp8(VP8StatusCode s) {
     }
 }
 
+/* The orientation from an extended WebP's EXIF chunk, or 1. */
+static int webp_orientation(const uint8_t *d, size_t n) {
+    size_t pos = 12; /* after "RIFF" size "WEBP" */
+    while (n >= 8 && pos <= n - 8) {
+        uint32_t len = (uint32_t)d[pos + 4] | (uint32_t)d[pos + 5] << 8 |
+                       (uint32_t)d[pos + 6] << 16 | (uint32_t)d[pos + 7] << 24;
+        if (len > n - pos - 8)
+            return 1;
+        if (memcmp(d + pos, "EXIF", 4) == 0)
+            return img_exif_orientation(d + pos + 8, len);
+        pos += 8 + (size_t)len + (len & 1);
+    }
+    return 1;
+}
+
 img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
-                           char *err, size_t err_len) {
+                           int *orientation, char *err, size_t err_len) {
+    *orientation = 1;
     WebPDecoderConfig cfg;
     if (!WebPInitDecoderConfig(&cfg)) {
         snprintf(err, err_len, "libwebp version mismatch");
@@ -62,6 +79,8 @@ img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o,
                  st == IMG_ERR_TRUNCATED ? "data ends early" : "invalid data", (int)vs);
         return st;
     }
+    if (o->want_orientation)
+        *orientation = webp_orientation(d, n);
     out->px = px;
     out->w = w;
     out->h = h;

@@ -106,6 +106,13 @@ def gen_images(d, gen_restart):
     write_png(f"{d}/rgba16.png", np.dstack([wide, wide[..., :1]]), 6, 16)
     add("rgba16.png")
 
+    # EXIF orientation outside JPEG: PNG eXIf, WebP EXIF (ImageOps.exif_transpose reads both)
+    Image.fromarray(photo(300, 200, 30)).save(f"{d}/exif6.png", exif=exif_orientation_bytes(6))
+    add("exif6.png")
+    Image.fromarray(photo(300, 200, 31)).save(f"{d}/exif8.webp", quality=90,
+                                              exif=exif_orientation_bytes(8))
+    add("exif8.webp")
+    add("exif8.webp", exif=False)
     Image.fromarray(land).save(f"{d}/lossy.webp", quality=80)
     add("lossy.webp")
     Image.fromarray(small).save(f"{d}/lossless.webp", lossless=True)
