@@ -4,6 +4,7 @@
  * written (no reads of uninitialised memory under ASan/MSan).
  */
 #include "img.h"
+#include "img_internal.h" /* img_exif_orientation: unit-tested here */
 
 #include <math.h>
 #include <stdio.h>
@@ -80,6 +81,28 @@ int main(void) {
     p.max_pixels = 1;
     CHECK(img_preprocess(tiny_png, sizeof(tiny_png), &p, out, err, sizeof(err)) ==
           IMG_ERR_TOO_LARGE);
+
+    /* EXIF orientation parsing: both byte orders, with and without the JPEG
+       "Exif\0\0" prefix, and malformed blocks (never read out of bounds). */
+    static const unsigned char le6[] = {'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01,
+                                        3,   0,   1,  0, 0, 0, 6, 0, 0, 0, 0,    0};
+    static const unsigned char be8[] = {'E', 'x', 'i', 'f', 0, 0, 'M',  'M', 0, 42, 0,
+                                        0,   0,   8,   0,   1, 1, 0x12, 0,   3, 0,  0,
+                                        0,   1,   0,   8,   0, 0, 0,    0,   0, 0};
+    CHECK(img_exif_orientation(le6, sizeof(le6)) == 6);
+    CHECK(img_exif_orientation(be8, sizeof(be8)) == 8);
+    for (size_t n = 0; n < sizeof(le6) - 12; n++) /* cut before the value */
+        CHECK(img_exif_orientation(le6, n) == 1);
+    unsigned char blk[sizeof(le6)];
+    memcpy(blk, le6, sizeof(le6));
+    blk[8] = 0xFF, blk[9] = 0xFF, blk[10] = 0x13; /* 65535 entries, none valid */
+    CHECK(img_exif_orientation(blk, sizeof(blk)) == 1);
+    memcpy(blk, le6, sizeof(le6));
+    blk[4] = 0xF0, blk[7] = 0x7F; /* IFD offset far outside */
+    CHECK(img_exif_orientation(blk, sizeof(blk)) == 1);
+    memcpy(blk, le6, sizeof(le6));
+    blk[18] = 9; /* orientation 9 is not a valid value */
+    CHECK(img_exif_orientation(blk, sizeof(blk)) == 1);
 
     printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
     return failures ? 1 : 0;
