@@ -67,6 +67,11 @@ typedef struct {
 
 void engine_model_get_info(const engine_model *m, engine_model_info *info);
 
+/* Threads: Debian's oneDNN runs on OpenMP; the count is applied (as the
+ * calling thread's OpenMP ICV) before every build and run of the context.
+ * OpenMP waits by spinning: on a machine shared with other busy processes,
+ * starting resnetd with OMP_WAIT_POLICY=PASSIVE (read by libgomp at start-up,
+ * so it must be in the environment) is several times faster at 2+ threads. */
 typedef struct {
     int threads; /* oneDNN threads for this context; 0 = every core */
 } engine_ctx_params;
