@@ -56,13 +56,15 @@ static engine_status slice_params(const graph *g, const graph_node *n, const gra
             e = e < 0 ? 0 : (e > dim ? dim : e);
             start[d] = b;
             step[d] = stp;
-            start[GRAPH_MAX_DIMS + d] = e > b ? (e - b + stp - 1) / stp : 0;
+            int64_t sc = stp > dim ? (dim > 0 ? dim : 1) : stp; /* same count, no overflow */
+            start[GRAPH_MAX_DIMS + d] = e > b ? (e - b + sc - 1) / sc : 0;
         } else {
             b = b < 0 ? -1 : (b >= dim ? dim - 1 : b);
             e = e < -1 ? -1 : (e >= dim ? dim - 1 : e);
             start[d] = b;
             step[d] = stp;
-            start[GRAPH_MAX_DIMS + d] = b > e ? (b - e - stp - 1) / -stp : 0;
+            int64_t sc = stp < -dim ? -(dim > 0 ? dim : 1) : stp;
+            start[GRAPH_MAX_DIMS + d] = b > e ? (b - e - sc - 1) / -sc : 0;
         }
     }
     return ENGINE_OK;

@@ -45,7 +45,10 @@ engine_status graph_window_geom(const graph_node *n, const int64_t *in_sp, int n
     const char *mode = ap && ap->s ? ap->s : "NOTSET";
     int ceil_mode = (int)graph_attr_int(n, "ceil_mode", 0);
     for (int i = 0; i < nsp; i++) {
-        if (g->k[i] < 1 || g->s[i] < 1 || g->d[i] < 1 || g->pl[i] < 0 || g->pr[i] < 0)
+        const int64_t lim = (int64_t)1 << 24; /* keeps every sum below in range */
+        if (g->k[i] < 1 || g->s[i] < 1 || g->d[i] < 1 || g->pl[i] < 0 || g->pr[i] < 0 ||
+            g->k[i] > lim || g->s[i] > lim || g->d[i] > lim || g->pl[i] > lim || g->pr[i] > lim ||
+            in_sp[i] > lim)
             FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): bad kernel, stride, dilation or pad", n->name,
                  n->op_type);
         int64_t ext = g->d[i] * (g->k[i] - 1) + 1;

@@ -159,8 +159,11 @@ static engine_status fold(const graph_node *n, graph_shape *s, graph_shape *o, c
         }
         if (dt == GRAPH_F32)
             ((float *)o->owned)[k] = (float)v;
-        else
-            ((int64_t *)o->owned)[k] = (int64_t)v;
+        else /* saturate: an out-of-range (or NaN) double -> int64 cast is undefined */
+            ((int64_t *)o->owned)[k] = !(v == v)     ? 0
+                                       : v >= 0x1p63 ? INT64_MAX
+                                       : v < -0x1p63 ? INT64_MIN
+                                                     : (int64_t)v;
     }
     return ENGINE_OK;
 }
@@ -266,8 +269,8 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
                 neg = i;
             else if (sh[i] < 0)
                 FAIL(ENGINE_ERR_INVALID, "node '%s' (Reshape): bad target dim", n->name);
-            else
-                known *= sh[i];
+            else if (__builtin_mul_overflow(known, sh[i], &known))
+                FAIL(ENGINE_ERR_INVALID, "node '%s' (Reshape): target shape overflows", n->name);
             o->dims[i] = sh[i];
         }
         if (neg >= 0)
@@ -342,9 +345,11 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
         if (st)
             return st;
         for (int d = 0; d < x->ndim; d++) {
-            o->dims[d] = x->dims[d] + pads[d] + pads[d + x->ndim];
             if (pads[d] < 0 || pads[d + x->ndim] < 0)
                 FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (Pad): negative pads", n->name);
+            if (pads[d] > (1 << 24) || pads[d + x->ndim] > (1 << 24))
+                FAIL(ENGINE_ERR_INVALID, "node '%s' (Pad): pads too large", n->name);
+            o->dims[d] = x->dims[d] + pads[d] + pads[d + x->ndim];
         }
         break;
     }
@@ -455,7 +460,10 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
         if (np != x->ndim)
             FAIL(ENGINE_ERR_INVALID, "node '%s' (Transpose): perm has %d values", n->name, np);
         for (int d = 0; d < np; d++) {
-            if (fp[d] < 0 || fp[d] >= x->ndim)
+            int dup = 0;
+            for (int e = 0; e < d; e++)
+                dup |= fp[e] == fp[d];
+            if (fp[d] < 0 || fp[d] >= x->ndim || dup)
                 FAIL(ENGINE_ERR_INVALID, "node '%s' (Transpose): bad perm", n->name);
             o->dims[d] = x->dims[fp[d]];
         }
