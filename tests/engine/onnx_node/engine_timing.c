@@ -86,7 +86,8 @@ int main(int argc, char **argv) {
         npy_free(&a);
     }
     printf("load %.3fs first-run %.3fs steady %.2f img/s (%d iters, %.1f ms/batch)\n", t1 - t0,
-           t3 - t2, iters * n / (t4 - t3), iters, (t4 - t3) / iters * 1e3);
+           t3 - t2, iters ? iters * n / (t4 - t3) : 0.0, iters,
+           iters ? (t4 - t3) / iters * 1e3 : 0.0);
     engine_ctx_free(c);
     engine_model_free(m);
     free(in);
