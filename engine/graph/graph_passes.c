@@ -218,6 +218,13 @@ static int fuse_add(graph *g, const graph_shape *s) {
                 g->n[pi].npost >= GRAPH_MAX_POST || g->t[t].is_output || consumers(g, t, NULL) != 1)
                 continue;
             const graph_tensor *ot = &g->t[o];
+            /* the shortcut's buffer is overwritten: it must not be a view of
+             * another tensor (reshape-like producers alias their input) */
+            graph_op sop = ot->producer >= 0 ? g->n[ot->producer].op : OP_IDENTITY;
+            if (sop == OP_FLATTEN || sop == OP_RESHAPE || sop == OP_IDENTITY || sop == OP_DROPOUT ||
+                sop == OP_SQUEEZE || sop == OP_UNSQUEEZE || sop == OP_CAST ||
+                (sop == OP_SUM && g->n[ot->producer].nin == 1))
+                continue;
             if (!same_shape(&s[t], &s[o]) || ot->is_const || ot->is_input || ot->is_output ||
                 ot->producer < 0 || ot->producer >= pi || last_consumer(g, o) != i)
                 continue;
