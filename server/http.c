@@ -43,6 +43,7 @@ struct http_req {
     int status;
     size_t bytes;
     void *user;
+    int tag;
     void (*resume)(http_req *, void *);
 };
 
@@ -362,6 +363,12 @@ void http_set_user(http_req *r, void *user) {
 }
 void *http_user(const http_req *r) {
     return r->user;
+}
+void http_set_tag(http_req *r, int tag) {
+    r->tag = tag;
+}
+int http_tag(const http_req *r) {
+    return r->tag;
 }
 int http_status(const http_req *r) {
     return r->status;

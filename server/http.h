@@ -70,6 +70,11 @@ const void *http_part_data(const http_req *r, int i, size_t *len);
 void http_set_user(http_req *r, void *user);
 void *http_user(const http_req *r);
 
+/* A small integer the application may attach besides the user state (the
+ * routes use it to track announcements for requests another module owns). */
+void http_set_tag(http_req *r, int tag);
+int http_tag(const http_req *r);
+
 /* Sends a response. body (malloc'd) is taken over, even on failure.
  * headers: NULL or NULL-terminated name, value pairs. Returns 0 or -1. */
 int http_respond(http_req *r, int status, const char *content_type, char *body, size_t len,

@@ -148,8 +148,21 @@ static void route_models(req *q) {
 
 /* Decides the route from method and path; answers everything but a classify
  * whose body is still to come. */
+/* A POST to the other protocol families (/v2, /predictions) may carry work
+ * for any model: announce it to every queue until its body has been handled,
+ * so forming batches wait for it as for a /v1 request (see queue_expect). */
+static void announce_all(http_req *r, app *a, int on) {
+    if (http_tag(r) == on)
+        return;
+    http_set_tag(r, on);
+    for (int i = 0; i < a->nmodels; i++)
+        queue_expect(a->models[i].q, on ? 1 : -1);
+}
+
 void routes_on_headers(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) { /* /v2, TorchServe, the demo page */
+        if (!strcmp(http_method(r), "POST"))
+            announce_all(r, cls, 1);
         proto_on_headers(r, cls);
         return;
     }
@@ -360,7 +373,8 @@ static void unexpect(req *q);
 
 void routes_on_body(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) {
-        proto_on_body(r, cls);
+        proto_on_body(r, cls); /* decodes and pushes, or answers */
+        announce_all(r, cls, 0);
         return;
     }
     app *a = cls;
@@ -471,6 +485,7 @@ static void unexpect(req *q) {
 
 void routes_on_complete(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) {
+        announce_all(r, cls, 0);
         proto_on_complete(r, cls);
         return;
     }
