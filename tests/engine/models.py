@@ -146,7 +146,11 @@ def images(n, size, seed):
 
 
 def calibrate(model, size):
-    """Random affine BN parameters, then running statistics from data."""
+    """Random affine BN parameters, then running statistics from data.
+    Calibration runs at half resolution (at least 32): train-mode passes of
+    the big models at 224x224 dominate the export time, and statistics of
+    these images change little with scale."""
+    size = max(32, size // 2)
     gen = torch.Generator().manual_seed(7)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -179,7 +183,17 @@ def export(name, opset, cache_dir):
         return path
     model = build(name)
     size = input_size(name)
-    calibrate(model, size)
+    # Both opsets of a model share one calibration (cached next to the exports).
+    state = os.path.join(cache_dir, cache_key(name, 0).replace(".onnx", ".pt"))
+    if os.path.exists(state):
+        model.load_state_dict(torch.load(state))
+        model.eval()
+    else:
+        calibrate(model, size)
+        fd, tmp = tempfile.mkstemp(suffix=".pt", dir=cache_dir)
+        os.close(fd)
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, state)
     x = torch.from_numpy(images(2, size, 1))
     kw = dict(opset_version=opset, input_names=["input"], output_names=["logits"],
               dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
