@@ -1,5 +1,6 @@
 /* batcher.c — inference worker threads (see batcher.h and the design note in queue.h). */
 #include "batcher.h"
+#include "json.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -90,9 +91,13 @@ static void *worker_main(void *arg) {
                             (double)(queue_now_ns() - t0) / 1e9);
             metrics_batch_size(p->metrics, p->model, k);
         }
-        if (rc)
-            fprintf(stderr,
-                    "{\"level\":\"error\",\"msg\":\"inference failed\",\"detail\":\"%s\"}\n", err);
+        if (rc) { /* one JSON log line; the items are answered 500 below */
+            char *line = json_log_line("error", "inference failed", err);
+            if (line) {
+                fprintf(stderr, "%s\n", line);
+                free(line);
+            }
+        }
         for (int i = 0; i < k; i++) {
             if (!rc)
                 memcpy(items[i]->output, out + (size_t)i * p->out_floats,
