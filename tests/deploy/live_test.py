@@ -85,7 +85,8 @@ class LiveMetricsTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="resnetd-live-")
         port = dl.free_port()
-        cls.proc = dl.Proc("resnetd", dl.resnetd_argv(BINARY, port, MODEL), cls.tmp)
+        cls.model = dl.model_dir(MODEL, cls.tmp)
+        cls.proc = dl.Proc("resnetd", dl.resnetd_argv(BINARY, port, cls.model), cls.tmp)
         base = f"http://127.0.0.1:{port}"
         try:
             dl.wait_ready(cls.proc, base + "/readyz", 120, "resnetd ready")
@@ -177,10 +178,13 @@ def env_sets():
 
 class EnvConfigTest(unittest.TestCase):
     def test_env_keys_are_config_keys(self):
+        tmp = tempfile.mkdtemp(prefix="resnetd-live-env-")
+        self.addCleanup(dl.cleanup_dir, tmp)
+        model = dl.model_dir(MODEL, tmp)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("RESNETD_")}
         for where, env in env_sets().items():
             self.assertTrue(env, where)
-            r = subprocess.run([BINARY, "serve", "--model", MODEL, "--print-config"],
+            r = subprocess.run([BINARY, "serve", "--model", model, "--print-config"],
                                env={**base_env, **env}, capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 0, f"{where}: --print-config rejected {env}: {r.stderr}")
             cfg = json.loads(r.stdout)

@@ -119,6 +119,7 @@ def main():
     procs = {}
     ok = False
     try:
+        model_path = dl.model_dir(model_path, tmp)
         # A real example image if the repository has one, else a generated PNG.
         examples = sorted(glob.glob(os.path.join(dl.REPO, "examples", "*.png")))
         image = examples[0] if examples else dl.make_png(os.path.join(tmp, "image.png"))
