@@ -103,6 +103,16 @@ def test_api(tmp):
         check(body["results"][2]["filename"] == "notes.txt", body)
         check(body["results"][2]["error"]["code"] == "unsupported_image", body)
         sent += 1
+        # a multipart request with more images than max_batch (8) spans batches
+        many = [(f"p{i}_{os.path.basename(p)}", open(p, "rb").read()) for i, p in
+                enumerate(imgs + imgs)]
+        mp, ct = srvtest.multipart(many)
+        st, h, body = s.json("POST", "/v1/classify?top_k=2", mp, {"Content-Type": ct})
+        check(st == 200 and len(body["results"]) == 12, body)
+        for r, (name, _), p in zip(body["results"], many, imgs + imgs):
+            check(r["filename"] == name, r)
+            close_enough(r["predictions"], srvtest.reference(net, p, 2))
+        sent += 1
         # X-Request-Id echoed, or generated and unique
         st, h, _ = s.request("GET", "/healthz", headers={"X-Request-Id": "abc-123"})
         check(h.get("x-request-id") == "abc-123", h)
