@@ -2,6 +2,7 @@
 test images, and a real `resnetd serve` on 127.0.0.1 with an OS-chosen port
 (--port 0; the port is read from the server's "listening" log line)."""
 
+import atexit
 import http.client
 import json
 import os
@@ -98,6 +99,7 @@ class Server:
                                      ["--host", "127.0.0.1", "--port", "0"],
                                      cwd=self.tmp.name, stdout=self.log, stderr=self.log)
         self.port = None
+        atexit.register(self._kill)  # a failing test must not leave a server behind
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             m = re.search(rb'"msg":"listening","detail":"[^"]*:(\d+)"', self.logs())
@@ -115,6 +117,11 @@ class Server:
         out = self.logs().decode(errors="replace")
         self.stop()
         raise RuntimeError(f"resnetd serve {args} did not become ready:\n{out}")
+
+    def _kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
     def logs(self):
         with open(self.log_path, "rb") as f:
