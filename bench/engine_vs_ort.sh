@@ -5,13 +5,14 @@
 #
 #   bench/engine_vs_ort.sh [MODEL.onnx]
 #
-# Env: RESNETD (default build/resnetd), BENCH_SECONDS (default 15 per
+# Env: RESNETD (default build/resnetd), BENCH_SECONDS (default 10 per
 # measurement), GFLOP_PER_IMAGE (default 8.18, ResNet-50 at 224x224),
 # MODEL_CACHE (where the exported ResNet-50 is kept, default build/bench).
 # Without MODEL.onnx it exports torchvision's ResNet-50 (random weights, BN
 # folded, opset 13, dynamic batch) with tests/engine/models.py.
 #
-# Measured, each in its own process (so peak RSS is per configuration):
+# Measured, each in its own process (so peak RSS is per configuration), in
+# BENCH_ROUNDS rounds (default 3) that alternate ours and ORT:
 #   batch 1 and 8, 2 threads: resnetd (1 context x 2 threads) vs ORT (2 intra-op threads)
 #   resnetd 2 contexts x 1 thread at batch 1 and 8 (vs the same ORT run)
 # Printed: img/s of both, ratio ours/ORT, % of the machine's 2-thread FMA
@@ -20,7 +21,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY=/usr/bin/python3
 RESNETD="${RESNETD:-$ROOT/build/resnetd}"
-SECS="${BENCH_SECONDS:-15}"
+SECS="${BENCH_SECONDS:-10}"
 GFLOP="${GFLOP_PER_IMAGE:-8.18}"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
 export NODE_PATH="${NODE_PATH:-$ROOT/tests/node_modules}"
@@ -61,24 +62,45 @@ ort() {
   echo "${ips:-0} ${rss:-0}"
 }
 
-echo "model: $MODEL"
-echo "$SECS s per measurement; $GFLOP GFLOP/image; % of peak uses the 2-thread FMA peak measured"
-echo "before the runs ($PEAK GFLOPS; re-measured at the end, since the machine is shared)"
-printf '%-30s %10s %10s %7s %9s %9s %11s %11s\n' configuration "ours img/s" "ORT img/s" ratio \
-  "ours %pk" "ORT %pk" "ours RSS MB" "ORT RSS MB"
-row() { # label ours_ips ours_rss ort_ips ort_rss
-  awk -v l="$1" -v oi="$2" -v orss="$3" -v ri="$4" -v rrss="$5" -v peak="$PEAK" -v g="$GFLOP" \
-    'BEGIN { printf "%-30s %10.2f %10.2f %7.3f %8.1f%% %8.1f%% %11.0f %11.0f\n", l, oi, ri,
-             (ri > 0 ? oi / ri : 0), (peak > 0 ? 100 * oi * g / peak : 0),
-             (peak > 0 ? 100 * ri * g / peak : 0), orss / 1048576, rrss / 1048576 }'
-}
-for b in 1 8; do
-  echo "== batch $b" >&2
-  read -r oi orss < <(ours "$b" 1 2)
-  read -r ri rrss < <(ort "$b" 2)
-  read -r wi wrss < <(ours "$b" 2 1)
-  row "batch $b, 1 ctx x 2 threads" "$oi" "$orss" "$ri" "$rrss"
-  row "batch $b, 2 ctx x 1 thread" "$wi" "$wrss" "$ri" "$rrss"
+# Rounds alternate ours and ORT back to back so both see the same machine load;
+# the table reports medians over rounds and the median of per-round ratios.
+ROUNDS="${BENCH_ROUNDS:-3}"
+: >"$TMP/rows"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for b in 1 8; do
+    echo "== round $r/$ROUNDS, batch $b" >&2
+    read -r oi orss < <(ours "$b" 1 2)
+    read -r ri rrss < <(ort "$b" 2)
+    read -r wi wrss < <(ours "$b" 2 1)
+    echo "batch $b, 1 ctx x 2 threads|$oi|$orss|$ri|$rrss" >>"$TMP/rows"
+    echo "batch $b, 2 ctx x 1 thread|$wi|$wrss|$ri|$rrss" >>"$TMP/rows"
+  done
+  echo "peak $(peak)" >>"$TMP/peaks"
 done
-PEAK_END="$(peak)"
-echo "machine peak: $PEAK GFLOPS before, $PEAK_END GFLOPS after (2 threads)"
+echo "model: $MODEL"
+echo "$ROUNDS rounds x $SECS s per measurement; $GFLOP GFLOP/image"
+"$PY" - "$TMP/rows" "$TMP/peaks" "$PEAK" "$GFLOP" <<'PYEOF'
+import statistics as st
+import sys
+
+rows, peaks, peak0, gflop = sys.argv[1], sys.argv[2], float(sys.argv[3] or 0), float(sys.argv[4])
+peak_all = [peak0] + [float(l.split()[1]) for l in open(peaks) if l.split()[1:]]
+peak = max(peak_all)
+print("machine peak (peakfma.c, 2 threads): max %.1f GFLOPS of %s" %
+      (peak, ", ".join("%.1f" % p for p in peak_all)))
+cfgs = {}
+for line in open(rows):
+    label, oi, orss, ri, rrss = line.rstrip("\n").split("|")
+    cfgs.setdefault(label, []).append((float(oi), int(orss), float(ri), int(rrss)))
+print("%-28s %10s %10s %7s %15s %9s %9s %11s %11s" % (
+    "configuration", "ours img/s", "ORT img/s", "ratio", "ratio per round", "ours %pk",
+    "ORT %pk", "ours RSS MB", "ORT RSS MB"))
+for label, v in cfgs.items():
+    oi = st.median(x[0] for x in v)
+    ri = st.median(x[2] for x in v)
+    ratios = [x[0] / x[2] if x[2] else 0 for x in v]
+    print("%-28s %10.2f %10.2f %7.3f %15s %8.1f%% %8.1f%% %11.0f %11.0f" % (
+        label, oi, ri, st.median(ratios), ",".join("%.2f" % q for q in ratios),
+        100 * oi * gflop / peak if peak else 0, 100 * ri * gflop / peak if peak else 0,
+        max(x[1] for x in v) / 2**20, max(x[3] for x in v) / 2**20))
+PYEOF
