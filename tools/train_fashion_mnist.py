@@ -26,8 +26,12 @@ weight decay, random crop with 2-pixel zero padding and horizontal flips. All
 randomness is seeded (--seed), so a rerun on the same machine and PyTorch build
 gives the same model (oneDNN's thread scheduling may change the last bits).
 
-Result of the committed model (see models/fashion-mnist/README.md for the
-numbers written by the run that produced it): filled in below by the run.
+Result of the committed model (models/fashion-mnist/README.md and
+training.json hold the numbers the run wrote): 89.83 % test accuracy (EMA
+weights; last SGD iterate 90.23 %) after 3 epochs, widths 24-48-96, seed
+20240501, 938 s wall on 2 threads under `nice -n 10` on a heavily shared
+2-core machine (load 5-15). That is BELOW the 93 % the CI test demands: this
+recipe needs more epochs than the shared machine allowed before the deadline.
 
 Usage:
     nice -n 10 /usr/bin/python3 tools/train_fashion_mnist.py [--epochs N] [--out DIR]
@@ -35,6 +39,7 @@ Usage:
 """
 
 import argparse
+import copy
 import gzip
 import json
 import os
@@ -114,10 +119,9 @@ class ResNetFM(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        # Zero-init the last BN of each block: each block starts as identity.
-        for m in self.modules():
-            if isinstance(m, BasicBlock):
-                nn.init.zeros_(m.bn2.weight)
+        # No zero-init of each block's last BN (Goyal et al.): in a net this
+        # shallow it starts as a bag of local features after global pooling
+        # and learns markedly slower in the first epochs.
 
     def forward(self, x):
         x = self.stages(self.stem(x))
@@ -152,21 +156,117 @@ def evaluate(model, x, batch=500):
     return torch.cat(outs)
 
 
+class Ema:
+    """Exponential moving average of a model's parameters and buffers (BN
+    statistics included): a smoother model than the last SGD iterate."""
+
+    def __init__(self, model, decay):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model):
+        src = model.state_dict()
+        for k, v in self.model.state_dict().items():
+            if v.dtype.is_floating_point:
+                v.mul_(self.decay).add_(src[k], alpha=1 - self.decay)
+            else:
+                v.copy_(src[k])
+
+
+def export(model, out, mean, std, preds, info):
+    """Writes model.onnx, labels.txt, config.json, test_predictions.txt and
+    training.json into OUT."""
+    os.makedirs(out, exist_ok=True)
+    model.eval()
+    torch.onnx.export(model, torch.zeros(1, 1, 28, 28), os.path.join(out, "model.onnx"),
+                      opset_version=13, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                      do_constant_folding=True)
+    with open(os.path.join(out, "labels.txt"), "w") as f:
+        f.write("\n".join(LABELS) + "\n")
+    cfg = {"name": "fashion-mnist",
+           "input": {"color": "gray", "resize": 28, "crop": 28, "scale": 255.0,
+                     "mean": [mean] * 3, "std": [std] * 3},
+           "max_batch": 8}
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(out, "test_predictions.txt"), "w") as f:
+        f.write("".join(str(int(p)) for p in preds) + "\n")
+    with open(os.path.join(out, "training.json"), "w") as f:
+        json.dump(info, f, indent=2)
+        f.write("\n")
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write(model_readme(info))
+
+
+def model_readme(info):
+    """The model card written next to the model."""
+    rows = "\n".join(f"| {h['epoch']} | {h['loss']} | {h['train_acc']:.4f} | "
+                     f"{h['ema_test_acc']:.4f} | {h['seconds']} |" for h in info["history"])
+    w = info["widths"]
+    return f"""# fashion-mnist: resnetd's bundled default model
+
+A small residual network (He et al. 2015, CIFAR-style) trained on Debian's
+`dataset-fashion-mnist` by `tools/train_fashion_mnist.py`. 28x28 gray input,
+10 classes (`labels.txt`).
+
+**Test accuracy: {info['test_accuracy'] * 100:.2f} %** on the 10,000 test images (top-1,
+PyTorch {info['torch']}, the exported model).
+
+| | |
+|---|---|
+| architecture | 3x3 stem ({w[0]} ch) -> basic blocks {info['blocks']} at widths {w} (28x28, 14x14, 7x7); identity shortcuts, 1x1 conv+BN projection where the shape changes; global average pooling; FC 10 |
+| parameters | {info['parameters']:,} |
+| input | (pixel / 255 - {info['mean']}) / {info['std']} (the training set's mean and std), `config.json` |
+| training | {info['epochs_trained']} epochs over the 60,000 training images, batch {info['batch']}, SGD Nesterov momentum 0.9, one-cycle LR (max {info['max_lr']}), weight decay {info['weight_decay']}, label smoothing {info['label_smoothing']}, random crop (pad {info['crop_pad']}) + horizontal flip |
+| exported weights | exponential moving average of the weights (decay {info['ema_decay']} per step), chosen before training |
+| seed | {info['seed']} |
+| wall time | {info.get('train_wall_seconds', 0)} s on {info['threads']} threads (`nice -n 10` on a 2-core machine shared with other jobs) |
+
+Per epoch (EMA model on the test set):
+
+| epoch | train loss | train acc | test acc | seconds |
+|---|---|---|---|---|
+{rows}
+
+Files:
+
+- `model.onnx`: opset 13, input `input` [N,1,28,28] float32, output `logits` [N,10], dynamic N.
+- `labels.txt`, `config.json`: class names and preprocessing for resnetd.
+- `test_predictions.txt`: PyTorch's top-1 class for each of the 10,000 test
+  images in data-set order, one digit per image. `tests/models` compares
+  resnetd's answers over HTTP (and ONNX Runtime's) with it.
+- `training.json`: the numbers above, machine-readable.
+
+Reproduce: `nice -n 10 /usr/bin/python3 tools/train_fashion_mnist.py --epochs {info['epochs']}`
+(same seed; oneDNN's threading may change the last bits of the weights).
+"""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default=DATA_DIR)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "..", "models", "fashion-mnist"))
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=0.2)
+    ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--wd", type=float, default=5e-4)
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--pad", type=int, default=2)
-    ap.add_argument("--widths", default="32,64,128")
+    ap.add_argument("--ema", type=float, default=0.995, help="EMA decay per step")
+    ap.add_argument("--widths", default="24,48,96")
     ap.add_argument("--blocks", default="1,1,1")
     ap.add_argument("--seed", type=int, default=20240501)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt", default="/tmp/fashion-mnist-ckpt.pt",
+                    help="checkpoint written after every epoch")
+    ap.add_argument("--export-from", metavar="CKPT",
+                    help="skip training: export the EMA model of checkpoint CKPT")
     ap.add_argument("--time-only", action="store_true",
                     help="time 30 training batches and exit (for budgeting epochs)")
     args = ap.parse_args()
@@ -178,9 +278,11 @@ def main():
 
     xtr, ytr = load_split(args.data, "train")
     xte, yte = load_split(args.data, "t10k")
-    mean = float(xtr.astype(np.float64).mean() / 255.0)
-    std = float((xtr.astype(np.float64) / 255.0).std())
-    # Exactly what resnetd computes from a PNG: (pixel / 255 - mean) / std.
+    # Rounded as config.json stores them, so training sees what resnetd computes
+    # from a PNG: (pixel / 255 - mean) / std.
+    mean = round(float(xtr.astype(np.float64).mean() / 255.0), 6)
+    std = round(float((xtr.astype(np.float64) / 255.0).std()), 6)
+
     def norm(a):
         return ((torch.from_numpy(a).float() / 255.0 - mean) / std).unsqueeze(1)
     xtr_t, xte_t = norm(xtr), norm(xte)
@@ -190,85 +292,84 @@ def main():
     blocks = tuple(int(v) for v in args.blocks.split(","))
     model = ResNetFM(widths, blocks)
     nparams = sum(p.numel() for p in model.parameters())
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.SGD([{"params": decay, "weight_decay": args.wd},
-                           {"params": no_decay, "weight_decay": 0.0}],
-                          lr=args.lr, momentum=0.9, nesterov=True)
-    steps_per_epoch = (xtr_t.shape[0] + args.batch - 1) // args.batch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
-                                                steps_per_epoch=steps_per_epoch,
-                                                pct_start=0.25, div_factor=10,
-                                                final_div_factor=200)
-    crit = nn.CrossEntropyLoss(label_smoothing=args.smoothing)
-    gen = torch.Generator().manual_seed(args.seed)
+    ema = Ema(model, args.ema)
+    history = []
+    info = {"epochs": args.epochs, "seed": args.seed, "batch": args.batch,
+            "max_lr": args.lr, "weight_decay": args.wd, "label_smoothing": args.smoothing,
+            "crop_pad": args.pad, "ema_decay": args.ema, "widths": list(widths),
+            "blocks": list(blocks), "parameters": nparams, "threads": args.threads,
+            "torch": torch.__version__, "mean": mean, "std": std}
     print(f"model: widths {widths} blocks {blocks}, {nparams} parameters; "
-          f"mean {mean:.6f} std {std:.6f}", flush=True)
+          f"mean {mean} std {std}", flush=True)
 
-    for epoch in range(args.epochs):
-        model.train()
-        perm = torch.randperm(xtr_t.shape[0], generator=gen)
-        t0 = time.time()
-        tot_loss, correct = 0.0, 0
-        for step in range(steps_per_epoch):
-            idx = perm[step * args.batch:(step + 1) * args.batch]
-            xb = augment(xtr_t[idx], gen, args.pad, -mean / std)
-            yb = ytr_t[idx]
-            logits = model(xb)
-            loss = crit(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot_loss += loss.item() * idx.numel()
-            correct += int((logits.argmax(1) == yb).sum())
-            if args.time_only and step == 29:
-                dt = time.time() - t0
-                print(f"30 batches of {args.batch}: {dt:.1f} s -> "
-                      f"~{dt / 30 * steps_per_epoch:.0f} s per epoch", flush=True)
-                return 0
-        dt = time.time() - t0
-        acc = (evaluate(model, xte_t).argmax(1) == yte_t).float().mean().item()
-        print(f"epoch {epoch + 1}/{args.epochs}: loss {tot_loss / xtr_t.shape[0]:.4f} "
-              f"train acc {correct / xtr_t.shape[0]:.4f} test acc {acc:.4f} "
-              f"({dt:.0f} s, total {time.time() - t_start:.0f} s)", flush=True)
+    if args.export_from:
+        ck = torch.load(args.export_from)
+        ema.model.load_state_dict(ck["ema"])
+        history = ck["history"]
+        info.update(ck["info"])
+        info["epochs_trained"] = ck["epoch"]
+    else:
+        decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+        opt = torch.optim.SGD([{"params": decay, "weight_decay": args.wd},
+                               {"params": no_decay, "weight_decay": 0.0}],
+                              lr=args.lr, momentum=0.9, nesterov=True)
+        steps_per_epoch = (xtr_t.shape[0] + args.batch - 1) // args.batch
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=steps_per_epoch,
+            pct_start=0.15, div_factor=10, final_div_factor=100, cycle_momentum=False)
+        crit = nn.CrossEntropyLoss(label_smoothing=args.smoothing)
+        gen = torch.Generator().manual_seed(args.seed)
+        for epoch in range(args.epochs):
+            model.train()
+            perm = torch.randperm(xtr_t.shape[0], generator=gen)
+            t0 = time.time()
+            tot_loss, correct = 0.0, 0
+            for step in range(steps_per_epoch):
+                idx = perm[step * args.batch:(step + 1) * args.batch]
+                xb = augment(xtr_t[idx], gen, args.pad, -mean / std)
+                yb = ytr_t[idx]
+                logits = model(xb)
+                loss = crit(logits, yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                ema.update(model)
+                tot_loss += loss.item() * idx.numel()
+                correct += int((logits.argmax(1) == yb).sum())
+                if args.time_only and step == 29:
+                    dt = time.time() - t0
+                    print(f"30 batches of {args.batch}: {dt:.1f} s -> "
+                          f"~{dt / 30 * steps_per_epoch:.0f} s per epoch", flush=True)
+                    return 0
+            dt = time.time() - t0
+            acc = (evaluate(ema.model, xte_t).argmax(1) == yte_t).float().mean().item()
+            history.append({"epoch": epoch + 1, "loss": round(tot_loss / xtr_t.shape[0], 4),
+                            "train_acc": round(correct / xtr_t.shape[0], 4),
+                            "ema_test_acc": round(acc, 4), "seconds": round(dt)})
+            print(f"epoch {epoch + 1}/{args.epochs}: loss {tot_loss / xtr_t.shape[0]:.4f} "
+                  f"train acc {correct / xtr_t.shape[0]:.4f} EMA test acc {acc:.4f} "
+                  f"({dt:.0f} s, total {time.time() - t_start:.0f} s)", flush=True)
+            info["epochs_trained"] = epoch + 1
+            info["train_wall_seconds"] = round(time.time() - t_start)
+            torch.save({"model": model.state_dict(), "ema": ema.model.state_dict(),
+                        "epoch": epoch + 1, "history": history, "info": info}, args.ckpt)
+        raw_acc = (evaluate(model, xte_t).argmax(1) == yte_t).float().mean().item()
+        info["last_iterate_test_accuracy"] = round(raw_acc, 4)
+        print(f"last SGD iterate (not exported): test accuracy {raw_acc:.4f}", flush=True)
 
-    train_seconds = time.time() - t_start
-    model.eval()
-    logits = evaluate(model, xte_t)
+    # The exported model is the EMA one (decided before training, not picked
+    # by test accuracy).
+    logits = evaluate(ema.model, xte_t)
     preds = logits.argmax(1)
     acc = (preds == yte_t).float().mean().item()
-    print(f"final test accuracy {acc:.4f} after {args.epochs} epochs, "
-          f"{train_seconds:.0f} s", flush=True)
-
+    info["test_accuracy"] = round(acc, 4)
+    info["history"] = history
+    print(f"exported EMA model: test accuracy {acc:.4f} after {info['epochs_trained']} "
+          f"epochs, {info.get('train_wall_seconds', 0)} s", flush=True)
     out = os.path.abspath(args.out)
-    os.makedirs(out, exist_ok=True)
-    onnx_path = os.path.join(out, "model.onnx")
-    torch.onnx.export(model, torch.zeros(1, 1, 28, 28), onnx_path, opset_version=13,
-                      input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-                      do_constant_folding=True)
-    with open(os.path.join(out, "labels.txt"), "w") as f:
-        f.write("\n".join(LABELS) + "\n")
-    cfg = {"name": "fashion-mnist",
-           "input": {"color": "gray", "resize": 28, "crop": 28, "scale": 255.0,
-                     "mean": [round(mean, 6)] * 3, "std": [round(std, 6)] * 3},
-           "max_batch": 8}
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-        f.write("\n")
-    with open(os.path.join(out, "test_predictions.txt"), "w") as f:
-        f.write("".join(str(int(p)) for p in preds) + "\n")
-    torch.save(model.state_dict(), os.path.join("/tmp", "fashion-mnist-state.pt"))
-    with open(os.path.join(out, "training.json"), "w") as f:
-        json.dump({"test_accuracy": round(acc, 4), "epochs": args.epochs,
-                   "train_wall_seconds": round(train_seconds), "seed": args.seed,
-                   "batch": args.batch, "max_lr": args.lr, "weight_decay": args.wd,
-                   "label_smoothing": args.smoothing, "crop_pad": args.pad,
-                   "widths": list(widths), "blocks": list(blocks),
-                   "parameters": nparams, "threads": args.threads,
-                   "torch": torch.__version__, "mean": mean, "std": std}, f, indent=2)
-        f.write("\n")
+    export(ema.model, out, mean, std, preds, info)
     print(f"wrote {out}", flush=True)
     return 0
 
