@@ -96,7 +96,7 @@ static int bench_parse_list(const char *s, int max, bench_list *l) {
  * model.onnx, name and max_batch); a file is the ONNX itself, named by its
  * stem. Returns 0 with a malloc'd *onnx (caller frees), or -1 with err set. */
 static int bench_resolve_model(const char *model, char **onnx, char *name, size_t name_len,
-                               char *err, size_t err_len) {
+                               char *qpath, size_t qlen, char *err, size_t err_len) {
     struct stat st;
     *onnx = NULL;
     if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -106,6 +106,8 @@ static int bench_resolve_model(const char *model, char **onnx, char *name, size_
         *onnx = mc.onnx_path;
         mc.onnx_path = NULL; /* taken over */
         snprintf(name, name_len, "%s", mc.name);
+        if (mc.int8) /* int8 model: its scales file (resnetd quantize) */
+            snprintf(qpath, qlen, "%s/quant.tsv", mc.dir);
         model_config_free(&mc);
     } else {
         const char *base = strrchr(model, '/');
@@ -359,7 +361,9 @@ int cmd_bench(int argc, char **argv) {
     }
     char name[128], err[1024] = "";
     char *onnx = NULL;
-    if (bench_resolve_model(model, &onnx, name, sizeof(name), err, sizeof(err)) != 0) {
+    char qpath[4096] = "";
+    if (bench_resolve_model(model, &onnx, name, sizeof(name), qpath, sizeof qpath, err,
+                            sizeof(err)) != 0) {
         fprintf(stderr, "resnetd bench: %s\n", err);
         return 2;
     }
@@ -369,6 +373,8 @@ int cmd_bench(int argc, char **argv) {
             max_b = batches.v[i];
     engine_load_params lp = engine_load_default_params();
     lp.max_batch = max_b;
+    if (qpath[0])
+        lp.quant_path = qpath;
     engine_model *m = NULL;
     fprintf(stderr, "bench: loading %s\n", onnx);
     if (engine_model_load(onnx, &lp, &m, err, sizeof(err)) != ENGINE_OK) {

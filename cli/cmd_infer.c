@@ -29,8 +29,8 @@ static void infer_usage(FILE *f) {
  * model.onnx and config.json's max_batch); anything else is the ONNX file
  * itself, checked by the engine. Returns 0 with a malloc'd *onnx (caller
  * frees), or -1 with err set (a bad model directory or config). */
-static int infer_resolve_model(const char *model, char **onnx, int *max_batch, char *err,
-                               size_t err_len) {
+static int infer_resolve_model(const char *model, char **onnx, int *max_batch, char *qpath,
+                               size_t qlen, char *err, size_t err_len) {
     struct stat st;
     *onnx = NULL;
     if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -40,6 +40,8 @@ static int infer_resolve_model(const char *model, char **onnx, int *max_batch, c
         *onnx = mc.onnx_path;
         mc.onnx_path = NULL; /* taken over */
         *max_batch = mc.max_batch;
+        if (mc.int8) /* int8 model: its scales file (resnetd quantize) */
+            snprintf(qpath, qlen, "%s/quant.tsv", mc.dir);
         model_config_free(&mc);
     } else {
         *onnx = strdup(model);
@@ -156,7 +158,9 @@ int cmd_infer(int argc, char **argv) {
     }
     char *onnx = NULL;
     int config_batch = 0;
-    if (infer_resolve_model(model, &onnx, &config_batch, err, sizeof(err)) != 0) {
+    char qpath[4096] = "";
+    if (infer_resolve_model(model, &onnx, &config_batch, qpath, sizeof qpath, err, sizeof(err)) !=
+        0) {
         npy_free(&in);
         fprintf(stderr, "resnetd infer: %s\n", err);
         return 2;
@@ -171,6 +175,8 @@ int cmd_infer(int argc, char **argv) {
         lp.max_batch = max_batch; /* --max-batch overrides config.json */
     else if (config_batch > 0)
         lp.max_batch = config_batch;
+    if (qpath[0])
+        lp.quant_path = qpath;
     engine_status st = engine_model_load(onnx, &lp, &m, err, sizeof(err));
     if (st != ENGINE_OK) {
         fprintf(stderr, "resnetd infer: %s\n", err);

@@ -9,5 +9,6 @@ int cmd_classify(int argc, char **argv);   /* cli/cmd_classify.c */
 int cmd_infer(int argc, char **argv);      /* cli/cmd_infer.c */
 int cmd_preprocess(int argc, char **argv); /* cli/cmd_preprocess.c */
 int cmd_bench(int argc, char **argv);      /* cli/cmd_bench.c */
+int cmd_quantize(int argc, char **argv);   /* cli/cmd_quantize.c */
 
 #endif

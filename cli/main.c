@@ -11,6 +11,7 @@ static void usage(FILE *f) {
                "       resnetd infer --model M IN.npy OUT.npy\n"
                "       resnetd preprocess --model M IMAGE OUT.npy\n"
                "       resnetd bench --model M [--batch 1,8] [--threads T] [--seconds S]\n"
+               "       resnetd quantize --model M --calibration DIR --out OUT\n"
                "       resnetd --version | --help\n"
                "'resnetd serve --help' lists every server option.\n");
 }
@@ -19,9 +20,9 @@ int main(int argc, char **argv) {
     static const struct {
         const char *name;
         int (*fn)(int, char **);
-    } cmds[] = {{"serve", cmd_serve},           {"classify", cmd_classify},
-                {"infer", cmd_infer},           {"preprocess", cmd_preprocess},
-                {"bench", cmd_bench}};
+    } cmds[] = {{"serve", cmd_serve}, {"classify", cmd_classify},
+                {"infer", cmd_infer}, {"preprocess", cmd_preprocess},
+                {"bench", cmd_bench}, {"quantize", cmd_quantize}};
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("resnetd %s\n", RESNETD_VERSION);
         return 0;

@@ -17,6 +17,7 @@
 #include "graph/graph.h"
 #include "graph/graph_shape.h"
 #include "onnx/onnx_load.h"
+#include "quant/quant.h"
 
 #include <omp.h>
 #include <stdio.h>
@@ -151,6 +152,57 @@ static engine_status output_dims(engine_model *m, char *err, size_t err_len) {
     return st;
 }
 
+/* Reads quant.tsv (quant.h) into per-tensor ranges; the model runs int8 from then on. */
+static engine_status load_quant(dnnl_model *dm, const char *path, char *err, size_t err_len) {
+    graph *g = dm->g;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, err_len, "%s: cannot open the int8 scales file", path);
+        return ENGINE_ERR_IO;
+    }
+    dm->qmin = calloc((size_t)g->nt + 1, sizeof(float));
+    dm->qrange = calloc((size_t)g->nt + 1, sizeof(float));
+    if (!dm->qmin || !dm->qrange) {
+        fclose(f);
+        snprintf(err, err_len, "out of memory");
+        return ENGINE_ERR_NOMEM;
+    }
+    char line[1024];
+    int ln = 0, used = 0;
+    engine_status st = ENGINE_OK;
+    while (st == ENGINE_OK && fgets(line, sizeof line, f)) {
+        ln++;
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        char *tab = strchr(line, '\t');
+        float mn, mx, range;
+        if (!tab || sscanf(tab + 1, "%f %f %f", &mn, &mx, &range) != 3 || !(range >= 0.f) ||
+            !(mx >= mn)) {
+            snprintf(err, err_len, "%s:%d: expected name<TAB>min<TAB>max<TAB>range", path, ln);
+            st = ENGINE_ERR_PARSE;
+            break;
+        }
+        *tab = 0;
+        int t = graph_tensor_find(g, line);
+        if (t < 0) {
+            snprintf(err, err_len,
+                     "%s:%d: the model has no tensor '%.200s' (scales from another model?)", path,
+                     ln, line);
+            st = ENGINE_ERR_INVALID;
+            break;
+        }
+        dm->qmin[t] = mn;
+        dm->qrange[t] = range;
+        used++;
+    }
+    fclose(f);
+    if (st == ENGINE_OK && !used) {
+        snprintf(err, err_len, "%s: no tensor ranges", path);
+        st = ENGINE_ERR_PARSE;
+    }
+    return st;
+}
+
 engine_status engine_model_load_memory(const void *data, size_t len, const char *base_dir,
                                        const engine_load_params *p, engine_model **out, char *err,
                                        size_t err_len) {
@@ -182,6 +234,8 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
         st = output_dims(m, e, sizeof e);
     }
     m->dm.winograd = p ? p->winograd : 1;
+    if (st == ENGINE_OK && p && p->quant_path)
+        st = load_quant(&m->dm, p->quant_path, e, sizeof e);
     if (st == ENGINE_OK && dnnl_engine_create(&m->dm.eng, dnnl_cpu, 0) != dnnl_success) {
         snprintf(e, sizeof e, "oneDNN: cannot create the CPU engine");
         st = ENGINE_ERR_BACKEND;
@@ -348,6 +402,33 @@ engine_status engine_run_tensors(engine_ctx *c, int n, const float *const *input
         return st;
     char e[300] = "";
     st = plan_run(p, c->strm, inputs, outputs, e, sizeof e);
+    if (st != ENGINE_OK)
+        set_err(err, err_len, e);
+    return st;
+}
+
+int engine_model_num_tensors(const engine_model *m) {
+    return m->dm.g->nt;
+}
+
+const char *engine_model_tensor_name(const engine_model *m, int t) {
+    return m->dm.g->t[t].name;
+}
+
+engine_status engine_run_observe(engine_ctx *c, const float *input, int n, float *output,
+                                 engine_observe_fn fn, void *ud, char *err, size_t err_len) {
+    if (c->m->dm.g->nin != 1 || c->m->dm.g->nout != 1) {
+        set_err(err, err_len, "calibration needs a model with one input and one output");
+        return ENGINE_ERR_ARG;
+    }
+    plan *p;
+    engine_status st = get_plan(c, n, &p, err, err_len);
+    if (st != ENGINE_OK)
+        return st;
+    const float *in[1] = {input};
+    float *outp[1] = {output};
+    char e[300] = "";
+    st = plan_run_observe(p, c->m->dm.g, c->strm, in, outp, fn, ud, e, sizeof e);
     if (st != ENGINE_OK)
         set_err(err, err_len, e);
     return st;

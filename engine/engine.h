@@ -37,12 +37,18 @@ typedef struct engine_model engine_model;
 typedef struct engine_ctx engine_ctx;
 
 typedef struct {
-    int max_batch; /* largest batch a context will run; ignored for a fixed-batch model */
-    int winograd;  /* 1: Winograd kernels for 3x3 stride-1 convs where oneDNN has them
-                      (AVX-512); 0: direct convolution only */
+    int max_batch;          /* largest batch a context will run; ignored for a fixed-batch model */
+    int winograd;           /* 1: Winograd kernels for 3x3 stride-1 convs where oneDNN has them
+                               (AVX-512); 0: direct convolution only */
+    const char *quant_path; /* NULL: fp32. Else the activation ranges written by
+                               `resnetd quantize` (quant.tsv): convolutions whose
+                               input and output have a range run in int8 (u8
+                               activations, s8 per-channel weights). Read during
+                               the load only. */
 } engine_load_params;
 
-engine_load_params engine_load_default_params(void); /* max_batch = 8, winograd = 1 */
+/* max_batch = 8, winograd = 1, quant_path = NULL */
+engine_load_params engine_load_default_params(void);
 
 /* Loads an ONNX file (external data is resolved relative to its directory).
  * On success *out is a new model the caller frees with engine_model_free(). */

@@ -150,6 +150,11 @@ static int load_model(const cfg_t *c, const char *path, app_model *m, char *err,
     if (m->max_batch < 1)
         m->max_batch = 1;
     lp.max_batch = m->max_batch;
+    char qpath[4096];
+    if (m->mc.int8) { /* int8 model: its scales file (resnetd quantize) */
+        snprintf(qpath, sizeof qpath, "%s/quant.tsv", m->mc.dir);
+        lp.quant_path = qpath;
+    }
     if (engine_model_load(m->mc.onnx_path, &lp, &m->em, err, len) != ENGINE_OK)
         return -1;
     engine_model_get_info(m->em, &m->info);

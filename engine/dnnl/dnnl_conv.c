@@ -36,10 +36,10 @@ static dnnl_primitive_attr_t conv_attr(const graph_node *n) {
 }
 
 /* Fills a conv desc for node n; src/weights/dst mds given by the caller. */
-static engine_status conv_desc(plan_builder *b, const graph_node *n, const graph_shape *x,
-                               const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wmd,
-                               const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dst,
-                               int wino, dnnl_convolution_desc_t *cd) {
+engine_status dnnl_conv_desc(plan_builder *b, const graph_node *n, const graph_shape *x,
+                             const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wmd,
+                             const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dst, int wino,
+                             dnnl_convolution_desc_t *cd) {
     const graph_shape *w = &b->p->shapes[n->in[1]];
     int nsp = x->ndim - 2;
     int64_t kern[3] = {1, 1, 1};
@@ -163,7 +163,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
     dnnl_status_t ds = dnnl_unimplemented;
     int pr_wino = pr->has && pr->md.format_kind == dnnl_format_kind_wino;
     if (wino_fits(b->m, n, w, y) && (!pr->has || pr_wino) &&
-        !conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 1, &cd)) {
+        !dnnl_conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 1, &cd)) {
         ds = pd_create(&pd, &cd, attr, b->m->eng, pr_wino ? pr->impl : NULL);
         if (ds == dnnl_success && is_ref(pd)) {
             dnnl_primitive_desc_destroy(pd);
@@ -176,7 +176,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         any_md(&wmd, wd, wnd);
     }
     if (ds != dnnl_success) {
-        if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
+        if ((st = dnnl_conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
             dnnl_primitive_attr_destroy(attr);
             return st;
         }
@@ -188,7 +188,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
     }
     if (ds != dnnl_success && pr->has) { /* prepared layout not accepted: let oneDNN choose */
         any_md(&wmd, wd, wnd);
-        if ((st = conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
+        if ((st = dnnl_conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
             dnnl_primitive_attr_destroy(attr);
             return st;
         }
@@ -204,7 +204,7 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         any_md(&wany, wd, wnd);
         if (n->sum_in < 0)
             any_md(&dany, y->dims, y->ndim);
-        if (!conv_desc(b, n, x, &sany, &wany, has_bias ? &bmd : NULL, &dany, 0, &cd) &&
+        if (!dnnl_conv_desc(b, n, x, &sany, &wany, has_bias ? &bmd : NULL, &dany, 0, &cd) &&
             dnnl_primitive_desc_create(&pd2, &cd, attr, b->m->eng, NULL) == dnnl_success) {
             if (is_ref(pd2)) {
                 dnnl_primitive_desc_destroy(pd2);
@@ -432,8 +432,13 @@ out:
 
 void dnnl_model_release(dnnl_model *m) {
     if (m->prep && m->g)
-        for (int i = 0; i < m->g->nn; i++)
+        for (int i = 0; i < m->g->nn; i++) {
             free(m->prep[i].data);
+            free(m->prep[i].qdata);
+        }
+    free(m->qmin);
+    free(m->qrange);
+    m->qmin = m->qrange = NULL;
     free(m->prep);
     m->prep = NULL;
     if (m->eng)

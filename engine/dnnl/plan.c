@@ -149,6 +149,7 @@ plan_step *pb_step(plan_builder *b) {
     }
     plan_step *s = &p->steps[p->nsteps++];
     memset(s, 0, sizeof *s);
+    s->node = b->node;
     return s;
 }
 
@@ -203,7 +204,16 @@ engine_status pb_prim(plan_builder *b, plan_step *s, const void *op_desc,
 
 engine_status pb_reorder(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
                          const dnnl_memory_desc_t *dst_md) {
+    return pb_reorder_scaled(b, src, src_md, dst, dst_md, 1.0f);
+}
+
+engine_status pb_reorder_scaled(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
+                                const dnnl_memory_desc_t *dst_md, float scale) {
     dnnl_primitive_attr_t attr = pb_attr();
+    if (!attr)
+        return pb_fail(b, ENGINE_ERR_NOMEM, "out of memory");
+    if (scale != 1.0f)
+        dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
     dnnl_primitive_desc_t pd;
     dnnl_status_t st =
         dnnl_reorder_primitive_desc_create(&pd, src_md, b->m->eng, dst_md, b->m->eng, attr);
@@ -235,7 +245,61 @@ int pb_plain(plan_builder *b, int t) {
     return pb_reorder(b, t, &md, tt, &pm) == ENGINE_OK ? tt : -1;
 }
 
+int pb_f32(plan_builder *b, int t) {
+    plan *p = b->p;
+    if (t < 0 || !p->has_md[t] || p->md[t].data_type == dnnl_f32)
+        return t;
+    if (p->deq[t] >= 0)
+        return p->deq[t];
+    const graph_shape *s = &p->shapes[t];
+    int tt = pb_temp(b, s->dims, s->ndim);
+    if (tt < 0)
+        return -1;
+    dnnl_memory_desc_t from = p->md[t], to = p->md[t];
+    to.data_type = dnnl_f32;
+    if (pb_reorder_scaled(b, t, &from, tt, &to, 1.0f / p->qscale[t]) != ENGINE_OK)
+        return -1;
+    p->deq[t] = tt;
+    return tt;
+}
+
+static engine_status build_node_fp32(plan_builder *b, const graph_node *n);
+
+/* int8 plans: a quantizable Conv runs in int8; every other node reads f32, so
+ * its u8/s8 inputs are dequantized first (once per tensor). */
 static engine_status build_node(plan_builder *b, const graph_node *n) {
+    if (!b->m->qrange)
+        return build_node_fp32(b, n);
+    if (n->op == OP_CONV && dnnl_conv_int8_fits(b, n)) {
+        engine_status st = dnnl_build_conv_int8(b, n);
+        if (st != ENGINE_ERR_UNSUPPORTED)
+            return st;
+    }
+    int quantized = n->sum_in >= 0 && pb_f32(b, n->sum_in) != n->sum_in;
+    for (int j = 0; j < n->nin && !quantized; j++)
+        quantized = pb_f32(b, n->in[j]) != n->in[j];
+    if (!quantized)
+        return build_node_fp32(b, n);
+    graph_node copy = *n;
+    int *in = malloc(((size_t)n->nin + 1) * sizeof *in);
+    if (!in)
+        return pb_fail(b, ENGINE_ERR_NOMEM, "out of memory");
+    for (int j = 0; j < n->nin; j++)
+        if ((in[j] = pb_f32(b, n->in[j])) < 0 && n->in[j] >= 0) {
+            free(in);
+            return ENGINE_ERR_BACKEND;
+        }
+    copy.in = in;
+    if (n->sum_in >= 0 && (copy.sum_in = pb_f32(b, n->sum_in)) < 0) {
+        free(in);
+        return ENGINE_ERR_BACKEND;
+    }
+    engine_status st = build_node_fp32(b, &copy);
+    free(in);
+    return st;
+}
+
+static engine_status build_node_fp32(plan_builder *b, const graph_node *n) {
     switch (n->op) {
     case OP_CONV:
         return dnnl_build_conv(b, n);
@@ -328,11 +392,14 @@ static engine_status plan_alloc(plan *p, int nt) {
     p->first = malloc(c * sizeof(int));
     p->off = calloc(c, sizeof(size_t));
     p->cdata = calloc(c, sizeof(void *));
+    p->qscale = calloc(c, sizeof(float));
+    p->deq = malloc(c * sizeof(int));
+    p->quq = malloc(c * sizeof(int));
     if (!p->shapes || !p->md || !p->has_md || !p->alias || !p->bind || !p->bind_idx || !p->last ||
-        !p->first || !p->off || !p->cdata)
+        !p->first || !p->off || !p->cdata || !p->qscale || !p->deq || !p->quq)
         return ENGINE_ERR_NOMEM;
     for (size_t i = 0; i < c; i++)
-        p->alias[i] = -1;
+        p->alias[i] = p->deq[i] = p->quq[i] = -1;
     p->nt = nt;
     return ENGINE_OK;
 }

@@ -26,9 +26,11 @@
 
 typedef struct {
     int has;
-    dnnl_memory_desc_t md; /* layout of data */
-    void *data;            /* reordered weights (owned) */
-    char impl[64];         /* kernel they were laid out for (Winograd layouts are per kernel) */
+    dnnl_memory_desc_t md;  /* layout of data */
+    void *data;             /* reordered weights (owned) */
+    char impl[64];          /* kernel they were laid out for (Winograd layouts are per kernel) */
+    dnnl_memory_desc_t qmd; /* int8: s8 weights in the kernel's layout (qdata, owned) */
+    void *qdata;
 } dnnl_prepared;
 
 typedef struct {
@@ -37,6 +39,9 @@ typedef struct {
     dnnl_prepared *prep; /* g->nn entries */
     int probing;         /* set only inside dnnl_model_prepare */
     int winograd;        /* try Winograd for 3x3 stride-1 convs */
+    /* int8 (NULL for fp32): per graph tensor, calibrated minimum and range
+     * (the clipping bound for |x|; 0 = no range, the tensor stays fp32). Owned. */
+    float *qmin, *qrange;
 } dnnl_model;
 
 /* Prepares m->prep (Conv weights in the kernels' layout) for shapes at batch
@@ -59,6 +64,7 @@ typedef enum { CUSTOM_NONE, CUSTOM_PAD, CUSTOM_SLICE, CUSTOM_CLIP } plan_custom;
 typedef struct {
     dnnl_primitive_t prim;
     plan_custom custom;
+    int node; /* graph node the step belongs to, -1 for plan-level copies */
     int nargs;
     plan_arg args[PLAN_MAX_ARGS];
     dnnl_exec_arg_t exec[PLAN_MAX_ARGS];
@@ -84,6 +90,10 @@ typedef struct {
     int *first;    /* step that writes it first */
     size_t *off;
     void **cdata; /* BIND_CONST: the data */
+    /* int8: a u8/s8 tensor holds round(x * qscale[t]); deq[t]/quq[t] are the
+     * plan temporaries holding t dequantized to f32 / quantized (-1: none). */
+    float *qscale;
+    int *deq, *quq;
     plan_step *steps;
     int nsteps, caps;
     size_t arena_size;   /* bytes of activations (owner provides them) */
@@ -118,6 +128,14 @@ void plan_bind(plan *p, void *arena, void *scratch);
 engine_status plan_run(plan *p, dnnl_stream_t s, const float *const *inputs, float *const *outputs,
                        char *err, size_t err_len);
 
+/* Like plan_run, and after every node's last step calls fn with the node's
+ * first output (f32 data in the runtime layout, count floats including any
+ * layout padding, which is zero). For calibration; slow (waits after each step). */
+typedef void (*plan_observe_fn)(void *ud, int tensor, const float *data, size_t count);
+engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t s, const float *const *inputs,
+                               float *const *outputs, plan_observe_fn fn, void *ud, char *err,
+                               size_t err_len);
+
 /* ---- helpers shared by the op builders (plan.c) ---- */
 void md_plain(dnnl_memory_desc_t *md, const int64_t *dims, int ndim);
 int md_is_plain(const dnnl_memory_desc_t *md); /* physically row-major dense */
@@ -140,6 +158,12 @@ engine_status pb_prim(plan_builder *b, plan_step *s, const void *op_desc,
 engine_status pb_prim_from_pd(plan_builder *b, plan_step *s, dnnl_primitive_desc_t pd, int out);
 engine_status pb_reorder(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
                          const dnnl_memory_desc_t *dst_md);
+/* Same, multiplying every value by scale (int8 (de)quantization). */
+engine_status pb_reorder_scaled(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
+                                const dnnl_memory_desc_t *dst_md, float scale);
+/* Returns t, or (once per plan) an f32 temp holding u8/s8 tensor t
+ * dequantized; -1 on failure (message in b->err). */
+int pb_f32(plan_builder *b, int t);
 void *pb_own(plan_builder *b, size_t bytes);
 dnnl_primitive_attr_t pb_attr(void);
 
@@ -148,6 +172,16 @@ engine_status plan_finalize(plan_builder *b);
 
 /* ---- op builders, one per family ---- */
 engine_status dnnl_build_conv(plan_builder *b, const graph_node *n);
+/* Fills a convolution desc for n on the given mds (dnnl_conv.c). */
+engine_status dnnl_conv_desc(plan_builder *b, const graph_node *n, const graph_shape *x,
+                             const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wmd,
+                             const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dst, int wino,
+                             dnnl_convolution_desc_t *cd);
+/* int8 (dnnl_conv_int8.c): 1 when n can run as a u8/s8 convolution here. */
+int dnnl_conv_int8_fits(const plan_builder *b, const graph_node *n);
+/* Builds n in int8. ENGINE_ERR_UNSUPPORTED (with nothing added to the plan)
+ * when oneDNN has no fast int8 kernel for it: the caller runs it in fp32. */
+engine_status dnnl_build_conv_int8(plan_builder *b, const graph_node *n);
 engine_status dnnl_build_batchnorm(plan_builder *b, const graph_node *n);
 engine_status dnnl_build_pool(plan_builder *b, const graph_node *n);
 engine_status dnnl_build_eltwise(plan_builder *b, const graph_node *n);

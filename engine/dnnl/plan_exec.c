@@ -137,6 +137,31 @@ void plan_bind(plan *p, void *arena, void *scratch) {
 
 engine_status plan_run(plan *p, dnnl_stream_t strm, const float *const *inputs,
                        float *const *outputs, char *err, size_t err_len) {
+    return plan_run_observe(p, NULL, strm, inputs, outputs, NULL, NULL, err, err_len);
+}
+
+/* After step k (the last of its node): hands the node's first output to fn. */
+static void observe(const plan *p, const graph *g, int k, plan_observe_fn fn, void *ud) {
+    const plan_step *s = &p->steps[k];
+    if (s->node < 0 || (k + 1 < p->nsteps && p->steps[k + 1].node == s->node))
+        return;
+    int t = g->n[s->node].nout > 0 ? g->n[s->node].out[0] : -1;
+    for (int a = 0; t >= 0 && a < s->nargs; a++) {
+        if (s->args[a].tensor != t || !s->args[a].mem)
+            continue;
+        const dnnl_memory_desc_t *md = s->args[a].view ? &s->args[a].md : &p->md[t];
+        void *h = NULL;
+        if (md->data_type != dnnl_f32 ||
+            dnnl_memory_get_data_handle(s->args[a].mem, &h) != dnnl_success || !h)
+            return;
+        fn(ud, t, h, dnnl_memory_desc_get_size(md) / sizeof(float));
+        return;
+    }
+}
+
+engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t strm,
+                               const float *const *inputs, float *const *outputs,
+                               plan_observe_fn fn, void *ud, char *err, size_t err_len) {
     for (int i = 0; i < p->ndyn; i++) {
         int r = p->dyn_root[i];
         void *h = p->bind[r] == BIND_INPUT ? (void *)inputs[p->bind_idx[r]]
@@ -151,12 +176,18 @@ engine_status plan_run(plan *p, dnnl_stream_t strm, const float *const *inputs,
             for (int a = 0; a < s->nargs; a++)
                 dnnl_memory_get_data_handle(s->args[a].mem, &bufs[a]);
             dnnl_run_custom(s, bufs);
+            if (fn)
+                observe(p, g, k, fn, ud);
             continue;
         }
         dnnl_status_t st = dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);
         if (st != dnnl_success) {
             snprintf(err, err_len, "oneDNN failed executing step %d (%d)", k, st);
             return ENGINE_ERR_BACKEND;
+        }
+        if (fn) {
+            dnnl_stream_wait(strm);
+            observe(p, g, k, fn, ud);
         }
     }
     if (dnnl_stream_wait(strm) != dnnl_success) {
@@ -193,6 +224,9 @@ void plan_free(plan *p) {
     free(p->first);
     free(p->off);
     free(p->cdata);
+    free(p->qscale);
+    free(p->deq);
+    free(p->quq);
     free(p->amem);
     free(p->aoff);
     free(p->dyn);
