@@ -59,7 +59,7 @@ static const opt OPTS[] = {
      "RESNETD_MAX_BODY_BYTES", "--max-body-bytes", "largest request body (413 above)"},
     {"max_image_pixels", T_INT, OFF(max_image_pixels), 0, 1, I64MAX, "40000000",
      "RESNETD_MAX_IMAGE_PIXELS", "--max-image-pixels",
-     "largest decoded image, width*height (413 above)"},
+     "largest decoded image, width*height (400 image_too_large above, checked from the header)"},
     {"request_timeout_ms", T_INT, OFF(request_timeout_ms), 0, 1, 3600000, "30000",
      "RESNETD_REQUEST_TIMEOUT_MS", "--request-timeout-ms",
      "deadline per request (X-Request-Timeout-Ms may shorten it); 504 past it"},
