@@ -67,7 +67,11 @@ static double bench_now(void) {
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: resnetd bench --model M [--batch 1,8] [--threads T] [--workers W]\n"
-               "                     [--seconds S]\n"
+               "                     [--seconds S] [--tune]\n"
+               "  --tune: measures every workers x threads (workers * threads <= cores) x\n"
+               "  batch 1,2,4,8 (3 s each unless --seconds) and ends with two JSON lines,\n"
+               "  \"tuned\": \"throughput\" (most img/s) and \"tuned\": \"latency\"\n"
+               "  (lowest p50 at batch 1).\n"
                "  --batch, --threads and --workers take comma-separated lists; every\n"
                "  combination is measured. Defaults: batch 1,8; workers 1; threads = cores /\n"
                "  workers; seconds 10. One JSON line per configuration on stdout.\n");
@@ -201,8 +205,14 @@ static void bench_json_string(const char *s) {
 }
 
 /* Measures one configuration and prints its JSON line. Returns 0 or 1. */
+/* What one configuration measured (for --tune). */
+typedef struct {
+    int batch, workers, threads;
+    double ips, p50, p99;
+} bench_result;
+
 static int bench_config(const engine_model *m, const engine_model_info *info, const char *name,
-                        int batch, int workers, int threads, double seconds) {
+                        int batch, int workers, int threads, double seconds, bench_result *res) {
     size_t in_n =
         (size_t)batch * (size_t)info->channels * (size_t)info->height * (size_t)info->width;
     size_t out_n = (size_t)batch * (size_t)info->num_classes;
@@ -290,6 +300,12 @@ static int bench_config(const engine_model *m, const engine_model_info *info, co
            batch, workers, threads, ips, bench_percentile(all, total_runs, 50),
            bench_percentile(all, total_runs, 99), bench_peak_rss());
     fflush(stdout);
+    *res = (bench_result){batch,
+                          workers,
+                          threads,
+                          ips,
+                          bench_percentile(all, total_runs, 50),
+                          bench_percentile(all, total_runs, 99)};
     fprintf(stderr, "bench: %s batch=%d workers=%d threads=%d: %.2f img/s over %zu runs\n", name,
             batch, workers, threads, ips, total_runs);
     rc = 0;
@@ -310,12 +326,16 @@ int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     bench_list batches = {{1, 8}, 2}, workers = {{1}, 1}, threads = {{0}, 0};
     double seconds = 10.0;
-    int batch_given = 0;
+    int batch_given = 0, tune = 0, seconds_given = 0, wt_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             bench_usage(stdout);
             return 0;
+        }
+        if (strcmp(a, "--tune") == 0) {
+            tune = 1;
+            continue;
         }
         if (i + 1 >= argc || a[0] != '-') {
             fprintf(stderr, "resnetd bench: %s '%s'\n",
@@ -332,16 +352,19 @@ int cmd_bench(int argc, char **argv) {
                 return 2;
             }
         } else if (strcmp(a, "--workers") == 0) {
+            wt_given = 1;
             if (bench_parse_list(v, 256, &workers) != 0) {
                 fprintf(stderr, "resnetd bench: --workers '%s' is not a list like 1,2\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--threads") == 0) {
+            wt_given = 1;
             if (bench_parse_list(v, 1024, &threads) != 0) {
                 fprintf(stderr, "resnetd bench: --threads '%s' is not a list like 1,2\n", v);
                 return 2;
             }
         } else if (strcmp(a, "--seconds") == 0) {
+            seconds_given = 1;
             char *end;
             errno = 0;
             seconds = strtod(v, &end);
@@ -367,6 +390,22 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "resnetd bench: %s\n", err);
         return 2;
     }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    if (tune) {
+        if (!batch_given)
+            batches = (bench_list){{1, 2, 4, 8}, 4};
+        if (!seconds_given)
+            seconds = 3.0;
+        if (!wt_given) { /* every workers x threads that fits the cores */
+            workers.n = threads.n = 0;
+            for (long v = 1; v <= cores && v <= BENCH_MAX_LIST; v++) {
+                workers.v[workers.n++] = (int)v;
+                threads.v[threads.n++] = (int)v;
+            }
+        }
+    }
     int max_b = 1;
     for (int i = 0; i < batches.n; i++)
         if (batches.v[i] > max_b)
@@ -384,9 +423,7 @@ int cmd_bench(int argc, char **argv) {
     }
     engine_model_info info;
     engine_model_get_info(m, &info);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores < 1)
-        cores = 1;
+    bench_result best_t = {0}, best_l = {0}, res;
     if (info.fixed_batch > 0 && !batch_given)
         batches = (bench_list){{info.fixed_batch}, 1};
     int rc = 0, measured = 0;
@@ -396,6 +433,8 @@ int cmd_bench(int argc, char **argv) {
             int t = threads.n ? threads.v[ti] : (int)(cores / workers.v[wi]);
             if (t < 1)
                 t = 1;
+            if (tune && !wt_given && (long)workers.v[wi] * t > cores)
+                continue; /* oversubscribed: never the best here */
             for (int bi = 0; bi < batches.n && rc == 0; bi++) {
                 int b = batches.v[bi];
                 if (info.fixed_batch > 0 && b != info.fixed_batch) {
@@ -403,8 +442,13 @@ int cmd_bench(int argc, char **argv) {
                             info.fixed_batch, b);
                     continue;
                 }
-                rc = bench_config(m, &info, name, b, workers.v[wi], t, seconds);
+                rc = bench_config(m, &info, name, b, workers.v[wi], t, seconds, &res);
                 measured++;
+                if (rc == 0 && res.ips > best_t.ips)
+                    best_t = res;
+                if (rc == 0 && (b == 1 || info.fixed_batch) &&
+                    (!best_l.ips || res.p50 < best_l.p50))
+                    best_l = res;
             }
         }
     }
@@ -412,6 +456,19 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "resnetd bench: %s has a fixed batch of %d: no --batch value matches\n",
                 name, info.fixed_batch);
         rc = 1;
+    }
+    if (rc == 0 && tune) {
+        const bench_result *r[2] = {&best_t, &best_l};
+        const char *what[2] = {"throughput", "latency"};
+        for (int i = 0; i < 2; i++)
+            if (r[i]->ips > 0) {
+                printf("{\"tuned\": \"%s\", \"model\": ", what[i]);
+                bench_json_string(name);
+                printf(", \"batch\": %d, \"workers\": %d, \"threads\": %d, "
+                       "\"images_per_second\": %.2f, \"latency_ms_p50\": %.2f, "
+                       "\"latency_ms_p99\": %.2f}\n",
+                       r[i]->batch, r[i]->workers, r[i]->threads, r[i]->ips, r[i]->p50, r[i]->p99);
+            }
     }
     engine_model_free(m);
     free(onnx);

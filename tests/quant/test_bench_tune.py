@@ -1,0 +1,33 @@
+#!/usr/bin/python3
+"""`resnetd bench --tune`: every workers x threads (fitting the cores) x batch
+1,2,4,8 is measured, and the two closing lines name the measured configuration
+with the most img/s and the one with the lowest p50 latency at batch 1."""
+import json
+import os
+import sys
+
+from quant_common import run
+
+
+def main():
+    resnetd, model = sys.argv[1], sys.argv[2]
+    p = run([resnetd, "bench", "--model", model, "--tune", "--seconds", "0.3"])
+    lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    rows = [l for l in lines if "tuned" not in l]
+    tuned = {l["tuned"]: l for l in lines if "tuned" in l}
+    cores = os.cpu_count()
+    combos = {(r["workers"], r["threads"], r["batch"]) for r in rows}
+    want = {(w, t, b) for w in range(1, cores + 1) for t in range(1, cores + 1)
+            if w * t <= cores for b in (1, 2, 4, 8)}
+    assert combos == want, (sorted(combos), sorted(want))
+    best = max(rows, key=lambda r: r["images_per_second"])
+    fast = min((r for r in rows if r["batch"] == 1), key=lambda r: r["latency_ms_p50"])
+    key = ("batch", "workers", "threads")
+    assert set(tuned) == {"throughput", "latency"}, tuned
+    assert all(tuned["throughput"][k] == best[k] for k in key), (tuned, best)
+    assert all(tuned["latency"][k] == fast[k] for k in key), (tuned, fast)
+    print("ok:", tuned["throughput"], tuned["latency"])
+
+
+if __name__ == "__main__":
+    main()
