@@ -204,13 +204,14 @@ static void bench_json_string(const char *s) {
     putchar('"');
 }
 
-/* Measures one configuration and prints its JSON line. Returns 0 or 1. */
 /* What one configuration measured (for --tune). */
 typedef struct {
     int batch, workers, threads;
     double ips, p50, p99;
 } bench_result;
 
+/* Measures one configuration, prints its JSON line and fills *res.
+ * Returns 0, or 1 after printing the cause to stderr. */
 static int bench_config(const engine_model *m, const engine_model_info *info, const char *name,
                         int batch, int workers, int threads, double seconds, bench_result *res) {
     size_t in_n =
