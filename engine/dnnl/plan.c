@@ -39,7 +39,7 @@ void md_plain(dnnl_memory_desc_t *md, const int64_t *dims, int ndim) {
 
 static int64_t md_offset(const dnnl_memory_desc_t *md, const int64_t *idx) {
     const dnnl_blocking_desc_t *bd = &md->format_desc.blocking;
-    int64_t blk[DNNL_MAX_NDIMS], rem[DNNL_MAX_NDIMS], off = md->offset0;
+    int64_t blk[DNNL_MAX_NDIMS] = {0}, rem[DNNL_MAX_NDIMS] = {0}, off = md->offset0;
     for (int i = 0; i < md->ndims; i++)
         blk[i] = 1;
     for (int k = 0; k < bd->inner_nblks; k++)
