@@ -22,18 +22,18 @@ stage and 1x1 projection shortcuts (conv+BN) where width or resolution changes,
 global average pooling and one fully connected layer.
 
 Training: SGD with Nesterov momentum, one-cycle learning rate, label smoothing,
-weight decay, random crop with 2-pixel zero padding and horizontal flips. All
+weight decay, horizontal flips (random crop with --pad pixels of zero padding
+is available; with only 10 epochs it under-fits, so it is off). All
 randomness is seeded (--seed), so a rerun on the same machine and PyTorch build
 gives the same model (oneDNN's thread scheduling may change the last bits).
 
 Result of the committed model (models/fashion-mnist/README.md and
-training.json hold the numbers the run wrote): 91.99 % test accuracy (EMA
-weights; last SGD iterate 92.11 %) after 7 epochs (`--epochs 7`, defaults
-otherwise: widths 24-48-96, one block per stage, 173,842 parameters), seed
-20240501, 1481 s wall on 2 threads under `nice -n 10` on a 2-core machine
-shared with other jobs (load 3-15). That is BELOW the 93 % the CI test
-demands: this recipe needs more epochs (or the 32-64-128 widths) than the
-shared machine allowed before the deadline.
+training.json hold the numbers the run wrote): 93.52 % test accuracy (EMA
+weights; last SGD iterate 93.67 %) after 10 epochs with the defaults (widths
+32-64-128, one block per stage, 308,074 parameters, label smoothing 0.05, no
+crop augmentation), seed 20240501, 1656 s wall on 2 threads of a 2-core
+machine shared with other jobs. An earlier 7-epoch run of a 24-48-96 network
+with 2-pixel crop augmentation and smoothing 0.1 reached only 91.99 %.
 
 Usage:
     nice -n 10 /usr/bin/python3 tools/train_fashion_mnist.py [--epochs N] [--out DIR]
@@ -254,14 +254,14 @@ def main():
     ap.add_argument("--data", default=DATA_DIR)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                   "..", "models", "fashion-mnist"))
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--wd", type=float, default=5e-4)
-    ap.add_argument("--smoothing", type=float, default=0.1)
-    ap.add_argument("--pad", type=int, default=2)
+    ap.add_argument("--smoothing", type=float, default=0.05)
+    ap.add_argument("--pad", type=int, default=0)
     ap.add_argument("--ema", type=float, default=0.995, help="EMA decay per step")
-    ap.add_argument("--widths", default="24,48,96")
+    ap.add_argument("--widths", default="32,64,128")
     ap.add_argument("--blocks", default="1,1,1")
     ap.add_argument("--seed", type=int, default=20240501)
     ap.add_argument("--threads", type=int, default=2)
