@@ -183,11 +183,17 @@ img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o,
         snprintf(err, err_len, "progressive JPEG with more than %d scans", MAX_SCANS);
         return IMG_ERR_CORRUPT;
     }
-    /* Fast path: the smallest DCT scale keeping the shorter side >= scale_min_short. */
+    /* Fast path: the smallest DCT scale keeping the shorter side >= scale_min_short.
+       Only scales that divide both sides: otherwise the last, partial block
+       becomes a whole pixel and stretches the geometry by up to a pixel of the
+       scaled image (a 600x450 JPEG at 1/8 gives 75x57 for 75x56.25), which
+       shifts edges enough to flip a real model's top-1. */
     int w = ji.w, h = ji.h;
     if (o->scale_min_short > 0) {
         for (int denom = 8; denom >= 2; denom /= 2) {
-            int sw = (ji.w + denom - 1) / denom, sh = (ji.h + denom - 1) / denom;
+            if (ji.w % denom != 0 || ji.h % denom != 0)
+                continue;
+            int sw = ji.w / denom, sh = ji.h / denom;
             if ((sw < sh ? sw : sh) >= o->scale_min_short) {
                 w = sw, h = sh;
                 break;
