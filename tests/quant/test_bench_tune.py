@@ -20,12 +20,17 @@ def main():
     want = {(w, t, b) for w in range(1, cores + 1) for t in range(1, cores + 1)
             if w * t <= cores for b in (1, 2, 4, 8)}
     assert combos == want, (sorted(combos), sorted(want))
-    best = max(rows, key=lambda r: r["images_per_second"])
-    fast = min((r for r in rows if r["batch"] == 1), key=lambda r: r["latency_ms_p50"])
     key = ("batch", "workers", "threads")
     assert set(tuned) == {"throughput", "latency"}, tuned
-    assert all(tuned["throughput"][k] == best[k] for k in key), (tuned, best)
-    assert all(tuned["latency"][k] == fast[k] for k in key), (tuned, fast)
+    # The printed figures are rounded to 2 decimals, so several rows may tie
+    # with the winner: the pick must be one of the rows with the best figure.
+    top = max(r["images_per_second"] for r in rows)
+    best = [tuple(r[k] for k in key) for r in rows if r["images_per_second"] == top]
+    assert tuple(tuned["throughput"][k] for k in key) in best, (tuned, best)
+    low = min(r["latency_ms_p50"] for r in rows if r["batch"] == 1)
+    fast = [tuple(r[k] for k in key) for r in rows
+            if r["batch"] == 1 and r["latency_ms_p50"] == low]
+    assert tuple(tuned["latency"][k] for k in key) in fast, (tuned, fast)
     print("ok:", tuned["throughput"], tuned["latency"])
 
 
