@@ -11,6 +11,11 @@
         return st;                                                                                 \
     } while (0)
 
+/* double -> int64, saturating: an out-of-range (or NaN) cast is undefined. */
+static int64_t sat_i64(double v) {
+    return !(v == v) ? 0 : v >= 0x1p63 ? INT64_MAX : v < -0x1p63 ? INT64_MIN : (int64_t)v;
+}
+
 static int bcast(const graph_shape *a_in, const graph_shape *b_in, graph_shape *o) {
     graph_shape ca = *a_in, cb = *b_in; /* o may alias either */
     const graph_shape *a = &ca, *b = &cb;
@@ -130,7 +135,7 @@ static engine_status fold(const graph_node *n, graph_shape *s, graph_shape *o, c
             int64_t nidx = graph_numel(ix->dims, ix->ndim);
             int64_t in_ = k % inner, rest = k / inner;
             int64_t j = rest % nidx, outer = rest / nidx;
-            int64_t id = ix->dtype == GRAPH_I64 ? ix->i[j] : (int64_t)ix->f[j];
+            int64_t id = ix->dtype == GRAPH_I64 ? ix->i[j] : sat_i64(ix->f[j]);
             if (id < 0)
                 id += x->dims[ax];
             if (id < 0 || id >= x->dims[ax])
@@ -159,11 +164,8 @@ static engine_status fold(const graph_node *n, graph_shape *s, graph_shape *o, c
         }
         if (dt == GRAPH_F32)
             ((float *)o->owned)[k] = (float)v;
-        else /* saturate: an out-of-range (or NaN) double -> int64 cast is undefined */
-            ((int64_t *)o->owned)[k] = !(v == v)     ? 0
-                                       : v >= 0x1p63 ? INT64_MAX
-                                       : v < -0x1p63 ? INT64_MIN
-                                                     : (int64_t)v;
+        else
+            ((int64_t *)o->owned)[k] = sat_i64(v);
     }
     return ENGINE_OK;
 }
