@@ -177,8 +177,38 @@ static int all_const(const graph_node *n, const graph_shape *s) {
     return 1;
 }
 
+/* How many leading inputs of n must be present (an empty ONNX input name is
+   stored as -1); the rest are optional and read only when present. */
+static int required_inputs(const graph_node *n) {
+    int k;
+    switch (n->op) {
+    case OP_CLIP:
+    case OP_DROPOUT:
+    case OP_SQUEEZE:
+        k = 1;
+        break;
+    case OP_CONV:
+    case OP_GEMM:
+    case OP_PAD:
+        k = 2;
+        break;
+    case OP_SLICE:
+        k = 3;
+        break;
+    default:
+        k = n->nin;
+        break;
+    }
+    return k < n->nin ? k : n->nin;
+}
+
 engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape *s, char *err,
                                size_t err_len) {
+    if (n->nin < 1)
+        FAIL(ENGINE_ERR_INVALID, "node '%s': no input", n->name);
+    for (int j = 0, req = required_inputs(n); j < req; j++)
+        if (n->in[j] < 0)
+            FAIL(ENGINE_ERR_INVALID, "node '%s': required input %d is empty", n->name, j);
     const graph_shape *x = &s[n->in[0]];
     graph_shape *o = &s[n->out[0]];
     int foldable = 0;
