@@ -37,7 +37,7 @@ if [[ "${RESNETD_TEST_QUICK:-0}" != 1 ]]; then
     if ! ctest --test-dir build-fuzz --output-on-failure -j2 -L fuzz; then
       echo "fuzzing: NEW FINDINGS (inputs in build-fuzz/tests/fuzz/crash-*)"
       ls build-fuzz/tests/fuzz/crash-* 2>/dev/null || true
-      [[ "${RESNETD_FUZZ_GATE:-0}" == 1 ]] && exit 1
+      if [[ "${RESNETD_FUZZ_GATE:-0}" == 1 ]]; then exit 1; fi
     fi
   fi
 fi
