@@ -142,7 +142,13 @@ static engine_status output_dims(engine_model *m, char *err, size_t err_len) {
         if (st == ENGINE_OK && g->nout >= 1) {
             const graph_shape *s0 = &a[g->outputs[0]];
             int64_t per = graph_numel(s0->dims, s0->ndim);
-            m->info.num_classes = (int)(s0->ndim > 0 && s0->dims[0] ? per / s0->dims[0] : per);
+            per = s0->ndim > 0 && s0->dims[0] ? per / s0->dims[0] : per;
+            if (per < 1 || per > INT32_MAX) {
+                snprintf(err, err_len, "output '%s' has %s elements per image",
+                         g->t[g->outputs[0]].name, per < 1 ? "no" : "too many");
+                st = ENGINE_ERR_INVALID;
+            }
+            m->info.num_classes = (int)per;
         }
     }
     graph_shapes_release(a, g->nt);
@@ -220,6 +226,13 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
         st = graph_toposort(m->dm.g, e, sizeof e);
     if (st == ENGINE_OK)
         st = graph_optimize(m->dm.g, e, sizeof e);
+    if (st == ENGINE_OK && (m->dm.g->nin == 0 || m->dm.g->nout == 0)) {
+        snprintf(e, sizeof e, "the graph has no %s",
+                 m->dm.g->nin ? "output"
+                              : "runtime input (every graph input is an initializer): "
+                                "nothing to feed an image to");
+        st = ENGINE_ERR_INVALID;
+    }
     if (st == ENGINE_OK) {
         graph *g = m->dm.g;
         const graph_tensor *in = g->nin ? &g->t[g->inputs[0]] : NULL;

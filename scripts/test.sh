@@ -3,8 +3,8 @@
 #   1. format check (.clang-format) and a warning-free (-Werror) build;
 #   2. every ctest test on the optimised build;
 #   3. the tests labelled "asan" on an ASan+UBSan build, "tsan" on a TSan build;
-#   4. the libFuzzer targets for a bounded time each (label "fuzz"); new
-#      findings are reported, not fatal (RESNETD_FUZZ_GATE=1 makes them fatal).
+#   4. the libFuzzer targets for a bounded time each (label "fuzz"); a new
+#      finding fails the suite (RESNETD_FUZZ_GATE=0 only reports it).
 # Set RESNETD_TEST_QUICK=1 to skip steps 3 and 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,14 +30,16 @@ if [[ "${RESNETD_TEST_QUICK:-0}" != 1 ]]; then
   if [[ -n "$(ls tests/fuzz 2>/dev/null)" ]]; then
     echo "== fuzzing"
     BUILD_DIR=build-fuzz BUILD_TYPE=RelWithDebInfo CC=clang scripts/build.sh -DRESNETD_FUZZ=ON
-    # Report-only: a finding is printed with its input saved in build-fuzz/
-    # (turn it into a regression in tests/fuzz/regressions/), but it does not
-    # fail the suite; the replays of every known finding (label asan, above)
-    # do. RESNETD_FUZZ_GATE=1 makes findings fatal.
+    # A finding is printed with its input saved in build-fuzz/tests/fuzz/
+    # (fix it and keep the input in tests/fuzz/regressions/<target>/, whose
+    # replays run in the ASan build above). RESNETD_FUZZ_GATE=0 reports
+    # findings without failing, for exploratory runs.
     if ! ctest --test-dir build-fuzz --output-on-failure -j2 -L fuzz; then
       echo "fuzzing: NEW FINDINGS (inputs in build-fuzz/tests/fuzz/crash-*)"
       ls build-fuzz/tests/fuzz/crash-* 2>/dev/null || true
-      if [[ "${RESNETD_FUZZ_GATE:-0}" == 1 ]]; then exit 1; fi
+      if [[ "${RESNETD_FUZZ_GATE:-1}" != 0 ]]; then exit 1; fi
+      echo "== fuzz findings reported only (RESNETD_FUZZ_GATE=0): NOT all tests passed"
+      exit 0
     fi
   fi
 fi

@@ -1,7 +1,8 @@
 /*
  * fuzz_onnx.c — libFuzzer target over engine_model_load_memory (protobuf
  * parse, graph IR, fusion passes, oneDNN plan building) with external data
- * forbidden. A model that loads must report a sane shape; it is then freed.
+ * forbidden. A model that loads must have an input and an output with
+ * elements, and an image (4-D) input must report its shape; it is then freed.
  * fuzz_replay.c runs the same function over saved inputs in normal builds.
  */
 #include "engine.h"
@@ -25,8 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (st == ENGINE_OK) {
         engine_model_info info;
         engine_model_get_info(m, &info);
-        if (info.channels < 1 || info.height < 1 || info.width < 1 || info.num_classes < 1)
+        /* the loader refuses graphs without a runtime input or output */
+        if (engine_model_num_inputs(m) < 1 || engine_model_num_outputs(m) < 1 ||
+            info.num_classes < 1)
             abort();
+        engine_tensor_desc in;
+        engine_model_input_desc(m, 0, &in);
+        if (in.ndim == 4 && (info.channels < 1 || info.height < 1 || info.width < 1))
+            abort(); /* an image model must report its image shape */
         engine_model_free(m);
     } else if (m != NULL) {
         abort(); /* a failed load hands nothing back */

@@ -181,7 +181,10 @@ static void check_responses(const char *buf, size_t n) {
         const char *body = hend + 4;
         if (body + blen > end)
             return;
-        if (status >= 400 && (blen < 10 || memcmp(body, "{\"error\":", 9) != 0))
+        /* errors are {"error": ...}; TorchServe's routes answer with
+         * TorchServe's own shape, {"code": N, "type": ..., "message": ...} */
+        if (status >= 400 && (blen < 10 || (memcmp(body, "{\"error\":", 9) != 0 &&
+                                            memcmp(body, "{\"code\":", 8) != 0)))
             abort();
         p = body + blen;
     }
