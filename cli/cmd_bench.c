@@ -12,10 +12,14 @@
  * latency percentiles are over every engine_run() of every worker.
  * peak_rss_bytes is the process's peak resident set so far (getrusage), so it
  * includes the model; run one configuration per process to compare peaks.
+ * --tune also saves both picks with the machine's fingerprint as tuned.json
+ * beside model.onnx (config/tuned.h), which serve then uses for the options
+ * its configuration leaves unset.
  */
 #include "commands.h"
 #include "engine.h"
 #include "model_config.h"
+#include "tuned.h"
 
 #include <errno.h>
 #include <math.h>
@@ -67,11 +71,15 @@ static double bench_now(void) {
 
 static void bench_usage(FILE *f) {
     fprintf(f, "usage: resnetd bench --model M [--batch 1,8] [--threads T] [--workers W]\n"
-               "                     [--seconds S] [--tune]\n"
+               "                     [--seconds S] [--tune [--tune-out FILE | --no-save]]\n"
                "  --tune: measures every workers x threads (workers * threads <= cores) x\n"
                "  batch 1,2,4,8 (3 s each unless --seconds) and ends with two JSON lines,\n"
                "  \"tuned\": \"throughput\" (most img/s) and \"tuned\": \"latency\"\n"
-               "  (lowest p50 at batch 1).\n"
+               "  (lowest p50 at batch 1). Both picks and this machine's fingerprint are\n"
+               "  saved as tuned.json in the model's directory (--tune-out FILE: elsewhere;\n"
+               "  --no-save: not at all); `serve` uses them for workers,\n"
+               "  threads_per_worker and max_batch unless set (see docs/tuning.md).\n"
+               "  An unwritable destination is a warning, not an error.\n"
                "  --batch, --threads and --workers take comma-separated lists; every\n"
                "  combination is measured. Defaults: batch 1,8; workers 1; threads = cores /\n"
                "  workers; seconds 10. One JSON line per configuration on stdout.\n");
@@ -98,9 +106,11 @@ static int bench_parse_list(const char *s, int max, bench_list *l) {
 
 /* Resolves a model argument: a directory goes through model_config (its
  * model.onnx, name and max_batch); a file is the ONNX itself, named by its
- * stem. Returns 0 with a malloc'd *onnx (caller frees), or -1 with err set. */
+ * stem. dir receives the directory holding the .onnx (where tuned.json goes).
+ * Returns 0 with a malloc'd *onnx (caller frees), or -1 with err set. */
 static int bench_resolve_model(const char *model, char **onnx, char *name, size_t name_len,
-                               char *qpath, size_t qlen, char *err, size_t err_len) {
+                               char *qpath, size_t qlen, char *dir, size_t dir_len, char *err,
+                               size_t err_len) {
     struct stat st;
     *onnx = NULL;
     if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -110,6 +120,7 @@ static int bench_resolve_model(const char *model, char **onnx, char *name, size_
         *onnx = mc.onnx_path;
         mc.onnx_path = NULL; /* taken over */
         snprintf(name, name_len, "%s", mc.name);
+        snprintf(dir, dir_len, "%s", mc.dir);
         if (mc.int8) /* int8 model: its scales file (resnetd quantize) */
             snprintf(qpath, qlen, "%s/quant.tsv", mc.dir);
         model_config_free(&mc);
@@ -120,6 +131,11 @@ static int bench_resolve_model(const char *model, char **onnx, char *name, size_
         if (stem > 5 && strcmp(base + stem - 5, ".onnx") == 0)
             stem -= 5;
         snprintf(name, name_len, "%.*s", (int)stem, base);
+        if (base == model)
+            snprintf(dir, dir_len, ".");
+        else
+            snprintf(dir, dir_len, "%.*s", (int)(base - 1 - model) ? (int)(base - 1 - model) : 1,
+                     model);
         *onnx = strdup(model);
     }
     if (!*onnx) {
@@ -323,11 +339,41 @@ done:
     return rc;
 }
 
+static void bench_pick(const bench_result *r, tuned_pick *p) {
+    *p = (tuned_pick){r->ips > 0 ? r->batch : 0, r->workers, r->threads, r->ips, r->p50, r->p99};
+}
+
+/* Saves the picks as tuned.json in dir, or as out when given. A failure is a
+ * warning on stderr naming the path: the measurement itself succeeded. */
+static void bench_save_tuned(const char *out, const char *dir, const char *name, const char *onnx,
+                             int int8, double seconds, const bench_result *best_t,
+                             const bench_result *best_l) {
+    tuned_plan plan;
+    memset(&plan, 0, sizeof plan);
+    const char *base = strrchr(onnx, '/');
+    snprintf(plan.model, sizeof plan.model, "%s", name);
+    snprintf(plan.model_file, sizeof plan.model_file, "%s", base ? base + 1 : onnx);
+    tuned_fingerprint_here(int8, &plan.fp);
+    plan.seconds = seconds;
+    bench_pick(best_t, &plan.throughput);
+    bench_pick(best_l, &plan.latency);
+    char path[4200], err[4400];
+    if (out)
+        snprintf(path, sizeof path, "%s", out);
+    else
+        snprintf(path, sizeof path, "%s/%s", dir, TUNED_FILE);
+    if (tuned_save(path, &plan, err, sizeof err) != 0)
+        fprintf(stderr, "resnetd bench: warning: tuned plan not saved: %s\n", err);
+    else
+        fprintf(stderr, "bench: tuned plan saved to %s\n", path);
+}
+
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     bench_list batches = {{1, 8}, 2}, workers = {{1}, 1}, threads = {{0}, 0};
     double seconds = 10.0;
-    int batch_given = 0, tune = 0, seconds_given = 0, wt_given = 0;
+    int batch_given = 0, tune = 0, seconds_given = 0, wt_given = 0, no_save = 0;
+    const char *tune_out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -338,6 +384,10 @@ int cmd_bench(int argc, char **argv) {
             tune = 1;
             continue;
         }
+        if (strcmp(a, "--no-save") == 0) {
+            no_save = 1;
+            continue;
+        }
         if (i + 1 >= argc || a[0] != '-') {
             fprintf(stderr, "resnetd bench: %s '%s'\n",
                     a[0] == '-' ? "missing value for" : "unexpected argument", a);
@@ -346,6 +396,12 @@ int cmd_bench(int argc, char **argv) {
         const char *v = argv[++i];
         if (strcmp(a, "--model") == 0) {
             model = v;
+        } else if (strcmp(a, "--tune-out") == 0) {
+            if (!*v) {
+                fprintf(stderr, "resnetd bench: --tune-out needs a file name\n");
+                return 2;
+            }
+            tune_out = v;
         } else if (strcmp(a, "--batch") == 0) {
             batch_given = 1;
             if (bench_parse_list(v, 4096, &batches) != 0) {
@@ -383,11 +439,19 @@ int cmd_bench(int argc, char **argv) {
         bench_usage(stderr);
         return 2;
     }
+    if ((tune_out || no_save) && !tune) {
+        fprintf(stderr, "resnetd bench: --tune-out and --no-save only go with --tune\n");
+        return 2;
+    }
+    if (tune_out && no_save) {
+        fprintf(stderr, "resnetd bench: --tune-out and --no-save exclude each other\n");
+        return 2;
+    }
     char name[128], err[1024] = "";
     char *onnx = NULL;
-    char qpath[4096] = "";
-    if (bench_resolve_model(model, &onnx, name, sizeof(name), qpath, sizeof qpath, err,
-                            sizeof(err)) != 0) {
+    char qpath[4096] = "", dir[4096] = ".";
+    if (bench_resolve_model(model, &onnx, name, sizeof(name), qpath, sizeof qpath, dir, sizeof dir,
+                            err, sizeof(err)) != 0) {
         fprintf(stderr, "resnetd bench: %s\n", err);
         return 2;
     }
@@ -470,6 +534,9 @@ int cmd_bench(int argc, char **argv) {
                        "\"latency_ms_p99\": %.2f}\n",
                        r[i]->batch, r[i]->workers, r[i]->threads, r[i]->ips, r[i]->p50, r[i]->p99);
             }
+        fflush(stdout);
+        if (!no_save)
+            bench_save_tuned(tune_out, dir, name, onnx, qpath[0] != 0, seconds, &best_t, &best_l);
     }
     engine_model_free(m);
     free(onnx);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_INT, T_STR, T_LIST, T_LEVEL } opt_type;
+typedef enum { T_INT, T_STR, T_LIST, T_LEVEL, T_GOAL } opt_type; /* LEVEL, GOAL: named values */
 
 typedef struct {
     const char *name; /* JSON key */
@@ -50,6 +50,9 @@ static const opt OPTS[] = {
      "oneDNN threads per worker (0 = cores / workers)"},
     {"max_batch", T_INT, OFF(max_batch), 0, 0, 256, "0", "RESNETD_MAX_BATCH", "--max-batch",
      "largest batch formed (0 = each model's config.json max_batch, default 8)"},
+    {"tune_goal", T_GOAL, OFF(tune_goal), 0, 0, 2, "throughput", "RESNETD_TUNE_GOAL", "--tune-goal",
+     "throughput, latency or off: which pick of a model's tuned.json (resnetd bench --tune) "
+     "fills workers, threads_per_worker and max_batch when they are not set (docs/tuning.md)"},
     {"batch_timeout_us", T_INT, OFF(batch_timeout_us), 0, 0, 10000000, "2000",
      "RESNETD_BATCH_TIMEOUT_US", "--batch-timeout-us",
      "longest wait for a batch to fill after its first image was queued"},
@@ -93,11 +96,23 @@ static const opt OPTS[] = {
      "--tls-key", "PEM private key of tls_cert"},
 };
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
+_Static_assert(NOPTS <= 64, "cfg_t.set_mask has one bit per option");
 
 static const char *LEVELS[] = {"error", "warn", "info", "debug"};
+static const char *GOALS[] = {"throughput", "latency", "off"};
 
 const char *cfg_log_level_str(int64_t level) {
     return level >= 0 && level < 4 ? LEVELS[level] : "info";
+}
+
+const char *cfg_tune_goal_str(int64_t goal) {
+    return goal >= 0 && goal < 3 ? GOALS[goal] : "throughput";
+}
+
+/* The value names of a T_LEVEL or T_GOAL option, indexed by value. */
+static const char *const *named_values(opt_type t, int64_t *n) {
+    *n = t == T_LEVEL ? 4 : 3;
+    return t == T_LEVEL ? LEVELS : GOALS;
 }
 
 size_t cfg_option_count(void) {
@@ -117,15 +132,21 @@ static const opt *find_key(const char *key) {
     return NULL;
 }
 
+int cfg_is_set(const cfg_t *c, const char *key) {
+    const opt *o = find_key(key);
+    return o && (c->set_mask >> (size_t)(o - OPTS) & 1u);
+}
+
 static void list_clear(cfg_t *c) {
     for (int i = 0; i < c->num_models; i++)
         free(c->models[i]);
     c->num_models = 0;
 }
 
-/* Parses value into the option; src names where it came from for messages. */
-static int set_opt(cfg_t *c, const opt *o, const char *value, const char *src, char *err,
-                   size_t err_len) {
+/* Parses value into the option; src names where it came from for messages.
+ * Any src but "default" marks the option as explicitly set. */
+static int parse_opt(cfg_t *c, const opt *o, const char *value, const char *src, char *err,
+                     size_t err_len) {
     char *field = (char *)c + o->off;
     switch (o->type) {
     case T_INT: {
@@ -152,14 +173,21 @@ static int set_opt(cfg_t *c, const opt *o, const char *value, const char *src, c
         snprintf(field, o->size, "%s", value);
         return 0;
     case T_LEVEL:
-        for (int64_t i = 0; i < 4; i++)
-            if (strcmp(value, LEVELS[i]) == 0) {
+    case T_GOAL: {
+        int64_t n;
+        const char *const *names = named_values(o->type, &n);
+        char all[128] = "";
+        for (int64_t i = 0; i < n; i++) {
+            if (strcmp(value, names[i]) == 0) {
                 *(int64_t *)field = i;
                 return 0;
             }
-        snprintf(err, err_len, "%s (%s): '%s' is not one of error, warn, info, debug", o->name, src,
-                 value);
+            size_t used = strlen(all);
+            snprintf(all + used, sizeof all - used, "%s%s", i ? ", " : "", names[i]);
+        }
+        snprintf(err, err_len, "%s (%s): '%s' is not one of %s", o->name, src, value, all);
         return -1;
+    }
     case T_LIST:
         if (!*value)
             return 0;
@@ -175,6 +203,15 @@ static int set_opt(cfg_t *c, const opt *o, const char *value, const char *src, c
         return 0;
     }
     return -1;
+}
+
+static int set_opt(cfg_t *c, const opt *o, const char *value, const char *src, char *err,
+                   size_t err_len) {
+    if (parse_opt(c, o, value, src, err, err_len))
+        return -1;
+    if (strcmp(src, "default") != 0)
+        c->set_mask |= UINT64_C(1) << (size_t)(o - OPTS);
+    return 0;
 }
 
 void cfg_defaults(cfg_t *c) {
@@ -400,6 +437,9 @@ void cfg_print_json(const cfg_t *c, FILE *f) {
             break;
         case T_LEVEL:
             v = json_string(cfg_log_level_str(*(const int64_t *)field));
+            break;
+        case T_GOAL:
+            v = json_string(cfg_tune_goal_str(*(const int64_t *)field));
             break;
         case T_LIST:
             v = json_array();

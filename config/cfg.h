@@ -4,6 +4,9 @@
  * JSON config-file reader, --help and --print-config.
  *
  * Precedence: CLI > env (RESNETD_*) > file (--config FILE or RESNETD_CONFIG) > default.
+ * For workers, threads_per_worker and max_batch a model's tuned.json (written
+ * by `resnetd bench --tune`, see config/tuned.h) sits between file and default:
+ * cfg_is_set() tells serve which options the user gave.
  * Flag --max-batch <=> env RESNETD_MAX_BATCH <=> file key "max_batch".
  */
 #ifndef RESNETD_CFG_H
@@ -16,6 +19,9 @@
 #define CFG_MAX_MODELS 16
 
 typedef enum { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG } cfg_log_level;
+
+/* Which pick of a model's tuned.json (bench --tune) serve uses, if any. */
+typedef enum { CFG_TUNE_THROUGHPUT = 0, CFG_TUNE_LATENCY, CFG_TUNE_OFF } cfg_tune_goal;
 
 typedef struct {
     char host[256];
@@ -42,6 +48,8 @@ typedef struct {
     int64_t metrics_auth; /* 1: /metrics needs the token too */
     char tls_cert[4096];  /* PEM files; both set = HTTPS only */
     char tls_key[4096];
+    int64_t tune_goal; /* cfg_tune_goal */
+    uint64_t set_mask; /* bit i: option i was given by flag, env or file (see cfg_is_set) */
 } cfg_t;
 
 typedef enum {
@@ -74,6 +82,14 @@ void cfg_print_json(const cfg_t *c, FILE *f);
 
 /* Writes the option table as --help text to f. */
 void cfg_print_help(FILE *f);
+
+/* 1 when the option named key was given explicitly (CLI flag, env, config
+ * file or cfg_set), even if to its default value; 0 when it holds its default
+ * (or key is unknown). Tuned defaults (tuned.json) only fill unset options. */
+int cfg_is_set(const cfg_t *c, const char *key);
+
+/* Stable name of a tune goal ("throughput", "latency", "off"). */
+const char *cfg_tune_goal_str(int64_t goal);
 
 /* Stable name of a log level ("info"...). */
 const char *cfg_log_level_str(int64_t level);

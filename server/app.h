@@ -24,12 +24,19 @@ typedef struct {
     engine_model_info info;
     int max_batch; /* effective: --max-batch, else config.json's */
     int workers, threads;
+    /* tuned.json values in effect (bench --tune): which of APP_TUNED_* came
+     * from tuned_path, with which goal; tuned == 0: none */
+    unsigned tuned;
+    const char *tuned_goal;
+    char tuned_path[4200];
     size_t in_floats; /* C*H*W */
     queue *q;
     batcher *b;
     metrics *metrics; /* the app's, for the queue-depth hook */
     int index;
 } app_model;
+
+enum { APP_TUNED_WORKERS = 1, APP_TUNED_THREADS = 2, APP_TUNED_MAX_BATCH = 4 };
 
 typedef struct {
     const cfg_t *cfg;

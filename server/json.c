@@ -139,15 +139,30 @@ static json_t *input_obj(const img_params *p) {
                      (double)p->std[1], (double)p->std[2]);
 }
 
+/* false, or {"file", "goal", "applied": [...]}: the tuned.json values in effect. */
+static json_t *tuned_obj(const json_model_info *m) {
+    if (!m->tuned || !m->tuned_file)
+        return json_false();
+    static const char *names[3] = {"workers", "threads_per_worker", "max_batch"};
+    json_t *applied = json_array();
+    for (unsigned i = 0; applied && i < 3; i++)
+        if (m->tuned & (1u << i))
+            json_array_append_new(applied, json_string(names[i]));
+    return applied ? json_pack("{s:s,s:s,s:o}", "file", m->tuned_file, "goal",
+                               m->tuned_goal ? m->tuned_goal : "", "applied", applied)
+                   : NULL;
+}
+
 char *json_models_body(const json_model_info *m, int n, size_t *len) {
     json_t *a = json_array();
     for (int i = 0; a && i < n; i++) {
-        json_t *e =
-            json_pack("{s:s,s:[i,i,i],s:i,s:i,s:i,s:b,s:b,s:{s:o,s:i}}", "name", m[i].mc->name,
-                      "input_shape", m[i].channels, m[i].height, m[i].width, "classes",
-                      m[i].num_classes, "max_batch", m[i].max_batch, "workers", m[i].workers,
-                      "ready", m[i].ready, "labels", m[i].mc->labels != NULL, "config", "input",
-                      input_obj(&m[i].mc->input), "max_batch", m[i].max_batch);
+        json_t *e = json_pack("{s:s,s:[i,i,i],s:i,s:i,s:i,s:b,s:b,s:{s:o,s:i,s:i,s:i,s:o}}", "name",
+                              m[i].mc->name, "input_shape", m[i].channels, m[i].height, m[i].width,
+                              "classes", m[i].num_classes, "max_batch", m[i].max_batch, "workers",
+                              m[i].workers, "ready", m[i].ready, "labels", m[i].mc->labels != NULL,
+                              "config", "input", input_obj(&m[i].mc->input), "max_batch",
+                              m[i].max_batch, "workers", m[i].workers, "threads_per_worker",
+                              m[i].threads, "tuned", tuned_obj(&m[i]));
         if (!e || json_array_append_new(a, e)) {
             json_decref(a);
             return NULL;

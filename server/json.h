@@ -35,10 +35,16 @@ char *json_classify_line(const model_config *mc, const json_result *r);
 typedef struct {
     const model_config *mc;
     int channels, height, width, num_classes, max_batch, workers, ready;
+    int threads;            /* oneDNN threads per worker in effect */
+    const char *tuned_file; /* NULL: no tuned.json value in effect */
+    const char *tuned_goal; /* "throughput" | "latency" */
+    unsigned tuned;         /* which came from tuned_file: 1 workers, 2 threads, 4 max_batch */
 } json_model_info;
 
 /* {"models": [{"name", "input_shape": [C,H,W], "classes", "max_batch",
- * "workers", "ready", "labels": bool, "config": {"input": {...}}}]} */
+ * "workers", "ready", "labels": bool, "config": {"input": {...}, "max_batch",
+ * "workers", "threads_per_worker", "tuned": false | {"file", "goal",
+ * "applied": ["workers", ...]}}}]} */
 char *json_models_body(const json_model_info *m, int n, size_t *len);
 
 /* One access-log line (no newline). */

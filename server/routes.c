@@ -137,9 +137,18 @@ static void route_models(req *q) {
                                                              : (int)(sizeof info / sizeof info[0]);
     for (int i = 0; i < n; i++) {
         const app_model *m = &a->models[i];
-        info[i] = (json_model_info){&m->mc,        m->info.channels,      m->info.height,
-                                    m->info.width, m->info.num_classes,   m->max_batch,
-                                    m->workers,    atomic_load(&a->ready)};
+        info[i] = (json_model_info){&m->mc,
+                                    m->info.channels,
+                                    m->info.height,
+                                    m->info.width,
+                                    m->info.num_classes,
+                                    m->max_batch,
+                                    m->workers,
+                                    atomic_load(&a->ready),
+                                    m->threads,
+                                    m->tuned ? m->tuned_path : NULL,
+                                    m->tuned_goal,
+                                    m->tuned};
     }
     size_t len;
     char *body = json_models_body(info, n, &len);

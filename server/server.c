@@ -9,6 +9,7 @@
 #include "app.h"
 #include "auth.h"
 #include "json.h"
+#include "tuned.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -142,11 +143,71 @@ static int model_paths(const cfg_t *c, char paths[][PATH_MAX], int max, char *er
     return n;
 }
 
-static int load_model(const cfg_t *c, const char *path, app_model *m, char *err, size_t len) {
+/* The tuned plan (<model dir>/tuned.json, written by bench --tune) for the
+ * options the user did not set: workers, threads_per_worker, max_batch (a
+ * max_batch in the model's config.json counts as set). Never fatal: a
+ * malformed or foreign file is logged once and ignored. */
+static void apply_tuned(const app *a, app_model *m) {
+    const cfg_t *c = a->cfg;
+    int own_w = !cfg_is_set(c, "workers"), own_t = !cfg_is_set(c, "threads_per_worker");
+    int own_b = !cfg_is_set(c, "max_batch") && !tuned_model_config_sets(m->mc.dir, "max_batch");
+    if (c->tune_goal == CFG_TUNE_OFF || !(own_w || own_t || own_b))
+        return;
+    snprintf(m->tuned_path, sizeof m->tuned_path, "%s/%s", m->mc.dir, TUNED_FILE);
+    const char *base = strrchr(m->mc.onnx_path, '/');
+    base = base ? base + 1 : m->mc.onnx_path;
+    tuned_fingerprint here;
+    tuned_fingerprint_here(m->mc.int8, &here);
+    tuned_plan plan;
+    char err[4600], detail[4900];
+    tuned_status st = tuned_load(m->tuned_path, &here, base, &plan, err, sizeof err);
+    const char *goal = cfg_tune_goal_str(c->tune_goal);
+    const tuned_pick *p = c->tune_goal == CFG_TUNE_LATENCY ? &plan.latency : &plan.throughput;
+    if (st == TUNED_OK && !p->batch) {
+        snprintf(err, sizeof err, "%s: has no %s pick", m->tuned_path, goal);
+        st = TUNED_INVALID;
+    }
+    if (st != TUNED_OK) {
+        if (st != TUNED_MISSING) {
+            snprintf(detail, sizeof detail, "%s: %s", m->mc.name, err);
+            app_log(a, CFG_LOG_WARN, "tuned.json ignored", detail);
+        }
+        m->tuned_path[0] = 0;
+        return;
+    }
+    int w = 0;
+    w += snprintf(detail + w, sizeof detail - (size_t)w, "%s:", m->mc.name);
+    if (own_w) {
+        m->workers = p->workers;
+        m->tuned |= APP_TUNED_WORKERS;
+        w += snprintf(detail + w, sizeof detail - (size_t)w, " workers=%d", p->workers);
+    }
+    if (own_t) {
+        m->threads = p->threads;
+        m->tuned |= APP_TUNED_THREADS;
+        w += snprintf(detail + w, sizeof detail - (size_t)w, " threads_per_worker=%d", p->threads);
+    }
+    if (own_b) {
+        m->max_batch = p->batch;
+        m->tuned |= APP_TUNED_MAX_BATCH;
+        w += snprintf(detail + w, sizeof detail - (size_t)w, " max_batch=%d", p->batch);
+    }
+    m->tuned_goal = goal;
+    snprintf(detail + w, sizeof detail - (size_t)w, " (%s pick of %s%s%s%s)", goal, m->tuned_path,
+             own_w ? "" : "; workers set", own_t ? "" : "; threads_per_worker set",
+             own_b ? "" : "; max_batch set");
+    app_log(a, CFG_LOG_INFO, "tuned plan applied", detail);
+}
+
+static int load_model(const app *a, const char *path, app_model *m, char *err, size_t len) {
+    const cfg_t *c = a->cfg;
     if (model_config_load(path, &m->mc, err, len))
         return -1;
     engine_load_params lp = engine_load_default_params();
     m->max_batch = c->max_batch ? (int)c->max_batch : m->mc.max_batch;
+    m->workers = (int)c->workers;
+    m->threads = (int)c->threads_per_worker; /* 0 = cores / workers, below */
+    apply_tuned(a, m);
     if (m->max_batch < 1)
         m->max_batch = 1;
     lp.max_batch = m->max_batch;
@@ -172,9 +233,8 @@ static int load_model(const cfg_t *c, const char *path, app_model *m, char *err,
     }
     m->in_floats = (size_t)ch * (size_t)m->info.height * (size_t)m->info.width;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    m->workers = (int)c->workers;
-    m->threads = c->threads_per_worker ? (int)c->threads_per_worker
-                                       : (int)(cores / m->workers > 0 ? cores / m->workers : 1);
+    if (m->threads == 0)
+        m->threads = (int)(cores / m->workers > 0 ? cores / m->workers : 1);
     return 0;
 }
 
@@ -260,7 +320,7 @@ int server_run(const cfg_t *c) {
     int max_batch = 1, rc = 1;
     for (int i = 0; i < n; i++, a.nmodels++) {
         app_model *m = &a.models[i];
-        if (load_model(c, paths[i], m, err, sizeof err)) {
+        if (load_model(&a, paths[i], m, err, sizeof err)) {
             a.nmodels++;
             app_log(NULL, CFG_LOG_ERROR, "cannot load model", err);
             goto out;

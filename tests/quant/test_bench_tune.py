@@ -11,7 +11,8 @@ from quant_common import run
 
 def main():
     resnetd, model = sys.argv[1], sys.argv[2]
-    p = run([resnetd, "bench", "--model", model, "--tune", "--seconds", "0.3"])
+    p = run([resnetd, "bench", "--model", model, "--tune", "--seconds", "0.3",
+             "--no-save"])  # the bundled model directory stays as committed
     lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
     rows = [l for l in lines if "tuned" not in l]
     tuned = {l["tuned"]: l for l in lines if "tuned" in l}

@@ -1,0 +1,65 @@
+/*
+ * tuned.h — the tuned plan of a model: what `resnetd bench --tune` measured
+ * as the best (workers, threads, batch) for throughput and for latency, saved
+ * as <model dir>/tuned.json together with a fingerprint of the machine, and
+ * read back by `serve` for the options the user did not set (docs/tuning.md).
+ *
+ * A plan only holds on the machine that measured it: the fingerprint (online
+ * cores, CPU model name, oneDNN's effective ISA, model precision, resnetd
+ * version) must match field for field, or the file is ignored.
+ */
+#ifndef RESNETD_TUNED_H
+#define RESNETD_TUNED_H
+
+#include <stddef.h>
+
+#define TUNED_FILE "tuned.json"
+
+typedef struct {
+    long cores;          /* sysconf(_SC_NPROCESSORS_ONLN) */
+    char cpu_model[256]; /* /proc/cpuinfo "model name", "unknown" if absent */
+    char isa[64];        /* oneDNN's effective ISA, e.g. "Intel AVX2" */
+    char precision[8];   /* "fp32" or "int8" */
+    char version[32];    /* RESNETD_VERSION */
+} tuned_fingerprint;
+
+typedef struct {
+    int batch, workers, threads;
+    double images_per_second, latency_ms_p50, latency_ms_p99;
+} tuned_pick;
+
+typedef struct {
+    char model[128];      /* the model's name (informational) */
+    char model_file[256]; /* basename of the .onnx measured (several may share a directory) */
+    tuned_fingerprint fp;
+    tuned_pick throughput, latency; /* batch == 0: not measured */
+    double seconds;                 /* measuring time per configuration */
+} tuned_plan;
+
+typedef enum {
+    TUNED_OK = 0,
+    TUNED_MISSING,  /* no file: nothing to say */
+    TUNED_INVALID,  /* unreadable, malformed or out-of-range values */
+    TUNED_MISMATCH, /* valid, but measured on another machine, build or model */
+} tuned_status;
+
+/* Fills fp for this machine and a model of the given precision (int8 != 0). */
+void tuned_fingerprint_here(int int8, tuned_fingerprint *fp);
+
+/* Writes p to path as JSON, atomically (a temporary file in the same
+ * directory, then rename). Returns 0, or -1 with err naming the path and the
+ * cause; no temporary file is left behind. */
+int tuned_save(const char *path, const tuned_plan *p, char *err, size_t err_len);
+
+/* Reads path into *out and checks it against here (the fingerprint) and
+ * model_file (the basename of the model's .onnx). TUNED_OK: *out is valid and
+ * every pick present has values within the server's bounds. Otherwise err
+ * holds one line saying why (empty for TUNED_MISSING). */
+tuned_status tuned_load(const char *path, const tuned_fingerprint *here, const char *model_file,
+                        tuned_plan *out, char *err, size_t err_len);
+
+/* 1 when <dir>/config.json exists and sets key at its top level (a per-model
+ * setting that the tuned plan must not override), else 0. */
+int tuned_model_config_sets(const char *dir, const char *key);
+
+#endif
