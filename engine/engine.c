@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct engine_model {
     dnnl_model dm;
@@ -209,6 +210,30 @@ static engine_status load_quant(dnnl_model *dm, const char *path, char *err, siz
     return st;
 }
 
+/* A QDQ model's ranges (graph_lower_qdq kept them in the tensors). A
+ * quant.tsv next to it would be a second, conflicting set of scales. */
+static engine_status qdq_ranges(dnnl_model *dm, const char *quant_path, char *err, size_t err_len) {
+    graph *g = dm->g;
+    if (quant_path && access(quant_path, F_OK) == 0) {
+        snprintf(err, err_len,
+                 "%s: the model is already quantized (QuantizeLinear/DequantizeLinear); remove "
+                 "this scales file",
+                 quant_path);
+        return ENGINE_ERR_INVALID;
+    }
+    dm->qmin = calloc((size_t)g->nt + 1, sizeof(float));
+    dm->qrange = calloc((size_t)g->nt + 1, sizeof(float));
+    if (!dm->qmin || !dm->qrange) {
+        snprintf(err, err_len, "out of memory");
+        return ENGINE_ERR_NOMEM;
+    }
+    for (int t = 0; t < g->nt; t++) {
+        dm->qmin[t] = g->t[t].qmin;
+        dm->qrange[t] = g->t[t].qrange;
+    }
+    return ENGINE_OK;
+}
+
 engine_status engine_model_load_memory(const void *data, size_t len, const char *base_dir,
                                        const engine_load_params *p, engine_model **out, char *err,
                                        size_t err_len) {
@@ -224,6 +249,9 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
         st = graph_check_attrs(m->dm.g, e, sizeof e);
     if (st == ENGINE_OK)
         st = graph_toposort(m->dm.g, e, sizeof e);
+    int qdq = 0;
+    if (st == ENGINE_OK)
+        st = graph_lower_qdq(m->dm.g, &qdq, e, sizeof e);
     if (st == ENGINE_OK)
         st = graph_optimize(m->dm.g, e, sizeof e);
     if (st == ENGINE_OK && (m->dm.g->nin == 0 || m->dm.g->nout == 0)) {
@@ -247,7 +275,9 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
         st = output_dims(m, e, sizeof e);
     }
     m->dm.winograd = p ? p->winograd : 1;
-    if (st == ENGINE_OK && p && p->quant_path)
+    if (st == ENGINE_OK && qdq)
+        st = qdq_ranges(&m->dm, p ? p->quant_path : NULL, e, sizeof e);
+    else if (st == ENGINE_OK && p && p->quant_path)
         st = load_quant(&m->dm, p->quant_path, e, sizeof e);
     if (st == ENGINE_OK && dnnl_engine_create(&m->dm.eng, dnnl_cpu, 0) != dnnl_success) {
         snprintf(e, sizeof e, "oneDNN: cannot create the CPU engine");

@@ -38,6 +38,8 @@ static const struct {
     {"Sub", OP_SUB},
     {"Div", OP_DIV},
     {"Transpose", OP_TRANSPOSE},
+    {"QuantizeLinear", OP_QUANTIZE},
+    {"DequantizeLinear", OP_DEQUANTIZE},
 };
 
 int graph_op_from_onnx(const char *op_type) {
@@ -64,6 +66,7 @@ void graph_free(graph *g) {
     for (int i = 0; i < g->nt; i++) {
         free(g->t[i].name);
         free(g->t[i].f);
+        free(g->t[i].wq);
         free(g->t[i].i);
     }
     for (int i = 0; i < g->nn; i++) {
@@ -182,6 +185,35 @@ int64_t graph_numel(const int64_t *dims, int ndim) {
 }
 
 /* Kahn's algorithm over tensor readiness; stable w.r.t. the file's order. */
+void graph_drop_dead_nodes(graph *g) {
+    int k = 0;
+    for (int i = 0; i < g->nn; i++) {
+        graph_node *n = &g->n[i];
+        if (!n->dead) {
+            g->n[k++] = *n;
+            continue;
+        }
+        free(n->name);
+        free(n->op_type);
+        free(n->in);
+        free(n->out);
+        for (int a = 0; a < n->nattr; a++) {
+            free(n->attr[a].name);
+            free(n->attr[a].s);
+            free(n->attr[a].floats);
+            free(n->attr[a].ints);
+        }
+        free(n->attr);
+    }
+    g->nn = k;
+    for (int t = 0; t < g->nt; t++)
+        g->t[t].producer = -1;
+    for (int i = 0; i < g->nn; i++)
+        for (int j = 0; j < g->n[i].nout; j++)
+            if (g->n[i].out[j] >= 0)
+                g->t[g->n[i].out[j]].producer = i;
+}
+
 engine_status graph_toposort(graph *g, char *err, size_t err_len) {
     char *ready = calloc((size_t)g->nt + 1, 1);
     char *done = calloc((size_t)g->nn + 1, 1);

@@ -41,6 +41,9 @@ typedef enum {
     OP_CONCAT,
     OP_PAD,
     OP_SLICE,
+    /* QDQ quantization: lowered by graph_lower_qdq, never planned */
+    OP_QUANTIZE,
+    OP_DEQUANTIZE,
     /* shape arithmetic: evaluated on constants only, never executed */
     OP_SHAPE,
     OP_GATHER,
@@ -78,6 +81,16 @@ typedef struct {
     int64_t count;
     int producer; /* node index, -1 for inputs and constants */
     int is_input, is_output;
+    int src_dtype; /* ONNX element type of a constant as stored in the file */
+    /* QDQ models (graph_lower_qdq): the activation's int8 grid. qrange > 0
+     * when a QuantizeLinear/DequantizeLinear pair gave this tensor a range:
+     * values lie in [qmin, ...] and |x| <= qrange. */
+    float qmin, qrange;
+    /* a constant made from int8 weights: per output channel (dim 0), 1/scale,
+     * so that w * wq[o] is the stored integer (owned; NULL otherwise) */
+    float *wq;
+    int wq_n;
+    int asym; /* a constant dequantized with a non-zero zero point */
 } graph_tensor;
 
 /* A fused post-operation appended to a Conv (or a standalone BN). */
@@ -135,6 +148,10 @@ const char *graph_op_name(graph_op op);
 /* Maps an ONNX op_type to graph_op; returns -1 when unsupported. */
 int graph_op_from_onnx(const char *op_type);
 
+/* Frees the nodes marked dead, keeps the others in order and recomputes
+ * every tensor's producer. */
+void graph_drop_dead_nodes(graph *g);
+
 /* Checks that nodes are topologically ordered and acyclic, reordering them
  * when needed. Returns ENGINE_ERR_INVALID (naming the node) on a cycle or an
  * input that nothing produces. */
@@ -142,6 +159,17 @@ engine_status graph_toposort(graph *g, char *err, size_t err_len);
 
 /* Validates each node's attributes against the ones we implement. */
 engine_status graph_check_attrs(const graph *g, char *err, size_t err_len);
+
+/* QDQ lowering (graph_qdq.c), after graph_toposort: folds DequantizeLinear of
+ * constants into float constants, replaces each activation's
+ * QuantizeLinear -> DequantizeLinear pair by the tensor itself (plus a Relu
+ * when the pair clamps at zero and the tensor may be negative) and records
+ * its range in the tensor (qmin, qrange). Patterns the int8 kernels cannot
+ * take (integer graph inputs or outputs, integer operators, per-channel
+ * activation scales, asymmetric Conv weights, 16-bit or 4-bit types) fail
+ * with ENGINE_ERR_UNSUPPORTED naming the node. Sets *has_qdq when any pair
+ * was found. Leaves the graph topologically sorted. */
+engine_status graph_lower_qdq(graph *g, int *has_qdq, char *err, size_t err_len);
 
 /* Passes (graph_passes.c): drop Identity/Dropout, fold BN into Conv, fuse
  * Relu/Clip, fuse residual Add (+Relu) with a sum post-op, drop dead nodes. */

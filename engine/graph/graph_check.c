@@ -44,6 +44,9 @@ static const char *allowed(graph_op op) {
         return " value ";
     case OP_TRANSPOSE:
         return " perm ";
+    case OP_QUANTIZE:
+    case OP_DEQUANTIZE:
+        return " axis saturate block_size ";
     default:
         return " ";
     }

@@ -269,28 +269,8 @@ static engine_status remove_dead(graph *g) {
             }
         }
     }
-    int k = 0;
-    for (int i = 0; i < g->nn; i++) {
-        graph_node *n = &g->n[i];
-        if (!n->dead) {
-            g->n[k++] = *n;
-            continue;
-        }
-        free(n->name);
-        free(n->op_type);
-        free(n->in);
-        free(n->out);
-        for (int a = 0; a < n->nattr; a++) {
-            free(n->attr[a].name);
-            free(n->attr[a].s);
-            free(n->attr[a].floats);
-            free(n->attr[a].ints);
-        }
-        free(n->attr);
-    }
-    g->nn = k;
+    graph_drop_dead_nodes(g);
     for (int t = 0; t < g->nt; t++) {
-        g->t[t].producer = -1;
         if (g->t[t].is_const && !g->t[t].is_output && !consumers(g, t, NULL)) {
             free(g->t[t].f);
             free(g->t[t].i);
@@ -298,10 +278,6 @@ static engine_status remove_dead(graph *g) {
             g->t[t].i = NULL;
         }
     }
-    for (int i = 0; i < g->nn; i++)
-        for (int j = 0; j < g->n[i].nout; j++)
-            if (g->n[i].out[j] >= 0)
-                g->t[g->n[i].out[j]].producer = i;
     return ENGINE_OK;
 }
 

@@ -136,6 +136,14 @@ static engine_status load_node(graph *g, const Onnx__NodeProto *np, char *err, s
         return ENGINE_ERR_UNSUPPORTED;
     }
     int op = graph_op_from_onnx(ot);
+    if (op < 0 && (strncmp(ot, "QLinear", 7) == 0 || strstr(ot, "Integer"))) {
+        snprintf(err, err_len,
+                 "node '%s' (%s): integer operators (the QOperator format) are not supported; "
+                 "resnetd runs QDQ models (QuantizeLinear/DequantizeLinear around float "
+                 "operators; ONNX Runtime's quantizer: quant_format=QuantFormat.QDQ)",
+                 nm, ot);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
     if (op < 0) {
         snprintf(err, err_len, "node '%s' (%s): unsupported operator", nm, ot);
         return ENGINE_ERR_UNSUPPORTED;

@@ -188,6 +188,7 @@ engine_status onnx_tensor_convert(const Onnx__TensorProto *tp, const char *base_
     }
     t->count = count;
     t->is_const = 1;
+    t->src_dtype = dt;
     int is_float = dt == DT_FLOAT || dt == DT_DOUBLE;
     t->dtype = is_float ? GRAPH_F32 : GRAPH_I64;
     if (is_float)

@@ -2,6 +2,10 @@
 //   node ort_run.js MODEL.onnx IN1.npy OUT1.npy [IN2.npy OUT2.npy ...]
 // Each input tensor feeds the model's first input; the first output is
 // written as float32 .npy. One session serves every pair.
+//   node ort_run.js --ranges RANGES.json MODEL.onnx IN1.npy [IN2.npy ...]
+// runs every input and writes {output name: [min, max]} over all runs for
+// every float output of the model (calibration of a model whose
+// intermediate tensors were made outputs).
 'use strict';
 const fs = require('fs');
 const ort = require('onnxruntime-node');
@@ -35,7 +39,28 @@ function writeNpy(path, shape, data) {
   fs.writeFileSync(path, Buffer.concat([pre, Buffer.from(hdr, 'latin1'), body]));
 }
 
+async function ranges(out, model, inputs) {
+  const s = await ort.InferenceSession.create(model, { intraOpNumThreads: 2, interOpNumThreads: 1 });
+  const r = {};
+  for (const path of inputs) {
+    const x = readNpy(path);
+    const y = await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x.data, x.shape) });
+    for (const name of s.outputNames) {
+      if (y[name].type !== 'float32') continue;
+      let lo = Infinity, hi = -Infinity;
+      for (const v of y[name].data) { if (v < lo) lo = v; if (v > hi) hi = v; }
+      const old = r[name] || [Infinity, -Infinity];
+      r[name] = [Math.min(old[0], lo), Math.max(old[1], hi)];
+    }
+  }
+  fs.writeFileSync(out, JSON.stringify(r));
+}
+
 (async () => {
+  if (process.argv[2] === '--ranges') {
+    const [out, model, ...inputs] = process.argv.slice(3);
+    return ranges(out, model, inputs);
+  }
   const [model, ...pairs] = process.argv.slice(2);
   if (!model || pairs.length === 0 || pairs.length % 2) {
     console.error('usage: node ort_run.js MODEL.onnx IN.npy OUT.npy [IN.npy OUT.npy ...]');

@@ -58,6 +58,56 @@ def onnx_seeds():
         out("onnx", name, buf.getvalue())
 
 
+def qdq_seeds():
+    """A tiny QDQ model (tests/quant/make_qdq.py's layout): asymmetric uint8
+    input grid, per-channel and per-tensor int8 weights, int32 bias, a pair
+    with zero point 0 after a Relu and one whose clamp stands for a Relu."""
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+
+    def init(name, arr):
+        inits.append(numpy_helper.from_array(arr, name))
+        return name
+
+    def qdq(t, scale, zp):
+        s, z = init(t + "_s", np.array(scale, np.float32)), init(t + "_z", np.array(zp, np.uint8))
+        nodes.append(helper.make_node("QuantizeLinear", [t, s, z], [t + "_q"]))
+        nodes.append(helper.make_node("DequantizeLinear", [t + "_q", s, z], [t + "_dq"]))
+        return t + "_dq"
+
+    def weight(name, shape, per_channel):
+        q = rng.integers(-127, 128, shape).astype(np.int8)
+        sc = np.full(shape[0] if per_channel else (), 0.02, np.float32)
+        zp = np.zeros(np.shape(sc), np.int8)
+        attrs = {"axis": 0} if per_channel else {}
+        nodes.append(helper.make_node("DequantizeLinear", [init(name + "_q", q), init(
+            name + "_s", sc), init(name + "_z", zp)], [name], **attrs))
+        return name
+
+    x = qdq("x", 0.02, 128)
+    b = "b1"
+    nodes.append(helper.make_node("DequantizeLinear", [init("b1_q", np.arange(4, dtype=np.int32)),
+                                                       init("b1_s", np.full(4, 4e-4, np.float32)),
+                                                       init("b1_z", np.zeros(4, np.int32))],
+                                  [b], axis=0))
+    nodes.append(helper.make_node("Conv", [x, weight("w1", (4, 1, 3, 3), True), b], ["c1"],
+                                  pads=[1, 1, 1, 1]))
+    nodes.append(helper.make_node("Relu", ["c1"], ["r1"]))
+    r1 = qdq("r1", 0.05, 0)
+    nodes.append(helper.make_node("Conv", [r1, weight("w2", (4, 4, 3, 3), False)], ["c2"],
+                                  pads=[1, 1, 1, 1]))
+    c2 = qdq("c2", 0.05, 0)  # no Relu in the graph: the grid's clamp is one
+    nodes.append(helper.make_node("GlobalAveragePool", [c2], ["p"]))
+    nodes.append(helper.make_node("Flatten", ["p"], ["f"]))
+    nodes.append(helper.make_node("Gemm", ["f", weight("w3", (10, 4), True)], ["y"], transB=1))
+    g = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info(
+        "x", TensorProto.FLOAT, ["n", 1, 8, 8])], [helper.make_tensor_value_info(
+            "y", TensorProto.FLOAT, ["n", 10])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    out("onnx", "qdq_gray8.onnx", m.SerializeToString())
+
+
 def config_seeds():
     # byte 0 even: the server's --config document; odd: a model's config.json
     out("config", "server_full.json", b"\x00" + b'{"host": "127.0.0.1", "port": 0, '
@@ -144,6 +194,6 @@ def request_seeds():
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["onnx", "config", "npy", "request"]
+    which = sys.argv[1:] or ["onnx", "qdq", "config", "npy", "request"]
     for w in which:
         globals()[w + "_seeds"]()
