@@ -36,9 +36,7 @@ static size_t utf8_seq(const unsigned char *s) {
     return n;
 }
 
-/* A JSON string of client-supplied bytes (file names, paths): invalid UTF-8
- * bytes become U+FFFD instead of making the whole document fail. */
-static json_t *client_string(const char *s) {
+json_t *json_client_string(const char *s) {
     json_t *j = json_string(s ? s : "");
     if (j)
         return j;
@@ -63,12 +61,14 @@ static json_t *client_string(const char *s) {
 }
 
 char *json_error_body(const char *code, const char *message, size_t *len) {
-    return dump(json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", message), len);
+    return dump(
+        json_pack("{s:{s:s,s:o}}", "error", "code", code, "message", json_client_string(message)),
+        len);
 }
 
 static json_t *error_obj(const json_result *r) {
-    return json_pack("{s:s,s:s}", "code", r->err_code, "message",
-                     r->err_message ? r->err_message : "");
+    return json_pack("{s:s,s:o}", "code", r->err_code, "message",
+                     json_client_string(r->err_message));
 }
 
 static json_t *preds_array(const model_config *mc, const json_result *r) {
@@ -112,7 +112,7 @@ char *json_classify_body(const char *model, const model_config *mc, const json_r
         return NULL;
     }
     for (int i = 0; i < n; i++) {
-        json_t *e = json_pack("{s:o}", "filename", client_string(r[i].filename));
+        json_t *e = json_pack("{s:o}", "filename", json_client_string(r[i].filename));
         if (!e || add_outcome(e, mc, &r[i]) || json_array_append_new(a, e)) {
             json_decref(o);
             return NULL;
@@ -122,7 +122,7 @@ char *json_classify_body(const char *model, const model_config *mc, const json_r
 }
 
 char *json_classify_line(const model_config *mc, const json_result *r) {
-    json_t *o = json_pack("{s:o}", "file", client_string(r->filename));
+    json_t *o = json_pack("{s:o}", "file", json_client_string(r->filename));
     if (!o || add_outcome(o, mc, r)) {
         json_decref(o);
         return NULL;
@@ -185,8 +185,8 @@ char *json_access_log(const char *id, const char *method, const char *path, int 
     char t[64];
     now_iso(t, sizeof t);
     return dump(json_pack("{s:s,s:s,s:o,s:o,s:i,s:I,s:f,s:s,s:i}", "time", t, "id", id, "method",
-                          client_string(method), "path", client_string(path), "status", status,
-                          "bytes", (json_int_t)bytes, "ms", ms, "model", model ? model : "",
+                          json_client_string(method), "path", json_client_string(path), "status",
+                          status, "bytes", (json_int_t)bytes, "ms", ms, "model", model ? model : "",
                           "images", images),
                 NULL);
 }
@@ -196,6 +196,6 @@ char *json_log_line(const char *level, const char *msg, const char *detail) {
     now_iso(t, sizeof t);
     json_t *o = json_pack("{s:s,s:s,s:s}", "time", t, "level", level, "msg", msg);
     if (o && detail)
-        json_object_set_new(o, "detail", client_string(detail));
+        json_object_set_new(o, "detail", json_client_string(detail));
     return dump(o, NULL);
 }

@@ -12,6 +12,12 @@
 
 #include <stddef.h>
 
+/* A JSON string (jansson, new reference; NULL on OOM) of bytes that may come
+ * from a client (file names, paths, model names echoed in errors): invalid
+ * UTF-8 bytes become U+FFFD instead of making the whole document fail.
+ * NULL is the empty string. */
+struct json_t *json_client_string(const char *s);
+
 /* One image's outcome: predictions, or an error code and message. */
 typedef struct {
     const char *filename; /* multipart part or CLI file; NULL for a raw body */

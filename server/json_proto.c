@@ -1,5 +1,6 @@
 /* json_proto.c — jansson for the v2 / Triton and TorchServe bodies. */
 #include "json_proto.h"
+#include "json.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -282,7 +283,7 @@ fail:
 }
 
 char *jp_v2_error(const char *msg, size_t *len) {
-    return dump(json_pack("{s:s}", "error", msg), DUMP6, len);
+    return dump(json_pack("{s:o}", "error", json_client_string(msg)), DUMP6, len);
 }
 
 static json_t *string_array(const char *const *s, int n) {
@@ -364,5 +365,7 @@ char *jp_ts_predictions(const char *const *labels, const double *probs, int n, s
 }
 
 char *jp_ts_error(int code, const char *type, const char *msg, size_t *len) {
-    return dump(json_pack("{s:i,s:s,s:s}", "code", code, "type", type, "message", msg), DUMP6, len);
+    return dump(
+        json_pack("{s:i,s:s,s:o}", "code", code, "type", type, "message", json_client_string(msg)),
+        DUMP6, len);
 }
