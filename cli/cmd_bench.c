@@ -353,7 +353,7 @@ static void bench_save_tuned(const char *out, const char *dir, const char *name,
     const char *base = strrchr(onnx, '/');
     snprintf(plan.model, sizeof plan.model, "%s", name);
     snprintf(plan.model_file, sizeof plan.model_file, "%s", base ? base + 1 : onnx);
-    tuned_fingerprint_here(int8, &plan.fp);
+    tuned_fingerprint_here(int8, engine_cpu_isa(), &plan.fp);
     plan.seconds = seconds;
     bench_pick(best_t, &plan.throughput);
     bench_pick(best_l, &plan.latency);

@@ -191,7 +191,7 @@ typedef struct {
 
 static int parse_args(int argc, char **argv, q_args *a) {
     *a = (q_args){.pct = 99.99, .max_images = 256};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
             q_usage(stdout);
@@ -226,7 +226,6 @@ static int parse_args(int argc, char **argv, q_args *a) {
             q_usage(stderr);
             return 2;
         }
-        i++;
     }
     if (!a->model || !a->calib || !a->out) {
         fprintf(stderr, "resnetd quantize: --model, --calibration and --out are required\n");

@@ -10,8 +10,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <oneapi/dnnl/dnnl.h>
-#include <oneapi/dnnl/dnnl_debug.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,13 +47,12 @@ static void cpu_model_name(char *buf, size_t len) {
     fclose(f);
 }
 
-void tuned_fingerprint_here(int int8, tuned_fingerprint *fp) {
+void tuned_fingerprint_here(int int8, const char *isa, tuned_fingerprint *fp) {
     memset(fp, 0, sizeof *fp);
     fp->cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (fp->cores < 1)
         fp->cores = 1;
     cpu_model_name(fp->cpu_model, sizeof fp->cpu_model);
-    const char *isa = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
     snprintf(fp->isa, sizeof fp->isa, "%s", isa ? isa : "unknown");
     snprintf(fp->precision, sizeof fp->precision, "%s", int8 ? "int8" : "fp32");
     snprintf(fp->version, sizeof fp->version, "%s", RESNETD_VERSION);

@@ -43,8 +43,9 @@ typedef enum {
     TUNED_MISMATCH, /* valid, but measured on another machine, build or model */
 } tuned_status;
 
-/* Fills fp for this machine and a model of the given precision (int8 != 0). */
-void tuned_fingerprint_here(int int8, tuned_fingerprint *fp);
+/* Fills fp for this machine (isa: engine_cpu_isa()) and a model of the given
+ * precision (int8 != 0). */
+void tuned_fingerprint_here(int int8, const char *isa, tuned_fingerprint *fp);
 
 /* Writes p to path as JSON, atomically (a temporary file in the same
  * directory, then rename). Returns 0, or -1 with err naming the path and the

@@ -19,6 +19,7 @@
 #include "onnx/onnx_load.h"
 #include "quant/quant.h"
 
+#include <oneapi/dnnl/dnnl_debug.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,4 +491,9 @@ engine_status engine_run(engine_ctx *c, const float *input, int n, float *output
     const float *in[1] = {input};
     float *outp[1] = {output};
     return engine_run_tensors(c, n, in, outp, err, err_len);
+}
+
+const char *engine_cpu_isa(void) {
+    const char *isa = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa());
+    return isa ? isa : "unknown";
 }

@@ -33,6 +33,10 @@ typedef enum {
 /* Stable snake_case name of a status ("unsupported", ...); never NULL. */
 const char *engine_status_str(engine_status s);
 
+/* oneDNN's name for the instruction set its kernels use on this CPU (e.g.
+ * "Intel AVX2"), after ONEDNN_MAX_CPU_ISA; static storage, never NULL. */
+const char *engine_cpu_isa(void);
+
 typedef struct engine_model engine_model;
 typedef struct engine_ctx engine_ctx;
 

@@ -20,6 +20,8 @@ static char *dump(json_t *o, size_t flags, size_t *len) {
     return s;
 }
 
+static int fail(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t err_len, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);

@@ -157,7 +157,7 @@ static void apply_tuned(const app *a, app_model *m) {
     const char *base = strrchr(m->mc.onnx_path, '/');
     base = base ? base + 1 : m->mc.onnx_path;
     tuned_fingerprint here;
-    tuned_fingerprint_here(m->mc.int8, &here);
+    tuned_fingerprint_here(m->mc.int8, engine_cpu_isa(), &here);
     tuned_plan plan;
     char err[4600], detail[4900];
     tuned_status st = tuned_load(m->tuned_path, &here, base, &plan, err, sizeof err);
