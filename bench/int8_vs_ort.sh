@@ -13,7 +13,11 @@
 # 32 calibration images drawn like the engine tests' inputs (cached).
 # Each measurement runs in its own process, 2 threads: resnetd 1 context x 2
 # threads, ONNX Runtime 2 intra-op threads; rounds alternate the three.
-# Printed: img/s (median over rounds), int8/ORT and int8/fp32 ratios.
+# The same ResNet-50 is also quantized in ONNX Runtime's QDQ layout
+# (tests/quant/make_qdq.py, same calibration inputs), and that one file is
+# run by both resnetd and ONNX Runtime (whose QDQ run is its own int8 path).
+# Printed: img/s (median over rounds), int8/ORT and int8/fp32 ratios, and
+# resnetd QDQ / ORT QDQ.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY=/usr/bin/python3
@@ -60,6 +64,19 @@ for i, im in enumerate(u8):
 PYEOF
   "$RESNETD" quantize --model "$FP32" --calibration "$TMP/calib" --out "$INT8" >&2
 fi
+QDQ="$CACHE/$(basename "$MODEL" .onnx)_qdq.onnx"
+if [[ ! -f "$QDQ" || "$QDQ" -ot "$MODEL" ]]; then
+  echo "== QDQ model in ONNX Runtime's layout (32 calibration inputs)" >&2
+  "$PY" -c "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import models
+np.save(sys.argv[2], models.images(32, 224, 4242).astype(np.float32))" \
+      "$ROOT/tests/engine" "$TMP/calib.npy"
+  "$PY" "$ROOT/tests/quant/make_qdq.py" "$MODEL" "$QDQ.tmp" "$TMP/calib.npy" >&2
+  mv "$QDQ.tmp" "$QDQ"
+fi
+QDQDIR="$TMP/qdq"
+mkdir -p "$QDQDIR"
+ln -s "$QDQ" "$QDQDIR/model.onnx"
+cp "$FP32/config.json" "$QDQDIR/"
 
 # ours MODEL_DIR BATCH -> img/s
 ours() {
@@ -70,9 +87,9 @@ ours() {
   ips="$(sed -n 's/.*"images_per_second": \([0-9.]*\).*/\1/p' "$TMP/out" | head -1)"
   echo "${ips:-0}"
 }
-# ort BATCH -> img/s
+# ort MODEL BATCH -> img/s
 ort() {
-  node "$PEERS/bench_ort.js" "$MODEL" "$1" 2 "$SECS" >"$TMP/out" 2>"$TMP/err" ||
+  node "$PEERS/bench_ort.js" "$1" "$2" 2 "$SECS" >"$TMP/out" 2>"$TMP/err" ||
     { echo "int8_vs_ort: ONNX Runtime failed: $(tail -1 "$TMP/err")" >&2; echo 0; return; }
   local ips
   ips="$(sed -n 's/.*img\/s=\([0-9.]*\).*/\1/p' "$TMP/out")"
@@ -84,21 +101,26 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for b in 1 8; do
     echo "== round $r/$ROUNDS, batch $b" >&2
     i8="$(ours "$INT8" "$b")"
-    rt="$(ort "$b")"
+    rt="$(ort "$MODEL" "$b")"
     f32="$(ours "$FP32" "$b")"
-    echo "$b $i8 $rt $f32" >>"$TMP/rows"
+    q8="$(ours "$QDQDIR" "$b")"
+    rq="$(ort "$QDQ" "$b")"
+    echo "$b $i8 $rt $f32 $q8 $rq" >>"$TMP/rows"
   done
 done
 echo "model: $MODEL (int8: $INT8), 2 threads, ${SECS}s per measurement, $ROUNDS rounds"
 "$PY" - "$TMP/rows" <<'PYEOF'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
-print("| batch | int8 img/s | ORT fp32 img/s | resnetd fp32 img/s | int8/ORT | int8/fp32 |")
-print("|---|---|---|---|---|---|")
+print("| batch | int8 img/s | ORT fp32 img/s | resnetd fp32 img/s | int8/ORT | int8/fp32 "
+      "| resnetd QDQ img/s | ORT QDQ img/s | QDQ resnetd/ORT |")
+print("|---|---|---|---|---|---|---|---|---|")
 for b in ("1", "8"):
     r = [[float(v) for v in x[1:]] for x in rows if x[0] == b]
     med = [st.median(c) for c in zip(*r)]
-    ro = st.median(a / o if o else 0 for a, o, _ in r)
-    rf = st.median(a / f if f else 0 for a, _, f in r)
-    print("| %s | %.1f | %.1f | %.1f | %.2f | %.2f |" % (b, med[0], med[1], med[2], ro, rf))
+    ro = st.median(c[0] / c[1] if c[1] else 0 for c in r)
+    rf = st.median(c[0] / c[2] if c[2] else 0 for c in r)
+    rq = st.median(c[3] / c[4] if c[4] else 0 for c in r)
+    print("| %s | %.1f | %.1f | %.1f | %.2f | %.2f | %.1f | %.1f | %.2f |"
+          % (b, med[0], med[1], med[2], ro, rf, med[3], med[4], rq))
 PYEOF

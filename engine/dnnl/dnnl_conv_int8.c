@@ -190,6 +190,15 @@ static engine_status int8_scales(plan_builder *b, const graph_node *n, conv_q *q
             if ((q->sum_t = pb_f32(b, n->sum_in)) < 0)
                 return ENGINE_ERR_BACKEND;
             smd = p->md[q->sum_t];
+        } else if (!to_f32 && smd.data_type == dnnl_f32 && p->quq[n->sum_in] >= 0) {
+            /* an f32 shortcut (a basic block's input after the fp32 stem)
+             * that an earlier int8 conv already quantized: add into that
+             * copy in place, so the block's output is int8 and the next
+             * blocks never go back to f32. The copy is overwritten, so later
+             * readers quantize afresh. */
+            q->sum_t = p->quq[n->sum_in];
+            smd = p->md[q->sum_t];
+            p->quq[n->sum_in] = -1;
         }
         q->sum_dt = smd.data_type;
         if (q->sum_dt == dnnl_f32)
