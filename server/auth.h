@@ -4,8 +4,10 @@
  *
  * With cfg api_key set, a request must carry "Authorization: Bearer <key>"
  * or it gets 401 with a JSON error and "WWW-Authenticate: Bearer". Always
- * open: /healthz, /readyz and the health probes of the other protocols
- * (/v2/health/live, /v2/health/ready, /ping); /metrics is open unless
+ * open: /healthz, /readyz, the health probes of the other protocols
+ * (/v2/health/live, /v2/health/ready, /ping) and the demo page's static
+ * files (/, /demo/app.js, /demo/style.css: the demo_assets table; the page
+ * asks for the key and its /v1 calls carry it); /metrics is open unless
  * cfg metrics_auth is 1. Without api_key everything is open.
  *
  * The three hooks wrap routes_on_* (app.h) with the same contract; a denied

@@ -1,6 +1,9 @@
 // resnetd demo page: lists the models (GET /v1/models), sends the chosen image
 // to POST /v1/models/{name}/classify and draws the top 5. No dependencies, no
 // external requests; the server-side time comes from the Server-Timing header.
+// When the server has an api_key, /v1 answers 401: the page then asks for the
+// key, keeps it in sessionStorage (this tab only) and sends it as
+// "Authorization: Bearer <key>" on every API request.
 'use strict';
 
 (function () {
@@ -10,8 +13,38 @@
     previewWrap: $('preview-wrap'), preview: $('preview'), filename: $('filename'),
     status: $('status'), error: $('error'), errorTitle: $('error-title'),
     errorDetail: $('error-detail'), predictions: $('predictions'), timing: $('timing'),
+    keyPanel: $('key-panel'), keyForm: $('key-form'), keyInput: $('api-key'),
+    keyAlertTitle: $('key-alert-title'), keyAlertDetail: $('key-alert-detail'),
+    keyStatus: $('key-status'), forgetKey: $('forget-key'),
   };
-  const state = { file: null, models: [], seq: 0, previewUrl: null };
+  const KEY_ITEM = 'resnetd.apiKey';
+  const state = {
+    file: null, models: [], seq: 0, modelsSeq: 0, previewUrl: null, key: storedKey(), fails: 0,
+  };
+
+  // sessionStorage may be unavailable (storage disabled): the key then lives
+  // in this page only.
+  function storedKey() {
+    try {
+      return sessionStorage.getItem(KEY_ITEM) || '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function storeKey(key) {
+    try {
+      if (key) sessionStorage.setItem(KEY_ITEM, key);
+      else sessionStorage.removeItem(KEY_ITEM);
+    } catch (e) { /* kept in memory only */ }
+  }
+
+  // fetch() with the API key, when there is one.
+  function apiFetch(url, opts) {
+    const headers = new Headers((opts && opts.headers) || {});
+    if (state.key) headers.set('Authorization', `Bearer ${state.key}`);
+    return fetch(url, Object.assign({}, opts, { headers }));
+  }
 
   function setStatus(text, busy) {
     el.status.textContent = text;
@@ -66,14 +99,54 @@
       `, batches up to ${m.max_batch}`;
   }
 
+  // The server answered 401: show the key field with the server's reason.
+  // sentKey: a key went with the request (so it is wrong, or no longer valid).
+  function askForKey(resp, body, sentKey) {
+    const d = describeError(resp, body);
+    if (sentKey) {
+      state.key = '';
+      storeKey('');
+    }
+    el.keyAlertTitle.textContent = sentKey ? 'The API key was not accepted'
+      : 'This server needs an API key';
+    el.keyAlertDetail.textContent = `${d.title}${d.detail ? ` (${d.detail})` : ''}. ` +
+      (sentKey ? 'Check the key and enter it again.'
+        : 'Enter it to list the models and classify images.');
+    el.keyStatus.hidden = true;
+    if (!state.models.length) resetModels(); // the chooser says what it waits for
+    el.keyPanel.hidden = false;
+    document.body.dataset.auth = 'needed';
+    document.body.dataset.authFails = String(++state.fails);
+    setStatus('Waiting for the API key.');
+    if (document.activeElement !== el.keyInput) el.keyInput.focus();
+    if (sentKey) el.keyInput.select();
+  }
+
+  function keyAccepted() {
+    document.body.dataset.auth = state.key ? 'key' : 'open';
+    el.keyPanel.hidden = true;
+    el.keyStatus.hidden = !state.key;
+    if (state.key) {
+      storeKey(state.key);
+      el.keyInput.value = ''; // not left in the DOM
+    }
+  }
+
   async function loadModels() {
+    const seq = ++state.modelsSeq, sentKey = !!state.key;
     let resp, body;
     try {
-      resp = await fetch('/v1/models', { headers: { Accept: 'application/json' } });
+      resp = await apiFetch('/v1/models', { headers: { Accept: 'application/json' } });
       body = await readJson(resp);
     } catch (e) {
+      if (seq !== state.modelsSeq) return;
       showError('Cannot reach the server', String(e && e.message || e));
       setStatus('Not connected.');
+      return;
+    }
+    if (seq !== state.modelsSeq) return; // a newer key superseded this one
+    if (resp.status === 401) {
+      askForKey(resp, body, sentKey);
       return;
     }
     if (!resp.ok || !body || !Array.isArray(body.models)) {
@@ -81,6 +154,9 @@
       showError(`Could not list the models (${d.title})`, d.detail);
       return;
     }
+    keyAccepted();
+    clearError();
+    const previous = el.model.value;
     state.models = body.models;
     el.model.textContent = '';
     for (const m of body.models) {
@@ -91,9 +167,27 @@
     }
     const wanted = new URLSearchParams(location.search).get('model');
     if (wanted && body.models.some((m) => m.name === wanted)) el.model.value = wanted;
+    if (previous && body.models.some((m) => m.name === previous)) el.model.value = previous;
     el.model.disabled = body.models.length === 0;
     el.modelInfo.textContent = describeModel(currentModel());
     document.body.dataset.modelsLoaded = String(body.models.length);
+    if (state.file) classify(); // an image chosen before the key was given
+    else setStatus('Pick an image to classify it.');
+  }
+
+  // Back to "no models" (the key was forgotten): nothing of the last answer stays.
+  function resetModels() {
+    state.models = [];
+    el.model.textContent = '';
+    const o = document.createElement('option');
+    o.textContent = 'Enter the API key to list the models';
+    el.model.appendChild(o);
+    el.model.disabled = true;
+    el.modelInfo.textContent = '';
+    el.predictions.textContent = '';
+    el.timing.textContent = '';
+    delete document.body.dataset.modelsLoaded;
+    delete document.body.dataset.state;
   }
 
   function currentModel() {
@@ -127,7 +221,8 @@
 
   async function classify() {
     const file = state.file, model = el.model.value;
-    if (!file || !model) return;
+    if (!file || !model || !state.models.length) return;
+    const sentKey = !!state.key;
     const seq = ++state.seq;
     clearError();
     el.predictions.textContent = '';
@@ -137,7 +232,7 @@
     const t0 = performance.now();
     let resp, body;
     try {
-      resp = await fetch(`/v1/models/${encodeURIComponent(model)}/classify?top_k=5`, {
+      resp = await apiFetch(`/v1/models/${encodeURIComponent(model)}/classify?top_k=5`, {
         method: 'POST', body: file,
         headers: { 'Content-Type': file.type || 'application/octet-stream' },
       });
@@ -151,6 +246,12 @@
     }
     if (seq !== state.seq) return; // a newer image or model superseded this one
     const rtt = performance.now() - t0;
+    if (resp.status === 401) { // the key was withdrawn or changed on the server
+      askForKey(resp, body, sentKey);
+      setStatus('The server needs the API key to classify this image.');
+      document.body.dataset.state = 'error';
+      return;
+    }
     if (!resp.ok || !body || !Array.isArray(body.predictions)) {
       const d = describeError(resp, body);
       showError(d.title, d.detail);
@@ -211,6 +312,33 @@
   document.addEventListener('paste', (e) => {
     const items = e.clipboardData ? Array.from(e.clipboardData.files) : [];
     if (items.length) useFile(items[0]);
+  });
+
+  el.keyForm.addEventListener('submit', (e) => {
+    e.preventDefault(); // handled here: no navigation (the CSP has form-action 'none')
+    const key = el.keyInput.value.trim();
+    // a header value must be printable ASCII; say so instead of a fetch TypeError
+    if (!/^[\x20-\x7e]+$/.test(key)) {
+      el.keyAlertTitle.textContent = key ? 'This is not a valid API key' : 'Enter the API key';
+      el.keyAlertDetail.textContent = key
+        ? 'An API key is printable ASCII (letters, digits, punctuation).'
+        : 'The field is empty.';
+      el.keyInput.focus();
+      return;
+    }
+    state.key = key;
+    document.body.dataset.auth = 'checking';
+    setStatus('Checking the API key…', true);
+    loadModels();
+  });
+  el.forgetKey.addEventListener('click', () => {
+    state.key = '';
+    storeKey('');
+    state.seq++; // drop any classification still in flight
+    resetModels();
+    clearError();
+    el.keyStatus.hidden = true;
+    loadModels(); // on a server with a key: 401, so the key field again
   });
 
   loadModels();

@@ -52,9 +52,23 @@ def auth_checks(srv, png, metrics_protected):
     expect_401(srv.get("/nope"), "unknown path without token", False)
     check(srv.get("/nope", bearer)[0] == 404, "unknown path with token")
     # the other protocol families are behind the same gate
-    for path in ["/v2/models/tiny", "/"]:
+    for path in ["/v2/models/tiny", "/demo/other.js", "/demo/", "/index.html"]:
         r = srv.get(path)
         check(r[0] == 401, f"{path} without token: {r[0]}")
+    # ...except the demo page's static files: the same bytes for everyone, no
+    # data; the page then asks for the key for its /v1 calls (still 401 above)
+    for path, ctype in [("/", "text/html"), ("/demo/app.js", "text/javascript"),
+                        ("/demo/style.css", "text/css")]:
+        r = srv.get(path)
+        check(r[0] == 200 and r[1].get("content-type", "").startswith(ctype) and r[2],
+              f"{path} without token: {r[0]} {r[1].get('content-type')}")
+        check("default-src 'none'" in r[1].get("content-security-policy", ""),
+              f"{path}: CSP {r[1].get('content-security-policy')!r}")
+        check(srv.get(path, bearer)[2] == r[2], f"{path}: same bytes with the token")
+        check(srv.get(path, b"Authorization: Bearer wrong\r\n")[0] == 200,
+              f"{path} with a wrong token")
+    check(srv.get("/?model=tiny")[0] == 200, "/ with a query (the page's ?model=) without token")
+    expect_401(srv.get("/v1/models"), "/v1/models (the demo's model list) without token", False)
     if metrics_protected:
         expect_401(srv.get("/metrics"), "/metrics (metrics_auth)", False)
         check(srv.get("/metrics", bearer)[0] == 200, "/metrics with token")

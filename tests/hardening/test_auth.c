@@ -1,6 +1,7 @@
 /*
  * test_auth.c — unit test of the bearer-token gate's two decisions:
- * which paths need a token, and whether a header carries it. (The HTTP
+ * which paths need a token (health probes and the demo page's static files
+ * are open), and whether a header carries it. (The HTTP
  * behaviour is tested end to end by test_access.py.)
  */
 #include "auth.h"
@@ -29,7 +30,18 @@ int main(void) {
     expect(auth_required("k", 1, "/metrics"), 1, "/metrics protected");
     expect(auth_required("k", 0, "/v1/classify"), 1, "/v1/classify");
     expect(auth_required("k", 0, "/healthz/../v1/models"), 1, "no prefix match");
-    expect(auth_required("k", 0, "/"), 1, "demo page");
+    /* the demo page's static files are open (exact paths only); its API calls are not */
+    expect(auth_required("k", 1, "/"), 0, "demo page /");
+    expect(auth_required("k", 1, "/demo/app.js"), 0, "/demo/app.js");
+    expect(auth_required("k", 1, "/demo/style.css"), 0, "/demo/style.css");
+    expect(auth_required("k", 0, "/demo/"), 1, "/demo/");
+    expect(auth_required("k", 0, "/demo/other.js"), 1, "other /demo/ path");
+    expect(auth_required("k", 0, "/demo/app.js/x"), 1, "asset as a prefix");
+    expect(auth_required("k", 0, "/demo/app.jsx"), 1, "asset plus a byte");
+    expect(auth_required("k", 0, "//"), 1, "//");
+    expect(auth_required("k", 0, "/index.html"), 1, "/index.html");
+    expect(auth_required("k", 0, "/v1/models"), 1, "/v1/models (the page's model list)");
+    expect(auth_required("k", 0, "/v1/models/m/classify"), 1, "the page's classify");
     expect(auth_required("k", 0, "/v2/models/m/infer"), 1, "/v2 infer");
 
     expect(auth_token_ok("s3cret", "Bearer s3cret"), 1, "exact");

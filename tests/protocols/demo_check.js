@@ -1,7 +1,10 @@
 // Drives the demo page in Debian's chromium through playwright-core.
-// usage: node demo_check.js BASE_URL MODEL IMAGE BAD_FILE OUT_DIR
+// usage: node demo_check.js BASE_URL MODEL IMAGE BAD_FILE OUT_DIR [API_KEY]
 // Prints one JSON object: what the page showed, the tab order, every request
 // the page made, console errors; writes OUT_DIR/demo.png and demo-error.png.
+// With API_KEY (the server runs with it) the key prompt is driven instead:
+// no key, a wrong key, the right key, classify, reload, forget; it writes
+// OUT_DIR/demo-key.png, demo-key-wrong.png and demo-key-done.png.
 // Requests to anything but BASE_URL are aborted (the page must work offline).
 'use strict';
 const fs = require('fs');
@@ -9,8 +12,133 @@ const os = require('os');
 const path = require('path');
 const { chromium } = require('playwright-core');
 
+// What the page shows of the key prompt.
+async function keyView(page) {
+  return page.evaluate(() => ({
+    auth: document.body.dataset.auth || '',
+    fails: Number(document.body.dataset.authFails || 0),
+    panelVisible: !document.getElementById('key-panel').hidden,
+    statusVisible: !document.getElementById('key-status').hidden,
+    alertRole: document.getElementById('key-alert').getAttribute('role'),
+    alert: document.getElementById('key-alert').textContent.replace(/\s+/g, ' ').trim(),
+    inputType: document.getElementById('api-key').type,
+    inputValue: document.getElementById('api-key').value,
+    labelFor: Array.from(document.querySelectorAll('label'))
+      .filter((l) => l.htmlFor === 'api-key').map((l) => l.textContent.trim()),
+    focused: document.activeElement.id,
+    session: sessionStorage.getItem('resnetd.apiKey'),
+    localKeys: Object.keys(localStorage),
+    modelsLoaded: document.body.dataset.modelsLoaded || null,
+    status: document.getElementById('status').textContent,
+  }));
+}
+
+async function predictions(page) {
+  return page.$$eval('#predictions li', (lis) => lis.map((li) => ({
+    label: li.querySelector('.label').textContent,
+    index: Number(li.dataset.index),
+    percent: li.querySelector('.prob').textContent,
+    bar: li.querySelector('.bar > span').style.width,
+  })));
+}
+
+async function authFlow(page, out, base, model, image, outDir, key) {
+  out.api = []; // [path, Authorization sent] for every /v1 request
+  page.on('request', async (r) => {
+    const u = new URL(r.url());
+    if (!u.pathname.startsWith('/v1/')) return;
+    const i = out.api.push(null) - 1; // the slot keeps the order of the requests
+    const h = await r.allHeaders();
+    out.api[i] = [u.pathname, h.authorization || null];
+  });
+  const resp = await page.goto(base + '/', { waitUntil: 'load' });
+  out.pageStatus = resp.status();
+  out.csp = resp.headers()['content-security-policy'] || '';
+  await page.waitForSelector('body[data-auth="needed"]', { timeout: 30000 });
+  out.noKey = await keyView(page);
+  await page.screenshot({ path: path.join(outDir, 'demo-key.png'), fullPage: true });
+
+  // keyboard only: the field has the focus, type a wrong key, Enter
+  await page.keyboard.type(key + '-wrong');
+  await page.keyboard.press('Tab');
+  out.afterInputTab = await page.evaluate(() => document.activeElement.id);
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('body[data-auth="needed"][data-auth-fails="2"]', { timeout: 30000 });
+  out.wrongKey = await keyView(page);
+  await page.screenshot({ path: path.join(outDir, 'demo-key-wrong.png'), fullPage: true });
+
+  // the right key, with the button this time
+  await page.fill('#api-key', key);
+  await page.click('#key-submit');
+  await page.waitForSelector('body[data-models-loaded]', { timeout: 30000 });
+  out.rightKey = await keyView(page);
+  out.models = await page.$$eval('#model option', (os) => os.map((o) => o.value));
+  await page.selectOption('#model', model);
+  await page.setInputFiles('#file', image);
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]',
+    { timeout: 60000 });
+  out.state = await page.getAttribute('body', 'data-state');
+  out.rows = await predictions(page);
+  out.status = await page.textContent('#status');
+  await page.screenshot({ path: path.join(outDir, 'demo-key-done.png'), fullPage: true });
+
+  // a reload in the same tab keeps the key (sessionStorage): no prompt
+  await page.reload({ waitUntil: 'load' });
+  await page.waitForSelector('body[data-models-loaded]', { timeout: 30000 });
+  out.reloaded = await keyView(page);
+
+  // "Forget key" by keyboard: the key is gone and the prompt is back
+  await page.focus('#forget-key');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('body[data-auth="needed"]', { timeout: 30000 });
+  out.forgotten = await keyView(page);
+  out.modelsAfterForget = await page.$$eval('#model option', (os) => os.map((o) => o.value));
+  out.rowsAfterForget = (await predictions(page)).length;
+}
+
+// The page on a server without a key: models, keyboard, classify, an API error.
+async function plainFlow(page, out, base, model, image, bad, outDir) {
+  const resp = await page.goto(base + '/', { waitUntil: 'load' });
+  out.pageStatus = resp.status();
+  out.csp = resp.headers()['content-security-policy'] || '';
+  await page.waitForSelector('body[data-models-loaded]', { timeout: 30000 });
+  out.models = await page.$$eval('#model option', (os) => os.map((o) => o.value));
+  out.keyPrompt = await keyView(page); // a server without a key: nothing of it shows
+
+  // keyboard: Tab from the top reaches the model chooser, then the file picker
+  out.tabOrder = [];
+  for (let i = 0; i < 6; i++) {
+    await page.keyboard.press('Tab');
+    out.tabOrder.push(await page.evaluate(() => document.activeElement.id ||
+      document.activeElement.tagName.toLowerCase()));
+  }
+  // choose the model with the keyboard when it is not the first one
+  await page.focus('#model');
+  await page.selectOption('#model', model);
+  out.modelInfo = await page.textContent('#model-info');
+
+  await page.setInputFiles('#file', image);
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]',
+    { timeout: 60000 });
+  out.state = await page.getAttribute('body', 'data-state');
+  out.rows = await predictions(page);
+  out.status = await page.textContent('#status');
+  out.timing = await page.textContent('#timing');
+  await page.screenshot({ path: path.join(outDir, 'demo.png'), fullPage: true });
+
+  // an API error is shown, not swallowed
+  await page.setInputFiles('#file', bad);
+  await page.waitForSelector('body[data-state="error"]', { timeout: 60000 });
+  out.errorVisible = await page.isVisible('#error');
+  out.errorTitle = await page.textContent('#error-title');
+  out.errorDetail = await page.textContent('#error-detail');
+  out.rowsAfterError = await page.$$eval('#predictions li', (lis) => lis.length);
+  await page.screenshot({ path: path.join(outDir, 'demo-error.png'), fullPage: true });
+}
+
 async function main() {
-  const [base, model, image, bad, outDir] = process.argv.slice(2);
+  const [base, model, image, bad, outDir, key] = process.argv.slice(2);
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'resnetd-demo-profile-'));
   const ctx = await chromium.launchPersistentContext(userDir, {
     executablePath: '/usr/bin/chromium',
@@ -32,46 +160,8 @@ async function main() {
     page.on('request', (r) => out.requests.push(r.method() + ' ' + r.url()));
     page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });
     page.on('pageerror', (e) => out.consoleErrors.push(String(e)));
-    const resp = await page.goto(base + '/', { waitUntil: 'load' });
-    out.pageStatus = resp.status();
-    out.csp = resp.headers()['content-security-policy'] || '';
-    await page.waitForSelector('body[data-models-loaded]', { timeout: 30000 });
-    out.models = await page.$$eval('#model option', (os) => os.map((o) => o.value));
-
-    // keyboard: Tab from the top reaches the model chooser, then the file picker
-    out.tabOrder = [];
-    for (let i = 0; i < 6; i++) {
-      await page.keyboard.press('Tab');
-      out.tabOrder.push(await page.evaluate(() => document.activeElement.id ||
-        document.activeElement.tagName.toLowerCase()));
-    }
-    // choose the model with the keyboard when it is not the first one
-    await page.focus('#model');
-    await page.selectOption('#model', model);
-    out.modelInfo = await page.textContent('#model-info');
-
-    await page.setInputFiles('#file', image);
-    await page.waitForSelector('body[data-state="done"], body[data-state="error"]',
-      { timeout: 60000 });
-    out.state = await page.getAttribute('body', 'data-state');
-    out.rows = await page.$$eval('#predictions li', (lis) => lis.map((li) => ({
-      label: li.querySelector('.label').textContent,
-      index: Number(li.dataset.index),
-      percent: li.querySelector('.prob').textContent,
-      bar: li.querySelector('.bar > span').style.width,
-    })));
-    out.status = await page.textContent('#status');
-    out.timing = await page.textContent('#timing');
-    await page.screenshot({ path: path.join(outDir, 'demo.png'), fullPage: true });
-
-    // an API error is shown, not swallowed
-    await page.setInputFiles('#file', bad);
-    await page.waitForSelector('body[data-state="error"]', { timeout: 60000 });
-    out.errorVisible = await page.isVisible('#error');
-    out.errorTitle = await page.textContent('#error-title');
-    out.errorDetail = await page.textContent('#error-detail');
-    out.rowsAfterError = await page.$$eval('#predictions li', (lis) => lis.length);
-    await page.screenshot({ path: path.join(outDir, 'demo-error.png'), fullPage: true });
+    if (key) await authFlow(page, out, base, model, image, outDir, key);
+    else await plainFlow(page, out, base, model, image, bad, outDir);
   } finally {
     await ctx.close();
     fs.rmSync(userDir, { recursive: true, force: true });

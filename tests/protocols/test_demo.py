@@ -3,7 +3,11 @@ upload an image, wait for the result, check the top-1 label and the top-5
 against the API (/v1) for the same bytes, the server-side time, keyboard
 reachability, a clearly shown API error, and that the page makes no request
 outside the server. Screenshots are kept in OUT_DIR as test artifacts.
-usage: test_demo.py RESNETD_BINARY NODE OUT_DIR [FASHION_MNIST_DATA_DIR]"""
+With --auth the server runs with an api_key: the page still loads without
+one, asks for the key (401 shown), refuses a wrong one, lists the models and
+classifies with the right one (same top-1 as the API with the key), keeps it
+over a reload (sessionStorage) and forgets it on request.
+usage: test_demo.py RESNETD_BINARY NODE OUT_DIR [FASHION_MNIST_DATA_DIR] [--auth]"""
 
 import json
 import os
@@ -35,9 +39,74 @@ def test_image(tmp, data_dir):
     return "gray", path
 
 
+def check_screenshots(out_dir, names):
+    for f in names:
+        check(os.path.getsize(os.path.join(out_dir, f)) > 5000, f"screenshot {f}")
+
+
+def check_auth_page(page, api, served, model, key, base):
+    """The key prompt's walk-through (demo_check.js with a key)."""
+    print(json.dumps({k: page[k] for k in ("noKey", "wrongKey", "rightKey", "forgotten", "rows",
+                                           "api")}, indent=1).replace(key, "<key>"))
+    check(page["pageStatus"] == 200 and "default-src 'none'" in page["csp"],
+          "page + CSP without a key")
+    v = page["noKey"]
+    check(v["auth"] == "needed" and v["panelVisible"] and not v["statusVisible"],
+          f"no key: the key field shows: {v}")
+    check(v["alertRole"] == "alert" and "401" in v["alert"] and "needs an API key" in v["alert"],
+          f"no key: the alert says the server needs a key: {v['alert']!r}")
+    check(v["inputType"] == "password" and v["labelFor"] == ["API key"],
+          f"a labelled password field: {v}")
+    check(v["focused"] == "api-key" and page["afterInputTab"] == "key-submit",
+          f"keyboard: field focused ({v['focused']}), Tab reaches the button "
+          f"({page['afterInputTab']})")
+    check(v["modelsLoaded"] is None and v["session"] is None, f"no key: nothing loaded: {v}")
+    v = page["wrongKey"]
+    check(v["auth"] == "needed" and v["fails"] == 2 and v["panelVisible"],
+          f"wrong key: the field stays: {v}")
+    check("401" in v["alert"] and "not accepted" in v["alert"] and
+          "invalid bearer token" in v["alert"], f"wrong key: the 401 shown: {v['alert']!r}")
+    check(v["inputValue"] == key + "-wrong" and v["focused"] == "api-key",
+          "wrong key: the typed key stays in the focused field to correct")
+    check(v["session"] is None and v["modelsLoaded"] is None, f"wrong key not kept: {v}")
+    v = page["rightKey"]
+    check(v["auth"] == "key" and not v["panelVisible"] and v["statusVisible"],
+          f"right key: the field hides, 'Forget key' shows: {v}")
+    check(v["session"] == key and v["localKeys"] == [] and v["inputValue"] == "",
+          "right key: kept in sessionStorage only, not left in the field")
+    check(page["models"] == served, f"model chooser {page['models']} vs served {served}")
+    check(page["state"] == "done", f"page state {page['state']}")
+    want = api["predictions"]
+    check(page["rows"][0]["label"] == want[0]["label"],
+          f"top-1 on the page {page['rows'][0]} vs the API with the key {want[0]}")
+    check([(x["label"], x["index"]) for x in page["rows"]] ==
+          [(p["label"], p["index"]) for p in want], f"top-5 {page['rows']} vs {want}")
+    v = page["reloaded"]
+    check(v["auth"] == "key" and not v["panelVisible"] and v["session"] == key and
+          v["modelsLoaded"] == str(len(served)), f"reload: the tab keeps the key: {v}")
+    v = page["forgotten"]
+    check(v["auth"] == "needed" and v["panelVisible"] and not v["statusVisible"] and
+          v["session"] is None and "401" in v["alert"], f"forget key: {v}")
+    check(not set(page["modelsAfterForget"]) & set(served) and page["rowsAfterForget"] == 0,
+          f"forget key: models {page['modelsAfterForget']}, {page['rowsAfterForget']} rows left")
+    bearer = f"Bearer {key}"
+    want_api = [["/v1/models", None], ["/v1/models", bearer + "-wrong"], ["/v1/models", bearer],
+                [f"/v1/models/{model}/classify", bearer], ["/v1/models", bearer],
+                ["/v1/models", None]]
+    check(page["api"] == want_api, "the key on every API request, and only the key: "
+          f"{json.dumps(page['api']).replace(key, '<key>')}")
+    check(not page["blocked"], f"the page asked for outside resources: {page['blocked']}")
+    check(all(u.split(" ", 1)[1].startswith(base + "/") for u in page["requests"]),
+          f"requests {page['requests']}")
+    check(all("401" in e for e in page["consoleErrors"]), f"console errors {page['consoleErrors']}")
+
+
 def main():
-    binary, node, out_dir = os.path.abspath(sys.argv[1]), sys.argv[2], os.path.abspath(sys.argv[3])
-    data_dir = sys.argv[4] if len(sys.argv) > 4 else None
+    auth = "--auth" in sys.argv[1:]
+    argv = [a for a in sys.argv[1:] if a != "--auth"]
+    binary, node, out_dir = os.path.abspath(argv[0]), argv[1], os.path.abspath(argv[2])
+    data_dir = argv[3] if len(argv) > 3 else None
+    key = "d3mo-" + os.urandom(9).hex() + "+/=" if auth else None
     os.makedirs(out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="proto-demo-") as tmp:
         models = ptest.export_models(tmp)
@@ -48,13 +117,24 @@ def main():
         bad = os.path.join(tmp, "notes.txt")
         with open(bad, "w") as f:
             f.write("this is not an image\n")
+        if key:
+            args += ["--api-key", key]
         srv = ptest.Server(binary, args)
         try:
             with open(image, "rb") as f:
-                s, _, api = srv.json("POST", f"/v1/models/{model}/classify?top_k=5", f.read())
+                data = f.read()
+            hdr = {"Authorization": f"Bearer {key}"} if key else {}
+            s, _, api = srv.json("POST", f"/v1/models/{model}/classify?top_k=5", data, hdr)
             check(s == 200, f"/v1 {s} {api}")
+            if key:  # the server really is gated, except the page's files
+                s = srv.request("POST", f"/v1/models/{model}/classify?top_k=5", data)[0]
+                check(s == 401, f"/v1 classify without the key: {s}")
+                for path in ["/", "/demo/app.js", "/demo/style.css"]:
+                    s = srv.request("GET", path)[0]
+                    check(s == 200, f"{path} without the key: {s}")
             r = subprocess.run([node, os.path.join(HERE, "demo_check.js"), srv.url, model, image,
-                                bad, out_dir], capture_output=True, timeout=240,
+                                bad, out_dir] + ([key] if key else []), capture_output=True,
+                               timeout=240,
                                env=dict(os.environ, NODE_PATH=os.path.join(ptest.SRC, "tests",
                                                                             "node_modules")))
             if r.returncode != 0:
@@ -67,11 +147,20 @@ def main():
             rc = srv.stop()
             srv.cleanup()
     check(rc == 0, f"server exit code {rc}")
+    served = ["rgb", "gray"] + (["fashion-mnist"] if model == "fashion-mnist" else [])
+    if key:
+        check_auth_page(page, api, served, model, key, srv.url)
+        check_screenshots(out_dir, ["demo-key.png", "demo-key-wrong.png", "demo-key-done.png"])
+        print(f"demo with api_key ok: prompt, 401 on a wrong key, top-1 '{page['rows'][0]['label']}'"
+              f" equals the API's; screenshots in {out_dir}")
+        return 0
     print(json.dumps({k: page[k] for k in ("models", "rows", "timing", "errorTitle",
                                            "errorDetail", "tabOrder")}, indent=1))
     check(page["pageStatus"] == 200 and "default-src 'none'" in page["csp"], "page + CSP")
-    served = [m for m in (["rgb", "gray"] + (["fashion-mnist"] if model == "fashion-mnist" else []))]
     check(page["models"] == served, f"model chooser {page['models']} vs served {served}")
+    v = page["keyPrompt"]
+    check(v["auth"] == "open" and not v["panelVisible"] and not v["statusVisible"],
+          f"no api_key: nothing of the key prompt shows: {v}")
     check(page["state"] == "done", f"page state {page['state']}")
     want = api["predictions"]
     check(page["rows"][0]["label"] == want[0]["label"],
@@ -95,8 +184,7 @@ def main():
           f"requests {page['requests']}")
     check(not page["consoleErrors"] or all("415" in e for e in page["consoleErrors"]),
           f"console errors {page['consoleErrors']}")
-    for f in ("demo.png", "demo-error.png"):
-        check(os.path.getsize(os.path.join(out_dir, f)) > 5000, f"screenshot {f}")
+    check_screenshots(out_dir, ["demo.png", "demo-error.png"])
     print(f"demo ok: top-1 '{page['rows'][0]['label']}' equals the API's; screenshots in {out_dir}")
     return 0
 
