@@ -6,18 +6,17 @@ the server's RSS / fd / thread counts from /proc."""
 import io
 import json
 import os
-import re
-import signal
 import socket
 import struct
-import subprocess
-import tempfile
-import time
+import sys
 import zlib
 
 import numpy as np
 import torch
 from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import resnetd_serve  # noqa: E402
 
 
 def export_model(out_dir, name="tiny"):
@@ -94,46 +93,15 @@ def multipart(files, boundary="hardtestboundary"):
     return b"".join(out), "multipart/form-data; boundary=" + boundary
 
 
-class Server:
-    """`resnetd serve ARGS --host 127.0.0.1 --port 0`; stderr kept in a file."""
+class Server(resnetd_serve.Server):
+    """`resnetd serve ARGS --port 0` (no --host: the server's default, 127.0.0.1);
+    stderr kept in a file (tests/lib/resnetd_serve.py). request/get/post here
+    speak raw HTTP over a socket; scheme="https" skips the plain-HTTP readiness
+    probe (the caller probes with curl)."""
 
     def __init__(self, binary, args, env=None, ready_timeout=120.0, scheme="http"):
-        self.tmp = tempfile.TemporaryDirectory(prefix="hardtest-")
-        self.log_path = os.path.join(self.tmp.name, "stderr.log")
-        self.log = open(self.log_path, "w+b")
-        e = dict(os.environ)
-        e.update(env or {})
-        self.proc = subprocess.Popen([os.path.abspath(binary), "serve"] + list(args) + ["--port", "0"],
-                                     cwd=self.tmp.name, stdout=self.log, stderr=self.log, env=e)
-        self.port = None
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            m = re.search(rb'"msg":"listening","detail":"[^"]*:(\d+)"', self.logs())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        while scheme == "http" and self.port and time.monotonic() < deadline \
-                and self.proc.poll() is None:
-            try:
-                if self.request(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        if scheme != "http" and self.port:
-            time.sleep(0.5)
-            return
-        out = self.logs().decode(errors="replace")
-        self.stop()
-        raise RuntimeError(f"resnetd serve {args} did not become ready:\n{out}")
-
-    def logs(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
-
-    def alive(self):
-        return self.proc.poll() is None
+        super().__init__(binary, args, env=env, host=None, ready_timeout=ready_timeout,
+                         probe_timeout=30, scheme=scheme, prefix="hardtest-")
 
     def connect(self, timeout=30):
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -170,22 +138,6 @@ class Server:
                     out[k] = int(v)
         out["fds"] = len(os.listdir(f"/proc/{self.proc.pid}/fd"))
         return out
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.stop()
-        self.tmp.cleanup()
 
 
 class _Reader:

@@ -3,19 +3,17 @@ two small models exported with torch.onnx (plus the bundled Fashion-MNIST
 model when it is in the tree), test images, and a real `resnetd serve` on
 127.0.0.1 with an OS-chosen port (--port 0, read from the "listening" log)."""
 
-import http.client
 import io
 import json
 import os
-import re
-import signal
-import subprocess
-import tempfile
-import time
+import sys
 
 import numpy as np
 import torch
 from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import resnetd_serve  # noqa: E402
 
 GRAY_LABELS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                "bag", "boot"]
@@ -99,81 +97,12 @@ def torch_reference(net, inp, data):
         return net(tf(im)[None]).double().numpy()[0]
 
 
-class Server:
-    """`resnetd serve ARGS --host 127.0.0.1 --port 0`; stderr kept in a file."""
+class Server(resnetd_serve.Server):
+    """`resnetd serve ARGS --host 127.0.0.1 --port 0`; stderr kept in a file
+    (tests/lib/resnetd_serve.py: request, json, metric, url, logs, stop, cleanup)."""
 
     def __init__(self, binary, args, ready_timeout=180.0):
-        self.tmp = tempfile.TemporaryDirectory(prefix="ptest-")
-        self.log_path = os.path.join(self.tmp.name, "stderr.log")
-        self.log = open(self.log_path, "w+b")
-        self.proc = subprocess.Popen([binary, "serve"] + list(args) +
-                                     ["--host", "127.0.0.1", "--port", "0"],
-                                     cwd=self.tmp.name, stdout=self.log, stderr=self.log)
-        self.port = None
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            m = re.search(rb'"msg":"listening","detail":"[^"]*:(\d+)"', self.logs())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        while self.port and time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.request("GET", "/readyz", timeout=5)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        out = self.logs().decode(errors="replace")
-        self.stop()
-        raise RuntimeError(f"resnetd serve {args} did not become ready:\n{out}")
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def logs(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
-
-    def request(self, method, path, body=None, headers=None, timeout=60):
-        """Returns (status, headers dict with lower-case names, body bytes)."""
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            c.close()
-
-    def json(self, method, path, body=None, headers=None):
-        s, h, b = self.request(method, path, body, headers)
-        return s, h, json.loads(b)
-
-    def metric(self, name, labels):
-        """The value of one sample of /metrics (0.0 when absent)."""
-        text = self.request("GET", "/metrics")[2].decode()
-        want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
-        for line in text.splitlines():
-            if line.startswith(name + want + " "):
-                return float(line.split()[-1])
-        return 0.0
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.stop()
-        self.tmp.cleanup()
+        super().__init__(binary, args, ready_timeout=ready_timeout, prefix="ptest-")
 
 
 def check(cond, msg):

@@ -7,13 +7,9 @@ A foreign or malformed tuned.json is ignored with one warning and the server
 still serves; an unwritable model directory is a warning, not a failure.
 
 usage: test_tuned_plan.py RESNETD MODEL_DIR"""
-import http.client
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,85 +18,28 @@ import numpy as np
 
 from quant_common import run, save_png, write_config
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import resnetd_serve  # noqa: E402
+
 
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
 
 
-class Server:
-    """`resnetd serve ARGS` on 127.0.0.1 with an OS-chosen port; stderr kept."""
+class Server(resnetd_serve.Server):
+    """`resnetd serve ARGS` on 127.0.0.1 with an OS-chosen port (tests/lib/
+    resnetd_serve.py); runs in `work`, its log kept there."""
 
     def __init__(self, resnetd, args, work, env=None):
-        self.log_path = os.path.join(work, "serve-%d.log" % time.monotonic_ns())
-        self.log = open(self.log_path, "w+b")
-        self.proc = subprocess.Popen([resnetd, "serve"] + args +
-                                     ["--host", "127.0.0.1", "--port", "0"],
-                                     stdout=self.log, stderr=self.log,
-                                     env=dict(os.environ, **(env or {})))
-        self.port = None
-        deadline = time.monotonic() + 60
-        try:
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                m = re.search(rb'"msg":"listening","detail":"[^"]*:(\d+)"', self.logs())
-                if m:
-                    self.port = int(m.group(1))
-                    break
-                time.sleep(0.05)
-            while self.port and time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    if self.get("/readyz")[0] == 200:
-                        return
-                except OSError:
-                    pass
-                time.sleep(0.05)
-            raise AssertionError("serve %s did not become ready:\n%s" %
-                                 (args, self.logs().decode(errors="replace")))
-        except BaseException:
-            self.stop()
-            raise
-
-    def logs(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
-
-    def log_lines(self, msg):
-        out = []
-        for line in self.logs().decode(errors="replace").splitlines():
-            try:
-                o = json.loads(line)
-            except ValueError:
-                continue
-            if o.get("msg") == msg:
-                out.append(o)
-        return out
-
-    def request(self, method, path, body=None):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            c.request(method, path, body=body)
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def get(self, path):
-        return self.request("GET", path)
+        super().__init__(resnetd, args, env=env, cwd=work, ready_timeout=60, probe_timeout=30,
+                         stop_timeout=20,
+                         log_path=os.path.join(work, "serve-%d.log" % time.monotonic_ns()))
 
     def model(self):
-        st, body = self.get("/v1/models")
+        st, _, body = self.request("GET", "/v1/models")
         check(st == 200, "/v1/models: %d" % st)
         return json.loads(body)["models"][0]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
 
 
 def serve(resnetd, model, work, args=(), env=None):
@@ -108,7 +47,7 @@ def serve(resnetd, model, work, args=(), env=None):
     after checking that it classifies; the caller stops it."""
     s = Server(resnetd, ["--model", model] + list(args), work, env)
     try:
-        st, body = s.request("POST", "/v1/classify", IMAGE)
+        st, _, body = s.request("POST", "/v1/classify", IMAGE)
         check(st == 200 and len(json.loads(body)["predictions"]) == 5,
               "classify: %d %r" % (st, body[:200]))
         return s.model(), s

@@ -2,20 +2,16 @@
 test images, and a real `resnetd serve` on 127.0.0.1 with an OS-chosen port
 (--port 0; the port is read from the server's "listening" log line)."""
 
-import atexit
-import http.client
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 
 import numpy as np
 import torch
 from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import resnetd_serve  # noqa: E402
 
 LABELS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
           "boot"]
@@ -88,94 +84,14 @@ def multipart(files, field="file"):
     return b"".join(out), f"multipart/form-data; boundary={b}"
 
 
-class Server:
-    """`resnetd serve ARGS --host 127.0.0.1 --port 0`, stderr kept in a file."""
+class Server(resnetd_serve.Server):
+    """`resnetd serve ARGS --host 127.0.0.1 --port 0`, stderr kept in a file
+    (tests/lib/resnetd_serve.py); stop() prints the log's non-JSON tail when
+    the exit code is not 0 (a sanitizer report, a crash...)."""
 
     def __init__(self, binary, args, ready_timeout=120.0):
-        self.tmp = tempfile.TemporaryDirectory(prefix="srvtest-")
-        self.log_path = os.path.join(self.tmp.name, "stderr.log")
-        self.log = open(self.log_path, "w+b")
-        self.proc = subprocess.Popen([binary, "serve"] + list(args) +
-                                     ["--host", "127.0.0.1", "--port", "0"],
-                                     cwd=self.tmp.name, stdout=self.log, stderr=self.log)
-        self.port = None
-        atexit.register(self._kill)  # a failing test must not leave a server behind
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            m = re.search(rb'"msg":"listening","detail":"[^"]*:(\d+)"', self.logs())
-            if m:
-                self.port = int(m.group(1))
-                break
-            time.sleep(0.05)
-        while self.port and time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.request("GET", "/readyz", timeout=5)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        out = self.logs().decode(errors="replace")
-        self.stop()
-        raise RuntimeError(f"resnetd serve {args} did not become ready:\n{out}")
-
-    def _kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def logs(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
-
-    def log_lines(self):
-        out = []
-        for line in self.logs().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-        return out
-
-    def conn(self, timeout=60):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def request(self, method, path, body=None, headers=None, timeout=60, conn=None):
-        """Returns (status, headers dict (lower-case names), body bytes)."""
-        c = conn or self.conn(timeout)
-        try:
-            c.request(method, path, body=body, headers=headers or {})
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-        finally:
-            if conn is None:
-                c.close()
-
-    def json(self, method, path, body=None, headers=None, conn=None):
-        s, h, b = self.request(method, path, body, headers, conn=conn)
-        return s, h, json.loads(b)
-
-    def metrics(self):
-        return self.request("GET", "/metrics")[2].decode()
-
-    def stop(self, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        if self.proc.returncode != 0:  # show why (a sanitizer report, a crash...)
-            lines = [x for x in self.logs().decode(errors="replace").splitlines()
-                     if not x.startswith('{"time"')]
-            print("\n".join(lines[-150:]), file=sys.stderr)
-        return self.proc.returncode
-
-    def cleanup(self):
-        if self.proc.poll() is None:
-            self.stop()
-        self.tmp.cleanup()
+        super().__init__(binary, args, ready_timeout=ready_timeout, prefix="srvtest-",
+                         show_log_on_failure=True)
 
 
 def check(cond, msg):
