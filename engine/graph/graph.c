@@ -60,6 +60,25 @@ graph *graph_new(void) {
     return calloc(1, sizeof(graph));
 }
 
+void graph_node_clear_attrs(graph_node *n) {
+    for (int a = 0; a < n->nattr; a++) {
+        free(n->attr[a].name);
+        free(n->attr[a].s);
+        free(n->attr[a].floats);
+        free(n->attr[a].ints);
+    }
+    n->nattr = 0;
+}
+
+static void node_release(graph_node *n) {
+    free(n->name);
+    free(n->op_type);
+    free(n->in);
+    free(n->out);
+    graph_node_clear_attrs(n);
+    free(n->attr);
+}
+
 void graph_free(graph *g) {
     if (!g)
         return;
@@ -69,20 +88,8 @@ void graph_free(graph *g) {
         free(g->t[i].wq);
         free(g->t[i].i);
     }
-    for (int i = 0; i < g->nn; i++) {
-        graph_node *n = &g->n[i];
-        free(n->name);
-        free(n->op_type);
-        free(n->in);
-        free(n->out);
-        for (int a = 0; a < n->nattr; a++) {
-            free(n->attr[a].name);
-            free(n->attr[a].s);
-            free(n->attr[a].floats);
-            free(n->attr[a].ints);
-        }
-        free(n->attr);
-    }
+    for (int i = 0; i < g->nn; i++)
+        node_release(&g->n[i]);
     free(g->t);
     free(g->n);
     free(g->inputs);
@@ -193,17 +200,7 @@ void graph_drop_dead_nodes(graph *g) {
             g->n[k++] = *n;
             continue;
         }
-        free(n->name);
-        free(n->op_type);
-        free(n->in);
-        free(n->out);
-        for (int a = 0; a < n->nattr; a++) {
-            free(n->attr[a].name);
-            free(n->attr[a].s);
-            free(n->attr[a].floats);
-            free(n->attr[a].ints);
-        }
-        free(n->attr);
+        node_release(n);
     }
     g->nn = k;
     for (int t = 0; t < g->nt; t++)

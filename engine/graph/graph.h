@@ -136,6 +136,9 @@ int graph_tensor_find(const graph *g, const char *name);
 /* Appends an empty node; returns its index or -1 on OOM. */
 int graph_node_add(graph *g, const char *name, const char *op_type, int nin, int nout);
 
+/* Frees n's attributes (the array itself stays, for graph_free). */
+void graph_node_clear_attrs(graph_node *n);
+
 /* Attribute lookup; returns NULL when absent. */
 const graph_attr *graph_attr_find(const graph_node *n, const char *name);
 int64_t graph_attr_int(const graph_node *n, const char *name, int64_t def);

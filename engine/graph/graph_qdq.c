@@ -201,16 +201,6 @@ static int add_relu(graph *g, int x) {
     return r;
 }
 
-static void drop_attrs(graph_node *n) {
-    for (int a = 0; a < n->nattr; a++) {
-        free(n->attr[a].name);
-        free(n->attr[a].s);
-        free(n->attr[a].floats);
-        free(n->attr[a].ints);
-    }
-    n->nattr = 0;
-}
-
 /* Activation pair Q(x) -> DQ(node di): DQ becomes Identity of x (or of a
  * Relu of x) and x records the range. rel caches the Relu per Q node. */
 static engine_status lower_pair(graph *g, int di, int *rel, char *err, size_t err_len) {
@@ -258,7 +248,7 @@ static engine_status lower_pair(graph *g, int di, int *rel, char *err, size_t er
         t->qmin = lo;
         t->qrange = zp == 0 ? (float)hi_q * s : fmaxf(fabsf(lo), fabsf(hi));
     }
-    drop_attrs(d);
+    graph_node_clear_attrs(d);
     d->op = OP_IDENTITY;
     d->nin = 1;
     d->in[0] = src;
