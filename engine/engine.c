@@ -169,8 +169,9 @@ static engine_status load_quant(dnnl_model *dm, const char *path, char *err, siz
         return ENGINE_ERR_IO;
     }
     dm->qmin = calloc((size_t)g->nt + 1, sizeof(float));
+    dm->qmax = calloc((size_t)g->nt + 1, sizeof(float));
     dm->qrange = calloc((size_t)g->nt + 1, sizeof(float));
-    if (!dm->qmin || !dm->qrange) {
+    if (!dm->qmin || !dm->qmax || !dm->qrange) {
         fclose(f);
         snprintf(err, err_len, "out of memory");
         return ENGINE_ERR_NOMEM;
@@ -200,6 +201,7 @@ static engine_status load_quant(dnnl_model *dm, const char *path, char *err, siz
             break;
         }
         dm->qmin[t] = mn;
+        dm->qmax[t] = mx;
         dm->qrange[t] = range;
         used++;
     }
@@ -223,13 +225,15 @@ static engine_status qdq_ranges(dnnl_model *dm, const char *quant_path, char *er
         return ENGINE_ERR_INVALID;
     }
     dm->qmin = calloc((size_t)g->nt + 1, sizeof(float));
+    dm->qmax = calloc((size_t)g->nt + 1, sizeof(float));
     dm->qrange = calloc((size_t)g->nt + 1, sizeof(float));
-    if (!dm->qmin || !dm->qrange) {
+    if (!dm->qmin || !dm->qmax || !dm->qrange) {
         snprintf(err, err_len, "out of memory");
         return ENGINE_ERR_NOMEM;
     }
     for (int t = 0; t < g->nt; t++) {
         dm->qmin[t] = g->t[t].qmin;
+        dm->qmax[t] = g->t[t].qmax;
         dm->qrange[t] = g->t[t].qrange;
     }
     return ENGINE_OK;

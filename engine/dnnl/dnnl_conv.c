@@ -437,8 +437,9 @@ void dnnl_model_release(dnnl_model *m) {
             free(m->prep[i].qdata);
         }
     free(m->qmin);
+    free(m->qmax);
     free(m->qrange);
-    m->qmin = m->qrange = NULL;
+    m->qmin = m->qmax = m->qrange = NULL;
     free(m->prep);
     m->prep = NULL;
     if (m->eng)

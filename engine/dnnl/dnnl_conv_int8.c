@@ -46,8 +46,26 @@ int dnnl_conv_int8_fits(const plan_builder *b, const graph_node *n) {
         return 0;
     if (p->has_md[x] && p->md[x].data_type != dnnl_f32)
         return 1;
-    /* an f32 input is quantized to u8: only when it is never negative */
-    return m->qrange[x] > 0.f && m->qmin[x] >= 0.f;
+    return m->qrange[x] > 0.f; /* an f32 input with a range is quantized to u8 */
+}
+
+/* The u8 grid an f32 input is quantized to; returns the multiplier (1 /
+ * step). A never-negative input has zero point 0 and spans [0, range]; a
+ * signed one (the stem's normalised image) spans its calibrated [min, max]
+ * within +-range, with zero point *zp, which the conv subtracts (a source
+ * zero point): 256 levels over the pixels' own span, so no image detail is
+ * lost to the grid. */
+static float input_grid(const dnnl_model *m, int x, int *zp) {
+    float r = m->qrange[x], lo = fmaxf(m->qmin[x], -r), hi = fminf(fmaxf(m->qmax[x], 0.f), r);
+    *zp = 0;
+    if (lo >= 0.f)
+        return 255.f / r;
+    if (!(hi > lo))
+        hi = r;
+    float step = (hi - lo) / 255.f;
+    long z = lrintf(-lo / step);
+    *zp = z < 0 ? 0 : z > 255 ? 255 : (int)z;
+    return 1.f / step;
 }
 
 static void md_any(dnnl_memory_desc_t *md, const int64_t *dims, int nd, dnnl_data_type_t dt) {
@@ -104,6 +122,7 @@ static engine_status quantize_weights(plan_builder *b, const graph_shape *w, con
 
 typedef struct {
     float qx, qy, sum_scale;
+    int zp; /* u8 source zero point (a signed f32 input), else 0 */
     dnnl_data_type_t sum_dt;
     int sum_t; /* shortcut tensor read by the sum post-op (maybe a dequantized copy) */
     float *qw, *oscale;
@@ -115,6 +134,8 @@ static dnnl_primitive_attr_t int8_attr(const graph_node *n, const conv_q *q, int
     if (!attr)
         return NULL;
     if (dnnl_primitive_attr_set_output_scales(attr, oc, 1 << 1, q->oscale) != dnnl_success ||
+        (q->zp &&
+         dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_SRC, 1, 0, &q->zp) != dnnl_success) ||
         (n->npost && dnnl_post_ops_create(&po) != dnnl_success)) {
         dnnl_primitive_attr_destroy(attr);
         return NULL;
@@ -175,7 +196,8 @@ static engine_status int8_scales(plan_builder *b, const graph_node *n, conv_q *q
     int x = n->in[0], yt = n->out[0], oc = (int)w->dims[0];
     int64_t per = graph_numel(w->dims + 1, w->ndim - 1);
     int x_q = p->has_md[x] && p->md[x].data_type != dnnl_f32;
-    q->qx = x_q ? p->qscale[x] : 255.f / m->qrange[x];
+    q->zp = 0;
+    q->qx = x_q ? p->qscale[x] : input_grid(m, x, &q->zp);
     int to_f32 = m->g->t[yt].is_output;
     dnnl_data_type_t ydt = to_f32 ? dnnl_f32 : relu_last(n) ? dnnl_u8 : dnnl_s8;
     q->sum_t = n->sum_in;
@@ -190,7 +212,8 @@ static engine_status int8_scales(plan_builder *b, const graph_node *n, conv_q *q
             if ((q->sum_t = pb_f32(b, n->sum_in)) < 0)
                 return ENGINE_ERR_BACKEND;
             smd = p->md[q->sum_t];
-        } else if (!to_f32 && smd.data_type == dnnl_f32 && p->quq[n->sum_in] >= 0) {
+        } else if (!to_f32 && smd.data_type == dnnl_f32 && p->quq[n->sum_in] >= 0 &&
+                   m->qmin[n->sum_in] >= 0.f) {
             /* an f32 shortcut (a basic block's input after the fp32 stem)
              * that an earlier int8 conv already quantized: add into that
              * copy in place, so the block's output is int8 and the next
@@ -255,7 +278,7 @@ engine_status dnnl_build_conv_int8(plan_builder *b, const graph_node *n) {
             const graph_shape *xs = &p->shapes[x];
             src_t = pb_temp(b, xs->dims, xs->ndim);
             float sc = x_q ? 1.f : q.qx;
-            if (src_t < 0 || (st = pb_reorder_scaled(b, x, &xmd, src_t, &needc, sc))) {
+            if (src_t < 0 || (st = pb_reorder_zp(b, x, &xmd, src_t, &needc, sc, x_q ? 0 : q.zp))) {
                 dnnl_primitive_desc_destroy(pd);
                 return st ? st : ENGINE_ERR_NOMEM;
             }

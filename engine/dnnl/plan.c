@@ -209,11 +209,18 @@ engine_status pb_reorder(plan_builder *b, int src, const dnnl_memory_desc_t *src
 
 engine_status pb_reorder_scaled(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
                                 const dnnl_memory_desc_t *dst_md, float scale) {
+    return pb_reorder_zp(b, src, src_md, dst, dst_md, scale, 0);
+}
+
+engine_status pb_reorder_zp(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
+                            const dnnl_memory_desc_t *dst_md, float scale, int zp) {
     dnnl_primitive_attr_t attr = pb_attr();
     if (!attr)
         return pb_fail(b, ENGINE_ERR_NOMEM, "out of memory");
     if (scale != 1.0f)
         dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
+    if (zp)
+        dnnl_primitive_attr_set_zero_points(attr, DNNL_ARG_DST, 1, 0, &zp);
     dnnl_primitive_desc_t pd;
     dnnl_status_t st =
         dnnl_reorder_primitive_desc_create(&pd, src_md, b->m->eng, dst_md, b->m->eng, attr);

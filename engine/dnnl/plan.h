@@ -39,9 +39,10 @@ typedef struct {
     dnnl_prepared *prep; /* g->nn entries */
     int probing;         /* set only inside dnnl_model_prepare */
     int winograd;        /* try Winograd for 3x3 stride-1 convs */
-    /* int8 (NULL for fp32): per graph tensor, calibrated minimum and range
-     * (the clipping bound for |x|; 0 = no range, the tensor stays fp32). Owned. */
-    float *qmin, *qrange;
+    /* int8 (NULL for fp32): per graph tensor, calibrated minimum, maximum and
+     * range (the clipping bound for |x|; 0 = no range, the tensor stays
+     * fp32). Owned. */
+    float *qmin, *qmax, *qrange;
 } dnnl_model;
 
 /* Prepares m->prep (Conv weights in the kernels' layout) for shapes at batch
@@ -159,6 +160,9 @@ engine_status pb_prim_from_pd(plan_builder *b, plan_step *s, dnnl_primitive_desc
 engine_status pb_reorder(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
                          const dnnl_memory_desc_t *dst_md);
 /* Same, multiplying every value by scale (int8 (de)quantization). */
+/* Same, quantizing: dst = round(src * scale) + zp (zp: a u8 zero point). */
+engine_status pb_reorder_zp(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
+                            const dnnl_memory_desc_t *dst_md, float scale, int zp);
 engine_status pb_reorder_scaled(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
                                 const dnnl_memory_desc_t *dst_md, float scale);
 /* Returns t, or (once per plan) an f32 temp holding u8/s8 tensor t

@@ -84,8 +84,8 @@ typedef struct {
     int src_dtype; /* ONNX element type of a constant as stored in the file */
     /* QDQ models (graph_lower_qdq): the activation's int8 grid. qrange > 0
      * when a QuantizeLinear/DequantizeLinear pair gave this tensor a range:
-     * values lie in [qmin, ...] and |x| <= qrange. */
-    float qmin, qrange;
+     * values lie in [qmin, qmax] and |x| <= qrange. */
+    float qmin, qmax, qrange;
     /* a constant made from int8 weights: per output channel (dim 0), 1/scale,
      * so that w * wq[o] is the stored integer (owned; NULL otherwise) */
     float *wq;

@@ -246,6 +246,7 @@ static engine_status lower_pair(graph *g, int di, int *rel, char *err, size_t er
     graph_tensor *t = &g->t[src];
     if (!(t->qrange > 0.f)) {
         t->qmin = lo;
+        t->qmax = hi;
         t->qrange = zp == 0 ? (float)hi_q * s : fmaxf(fabsf(lo), fabsf(hi));
     }
     graph_node_clear_attrs(d);

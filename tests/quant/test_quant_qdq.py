@@ -10,16 +10,17 @@ is the uint8 grid), and symmetric int8 activations with per-tensor weights:
   * resnetd's logits vs ONNX Runtime running the same QDQ model: top-1
     agreement >= 98.5%, mean cosine >= 0.998;
   * test accuracy within 0.3 points of the float model's (ONNX Runtime);
-  * the convolutions really run in int8 (oneDNN's own verbose log: every
-    conv but the stem, 8 of 9, reads u8/s8 data);
+  * the convolutions really run in int8 (oneDNN's own verbose log: all 9
+    convs read u8/s8 data, the stem with a source zero point);
   * a model directory whose config.json says "precision": "int8" serves the
     QDQ model without a quant.tsv; with a quant.tsv beside it the load fails;
   * unmappable patterns fail the load (exit 1) with a message naming them.
 --quick (run in the ASan build too): 500 images, the default layout only.
 --net resnet50: torchvision ResNet-50 (as test_quant_resnet50.py), QDQ with
 ONNX Runtime's defaults, on 100 held-apart inputs: top-1 agreement with the
-float model >= 95% and cosine >= 0.99 on every input; mean cosine with ONNX
-Runtime running the same QDQ model >= 0.99; all convs but the stem in int8.
+float model >= 95% or at least ONNX Runtime's own (running the same QDQ
+file), cosine with the float logits >= 0.99 on every input, mean cosine with
+ONNX Runtime's logits >= 0.99; every conv in int8.
 """
 import argparse
 import gzip
@@ -174,7 +175,7 @@ def fashion_mnist(a):
         assert agree >= 98.5, "top-1 agreement with ONNX Runtime %.2f%%" % agree
         assert cos.mean() >= 0.998, "mean cosine %.5f" % cos.mean()
         assert acc >= acc32 - 0.3, "accuracy %.2f%% vs float %.2f%%" % (acc, acc32)
-        assert nc == 9 and n8 == 8, "%d of %d convs ran in int8 (all but the stem should)" % (n8, nc)
+        assert nc == 9 and n8 == 9, "%d of %d convs ran in int8 (all should)" % (n8, nc)
 
     # a model directory: config.json says int8, no quant.tsv
     d = os.path.join(a.work, "fm_qdq_dir")
@@ -221,11 +222,15 @@ def resnet50(a):
              float((got.argmax(1) == y32.argmax(1)).mean()) * 100, cos.mean(), cos.min(), n8, nc))
     # Two int8 implementations each err a little from the float model, so
     # their top-1s disagree on near-ties more often than either does with it.
+    # The QDQ file fixes the grids (the stem's input too), so the bar is ONNX
+    # Runtime's own run of it: resnetd must stay at least as close to float.
     agree32 = float((got.argmax(1) == y32.argmax(1)).mean()) * 100
-    assert agree32 >= 95.0, "top-1 agreement with the float model %.1f%%" % agree32
+    ort32 = float((ref.argmax(1) == y32.argmax(1)).mean()) * 100
+    assert agree32 >= min(ort32, 95.0), \
+        "top-1 agreement with the float model %.1f%% (ONNX Runtime's: %.1f%%)" % (agree32, ort32)
     assert cos.mean() >= 0.99, "mean cosine with ONNX Runtime's QDQ %.5f" % cos.mean()
     assert cosine(y32, got).min() >= 0.99, cosine(y32, got).min()
-    assert n8 >= nc - 1, "%d of %d convs ran in int8" % (n8, nc)
+    assert n8 == nc, "%d of %d convs ran in int8" % (n8, nc)
 
 
 def main():
