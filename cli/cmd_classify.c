@@ -5,6 +5,7 @@
 #include "commands.h"
 
 #include "engine.h"
+#include "file.h"
 #include "json.h"
 #include "model_config.h"
 #include "predict.h"
@@ -27,49 +28,14 @@ typedef struct {
     int top_k;
 } classifier;
 
-static int read_all(const char *path, char **data, size_t *len, char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) {
-            fclose(f);
-            snprintf(err, err_len, "%s: out of memory", path);
-            return -1;
-        }
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        char *nb = realloc(buf, cap * 2);
-        if (!nb)
-            free(buf);
-        buf = nb;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, err_len, "%s: read error", path);
-        return -1;
-    }
-    *data = buf;
-    *len = n;
-    return 0;
-}
-
 /* Classifies one file and prints its line. Returns 0 or 1 (failed). */
 static int classify_file(classifier *c, const char *path) {
     char err[256] = "";
     const char *code = NULL;
     json_result r = {path, NULL, 0, NULL, NULL};
-    char *data = NULL;
+    void *data = NULL;
     size_t len = 0;
-    if (read_all(path, &data, &len, err, sizeof err)) {
+    if (file_read_all(path, 0, &data, &len, err, sizeof err)) {
         code = "io_error";
     } else {
         img_status st = img_preprocess(data, len, &c->mc.input, c->in, err, sizeof err);

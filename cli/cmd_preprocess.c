@@ -8,6 +8,7 @@
  * image N times and prints {"seconds_per_image": ...} on stdout.
  */
 #include "commands.h"
+#include "file.h"
 #include "model_config.h"
 #include "npy.h"
 
@@ -22,49 +23,6 @@
 static void usage(void) {
     fprintf(stderr, "usage: resnetd preprocess --model M [--no-fast-path] [--no-exif-orientation]"
                     " [--max-image-pixels N] IMAGE OUT.npy\n");
-}
-
-/* Reads a whole file; 0 or -1 with err. *buf is malloc'd (caller frees). */
-static int read_file(const char *path, unsigned char **buf, size_t *len, char *err,
-                     size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *b = malloc(cap);
-    int rc = 0;
-    while (b) {
-        if (n == cap) {
-            unsigned char *nb = cap < MAX_FILE_BYTES ? realloc(b, cap * 2) : NULL;
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        size_t got = fread(b + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (!b) {
-        snprintf(err, err_len, "%s: too large or out of memory", path);
-        rc = -1;
-    } else if (ferror(f)) {
-        snprintf(err, err_len, "%s: read error", path);
-        free(b);
-        rc = -1;
-    }
-    fclose(f);
-    if (rc == 0) {
-        *buf = b;
-        *len = n;
-    }
-    return rc;
 }
 
 static double now_s(void) {
@@ -127,14 +85,14 @@ int cmd_preprocess(int argc, char **argv) {
         p.max_pixels = max_pixels;
     int64_t dims[4] = {1, img_channels(&p), p.crop_h, p.crop_w};
     size_t count = (size_t)dims[1] * dims[2] * dims[3];
-    unsigned char *buf = NULL;
+    void *buf = NULL;
     size_t len = 0;
     float *out = malloc(count * sizeof(float));
     int rc = 0;
     if (!out) {
         snprintf(err, sizeof(err), "out of memory");
         rc = 1;
-    } else if (read_file(pos[0], &buf, &len, err, sizeof(err)) != 0) {
+    } else if (file_read_all(pos[0], MAX_FILE_BYTES, &buf, &len, err, sizeof(err)) != 0) {
         rc = 1;
     } else {
         double t0 = now_s();

@@ -22,6 +22,7 @@
 #include "commands.h"
 
 #include "engine.h"
+#include "file.h"
 #include "model_config.h"
 #include "quant/quant.h"
 
@@ -87,29 +88,14 @@ static int list_images(const char *dir, int max, char ***out, char *err, size_t 
     return n < max ? n : max;
 }
 
-static int read_file(const char *path, char **data, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || st.st_size < 0) {
-        fclose(f);
-        return -1;
-    }
-    *len = (size_t)st.st_size;
-    *data = malloc(*len + 1);
-    int ok = *data && fread(*data, 1, *len, f) == *len;
-    fclose(f);
-    if (!ok) {
-        free(*data);
-        *data = NULL;
-        return -1;
-    }
-    return 0;
+/* Reads a whole file (errno set when it cannot); 0 or -1. */
+static int read_file(const char *path, void **data, size_t *len) {
+    char err[300];
+    return file_read_all(path, 0, data, len, err, sizeof err);
 }
 
 static int copy_file(const char *from, const char *to) {
-    char *data = NULL;
+    void *data = NULL;
     size_t len = 0;
     if (read_file(from, &data, &len))
         return -1;
@@ -248,7 +234,7 @@ static int calibrate(const model_config *mc, char **files, int nfiles, quant_sta
     }
     int rc = 0, fill = 0;
     for (int i = 0; rc == 0 && i < nfiles; i++) {
-        char *data = NULL;
+        void *data = NULL;
         size_t len = 0;
         if (read_file(files[i], &data, &len)) {
             fprintf(stderr, "resnetd quantize: %s: cannot read calibration image: %s\n", files[i],

@@ -2,6 +2,8 @@
  * subset NumPy writes: descr '<f4', fortran_order False, a shape tuple. */
 #include "npy.h"
 
+#include "file.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,37 +133,10 @@ int npy_parse(const void *buf, size_t len, npy_array *out, char *err, size_t err
 
 int npy_read(const char *path, npy_array *out, char *err, size_t err_len) {
     memset(out, 0, sizeof(*out));
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+    void *buf;
+    size_t len;
+    if (file_read_all(path, 0, &buf, &len, err, err_len))
         return -1;
-    }
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len == cap) {
-            cap = cap ? cap * 2 : 1 << 16;
-            unsigned char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                snprintf(err, err_len, "%s: out of memory", path);
-                return -1;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        snprintf(err, err_len, "%s: read error", path);
-        return -1;
-    }
     char inner[256];
     int rc = npy_parse(buf, len, out, inner, sizeof(inner));
     free(buf);

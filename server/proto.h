@@ -20,6 +20,7 @@
 #define RESNETD_PROTO_H
 
 #include "app.h"
+#include "reqbase.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -27,15 +28,7 @@
 typedef struct proto_req proto_req;
 
 struct proto_req {
-    app *a;
-    http_req *r;
-    int64_t t0_ns;
-    char id[72];  /* X-Request-Id */
-    int model;    /* index into a->models, or -1 */
-    int draining; /* the server was draining when the request came in */
-    int work;     /* counted in a->work (inference accepted; the drain waits for it) */
-    int counted;  /* metrics_request done */
-    int images_ok;
+    req_base b; /* first: the shared request state (a, r, id, model, ...) */
     /* set by on_headers when the body is wanted */
     void (*on_body)(proto_req *p);
     /* family state, freed with state_free (may be NULL) in on_complete */
@@ -95,11 +88,6 @@ float *proto_inputs(proto_req *p, int n);
 int proto_preprocess(proto_req *p, const void *data, size_t len, float *dst, char *err,
                      size_t err_len);
 
-/* The deadline of this request: request_timeout_ms, lowered by the
- * X-Request-Timeout-Ms header and by timeout_us (> 0: the protocol's own
- * timeout). Returns 0, or -1 when the header is malformed. */
-int proto_deadline(proto_req *p, int64_t timeout_us, int64_t *deadline_ns);
-
 /* Queues the p->n images of proto_inputs() with the deadline and suspends
  * the request; finish(p) then runs on an HTTP thread and must respond. Call
  * from on_body only, as the last thing it does. */
@@ -114,8 +102,5 @@ int proto_result(const proto_req *p, const char **msg);
 static inline const float *proto_outputs(const proto_req *p) {
     return p->out;
 }
-
-/* Parses a non-negative decimal integer; -1 when malformed. */
-long long proto_parse_nonneg(const char *s);
 
 #endif

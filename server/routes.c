@@ -7,10 +7,9 @@
 #include "json.h"
 #include "predict.h"
 #include "proto.h"
+#include "reqbase.h"
 #include "status.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,64 +27,24 @@ typedef struct {
 } image;
 
 typedef struct {
-    app *a;
-    http_req *r;
-    int64_t t0_ns;
-    char id[72];
-    int model; /* -1: none */
+    req_base b; /* first: the shared request state (a, r, id, model, ...) */
     int is_classify;
     int top_k;
     image *imgs;
     int nimgs;
-    int images_ok; /* images that got predictions */
-    int counted;   /* metrics_request done */
-    int draining;  /* the server was draining when the request came in */
-    int work;      /* counted in app.work: the drain waits for it */
-    int expected;  /* announced to the model's queue (queue_expect) */
+    int expected; /* announced to the model's queue (queue_expect) */
     _Atomic int remaining;
     int err_status; /* whole-request error found after suspending */
     const char *err_code;
     const char *err_msg;
 } req;
 
-/* Every response goes out here: the request counters move when the answer is
- * queued, so a client that has its answer also sees it counted in /metrics. */
-static void send(req *q, int status, const char *ct, char *body, size_t len,
-                 const char *const *hdr) {
-    metrics_request(q->a->metrics, q->model, status);
-    if (q->model >= 0)
-        metrics_observe(q->a->metrics, METRICS_H_REQUEST, q->model,
-                        (double)(queue_now_ns() - q->t0_ns) / 1e9);
-    if (q->images_ok)
-        metrics_images(q->a->metrics, q->model, q->images_ok);
-    q->counted = 1;
-    http_respond(q->r, status, ct, body, len, hdr);
-}
-
 static void respond_json(req *q, int status, char *body, size_t len) {
-    const char *hdr[10];
-    int h = 0;
-    char timing[48]; /* server-side time, e.g. for the demo page */
-    snprintf(timing, sizeof timing, "total;dur=%.3f", (double)(queue_now_ns() - q->t0_ns) / 1e6);
-    hdr[h++] = "X-Request-Id";
-    hdr[h++] = q->id;
-    hdr[h++] = "Server-Timing";
-    hdr[h++] = timing;
-    if (status == 503) {
-        hdr[h++] = "Retry-After";
-        hdr[h++] = "1";
-    }
-    if (q->draining) {
-        hdr[h++] = "Connection";
-        hdr[h++] = "close";
-    }
-    hdr[h] = NULL;
-    if (!body) {
+    if (!body) { /* the caller's allocation failed */
         status = 500;
-        body = NULL;
         len = 0;
     }
-    send(q, status, JSON_CT, body, len, hdr);
+    reqbase_respond(&q->b, status, JSON_CT, body, len, NULL);
 }
 
 static void respond_error(req *q, int status, const char *code, const char *msg) {
@@ -94,44 +53,23 @@ static void respond_error(req *q, int status, const char *code, const char *msg)
     respond_json(q, status, body, len);
 }
 
-/* X-Request-Id: echoed when it is short printable ASCII, else generated. */
-static void set_request_id(req *q) {
-    const char *h = http_header(q->r, "X-Request-Id");
-    int ok = h && *h && strlen(h) < sizeof q->id;
-    for (const char *p = h; ok && *p; p++)
-        if (!isgraph((unsigned char)*p) || *p == '"' || *p == '\\')
-            ok = 0;
-    if (ok)
-        snprintf(q->id, sizeof q->id, "%s", h);
-    else
-        snprintf(q->id, sizeof q->id, "%016llx%08llx", (unsigned long long)q->a->id_seed,
-                 (unsigned long long)atomic_fetch_add(&q->a->next_id, 1));
-}
-
-static int find_model(const app *a, const char *name, size_t len) {
-    for (int i = 0; i < a->nmodels; i++)
-        if (strlen(a->models[i].mc.name) == len && strncmp(a->models[i].mc.name, name, len) == 0)
-            return i;
-    return -1;
-}
-
 static int method_is(const req *q, const char *m) {
-    return strcmp(http_method(q->r), m) == 0;
+    return strcmp(http_method(q->b.r), m) == 0;
 }
 
 static void route_metrics(req *q) {
     char *text;
     size_t len;
-    if (metrics_render(q->a->metrics, &text, &len)) {
+    if (metrics_render(q->b.a->metrics, &text, &len)) {
         respond_error(q, 500, "internal", "out of memory");
         return;
     }
-    const char *hdr[] = {"X-Request-Id", q->id, NULL};
-    send(q, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, hdr);
+    const char *hdr[] = {"X-Request-Id", q->b.id, NULL};
+    reqbase_send(&q->b, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, hdr);
 }
 
 static void route_models(req *q) {
-    app *a = q->a;
+    app *a = q->b.a;
     json_model_info info[CFG_MAX_MODELS * 8];
     int n = a->nmodels < (int)(sizeof info / sizeof info[0]) ? a->nmodels
                                                              : (int)(sizeof info / sizeof info[0]);
@@ -176,20 +114,9 @@ void routes_on_headers(http_req *r, void *cls) {
         return;
     }
     app *a = cls;
-    req *q = calloc(1, sizeof(*q));
-    atomic_fetch_add(&a->inflight, 1);
-    metrics_inflight_add(a->metrics, 1);
-    if (!q) {
-        http_respond(r, 500, NULL, NULL, 0, NULL);
+    req *q = reqbase_new(a, r, sizeof *q);
+    if (!q)
         return;
-    }
-    q->a = a;
-    q->r = r;
-    q->model = -1;
-    q->t0_ns = queue_now_ns();
-    q->draining = atomic_load(&a->draining);
-    http_set_user(r, q);
-    set_request_id(q);
     const char *path = http_path(r);
     int get = method_is(q, "GET") || method_is(q, "HEAD");
     const char *allow = "GET, HEAD";
@@ -200,7 +127,7 @@ void routes_on_headers(http_req *r, void *cls) {
         if (!strcmp(path, "/healthz")) {
             respond_json(q, 200, strdup("{\"status\":\"ok\"}"), 15);
         } else if (!strcmp(path, "/readyz")) {
-            if (q->draining)
+            if (q->b.draining)
                 respond_error(q, 503, "draining", "the server is shutting down");
             else if (!atomic_load(&a->ready))
                 respond_error(q, 503, "not_ready", "models are loading or warming up");
@@ -215,15 +142,15 @@ void routes_on_headers(http_req *r, void *cls) {
     }
     allow = "POST";
     if (!strcmp(path, "/v1/classify")) {
-        q->model = 0;
+        q->b.model = 0;
     } else if (!strncmp(path, "/v1/models/", 11)) {
         const char *name = path + 11, *slash = strchr(name, '/');
         if (!slash || strcmp(slash, "/classify") != 0) {
             respond_error(q, 404, "not_found", "no such path");
             return;
         }
-        q->model = find_model(a, name, (size_t)(slash - name));
-        if (q->model < 0) {
+        q->b.model = proto_find_model(a, name, (size_t)(slash - name));
+        if (q->b.model < 0) {
             respond_error(q, 404, "model_not_found", "no model of that name is served");
             return;
         }
@@ -234,50 +161,30 @@ void routes_on_headers(http_req *r, void *cls) {
     if (!method_is(q, "POST"))
         goto not_allowed;
     q->is_classify = 1;
-    /* Count first, then look at the flag: the drain sets the flag, then waits
-     * for the count, so no accepted request can slip past it. */
-    atomic_fetch_add(&a->work, 1);
-    q->work = 1;
-    if (atomic_load(&a->draining)) {
-        atomic_fetch_sub(&a->work, 1);
-        q->work = 0;
-        q->draining = 1;
-        metrics_rejected(a->metrics, METRICS_REJECT_DRAINING);
-        respond_error(q, 503, "draining", "the server is shutting down");
-    } else if (!atomic_load(&a->ready)) {
-        metrics_rejected(a->metrics, METRICS_REJECT_NOT_READY);
-        respond_error(q, 503, "not_ready", "models are loading or warming up");
+    const char *code, *msg;
+    if (reqbase_gate(&q->b, &code, &msg)) {
+        respond_error(q, 503, code, msg);
     } else if (http_body_too_large(r)) {
         metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         respond_error(q, 413, "body_too_large", "Content-Length is over max_body_bytes");
     } else {
-        queue_expect(a->models[q->model].q, 1); /* its images are on their way */
+        queue_expect(a->models[q->b.model].q, 1); /* its images are on their way */
         q->expected = 1;
     }
     return;
 not_allowed : {
     size_t len;
     char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-    const char *hdr[] = {"X-Request-Id", q->id, "Allow", allow, NULL};
-    send(q, 405, JSON_CT, body, len, hdr);
+    const char *hdr[] = {"X-Request-Id", q->b.id, "Allow", allow, NULL};
+    reqbase_send(&q->b, 405, JSON_CT, body, len, hdr);
 }
-}
-
-/* Parses a non-negative integer header/query value; -1 when malformed. */
-static long long parse_nonneg(const char *s) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < 0)
-        return -1;
-    return v;
 }
 
 static void image_done(queue_item *it) {
     req *q = it->owner;
     /* acq_rel: the resuming HTTP thread sees every worker's output */
     if (atomic_fetch_sub_explicit(&q->remaining, 1, memory_order_acq_rel) == 1)
-        http_resume(q->r);
+        http_resume(q->b.r);
 }
 
 static const char *item_error(const image *im, int *status) {
@@ -304,7 +211,7 @@ static void classify_finish(http_req *r, void *cls) {
         respond_error(q, q->err_status, q->err_code, q->err_msg);
         return;
     }
-    app_model *m = &q->a->models[q->model];
+    app_model *m = &q->b.a->models[q->b.model];
     int multipart = http_is_multipart(r);
     json_result *res = calloc((size_t)q->nimgs, sizeof(*res));
     predict_entry *preds = calloc((size_t)q->nimgs * (size_t)q->top_k, sizeof(*preds));
@@ -336,7 +243,7 @@ static void classify_finish(http_req *r, void *cls) {
                 status = st;
             continue;
         }
-        q->images_ok++;
+        q->b.images_ok++;
         res[i].preds = preds + (size_t)i * (size_t)q->top_k;
         res[i].npreds = predict_top_k(im->output, m->info.num_classes, q->top_k,
                                       preds + (size_t)i * (size_t)q->top_k);
@@ -361,7 +268,7 @@ static void classify_finish(http_req *r, void *cls) {
  * HTTP status of its error (recorded in the image). */
 static int prepare(req *q, app_model *m, image *im, const void *data, size_t len) {
     img_params p = m->mc.input;
-    p.max_pixels = q->a->cfg->max_image_pixels;
+    p.max_pixels = q->b.a->cfg->max_image_pixels;
     im->input = malloc(m->in_floats * sizeof(float));
     im->output = malloc((size_t)m->info.num_classes * sizeof(float));
     if (!im->input || !im->output) {
@@ -371,7 +278,7 @@ static int prepare(req *q, app_model *m, image *im, const void *data, size_t len
     }
     int64_t t0 = queue_now_ns();
     img_status st = img_preprocess(data, len, &p, im->input, im->err_msg, sizeof im->err_msg);
-    metrics_observe(q->a->metrics, METRICS_H_PREPROCESS, q->model,
+    metrics_observe(q->b.a->metrics, METRICS_H_PREPROCESS, q->b.model,
                     (double)(queue_now_ns() - t0) / 1e9);
     if (st == IMG_OK)
         return 0;
@@ -390,7 +297,7 @@ void routes_on_body(http_req *r, void *cls) {
     req *q = http_user(r);
     if (!q || !q->is_classify)
         return;
-    app_model *m = &a->models[q->model];
+    app_model *m = &a->models[q->b.model];
     if (http_body_too_large(r)) {
         metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         respond_error(q, 413, "body_too_large", "body is over max_body_bytes");
@@ -399,7 +306,7 @@ void routes_on_body(http_req *r, void *cls) {
     q->top_k = (int)a->cfg->top_k;
     const char *tk = http_query(r, "top_k");
     if (tk) {
-        long long v = parse_nonneg(tk);
+        long long v = reqbase_parse_nonneg(tk);
         if (v < 1 || v > MAX_TOP_K) {
             respond_error(q, 400, "invalid_top_k", "top_k must be an integer in [1, 1000]");
             return;
@@ -408,18 +315,11 @@ void routes_on_body(http_req *r, void *cls) {
     }
     if (q->top_k > m->info.num_classes)
         q->top_k = m->info.num_classes;
-    int64_t timeout_ms = a->cfg->request_timeout_ms;
-    const char *th = http_header(r, "X-Request-Timeout-Ms");
-    if (th) {
-        long long v = parse_nonneg(th);
-        if (v < 0) {
-            respond_error(q, 400, "invalid_timeout", "X-Request-Timeout-Ms must be an integer");
-            return;
-        }
-        if (v < timeout_ms)
-            timeout_ms = v;
+    int64_t deadline;
+    if (reqbase_deadline(&q->b, 0, &deadline)) {
+        respond_error(q, 400, "invalid_timeout", "X-Request-Timeout-Ms must be an integer");
+        return;
     }
-    int64_t deadline = q->t0_ns + timeout_ms * 1000000;
     int multipart = http_is_multipart(r);
     if (multipart && http_multipart_error(r)) {
         respond_error(q, 400, "bad_multipart", http_multipart_error(r));
@@ -488,7 +388,7 @@ void routes_on_body(http_req *r, void *cls) {
 static void unexpect(req *q) {
     if (q->expected) {
         q->expected = 0;
-        queue_expect(q->a->models[q->model].q, -1);
+        queue_expect(q->b.a->models[q->b.model].q, -1);
     }
 }
 
@@ -498,35 +398,17 @@ void routes_on_complete(http_req *r, void *cls) {
         proto_on_complete(r, cls);
         return;
     }
-    app *a = cls;
     req *q = http_user(r);
-    int status = http_status(r);
+    int status = http_status(r), had = q != NULL;
     if (q) {
-        double secs = (double)(queue_now_ns() - q->t0_ns) / 1e9;
-        const char *model = q->model >= 0 ? a->models[q->model].mc.name : "";
-        int images = q->nimgs;
         unexpect(q);
-        if (!q->counted) /* no response was queued (client went away) */
-            metrics_request(a->metrics, q->model, status);
-        if (a->cfg->log_level >= CFG_LOG_INFO) {
-            char *line = json_access_log(q->id, http_method(r), http_path(r), status, http_bytes(r),
-                                         secs * 1e3, model, images);
-            if (line) {
-                fprintf(stderr, "%s\n", line);
-                free(line);
-            }
-        }
+        reqbase_done(&q->b, status, q->nimgs);
         for (int i = 0; i < q->nimgs; i++) {
             free(q->imgs[i].input);
             free(q->imgs[i].output);
         }
         free(q->imgs);
-        if (q->work)
-            atomic_fetch_sub(&a->work, 1);
         free(q);
-    } else {
-        metrics_request(a->metrics, -1, status);
     }
-    metrics_inflight_add(a->metrics, -1);
-    atomic_fetch_sub(&a->inflight, 1);
+    reqbase_end(cls, had, status);
 }

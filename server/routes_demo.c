@@ -23,7 +23,7 @@ static void demo_error(proto_req *p, int status, const char *code, const char *m
 }
 
 void routes_demo_on_headers(proto_req *p) {
-    const char *path = http_path(p->r), *method = http_method(p->r);
+    const char *path = http_path(p->b.r), *method = http_method(p->b.r);
     const demo_asset *asset = NULL;
     for (int i = 0; i < demo_nassets; i++)
         if (!strcmp(path, demo_assets[i].path))

@@ -64,7 +64,7 @@ static void predictions_finish(proto_req *p) {
         ts_error(p, status, why);
         return;
     }
-    const app_model *m = &p->a->models[p->model];
+    const app_model *m = &p->b.a->models[p->b.model];
     predict_entry top[TS_TOP_K];
     int k = predict_top_k(proto_outputs(p), m->info.num_classes, TS_TOP_K, top);
     char bufs[TS_TOP_K][16];
@@ -84,28 +84,28 @@ static void predictions_finish(proto_req *p) {
 
 static void predictions_body(proto_req *p) {
     char msg[300];
-    if (http_body_too_large(p->r)) {
-        metrics_rejected(p->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+    if (http_body_too_large(p->b.r)) {
+        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         ts_error(p, 413, "body is over max_body_bytes");
         return;
     }
     const void *data;
     size_t len;
-    if (http_is_multipart(p->r)) {
-        if (http_multipart_error(p->r)) {
-            ts_error(p, 400, http_multipart_error(p->r));
+    if (http_is_multipart(p->b.r)) {
+        if (http_multipart_error(p->b.r)) {
+            ts_error(p, 400, http_multipart_error(p->b.r));
             return;
         }
-        if (http_num_parts(p->r) < 1) {
+        if (http_num_parts(p->b.r) < 1) {
             ts_error(p, 400, "multipart body has no file part (send the image as field \"data\")");
             return;
         }
-        data = http_part_data(p->r, 0, &len);
+        data = http_part_data(p->b.r, 0, &len);
     } else {
-        data = http_body(p->r, &len);
+        data = http_body(p->b.r, &len);
     }
     int64_t deadline;
-    if (proto_deadline(p, 0, &deadline)) {
+    if (reqbase_deadline(&p->b, 0, &deadline)) {
         ts_error(p, 400, "X-Request-Timeout-Ms must be a non-negative integer");
         return;
     }
@@ -123,11 +123,11 @@ static void predictions_body(proto_req *p) {
 }
 
 void routes_ts_on_headers(proto_req *p) {
-    const char *path = http_path(p->r), *method = http_method(p->r);
+    const char *path = http_path(p->b.r), *method = http_method(p->b.r);
     if (!strcmp(path, "/ping")) {
         if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
             not_allowed(p, "GET, HEAD");
-        } else if (atomic_load(&p->a->ready) && !atomic_load(&p->a->draining)) {
+        } else if (atomic_load(&p->b.a->ready) && !atomic_load(&p->b.a->draining)) {
             proto_respond(p, 200, JSON_CT, strdup("{\"status\":\"Healthy\"}"), 20, NULL);
         } else {
             proto_respond(p, 503, JSON_CT, strdup("{\"status\":\"Unhealthy\"}"), 22, NULL);
@@ -138,8 +138,8 @@ void routes_ts_on_headers(proto_req *p) {
     const char *name = path + 13, *slash = strchr(name, '/');
     size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
     char msg[300];
-    p->model = proto_find_model(p->a, name, nlen);
-    if (p->model < 0) {
+    p->b.model = proto_find_model(p->b.a, name, nlen);
+    if (p->b.model < 0) {
         snprintf(msg, sizeof msg, "Model not found: %.*s", (int)(nlen < 200 ? nlen : 200), name);
         ts_error(p, 404, msg);
         return;
@@ -158,8 +158,8 @@ void routes_ts_on_headers(proto_req *p) {
     int st = proto_gate(p, &why);
     if (st) {
         ts_error(p, st, why);
-    } else if (http_body_too_large(p->r)) {
-        metrics_rejected(p->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+    } else if (http_body_too_large(p->b.r)) {
+        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         ts_error(p, 413, "Content-Length is over max_body_bytes");
     } else {
         p->on_body = predictions_body;

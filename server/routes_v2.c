@@ -57,12 +57,12 @@ static void not_allowed(proto_req *p, const char *allow) {
 }
 
 static int is_get(const proto_req *p) {
-    const char *m = http_method(p->r);
+    const char *m = http_method(p->b.r);
     return !strcmp(m, "GET") || !strcmp(m, "HEAD");
 }
 
 static int ready(const proto_req *p) {
-    return atomic_load(&p->a->ready) && !atomic_load(&p->a->draining);
+    return atomic_load(&p->b.a->ready) && !atomic_load(&p->b.a->draining);
 }
 
 static void health(proto_req *p, int ok) {
@@ -78,9 +78,9 @@ static void server_metadata(proto_req *p) {
 
 static void repository_index(proto_req *p) {
     const char *names[CFG_MAX_MODELS * 8];
-    int n = p->a->nmodels < CFG_MAX_MODELS * 8 ? p->a->nmodels : CFG_MAX_MODELS * 8;
+    int n = p->b.a->nmodels < CFG_MAX_MODELS * 8 ? p->b.a->nmodels : CFG_MAX_MODELS * 8;
     for (int i = 0; i < n; i++)
-        names[i] = p->a->models[i].mc.name;
+        names[i] = p->b.a->models[i].mc.name;
     size_t len = 0;
     v2_json(p,
             jp_v2_repository_index(names, n, V2_VERSION, ready(p) ? "READY" : "UNAVAILABLE", &len),
@@ -88,7 +88,7 @@ static void repository_index(proto_req *p) {
 }
 
 static void model_metadata(proto_req *p) {
-    const app_model *m = &p->a->models[p->model];
+    const app_model *m = &p->b.a->models[p->b.model];
     engine_tensor_desc in, out;
     engine_model_input_desc(m->em, 0, &in);
     engine_model_output_desc(m->em, 0, &out);
@@ -101,7 +101,7 @@ static void model_metadata(proto_req *p) {
 }
 
 static void model_configuration(proto_req *p) {
-    const app_model *m = &p->a->models[p->model];
+    const app_model *m = &p->b.a->models[p->b.model];
     engine_tensor_desc in, out;
     engine_model_input_desc(m->em, 0, &in);
     engine_model_output_desc(m->em, 0, &out);
@@ -117,10 +117,10 @@ static void model_configuration(proto_req *p) {
 static void models_route(proto_req *p, const char *s) {
     const char *slash = strchr(s, '/');
     size_t nlen = slash ? (size_t)(slash - s) : strlen(s);
-    p->model = proto_find_model(p->a, s, nlen);
+    p->b.model = proto_find_model(p->b.a, s, nlen);
     const char *rest = s + nlen;
     char msg[300];
-    if (p->model < 0) {
+    if (p->b.model < 0) {
         snprintf(msg, sizeof msg, "Request for unknown model: '%.*s' is not found",
                  (int)(nlen < 200 ? nlen : 200), s);
         v2_error(p, 404, msg);
@@ -131,7 +131,7 @@ static void models_route(proto_req *p, const char *s) {
         size_t vlen = vs ? (size_t)(vs - v) : strlen(v);
         if (vlen != strlen(V2_VERSION) || strncmp(v, V2_VERSION, vlen) != 0) {
             snprintf(msg, sizeof msg, "Request for unknown model: '%s' version %.*s is not found",
-                     p->a->models[p->model].mc.name, (int)(vlen < 40 ? vlen : 40), v);
+                     p->b.a->models[p->b.model].mc.name, (int)(vlen < 40 ? vlen : 40), v);
             v2_error(p, 404, msg);
             return;
         }
@@ -152,7 +152,7 @@ static void models_route(proto_req *p, const char *s) {
         v2_error(p, 404, "no such path");
         return;
     }
-    if (strcmp(http_method(p->r), "POST") != 0) {
+    if (strcmp(http_method(p->b.r), "POST") != 0) {
         not_allowed(p, "POST");
         return;
     }
@@ -160,8 +160,8 @@ static void models_route(proto_req *p, const char *s) {
     int st = proto_gate(p, &why);
     if (st) {
         v2_error(p, st, why);
-    } else if (http_body_too_large(p->r)) {
-        metrics_rejected(p->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+    } else if (http_body_too_large(p->b.r)) {
+        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         v2_error(p, 413, "Content-Length is over max_body_bytes");
     } else {
         p->on_body = routes_v2_infer_body;
@@ -169,7 +169,7 @@ static void models_route(proto_req *p, const char *s) {
 }
 
 void routes_v2_on_headers(proto_req *p) {
-    const char *path = http_path(p->r);
+    const char *path = http_path(p->b.r);
     if (!strcmp(path, "/v2") || !strcmp(path, "/v2/") || !strcmp(path, "/v2/health/live") ||
         !strcmp(path, "/v2/health/ready")) {
         if (!is_get(p))
@@ -181,7 +181,7 @@ void routes_v2_on_headers(proto_req *p) {
         else
             server_metadata(p);
     } else if (!strcmp(path, "/v2/repository/index")) {
-        if (strcmp(http_method(p->r), "POST") != 0)
+        if (strcmp(http_method(p->b.r), "POST") != 0)
             not_allowed(p, "POST");
         else
             repository_index(p);

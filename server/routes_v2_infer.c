@@ -99,11 +99,20 @@ static unsigned char *b64_decode(const char *s, size_t n, size_t *out_len, int *
     return out;
 }
 
+/* A request batch of N images must fit the queue; 1 (msg set) when not. */
+static int over_capacity(const proto_req *p, const jp_v2_input *in, char *msg, size_t ml) {
+    if (in->shape[0] <= p->b.a->cfg->queue_capacity)
+        return 0;
+    snprintf(msg, ml, "batch of %lld is over the server's queue_capacity (%lld)",
+             (long long)in->shape[0], (long long)p->b.a->cfg->queue_capacity);
+    return 1;
+}
+
 /* The FP32 tensor input: checks name, shape and size, copies the data.
  * Returns 0 or an HTTP status with msg set. */
 static int take_fp32(proto_req *p, const jp_v2_input *in, const unsigned char *bin, char *msg,
                      size_t ml) {
-    const app_model *m = &p->a->models[p->model];
+    const app_model *m = &p->b.a->models[p->b.model];
     engine_tensor_desc d;
     engine_model_input_desc(m->em, 0, &d);
     char sh[200];
@@ -120,11 +129,8 @@ static int take_fp32(proto_req *p, const jp_v2_input *in, const unsigned char *b
                  shape_str(in, sh, sizeof sh));
         return 400;
     }
-    if (in->shape[0] > p->a->cfg->queue_capacity) {
-        snprintf(msg, ml, "batch of %lld is over the server's queue_capacity (%lld)",
-                 (long long)in->shape[0], (long long)p->a->cfg->queue_capacity);
+    if (over_capacity(p, in, msg, ml))
         return 400;
-    }
     int n = (int)in->shape[0];
     size_t count = (size_t)n * m->in_floats;
     if (bin && (uint64_t)in->binary_size != count * sizeof(float)) {
@@ -151,7 +157,7 @@ static int take_fp32(proto_req *p, const jp_v2_input *in, const unsigned char *b
 static int take_image(proto_req *p, const jp_v2_input *in, int i, const void *data, size_t len,
                       char *msg, size_t ml) {
     char e[200];
-    size_t in_floats = p->a->models[p->model].in_floats;
+    size_t in_floats = p->b.a->models[p->b.model].in_floats;
     int st = proto_preprocess(p, data, len, p->in + (size_t)i * in_floats, e, sizeof e);
     if (st)
         snprintf(msg, ml, "input '%s' element %d: %s", in->name, i, e);
@@ -168,11 +174,8 @@ static int take_bytes(proto_req *p, const jp_v2_input *in, const unsigned char *
                  shape_str(in, sh, sizeof sh));
         return 400;
     }
-    if (in->shape[0] > p->a->cfg->queue_capacity) {
-        snprintf(msg, ml, "batch of %lld is over the server's queue_capacity (%lld)",
-                 (long long)in->shape[0], (long long)p->a->cfg->queue_capacity);
+    if (over_capacity(p, in, msg, ml))
         return 400;
-    }
     int n = (int)in->shape[0];
     if (!bin && in->count != (size_t)n) {
         snprintf(msg, ml, "input '%s': \"data\" holds %zu strings but shape %s needs %d", in->name,
@@ -235,7 +238,7 @@ static int take_bytes(proto_req *p, const jp_v2_input *in, const unsigned char *
 /* Checks the request against the model and fills the inputs and state. */
 static int prepare(proto_req *p, jp_v2_request *rq, const unsigned char *bin, size_t blen,
                    char *msg, size_t ml) {
-    const app_model *m = &p->a->models[p->model];
+    const app_model *m = &p->b.a->models[p->b.model];
     if (rq->ninputs != 1) {
         snprintf(msg, ml, "expected 1 input but got %d inputs for model '%s'", rq->ninputs,
                  m->mc.name);
@@ -275,7 +278,7 @@ static int prepare(proto_req *p, jp_v2_request *rq, const unsigned char *bin, si
 
 /* The requested outputs, checked against the model's one output. */
 static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg, size_t ml) {
-    const app_model *m = &p->a->models[p->model];
+    const app_model *m = &p->b.a->models[p->b.model];
     engine_tensor_desc d;
     engine_model_output_desc(m->em, 0, &d);
     int n = rq->has_outputs ? rq->noutputs : 1;
@@ -308,23 +311,23 @@ static void infer_finish(proto_req *p);
 
 void routes_v2_infer_body(proto_req *p) {
     char msg[512];
-    if (http_body_too_large(p->r)) {
-        metrics_rejected(p->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+    if (http_body_too_large(p->b.r)) {
+        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         v2_error(p, 413, "body is over max_body_bytes");
         return;
     }
-    if (http_is_multipart(p->r)) {
+    if (http_is_multipart(p->b.r)) {
         v2_error(p, 400,
                  "send the inference request as JSON (optionally followed by binary data), "
                  "not multipart/form-data");
         return;
     }
     size_t len;
-    const char *body = http_body(p->r, &len);
+    const char *body = http_body(p->b.r, &len);
     size_t jlen = len;
-    const char *hl = http_header(p->r, "Inference-Header-Content-Length");
+    const char *hl = http_header(p->b.r, "Inference-Header-Content-Length");
     if (hl) {
-        long long v = proto_parse_nonneg(hl);
+        long long v = reqbase_parse_nonneg(hl);
         if (v < 0 || (unsigned long long)v > len) {
             snprintf(msg, sizeof msg,
                      "Inference-Header-Content-Length is '%.40s' but the body has %zu bytes", hl,
@@ -355,7 +358,7 @@ void routes_v2_infer_body(proto_req *p) {
         jp_v2_request_free(&rq);
     }
     int64_t deadline;
-    if (!status && proto_deadline(p, timeout_us, &deadline)) {
+    if (!status && reqbase_deadline(&p->b, timeout_us, &deadline)) {
         snprintf(msg, sizeof msg, "X-Request-Timeout-Ms must be a non-negative integer");
         status = 400;
     }
@@ -444,7 +447,7 @@ static void infer_finish(proto_req *p) {
         v2_error(p, status, why);
         return;
     }
-    const app_model *m = &p->a->models[p->model];
+    const app_model *m = &p->b.a->models[p->b.model];
     int n = p->n, classes = m->info.num_classes, no = st->noutputs;
     jp_v2_output_data *od = calloc((size_t)no, sizeof(*od));
     char ***strs = calloc((size_t)no, sizeof(char **));
