@@ -200,6 +200,7 @@ static int parse_config(const char *file, model_config *mc, char *err, size_t er
             rc = parse_input(v, file, &mc->input, err, err_len);
         } else if (strcmp(k, "max_batch") == 0) {
             rc = int_key(v, file, "max_batch", 1, 1024, &mc->max_batch, err, err_len);
+            mc->max_batch_set = 1;
         } else if (strcmp(k, "precision") == 0) {
             const char *s = json_string_value(v);
             if (s && (strcmp(s, "fp32") == 0 || strcmp(s, "int8") == 0)) {

@@ -9,13 +9,14 @@
 #include "../engine/image/img.h"
 
 typedef struct {
-    char name[128];   /* config.json "name", else the directory / file stem */
-    char *onnx_path;  /* malloc'd */
-    char *dir;        /* malloc'd; the model directory (or the .onnx's directory) */
-    img_params input; /* from config.json "input" (crop_h = crop_w = crop) */
-    int max_batch;    /* config.json "max_batch", default 8 */
-    int int8;         /* config.json "precision": "int8" */
-    char **labels;    /* num_labels malloc'd strings; NULL when there is no labels.txt */
+    char name[128];    /* config.json "name", else the directory / file stem */
+    char *onnx_path;   /* malloc'd */
+    char *dir;         /* malloc'd; the model directory (or the .onnx's directory) */
+    img_params input;  /* from config.json "input" (crop_h = crop_w = crop) */
+    int max_batch;     /* config.json "max_batch", default 8 */
+    int max_batch_set; /* config.json gave max_batch */
+    int int8;          /* config.json "precision": "int8" */
+    char **labels;     /* num_labels malloc'd strings; NULL when there is no labels.txt */
     int num_labels;
 } model_config;
 

@@ -272,14 +272,3 @@ tuned_status tuned_load(const char *path, const tuned_fingerprint *here, const c
     }
     return TUNED_OK;
 }
-
-int tuned_model_config_sets(const char *dir, const char *key) {
-    char path[4200];
-    int w = snprintf(path, sizeof path, "%s/config.json", dir);
-    if (w < 0 || (size_t)w >= sizeof path)
-        return 0;
-    json_t *root = json_load_file(path, 0, NULL);
-    int set = json_is_object(root) && json_object_get(root, key) != NULL;
-    json_decref(root);
-    return set;
-}

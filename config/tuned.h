@@ -59,8 +59,4 @@ int tuned_save(const char *path, const tuned_plan *p, char *err, size_t err_len)
 tuned_status tuned_load(const char *path, const tuned_fingerprint *here, const char *model_file,
                         tuned_plan *out, char *err, size_t err_len);
 
-/* 1 when <dir>/config.json exists and sets key at its top level (a per-model
- * setting that the tuned plan must not override), else 0. */
-int tuned_model_config_sets(const char *dir, const char *key);
-
 #endif

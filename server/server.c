@@ -150,7 +150,7 @@ static int model_paths(const cfg_t *c, char paths[][PATH_MAX], int max, char *er
 static void apply_tuned(const app *a, app_model *m) {
     const cfg_t *c = a->cfg;
     int own_w = !cfg_is_set(c, "workers"), own_t = !cfg_is_set(c, "threads_per_worker");
-    int own_b = !cfg_is_set(c, "max_batch") && !tuned_model_config_sets(m->mc.dir, "max_batch");
+    int own_b = !cfg_is_set(c, "max_batch") && !m->mc.max_batch_set;
     if (c->tune_goal == CFG_TUNE_OFF || !(own_w || own_t || own_b))
         return;
     snprintf(m->tuned_path, sizeof m->tuned_path, "%s/%s", m->mc.dir, TUNED_FILE);

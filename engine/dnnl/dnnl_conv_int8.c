@@ -242,7 +242,7 @@ static engine_status int8_scales(plan_builder *b, const graph_node *n, conv_q *q
     int stored = wt->wq && wt->wq_n == oc; /* QDQ: requantize to the stored integers */
     for (int o = 0; o < oc; o++) {
         float mx = 0.f;
-        for (int64_t k = 0; k < per; k++)
+        for (int64_t k = 0; !stored && k < per; k++)
             mx = fmaxf(mx, fabsf(w->f[o * per + k]));
         q->qw[o] = stored ? wt->wq[o] : mx > 0.f ? 127.f / mx : 1.f;
         q->oscale[o] = q->qy / (q->qx * q->qw[o]);

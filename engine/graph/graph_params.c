@@ -11,14 +11,6 @@
         return st;                                                                                 \
     } while (0)
 
-static int const_ints(const graph_shape *s, int64_t *out, int cap) {
-    if (!s->is_const || s->dtype != GRAPH_I64 || graph_numel(s->dims, s->ndim) > cap)
-        return -1;
-    int k = (int)graph_numel(s->dims, s->ndim);
-    memcpy(out, s->i, (size_t)k * sizeof *out);
-    return k;
-}
-
 /* Reads Slice parameters (attributes before opset 10, inputs after). */
 static engine_status slice_params(const graph *g, const graph_node *n, const graph_shape *s,
                                   const graph_shape *x, int64_t *start, int64_t *step, char *err,
@@ -30,10 +22,10 @@ static engine_status slice_params(const graph *g, const graph_node *n, const gra
         ne = graph_attr_ints(n, "ends", en, GRAPH_MAX_DIMS);
         na = graph_attr_find(n, "axes") ? graph_attr_ints(n, "axes", ax, GRAPH_MAX_DIMS) : -1;
     } else {
-        ns = n->nin > 1 && n->in[1] >= 0 ? const_ints(&s[n->in[1]], st, GRAPH_MAX_DIMS) : -1;
-        ne = n->nin > 2 && n->in[2] >= 0 ? const_ints(&s[n->in[2]], en, GRAPH_MAX_DIMS) : -1;
-        na = n->nin > 3 && n->in[3] >= 0 ? const_ints(&s[n->in[3]], ax, GRAPH_MAX_DIMS) : -1;
-        if (n->nin > 4 && n->in[4] >= 0 && (nsp = const_ints(&s[n->in[4]], sp, 8)) < 0)
+        ns = n->nin > 1 && n->in[1] >= 0 ? graph_const_ints(&s[n->in[1]], st, GRAPH_MAX_DIMS) : -1;
+        ne = n->nin > 2 && n->in[2] >= 0 ? graph_const_ints(&s[n->in[2]], en, GRAPH_MAX_DIMS) : -1;
+        na = n->nin > 3 && n->in[3] >= 0 ? graph_const_ints(&s[n->in[3]], ax, GRAPH_MAX_DIMS) : -1;
+        if (n->nin > 4 && n->in[4] >= 0 && (nsp = graph_const_ints(&s[n->in[4]], sp, 8)) < 0)
             ns = -1;
         if ((n->nin > 3 && n->in[3] >= 0 && na < 0))
             ns = -1;
@@ -94,7 +86,8 @@ engine_status graph_pad_params(const graph *g, const graph_node *n, const graph_
         np = graph_attr_ints(n, "pads", pads, 2 * GRAPH_MAX_DIMS);
         *value = graph_attr_float(n, "value", 0);
     } else {
-        np = n->nin > 1 && n->in[1] >= 0 ? const_ints(&s[n->in[1]], pads, 2 * GRAPH_MAX_DIMS) : -1;
+        np = n->nin > 1 && n->in[1] >= 0 ? graph_const_ints(&s[n->in[1]], pads, 2 * GRAPH_MAX_DIMS)
+                                         : -1;
         if (n->nin > 2 && n->in[2] >= 0) {
             const graph_shape *v = &s[n->in[2]];
             if (!v->is_const)
@@ -114,7 +107,7 @@ engine_status graph_pad_params(const graph *g, const graph_node *n, const graph_
 engine_status graph_axes_param(const graph *g, const graph_node *n, const graph_shape *s,
                                int64_t *axes, int *na, char *err, size_t err_len) {
     if (g->opset >= 13 && n->nin > 1 && n->in[1] >= 0) {
-        *na = const_ints(&s[n->in[1]], axes, GRAPH_MAX_DIMS);
+        *na = graph_const_ints(&s[n->in[1]], axes, GRAPH_MAX_DIMS);
         if (*na < 0)
             FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): axes must be constant", n->name,
                  n->op_type);

@@ -53,4 +53,8 @@ engine_status graph_axes_param(const graph *g, const graph_node *n, const graph_
 /* Normalises a possibly negative axis; returns -1 when out of range. */
 int graph_axis(int64_t axis, int ndim);
 
+/* Copies a constant int64 tensor's values (at most cap) into out; returns
+ * the count, or -1 when s is not such a constant or holds more. */
+int graph_const_ints(const graph_shape *s, int64_t *out, int cap);
+
 #endif

@@ -46,7 +46,7 @@ static int64_t bidx(const graph_shape *a, const graph_shape *o, int64_t k) {
     return idx;
 }
 
-static int const_ints(const graph_shape *s, int64_t *out, int cap) {
+int graph_const_ints(const graph_shape *s, int64_t *out, int cap) {
     if (!s->is_const || s->dtype != GRAPH_I64 || graph_numel(s->dims, s->ndim) > cap)
         return -1;
     int k = (int)graph_numel(s->dims, s->ndim);
@@ -287,7 +287,7 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
     }
     case OP_RESHAPE: {
         int64_t sh[GRAPH_MAX_DIMS];
-        int k = n->nin > 1 ? const_ints(&s[n->in[1]], sh, GRAPH_MAX_DIMS) : -1;
+        int k = n->nin > 1 ? graph_const_ints(&s[n->in[1]], sh, GRAPH_MAX_DIMS) : -1;
         if (k < 0)
             FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (Reshape): target shape must be constant",
                  n->name);
@@ -468,7 +468,7 @@ engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape 
         break;
     case OP_CONSTANTOFSHAPE: {
         int64_t sh[GRAPH_MAX_DIMS];
-        int k = const_ints(x, sh, GRAPH_MAX_DIMS);
+        int k = graph_const_ints(x, sh, GRAPH_MAX_DIMS);
         if (k < 0)
             FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (ConstantOfShape): shape must be constant",
                  n->name);

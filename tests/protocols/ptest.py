@@ -3,6 +3,7 @@ two small models exported with torch.onnx (plus the bundled Fashion-MNIST
 model when it is in the tree), test images, and a real `resnetd serve` on
 127.0.0.1 with an OS-chosen port (--port 0, read from the "listening" log)."""
 
+import contextlib
 import io
 import json
 import os
@@ -103,6 +104,21 @@ class Server(resnetd_serve.Server):
 
     def __init__(self, binary, args, ready_timeout=180.0):
         super().__init__(binary, args, ready_timeout=ready_timeout, prefix="ptest-")
+        self.rc = None
+
+    @contextlib.contextmanager
+    def session(self):
+        """Runs the with-block against the server: on an error the tail of its
+        log goes to stderr; it is always stopped (exit code in self.rc) and its
+        files removed."""
+        try:
+            yield self
+        except Exception:
+            sys.stderr.write(self.logs().decode(errors="replace")[-3000:])
+            raise
+        finally:
+            self.rc = self.stop()
+            self.cleanup()
 
 
 def check(cond, msg):

@@ -120,7 +120,7 @@ def main():
         if key:
             args += ["--api-key", key]
         srv = ptest.Server(binary, args)
-        try:
+        with srv.session():
             with open(image, "rb") as f:
                 data = f.read()
             hdr = {"Authorization": f"Bearer {key}"} if key else {}
@@ -140,12 +140,7 @@ def main():
             if r.returncode != 0:
                 raise AssertionError("demo_check.js failed:\n" + r.stderr.decode(errors="replace"))
             page = json.loads(r.stdout)
-        except Exception:
-            sys.stderr.write(srv.logs().decode(errors="replace")[-3000:])
-            raise
-        finally:
-            rc = srv.stop()
-            srv.cleanup()
+        rc = srv.rc
     check(rc == 0, f"server exit code {rc}")
     served = ["rgb", "gray"] + (["fashion-mnist"] if model == "fashion-mnist" else [])
     if key:

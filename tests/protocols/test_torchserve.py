@@ -34,7 +34,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="proto-ts-") as tmp:
         models = ptest.export_models(tmp)
         srv = ptest.Server(binary, ["--model", models["gray"][0], "--model", models["rgb"][0]])
-        try:
+        with srv.session():
             code, j = curl(srv.url + "/ping")
             check(code == 200 and j == {"status": "Healthy"}, f"/ping {code} {j}")
             checked = 0
@@ -84,12 +84,7 @@ def main():
             check(code == 400 and "data" in j["message"], f"multipart without file {code} {j}")
             n = srv.metric("resnetd_images_total", {"model": "gray"})
             check(n >= 9, f"TorchServe requests count in resnetd_images_total: {n}")
-        except Exception:
-            sys.stderr.write(srv.logs().decode(errors="replace")[-3000:])
-            raise
-        finally:
-            rc = srv.stop()
-            srv.cleanup()
+        rc = srv.rc
         check(rc == 0, f"server exit code {rc}")
     print(f"torchserve ok: {checked} images agree with /v1 and torch")
     return 0

@@ -553,7 +553,7 @@ def main():
         models = ptest.export_models(tmp)
         srv = ptest.Server(binary, ["--model", models["gray"][0], "--model", models["rgb"][0],
                                     "--workers", "1"])
-        try:
+        with srv.session():
             test_metadata(srv, models)
             diff = test_fp32(binary, srv, models, tmp)
             n = test_images(binary, srv, models, tmp)
@@ -562,12 +562,7 @@ def main():
             test_curl(srv, tmp)
             test_keepalive(srv)
             seen = test_mutations(srv)
-        except Exception:
-            sys.stderr.write(srv.logs().decode(errors="replace")[-3000:])
-            raise
-        finally:
-            rc = srv.stop()
-            srv.cleanup()
+        rc = srv.rc
         check(rc == 0, f"server exit code {rc}")
         nb = test_mixed_batching(binary, models, tmp)
         test_drain(binary, models)
