@@ -74,13 +74,22 @@ static const opt OPTS[] = {
     {"log_level", T_LEVEL, OFF(log_level), 0, 0, 3, "info", "RESNETD_LOG_LEVEL", "--log-level",
      "error, warn, info (access log) or debug"},
     {"http_threads", T_INT, OFF(http_threads), 0, 1, 256, "2", "RESNETD_HTTP_THREADS",
-     "--http-threads", "HTTP threads (they also decode and preprocess images)"},
+     "--http-threads",
+     "HTTP threads: they receive requests and send answers, and never decode images, so "
+     "health checks and metrics stay fast while uploads are being decoded"},
+    {"decode_threads", T_INT, OFF(decode_threads), 0, 0, 256, "0", "RESNETD_DECODE_THREADS",
+     "--decode-threads",
+     "threads that decode and preprocess uploaded images, off the HTTP threads (0 = cores)"},
+    {"max_inflight_bytes", T_INT, OFF(max_inflight_bytes), 0, INT64_C(1) << 20, INT64_C(1) << 40,
+     "268435456", "RESNETD_MAX_INFLIGHT_BYTES", "--max-inflight-bytes",
+     "server-wide budget for request bodies being received, images being decoded, tensors "
+     "and answers; past it new uploads get 503 + Retry-After instead of more memory"},
     {"max_connections", T_INT, OFF(max_connections), 0, 1, 100000, "1024",
      "RESNETD_MAX_CONNECTIONS", "--max-connections", "open connections at most"},
     {"connection_timeout_s", T_INT, OFF(connection_timeout_s), 0, 1, 3600, "30",
      "RESNETD_CONNECTION_TIMEOUT_S", "--connection-timeout-s",
      "idle connection timeout (slow clients are cut off)"},
-    {"max_connections_per_ip", T_INT, OFF(max_connections_per_ip), 0, 0, 100000, "0",
+    {"max_connections_per_ip", T_INT, OFF(max_connections_per_ip), 0, 0, 100000, "64",
      "RESNETD_MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip",
      "open connections per client address (0 = no limit; behind a proxy every client is "
      "the proxy): bounds what one slow or idle client can hold"},
@@ -94,6 +103,11 @@ static const opt OPTS[] = {
      "--tls-cert", "PEM certificate (chain): serve HTTPS (needs tls_key)"},
     {"tls_key", T_STR, OFF(tls_key), sizeof(((cfg_t *)0)->tls_key), 0, 0, "", "RESNETD_TLS_KEY",
      "--tls-key", "PEM private key of tls_cert"},
+    {"tls_priorities", T_STR, OFF(tls_priorities), sizeof(((cfg_t *)0)->tls_priorities), 0, 0,
+     "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-CIPHER-ALL:"
+     "+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305",
+     "RESNETD_TLS_PRIORITIES", "--tls-priorities",
+     "GnuTLS priority string for HTTPS (default: TLS 1.2+ with forward-secret AEAD suites)"},
 };
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 _Static_assert(NOPTS <= 64, "cfg_t.set_mask has one bit per option");

@@ -41,6 +41,8 @@ typedef struct {
     int64_t top_k;
     int64_t log_level; /* cfg_log_level */
     int64_t http_threads;
+    int64_t decode_threads;     /* image decode pool; 0 = cores */
+    int64_t max_inflight_bytes; /* server-wide memory budget (server/budget.h) */
     int64_t max_connections;
     int64_t connection_timeout_s;
     int64_t max_connections_per_ip; /* 0 = no per-address limit */
@@ -48,8 +50,9 @@ typedef struct {
     int64_t metrics_auth; /* 1: /metrics needs the token too */
     char tls_cert[4096];  /* PEM files; both set = HTTPS only */
     char tls_key[4096];
-    int64_t tune_goal; /* cfg_tune_goal */
-    uint64_t set_mask; /* bit i: option i was given by flag, env or file (see cfg_is_set) */
+    char tls_priorities[512]; /* GnuTLS priority string */
+    int64_t tune_goal;        /* cfg_tune_goal */
+    uint64_t set_mask;        /* bit i: option i was given by flag, env or file (see cfg_is_set) */
 } cfg_t;
 
 typedef enum {

@@ -7,6 +7,7 @@
 #define RESNETD_APP_H
 
 #include "batcher.h"
+#include "budget.h"
 #include "cfg.h"
 #include "engine.h"
 #include "http.h"
@@ -47,6 +48,7 @@ typedef struct {
     _Atomic int draining;  /* SIGTERM/SIGINT seen */
     _Atomic long inflight; /* every request between headers and completion */
     _Atomic long work;     /* classify requests accepted before the drain, not yet answered */
+    budget mem;            /* bytes in flight, server-wide (max_inflight_bytes) */
     _Atomic uint64_t next_id;
     uint64_t id_seed;
 } app;

@@ -269,9 +269,9 @@ static void drain(app *a) {
     for (int i = 0; i < a->nmodels; i++)
         queue_flush(a->models[i].q); /* nothing more will come to fill a batch */
     app_log(a, CFG_LOG_INFO, "draining", NULL);
-    long budget = (long)a->cfg->drain_timeout_ms;
-    /* keep a slice of the budget for aborting the queue and stopping threads */
-    long soft = budget > 200 ? budget - budget / 10 : budget / 2;
+    long drain_ms = (long)a->cfg->drain_timeout_ms;
+    /* keep a slice of the drain time for aborting the queue and stopping threads */
+    long soft = drain_ms > 200 ? drain_ms - drain_ms / 10 : drain_ms / 2;
     while (atomic_load(&a->work) > 0 && elapsed_ms(t0) < soft) {
         struct timespec ts = {0, 2000000};
         nanosleep(&ts, NULL);
@@ -280,7 +280,7 @@ static void drain(app *a) {
         app_log(a, CFG_LOG_WARN, "drain timeout: answering queued work with 503", NULL);
         for (int i = 0; i < a->nmodels; i++)
             batcher_abort(a->models[i].b);
-        while (atomic_load(&a->work) > 0 && elapsed_ms(t0) < budget) {
+        while (atomic_load(&a->work) > 0 && elapsed_ms(t0) < drain_ms) {
             struct timespec ts = {0, 2000000};
             nanosleep(&ts, NULL);
         }
@@ -336,6 +336,7 @@ int server_run(const cfg_t *c) {
         if (m->max_batch > max_batch)
             max_batch = m->max_batch;
     }
+    budget_init(&a.mem, (uint64_t)c->max_inflight_bytes);
     if (!(a.metrics = metrics_create(names, n, max_batch))) {
         app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
         goto out;

@@ -13,6 +13,9 @@ int status_img_http(img_status st, const char **code) {
     case IMG_ERR_TOO_LARGE:
         *code = "image_too_large";
         break;
+    case IMG_ERR_TOO_COMPLEX:
+        *code = "image_too_complex";
+        break;
     case IMG_ERR_NOMEM:
     case IMG_ERR_ARG:
         *code = "internal";

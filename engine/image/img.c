@@ -33,6 +33,8 @@ const char *img_status_str(img_status s) {
         return "out_of_memory";
     case IMG_ERR_ARG:
         return "bad_argument";
+    case IMG_ERR_TOO_COMPLEX:
+        return "image_too_complex";
     }
     return "unknown_error";
 }
@@ -247,4 +249,17 @@ img_status img_preprocess(const void *data, size_t len, const img_params *p, flo
     }
     img_raster_free(&r);
     return st;
+}
+
+/* PROVISIONAL (replaced by the decoders' cost model): a bound from the body
+ * size and the pixel limit only. */
+img_status img_probe(const void *data, size_t len, const img_params *p, img_cost *cost, char *err,
+                     size_t err_len) {
+    memset(cost, 0, sizeof(*cost));
+    if (err && err_len)
+        err[0] = '\0';
+    if (!p || (!data && len > 0))
+        return IMG_ERR_ARG;
+    cost->peak_bytes = (uint64_t)len + 4 * (uint64_t)p->max_pixels;
+    return IMG_OK;
 }

@@ -22,7 +22,8 @@ typedef enum {
     IMG_ERR_TOO_LARGE,      /* width*height over max_pixels (checked from the header) */
     IMG_ERR_BAD_DIMENSIONS, /* zero or absurd width/height */
     IMG_ERR_NOMEM,
-    IMG_ERR_ARG, /* bad parameters from the caller */
+    IMG_ERR_ARG,         /* bad parameters from the caller */
+    IMG_ERR_TOO_COMPLEX, /* decoding would cost more memory or work than the limits allow */
 } img_status;
 
 /* Stable snake_case code for a status (used in JSON error bodies); never NULL. */
@@ -57,5 +58,20 @@ int img_channels(const img_params *p);
  * may have been partly written and err holds one line naming the cause. */
 img_status img_preprocess(const void *data, size_t len, const img_params *p, float *out, char *err,
                           size_t err_len);
+
+/* What decoding an image will cost, read from its header by the decoder
+ * library itself (never by a separate walk that could disagree with it). */
+typedef struct {
+    int width, height;   /* as stored, before EXIF orientation */
+    uint64_t peak_bytes; /* upper bound of the memory img_preprocess allocates for it */
+    uint64_t work;       /* upper bound of the decode work, in coefficient/pixel visits */
+} img_cost;
+
+/* Reads only the header of data[0..len) and fills *cost, refusing (with the
+ * status img_preprocess would give) images over p's limits. Cheap: no pixel
+ * is decoded. img_preprocess on the same bytes and params allocates at most
+ * cost->peak_bytes. */
+img_status img_probe(const void *data, size_t len, const img_params *p, img_cost *cost, char *err,
+                     size_t err_len);
 
 #endif
