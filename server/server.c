@@ -362,7 +362,15 @@ int server_run(const cfg_t *c) {
                       &a,
                       c->tls_cert[0] ? c->tls_cert : NULL,
                       c->tls_key[0] ? c->tls_key : NULL,
-                      (int)c->max_connections_per_ip};
+                      (int)c->max_connections_per_ip,
+                      &a.mem,
+                      c->tls_priorities,
+                      (int)c->allow_chunked};
+    if (http_tls_priorities_check(c->tls_priorities, err, sizeof err)) {
+        app_log(NULL, CFG_LOG_ERROR, "bad configuration", err);
+        rc = 2; /* a configuration error, like every other bad value */
+        goto out;
+    }
     http_server *h = http_start(&hc, err, sizeof err);
     if (!h) {
         app_log(NULL, CFG_LOG_ERROR, "cannot start HTTP", err);
