@@ -475,8 +475,8 @@ int http_tls_priorities_check(const char *prio, char *err, size_t err_len) {
     const char *where = NULL;
     int rc = gnutls_priority_init(&p, prio, &where);
     if (rc != GNUTLS_E_SUCCESS) {
-        snprintf(err, err_len, "tls_priorities: %s%s%.40s%s", gnutls_strerror(rc),
-                 where ? " at '" : "", where ? where : "", where ? "'" : "");
+        snprintf(err, err_len, "tls_priorities: not a valid GnuTLS priority string%s%.40s%s (%s)",
+                 where ? " at '" : "", where ? where : "", where ? "'" : "", gnutls_strerror(rc));
         return -1;
     }
     gnutls_priority_deinit(p);
