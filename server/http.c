@@ -93,6 +93,16 @@ static int reserve(http_req *r, uint64_t n) {
     return 0;
 }
 
+/* Counts n more bytes held by the request, reserving from the budget what
+ * its reservation does not cover yet: 0 or -1 (nothing taken). */
+static int take(http_req *r, uint64_t n) {
+    uint64_t spare = r->reserved > r->held ? r->reserved - r->held : 0;
+    if (n > spare && reserve(r, n - spare))
+        return -1;
+    r->held += n;
+    return 0;
+}
+
 static void unreserve(http_req *r) {
     if (r->s->c.mem && r->reserved)
         budget_release(r->s->c.mem, r->reserved);
@@ -116,15 +126,14 @@ static int append(http_req *r, char **buf, size_t *len, size_t *cap, const char 
         uint64_t spare = r->reserved > r->held ? r->reserved - r->held : 0;
         if (nc - *cap > spare && need - *cap <= spare)
             nc = *cap + (size_t)spare; /* stay inside the reservation */
-        if (nc - *cap > spare && reserve(r, nc - *cap - spare)) {
+        if (take(r, nc - *cap)) {
             nc = need; /* the budget is tight: exactly what is needed, or refuse */
-            if (nc - *cap > spare && reserve(r, nc - *cap - spare))
+            if (take(r, nc - *cap))
                 return HTTP_BODY_OVER_BUDGET;
         }
         char *p = realloc(*buf, nc);
         if (!p)
             return -1;
-        r->held += nc - *cap;
         *buf = p;
         *cap = nc;
     }
@@ -145,7 +154,7 @@ static void discard_body(http_req *r, int why) {
         r->parts[i].len = r->parts[i].cap = 0;
     }
     unreserve(r);
-    if (!r->refused)
+    if (!r->refused || why == HTTP_BODY_TOO_LARGE) /* too large is final: 413 wins */
         r->refused = why;
     if (why == HTTP_BODY_TOO_LARGE)
         r->too_large = 1;
@@ -156,6 +165,8 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
                                  const char *transfer_encoding, const char *data, uint64_t off,
                                  size_t size) {
     http_req *r = cls;
+    if (r->refused)
+        return MHD_NO;
     if (!filename)
         return MHD_YES; /* plain form fields are ignored */
     part *cur = r->nparts ? &r->parts[r->nparts - 1] : NULL;
@@ -172,6 +183,10 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
         r->parts = np;
         cur = &r->parts[r->nparts];
         memset(cur, 0, sizeof(*cur));
+        if (take(r, strlen(filename) + 1)) { /* file names are body bytes too */
+            r->refused = HTTP_BODY_OVER_BUDGET;
+            return MHD_NO;
+        }
         if (!(cur->filename = strdup(filename))) {
             r->mp_error = "out of memory";
             return MHD_NO;

@@ -296,7 +296,16 @@ def test_budget(binary, tmp):
                             b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked)
             check(rs and rs[0][0] == 503 and rs[0][1].get("retry-after") == "1",
                   f"chunked 2 MiB to {path}: {[(r[0], r[2][:100]) for r in rs]}")
-        check(srv.metric("resnetd_rejected_total", {"reason": "over_budget"}) == 3,
+        # multipart parts held as they arrive (no Content-Length to reserve up front)
+        body, ctype = H.multipart([(b"a.png", b"\0" * (700 << 10)), (b"b.png", b"\0" * (700 << 10))])
+        mp = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 65536]), body[i:i + 65536])
+                      for i in range(0, len(body), 65536)) + b"0\r\n\r\n"
+        rs, _ = raw_all(srv, b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: " +
+                        ctype.encode() + b"\r\nTransfer-Encoding: chunked\r\n"
+                        b"Connection: close\r\n\r\n" + mp)
+        check(rs and rs[0][0] == 503 and H.json_error(*rs[0], "over_budget"),
+              f"chunked multipart 1.4 MiB: {[(r[0], r[2][:100]) for r in rs]}")
+        check(srv.metric("resnetd_rejected_total", {"reason": "over_budget"}) == 4,
               "chunked over_budget not counted")
         check(srv.post("/v1/classify", png)[0] == 200, "budget released after chunked refusals")
         print("  chunked 2 MiB bodies: 503 over_budget on v1, v2, TorchServe")
