@@ -150,7 +150,8 @@ def test_framing(binary, tmp, before=False):
         st = srv.proc_status()
         print(f"  peak RSS {st['VmHWM'] >> 20} MiB")
     finally:
-        srv.stop()
+        rc = srv.stop()
+    check(rc == 0, f"server exit code {rc} (a sanitizer report?)")
     # allow_chunked=1: chunked bodies work again (documented risk: bare LF)
     srv = H.Server(binary, ["--model", model_dir, "--allow-chunked", "1"])
     try:
@@ -163,7 +164,8 @@ def test_framing(binary, tmp, before=False):
                         b"gzip\r\n\r\nhello")
         check(rs and rs[0][0] == 400, f"allow_chunked: gzip still refused: {rs[:1]}")
     finally:
-        srv.stop()
+        rc = srv.stop()
+    check(rc == 0, f"server exit code {rc} (a sanitizer report?)")
 
 
 def urllib_post(url, body, headers):
@@ -237,7 +239,8 @@ def test_linger(binary, tmp):
         check(rss1 - rss0 < (8 << 20), f"endless body: RSS grew {(rss1 - rss0) >> 20} MiB")
         healthy(srv, "linger")
     finally:
-        srv.stop()
+        rc = srv.stop()
+    check(rc == 0, f"server exit code {rc} (a sanitizer report?)")
 
 
 def test_budget(binary, tmp):
@@ -283,7 +286,8 @@ def test_budget(binary, tmp):
         healthy(srv, "budget")
         print(f"  over_budget rejections counted: {m:.0f}")
     finally:
-        srv.stop()
+        rc = srv.stop()
+    check(rc == 0, f"server exit code {rc} (a sanitizer report?)")
     # chunked bodies (allow_chunked=1) are reserved as they grow: refused
     # once they pass the budget, the rest discarded, answered when complete
     srv = H.Server(binary, ["--model", model_dir, "--allow-chunked", "1",
@@ -310,7 +314,8 @@ def test_budget(binary, tmp):
         check(srv.post("/v1/classify", png)[0] == 200, "budget released after chunked refusals")
         print("  chunked 2 MiB bodies: 503 over_budget on v1, v2, TorchServe")
     finally:
-        srv.stop()
+        rc = srv.stop()
+    check(rc == 0, f"server exit code {rc} (a sanitizer report?)")
 
 
 def main():
