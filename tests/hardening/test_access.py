@@ -9,10 +9,13 @@
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hardlib as H  # noqa: E402
@@ -216,6 +219,18 @@ def test_tls(binary, tmp):
                             "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2"],
                            input=b"", capture_output=True, timeout=30)
         check(p.returncode == 0 and b"TLS1.2" in p.stdout, f"gnutls-cli TLS 1.2: {p.stdout[-300:]!r}")
+        # lingering close over TLS: a body over max_body_bytes sent whole
+        # before reading still gets its JSON 413 (and 401 without a token)
+        ctx = ssl.create_default_context(cafile=cert)
+        big = os.urandom(28 << 20)
+        for hdrs, want in (({"Authorization": "Bearer " + KEY}, 413), ({}, 401)):
+            req = urllib.request.Request(url + "/v1/classify", data=big, headers=hdrs)
+            try:
+                urllib.request.urlopen(req, context=ctx, timeout=30)
+                got, body = 200, b""
+            except urllib.error.HTTPError as e:
+                got, body = e.code, e.read()
+            check(got == want and b'"error"' in body, f"HTTPS 28 MiB body: {got} {body[:200]!r}")
         check(srv.stop() == 0, "clean exit")
     finally:
         srv.cleanup()
