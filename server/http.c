@@ -25,8 +25,10 @@
  */
 #include "http.h"
 
+#include "framing.h"
 #include "linger.h"
 
+#include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -34,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -221,81 +222,22 @@ static void want_linger(http_req *r) {
         cc->linger = 1;
 }
 
-/* What the header scan found (framing_error). */
-typedef struct {
-    int ncl, nte, nhost;
-    const char *te;
-    const char *bad; /* a malformed field line, or NULL */
-} hdr_scan;
-
-static int is_tchar(unsigned char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t key_size, const char *value, size_t value_size) {
-    hdr_scan *h = cls;
     (void)kind;
     (void)value_size;
-    for (size_t i = 0; i < key_size; i++)
-        if (!is_tchar((unsigned char)key[i]))
-            h->bad = "a header name holds whitespace or a character a token may not hold "
-                     "(whitespace before the colon, or a folded line)";
-    if (!key_size)
-        h->bad = "a header line without a name";
-    /* obs-fold: libmicrohttpd parses "name: value" in place, so the value
-     * starts right after the NUL that replaced the colon and the optional
-     * whitespace; a folded line moves the name elsewhere (see the top). Only
-     * bytes between the two pointers are read, and only when they are close. */
-    ptrdiff_t gap = value - (key + key_size);
-    int in_place = gap >= 1 && gap <= 64 && key[key_size] == '\0';
-    for (ptrdiff_t i = 1; in_place && i < gap; i++)
-        if (key[key_size + (size_t)i] != ' ' && key[key_size + (size_t)i] != '\t')
-            in_place = 0;
-    if (!in_place)
-        h->bad = "a folded header line (obs-fold) or a malformed field line";
-    if (key_size == 14 && strncasecmp(key, "Content-Length", 14) == 0)
-        h->ncl++;
-    if (key_size == 17 && strncasecmp(key, "Transfer-Encoding", 17) == 0) {
-        h->nte++;
-        h->te = value;
-    }
-    if (key_size == 4 && strncasecmp(key, "Host", 4) == 0)
-        h->nhost++;
+    framing_field(cls, key, key_size, value);
     return MHD_YES;
 }
 
-/* RFC 9112 framing rules (see the top of the file): 0, or the status (400,
- * 411) with *code and *msg set. */
+/* RFC 9112 framing rules (framing.h, and the top of this file): 0, or the
+ * status (400, 411) with *code and *msg set. */
 static int framing_error(const http_server *s, struct MHD_Connection *conn, const char *version,
                          int *chunked, const char **code, const char **msg) {
-    hdr_scan h = {0};
-    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, &h);
-    int http10 = strcmp(version, "HTTP/1.0") == 0;
-    *code = "bad_request";
-    *chunked = h.nte == 1 && strcasecmp(h.te, "chunked") == 0;
-    if (h.bad)
-        *msg = h.bad;
-    else if (h.ncl > 1)
-        *msg = "more than one Content-Length header";
-    else if (h.nte > 1)
-        *msg = "more than one Transfer-Encoding header";
-    else if (h.ncl && h.nte)
-        *msg = "Content-Length together with Transfer-Encoding";
-    else if (h.nte && http10)
-        *msg = "Transfer-Encoding in an HTTP/1.0 request";
-    else if (h.nte && !*chunked)
-        *msg = "Transfer-Encoding other than exactly chunked";
-    else if (!http10 && h.nhost != 1)
-        *msg = "an HTTP/1.1 request needs exactly one Host header";
-    else if (*chunked && !s->c.allow_chunked) {
-        *code = "length_required";
-        *msg = "send the body with a Content-Length (chunked request bodies are not accepted)";
-        return 411;
-    } else
-        return 0;
-    return 400;
+    framing_scan f = {0};
+    MHD_get_connection_values_n(conn, MHD_HEADER_KIND, scan_header, &f);
+    return framing_verdict(&f, strcmp(version, "HTTP/1.0") == 0, s->c.allow_chunked, chunked, code,
+                           msg);
 }
 
 /* Runs on_headers and, for multipart bodies, sets up the post processor. */

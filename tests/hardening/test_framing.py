@@ -92,6 +92,9 @@ def framing_cases(png):
     add("obs-fold of Transfer-Encoding",
         P + b"X-A: 1\r\nTransfer-Encoding:\r\n chunked\r\nContent-Length: 5\r\n", b"hello" + hid)
     add("obs-fold of any header", P + b"X-A: a\r\n\tb\r\nContent-Length: 5\r\n", b"hello" + hid)
+    add("whitespace before the first header line",
+        b"POST /v1/classify HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: x\r\n"
+        b"Content-Length: 5\r\n", b"hello" + hid)
     add("Transfer-Encoding: gzip", P + b"Transfer-Encoding: gzip\r\n", b"hello" + hid)
     add("Transfer-Encoding: gzip, chunked", P + b"Transfer-Encoding: gzip, chunked\r\n",
         b"5\r\nhello\r\n0\r\n\r\n" + hid)
