@@ -93,6 +93,11 @@ static const opt OPTS[] = {
      "RESNETD_MAX_CONNECTIONS_PER_IP", "--max-connections-per-ip",
      "open connections per client address (0 = no limit; behind a proxy every client is "
      "the proxy): bounds what one slow or idle client can hold"},
+    {"allow_chunked", T_INT, OFF(allow_chunked), 0, 0, 1, "0", "RESNETD_ALLOW_CHUNKED",
+     "--allow-chunked",
+     "1: accept Transfer-Encoding: chunked request bodies (0: 411, send a Content-Length); "
+     "libmicrohttpd 0.9.75 accepts bare LF in chunk framing, which a front proxy may read "
+     "differently: enable only behind a proxy that re-frames request bodies"},
     {"api_key", T_STR, OFF(api_key), sizeof(((cfg_t *)0)->api_key), 0, 0, "", "RESNETD_API_KEY",
      "--api-key",
      "bearer token required on every route but health checks (prefer the env or file: "

@@ -46,6 +46,7 @@ typedef struct {
     int64_t max_connections;
     int64_t connection_timeout_s;
     int64_t max_connections_per_ip; /* 0 = no per-address limit */
+    int64_t allow_chunked;          /* 1: accept chunked request bodies (server/http.c) */
     char api_key[256];    /* "" = no access control; else the bearer token (server/auth.h) */
     int64_t metrics_auth; /* 1: /metrics needs the token too */
     char tls_cert[4096];  /* PEM files; both set = HTTPS only */

@@ -15,6 +15,8 @@
 #ifndef RESNETD_HTTP_H
 #define RESNETD_HTTP_H
 
+#include "budget.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,7 +37,24 @@ typedef struct {
     /* PEM files; both set = HTTPS only (libmicrohttpd's GnuTLS), both NULL = HTTP */
     const char *tls_cert, *tls_key;
     int max_connections_per_ip; /* 0 = unlimited */
+    /* The server-wide bytes-in-flight budget (NULL: none). Every request-body
+     * byte held in memory is reserved from it first: a declared
+     * Content-Length up front, a chunked body as it grows; a body that does
+     * not fit is not stored (http_body_refused() says so). */
+    budget *mem;
+    const char *tls_priorities; /* GnuTLS priority string; NULL = GnuTLS default */
+    /* 0: a request with Transfer-Encoding: chunked gets 411 + close (see
+     * http.c: libmicrohttpd 0.9.75 accepts bare LF in chunk framing and
+     * cannot be told not to). */
+    int allow_chunked;
 } http_config;
+
+/* Why a request's body was not stored (http_body_refused). */
+enum { HTTP_BODY_OK = 0, HTTP_BODY_TOO_LARGE, HTTP_BODY_OVER_BUDGET };
+
+/* Checks a GnuTLS priority string: 0, or -1 with err naming tls_priorities
+ * and the offending part. */
+int http_tls_priorities_check(const char *prio, char *err, size_t err_len);
 
 /* Binds and starts serving. Returns NULL with err naming the cause. Stop
  * with http_stop(). */
@@ -60,6 +79,9 @@ const char *http_query(const http_req *r, const char *name);  /* NULL if absent 
 int64_t http_content_length(const http_req *r);               /* -1 if absent */
 int http_is_multipart(const http_req *r);
 int http_body_too_large(const http_req *r);
+/* HTTP_BODY_OK, or why the body was not stored and must be refused:
+ * HTTP_BODY_TOO_LARGE (413) or HTTP_BODY_OVER_BUDGET (503 + Retry-After). */
+int http_body_refused(const http_req *r);
 const char *http_multipart_error(const http_req *r); /* NULL, or why it failed */
 const void *http_body(const http_req *r, size_t *len);
 int http_num_parts(const http_req *r);

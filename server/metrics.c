@@ -17,8 +17,8 @@
 static const int CODES[] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 504};
 #define NCODES ((int)(sizeof(CODES) / sizeof(CODES[0])) + 1) /* + "other" */
 
-static const char *REASONS[METRICS_REJECT_COUNT] = {"queue_full", "draining", "not_ready",
-                                                    "deadline", "body_too_large"};
+static const char *REASONS[METRICS_REJECT_COUNT] = {"queue_full", "draining",       "not_ready",
+                                                    "deadline",   "body_too_large", "over_budget"};
 static const char *HNAMES[METRICS_H_COUNT] = {
     "resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
     "resnetd_preprocess_duration_seconds", "resnetd_inference_duration_seconds"};

@@ -105,7 +105,21 @@ int reqbase_gate(req_base *b, const char **code, const char **msg) {
         *msg = "models are loading or warming up";
         return 503;
     }
+    if (reqbase_over_budget(b, code, msg)) {
+        atomic_fetch_sub(&a->work, 1);
+        b->work = 0;
+        return 503;
+    }
     return 0;
+}
+
+int reqbase_over_budget(req_base *b, const char **code, const char **msg) {
+    if (http_body_refused(b->r) != HTTP_BODY_OVER_BUDGET)
+        return 0;
+    metrics_rejected(b->a->metrics, METRICS_REJECT_OVER_BUDGET);
+    *code = "over_budget";
+    *msg = "the server holds as many request bytes as max_inflight_bytes allows; retry";
+    return 503;
 }
 
 long long reqbase_parse_nonneg(const char *s) {

@@ -53,6 +53,12 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
  * not ready), counting the rejection. */
 int reqbase_gate(req_base *b, const char **code, const char **msg);
 
+/* 503 with *code ("over_budget") and *msg set, the rejection counted, when
+ * the request's body did not fit the server-wide budget (http_body_refused);
+ * else 0. reqbase_gate checks it; on_body hooks check it for bodies refused
+ * while they were being received (chunked, multipart parts). */
+int reqbase_over_budget(req_base *b, const char **code, const char **msg);
+
 /* Parses a non-negative decimal integer (header or query value); -1 when
  * malformed. */
 long long reqbase_parse_nonneg(const char *s);

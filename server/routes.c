@@ -298,6 +298,11 @@ void routes_on_body(http_req *r, void *cls) {
     if (!q || !q->is_classify)
         return;
     app_model *m = &a->models[q->b.model];
+    const char *bcode, *bmsg; /* the body was refused while it was received */
+    if (reqbase_over_budget(&q->b, &bcode, &bmsg)) {
+        respond_error(q, 503, bcode, bmsg);
+        return;
+    }
     if (http_body_too_large(r)) {
         metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         respond_error(q, 413, "body_too_large", "body is over max_body_bytes");

@@ -84,6 +84,11 @@ static void predictions_finish(proto_req *p) {
 
 static void predictions_body(proto_req *p) {
     char msg[300];
+    const char *bcode, *bmsg; /* the body was refused while it was received */
+    if (reqbase_over_budget(&p->b, &bcode, &bmsg)) {
+        ts_error(p, 503, bmsg);
+        return;
+    }
     if (http_body_too_large(p->b.r)) {
         metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         ts_error(p, 413, "body is over max_body_bytes");

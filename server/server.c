@@ -300,6 +300,10 @@ int server_run(const cfg_t *c) {
     a.cfg = c;
     a.id_seed = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
     char err[512] = "";
+    if (http_tls_priorities_check(c->tls_priorities, err, sizeof err)) { /* before any model */
+        app_log(NULL, CFG_LOG_ERROR, "bad configuration", err);
+        return 2;
+    }
     char(*paths)[PATH_MAX] = malloc(CFG_MAX_MODELS * 8 * sizeof(*paths));
     if (!paths) {
         app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
@@ -362,7 +366,10 @@ int server_run(const cfg_t *c) {
                       &a,
                       c->tls_cert[0] ? c->tls_cert : NULL,
                       c->tls_key[0] ? c->tls_key : NULL,
-                      (int)c->max_connections_per_ip};
+                      (int)c->max_connections_per_ip,
+                      &a.mem,
+                      c->tls_priorities,
+                      (int)c->allow_chunked};
     http_server *h = http_start(&hc, err, sizeof err);
     if (!h) {
         app_log(NULL, CFG_LOG_ERROR, "cannot start HTTP", err);

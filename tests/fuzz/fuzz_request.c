@@ -129,7 +129,10 @@ static fixture *setup(void) {
                       &f.a,
                       NULL,
                       NULL,
-                      0};
+                      0,
+                      NULL, /* no budget */
+                      NULL,
+                      1}; /* chunked bodies allowed: libmicrohttpd's chunk parser stays fuzzed */
     if (!(f.h = http_start(&hc, err, sizeof err))) {
         fprintf(stderr, "fuzz_request: %s\n", err);
         abort();

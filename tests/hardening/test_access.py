@@ -9,10 +9,13 @@
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hardlib as H  # noqa: E402
@@ -129,6 +132,20 @@ def make_cert(tmp):
     return cert, key
 
 
+# (openssl s_client arguments, handshake accepted?) against the default
+# tls_priorities; SECLEVEL=0 lets the client offer TLS 1.0/1.1 at all.
+TLS_PROBES = [
+    (["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"], False),
+    (["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"], False),
+    (["-tls1_2", "-cipher", "AES128-GCM-SHA256"], False),      # static RSA: no forward secrecy
+    (["-tls1_2", "-cipher", "AES256-SHA256"], False),          # static RSA, CBC
+    (["-tls1_2", "-cipher", "ECDHE-RSA-AES128-SHA"], False),   # forward secret but CBC
+    (["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"], True),
+    (["-tls1_2", "-cipher", "ECDHE-RSA-CHACHA20-POLY1305"], True),
+    (["-tls1_3"], True),
+]
+
+
 def test_tls(binary, tmp):
     model_dir, _ = H.export_model(tmp)
     png_path = os.path.join(tmp, "x.png")
@@ -146,6 +163,14 @@ def test_tls(binary, tmp):
                                                    "--tls-key", os.path.join(tmp, "nope.pem")],
                        capture_output=True, timeout=60)
     check(p.returncode != 0 and b"tls_key" in p.stderr, f"missing key file: {p.stderr[-300:]!r}")
+
+    # a bad priority string: exit 2 at start-up, naming the key
+    p = subprocess.run([binary, "serve"] + base + ["--port", "0", "--tls-cert", cert,
+                                                   "--tls-key", key, "--tls-priorities",
+                                                   "NORMAL:+NO-SUCH-THING"],
+                       capture_output=True, timeout=60)
+    check(p.returncode == 2 and b"tls_priorities" in p.stderr,
+          f"bad tls_priorities: {p.returncode} {p.stderr[-300:]!r}")
 
     srv = H.Server(binary, base + ["--tls-cert", cert, "--tls-key", key, "--api-key", KEY],
                    scheme="https")
@@ -179,6 +204,33 @@ def test_tls(binary, tmp):
         check(srv.alive(), "server died after plain HTTP on the TLS port")
         rc, _, err = curl(["--cacert", cert, url + "/healthz"])
         check(rc == 0, f"TLS after plain HTTP attempt: {err}")
+        # tls_priorities (default): TLS 1.2+ with forward-secret AEAD suites only
+        for args, ok in TLS_PROBES:
+            p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{srv.port}"] + args,
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            got = p.returncode == 0 and b"Cipher is (NONE)" not in p.stdout
+            check(got == ok, f"openssl s_client {' '.join(args)}: handshake "
+                  f"{'accepted' if got else 'refused'}, want {'accepted' if ok else 'refused'}")
+        p = subprocess.run(["gnutls-cli", "--x509cafile", cert, "-p", str(srv.port), "127.0.0.1",
+                            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.1"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        check(p.returncode != 0, f"gnutls-cli TLS 1.1 accepted: {p.stdout[-300:]!r}")
+        p = subprocess.run(["gnutls-cli", "--x509cafile", cert, "-p", str(srv.port), "127.0.0.1",
+                            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2"],
+                           input=b"", capture_output=True, timeout=30)
+        check(p.returncode == 0 and b"TLS1.2" in p.stdout, f"gnutls-cli TLS 1.2: {p.stdout[-300:]!r}")
+        # lingering close over TLS: a body over max_body_bytes sent whole
+        # before reading still gets its JSON 413 (and 401 without a token)
+        ctx = ssl.create_default_context(cafile=cert)
+        big = os.urandom(28 << 20)
+        for hdrs, want in (({"Authorization": "Bearer " + KEY}, 413), ({}, 401)):
+            req = urllib.request.Request(url + "/v1/classify", data=big, headers=hdrs)
+            try:
+                urllib.request.urlopen(req, context=ctx, timeout=30)
+                got, body = 200, b""
+            except urllib.error.HTTPError as e:
+                got, body = e.code, e.read()
+            check(got == want and b'"error"' in body, f"HTTPS 28 MiB body: {got} {body[:200]!r}")
         check(srv.stop() == 0, "clean exit")
     finally:
         srv.cleanup()

@@ -4,6 +4,7 @@
     test_hostile.py RESNETD abuse      malformed / oversized / tricky requests
     test_hostile.py RESNETD crowd      slowloris + idle connections vs p50 latency
     test_hostile.py RESNETD perip      --max-connections-per-ip caps one address
+    test_hostile.py RESNETD lockout    one address cannot lock others out (defaults)
 
 abuse: each case gets the right 4xx/5xx with a JSON error body where our
 handlers answer (libmicrohttpd answers malformed HTTP itself, with its own
@@ -15,7 +16,16 @@ crowd: p50 latency of sequential classify requests (new connection each)
 measured quiet, then with SLOW slowloris connections (one header byte every
 2 s) and IDLE idle connections open, then quiet again; the crowded p50 must be
 within 2x of the quiet reference (the mean of the two quiet runs; the whole
-measurement is retried up to 3 times since the machine is shared and noisy)."""
+measurement is retried up to 3 times since the machine is shared and noisy).
+The crowd comes from CROWD_ADDRS loopback addresses (127.0.1.x), each under
+the default per-address cap (64), so the test measures what it always did
+(a crowd does not slow others down) with the shipped defaults.
+
+lockout (issue 13, class 8), with the default limits: one address holding
+1,030 half-sent headers, then 24 uploads of 20 MiB with their last byte held
+back; /healthz from another address answers in < 100 ms throughout, the
+uploads past max_inflight_bytes get 503 over_budget at once, and the
+server's RSS stays under its idle RSS + max_inflight_bytes + slack."""
 
 import json
 import os
@@ -88,8 +98,10 @@ def raw(srv, data, timeout=10, shut=False):
 
 def test_abuse(binary, tmp):
     model_dir, _ = H.export_model(tmp)
+    # chunked bodies are allowed here so that libmicrohttpd's chunk parser
+    # keeps meeting hostile input (by default they get 411: test_framing.py)
     srv = H.Server(binary, ["--model", model_dir, "--log-level", "info",
-                            "--connection-timeout-s", "5"])
+                            "--connection-timeout-s", "5", "--allow-chunked", "1"])
     try:
         png = H.png_bytes()
         before = srv.proc_status()
@@ -262,6 +274,18 @@ def p50(srv, png, n):
     return lat[len(lat) // 2]
 
 
+CROWD_ADDRS = 24  # 1300 / 24 = 55 connections per address: under the default cap of 64
+
+
+def connect_from(srv, i, timeout=30):
+    """A connection from loopback address 127.0.1.(1 + i % CROWD_ADDRS)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((f"127.0.1.{1 + i % CROWD_ADDRS}", 0))
+    s.connect(("127.0.0.1", srv.port))
+    return s
+
+
 def test_crowd(binary, tmp, slow=300, idle=1000, n=200):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -278,10 +302,10 @@ def test_crowd(binary, tmp, slow=300, idle=1000, n=200):
             quiet1 = p50(srv, png, n)
             socks, stop = [], threading.Event()
             for i in range(idle):
-                socks.append(srv.connect(30))
+                socks.append(connect_from(srv, i))
             loris = []
             for i in range(slow):
-                s = srv.connect(30)
+                s = connect_from(srv, idle + i)
                 s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                 loris.append(s)
 
@@ -356,11 +380,102 @@ def test_perip(binary, tmp, limit=20):
         srv.cleanup()
 
 
+def healthz_ms(srv):
+    """/healthz from 127.0.0.1 (not the attacker's address): ms, or None."""
+    t0 = time.perf_counter()
+    try:
+        r = srv.request(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                        timeout=10)
+    except OSError:
+        return None
+    return (time.perf_counter() - t0) * 1e3 if r[0] == 200 else None
+
+
+def test_lockout(binary, tmp, half_headers=1030, uploads=24):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    model_dir, _ = H.export_model(tmp)
+    srv = H.Server(binary, ["--model", model_dir])  # the default limits
+    attacker = "127.0.2.1"
+
+    def from_attacker():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.bind((attacker, 0))
+        s.connect(("127.0.0.1", srv.port))
+        return s
+
+    try:
+        time.sleep(0.3)
+        idle_rss = srv.proc_status()["VmRSS"]
+        # 1) half-sent headers: the address is held to max_connections_per_ip
+        held = []
+        for _ in range(half_headers):
+            try:
+                s = from_attacker()
+                s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                held.append(s)
+            except OSError:
+                pass
+        time.sleep(0.5)
+        worst = max((healthz_ms(srv) or 1e9) for _ in range(20))
+        print(json.dumps({"case": "1030 half-sent headers", "healthz_worst_ms": round(worst, 1),
+                          "server_fds": srv.proc_status()["fds"]}), flush=True)
+        check(worst < 100, f"/healthz took {worst:.0f} ms with {half_headers} half-sent headers")
+        for s in held:
+            s.close()
+        time.sleep(1)
+        # 2) uploads of max_body_bytes with the last byte held back
+        body = b"\0" * (MAX_BODY - 1)
+        ups, codes = [], []
+        for i in range(uploads):
+            s = from_attacker()
+            s.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                      b"Content-Length: %d\r\n\r\n" % MAX_BODY)
+            try:
+                s.sendall(body)
+            except OSError:
+                pass
+            s.settimeout(0.3)
+            try:  # refused at once: 503 over_budget before the body is read
+                r = H.read_response(s)
+            except OSError:
+                r = (None, {}, b"")
+            codes.append(r[0])
+            if r[0] == 503:
+                check(H.json_error(*r, "over_budget") and r[1].get("retry-after") == "1",
+                      f"upload {i}: {r}")
+            ups.append(s)
+        time.sleep(0.5)
+        st = srv.proc_status()
+        worst = max((healthz_ms(srv) or 1e9) for _ in range(20))
+        held_ok = codes.count(None)
+        budget = 256 << 20
+        result = {"case": f"{uploads} x 20 MiB, last byte held", "held": held_ok,
+                  "refused_503": codes.count(503), "healthz_worst_ms": round(worst, 1),
+                  "idle_rss_mb": idle_rss >> 20, "rss_mb": st["VmRSS"] >> 20,
+                  "peak_rss_mb": st["VmHWM"] >> 20}
+        print(json.dumps(result), flush=True)
+        check(held_ok == budget // MAX_BODY, f"uploads held: {held_ok}, want {budget // MAX_BODY}")
+        check(codes.count(503) == uploads - held_ok, f"the others were not 503: {codes}")
+        check(worst < 100, f"/healthz took {worst:.0f} ms with uploads held")
+        bound = idle_rss + budget + (64 << 20)
+        check(st["VmHWM"] < bound * (4 if sanitized(binary) else 1),
+              f"peak RSS {st['VmHWM'] >> 20} MiB over {bound >> 20} MiB")
+        for s in ups:
+            s.close()
+        healthy(srv, "lockout")
+        check(srv.stop() == 0, "server did not exit cleanly")
+    finally:
+        srv.cleanup()
+
+
 def main():
     binary, which = sys.argv[1], sys.argv[2]
     random.seed(0)
     with tempfile.TemporaryDirectory(prefix="hostile-") as tmp:
-        {"abuse": test_abuse, "crowd": test_crowd, "perip": test_perip}[which](binary, tmp)
+        {"abuse": test_abuse, "crowd": test_crowd, "perip": test_perip,
+         "lockout": test_lockout}[which](binary, tmp)
     print(f"hostile {which}: ok")
 
 

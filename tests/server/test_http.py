@@ -58,7 +58,8 @@ def test_api(tmp):
     tiny, net = srvtest.export_model(tmp, "tiny", seed=1)
     second, net2 = srvtest.export_model(tmp, "second", seed=2)
     imgs = srvtest.make_images(tmp)
-    s = srvtest.Server(BIN, ["--model", tiny, "--model", second, "--max-body-bytes", "300000"])
+    s = srvtest.Server(BIN, ["--model", tiny, "--model", second, "--max-body-bytes", "300000",
+                             "--allow-chunked", "1"])
     sent = 0
     try:
         st, h, body = s.json("GET", "/healthz")
