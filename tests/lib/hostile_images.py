@@ -215,12 +215,29 @@ def png_iccp_bomb(declared=64 << 20):
             + _png_1x1_idat() + _png_chunk(b"IEND", b""))
 
 
+@functools.lru_cache(maxsize=None)
+def _zlib_zeros_stream(prefix, total):
+    """A zlib stream of prefix + zeros up to `total` bytes, built from one
+    deflated 16 MiB block of zeros repeated (each ends with a full flush, so
+    the copies are identical); cheap to build for gigabytes."""
+    step = 16 << 20
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = c.compress(prefix + b"\x00" * (step - len(prefix))) + c.flush(zlib.Z_FULL_FLUSH)
+    block = c.compress(b"\x00" * step) + c.flush(zlib.Z_FULL_FLUSH)
+    n = max(1, total // step)
+    tail = c.flush(zlib.Z_FINISH)
+    adler = zlib.adler32(prefix + b"\x00" * (step - len(prefix)))
+    # adler32 over the zeros: a stays a, b grows by a per byte.
+    a, b = adler & 0xFFFF, adler >> 16
+    b = (b + a * ((n - 1) * step)) % 65521
+    return b"\x78\xda" + head + block * (n - 1) + tail + struct.pack(">I", b << 16 | a)
+
+
 def png_oversize_idat(w=1, h=1, inflated=256 << 20):
-    """w x h RGB PNG whose IDAT stream inflates to `inflated` bytes, far
-    more than the w*h*3+h the image needs (trailing zeros)."""
+    """w x h RGB PNG whose IDAT stream inflates to `inflated` bytes (rounded
+    to 16 MiB), far more than the w*h*3+h the image needs (trailing zeros)."""
     raw = (b"\x00" + b"\x80" * (3 * w)) * h
-    raw += b"\x00" * (inflated - len(raw))
-    return (PNG_SIG + _png_ihdr(w, h) + _png_chunk(b"IDAT", zlib.compress(raw, 9))
+    return (PNG_SIG + _png_ihdr(w, h) + _png_chunk(b"IDAT", _zlib_zeros_stream(raw, inflated))
             + _png_chunk(b"IEND", b""))
 
 
@@ -231,9 +248,8 @@ def png_many_idat(chunks=200000):
             + _png_chunk(b"IDAT", z) + _png_chunk(b"IEND", b""))
 
 
-def png_interlaced16(w=1000, h=1000):
-    """An honest 16-bit interlaced RGB PNG (flat): must decode normally."""
-    # Adam7: 7 passes, each a sub-image; flat content so any row is the same.
+def _adam7_raw16(w, h):
+    """Adam7: 7 passes, each a sub-image; flat content so any row is the same."""
     raw = b""
     for xs, ys, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
                            (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]:
@@ -241,7 +257,20 @@ def png_interlaced16(w=1000, h=1000):
         ph = max(0, (h - ys + dy - 1) // dy)
         if pw and ph:
             raw += (b"\x00" + b"\x12\x34" * 3 * pw) * ph
-    return (PNG_SIG + _png_ihdr(w, h, 16, 2, 1) + _png_chunk(b"IDAT", zlib.compress(raw, 9))
+    return raw
+
+
+def png_interlaced16(w=1000, h=1000):
+    """An honest 16-bit interlaced RGB PNG (flat): must decode normally."""
+    return (PNG_SIG + _png_ihdr(w, h, 16, 2, 1)
+            + _png_chunk(b"IDAT", zlib.compress(_adam7_raw16(w, h), 9)) + _png_chunk(b"IEND", b""))
+
+
+def png_oversize_idat_interlaced(w=5, h=3, inflated=1 << 30):
+    """16-bit interlaced RGB w x h whose IDAT continues with zeros after the
+    last pass up to `inflated` bytes."""
+    return (PNG_SIG + _png_ihdr(w, h, 16, 2, 1)
+            + _png_chunk(b"IDAT", _zlib_zeros_stream(_adam7_raw16(w, h), inflated))
             + _png_chunk(b"IEND", b""))
 
 
@@ -330,6 +359,11 @@ def cases():
     c.append(("png_iccp_bomb_7m", png_iccp_bomb(7 << 20), 200, "ok"))
     c.append(("png_oversize_idat_1x1", png_oversize_idat(1, 1, 256 << 20), 200, "ok"))
     c.append(("png_oversize_idat_64x64", png_oversize_idat(64, 64, 64 << 20), 200, "ok"))
+    c.append(("png_oversize_idat_1x1_16g", png_oversize_idat(1, 1, 16 << 30), 200, "ok"))
+    c.append(("png_oversize_idat_interlaced_5x3_1g", png_oversize_idat_interlaced(5, 3, 1 << 30),
+              200, "ok"))
+    c.append(("png_oversize_idat_interlaced_1x1_1g", png_oversize_idat_interlaced(1, 1, 1 << 30),
+              200, "ok"))
     c.append(("png_many_empty_idat", png_many_idat(200000), 200, "ok"))
     c.append(("png_interlaced16_1000", png_interlaced16(1000, 1000), 200, "ok"))
     # WebP: the header bounds the memory; animations refused.
