@@ -42,7 +42,7 @@
  * million block visits is a few milliseconds). */
 #define MIN_VISIT_BUDGET (1u << 20)
 /* libjpeg's fixed allocations (structs, Huffman/IDCT/range tables, pools). */
-#define JPEG_FIXED_BYTES (512u << 10)
+#define JPEG_FIXED_BYTES (1024u << 10)
 
 static unsigned be16(const uint8_t *p) {
     return (unsigned)p[0] << 8 | p[1];

@@ -45,9 +45,24 @@ static int webp_orientation(const uint8_t *d, size_t n) {
     return 1;
 }
 
-/* libwebp's structs, Huffman tables (lossless: up to a few thousand
- * histogram groups from real encoders), transform data: generous. */
-#define WEBP_FIXED_BYTES (8u << 20)
+/* libwebp's structs and lossy decoder state besides the row caches. */
+#define WEBP_FIXED_BYTES (512u << 10)
+/* Lossless (image or alpha plane): libwebp allocates a full set of Huffman
+ * tables (up to ~20 KB with a colour cache) per "htree group" the bitstream
+ * names, one group per entropy tile at most. Real encoders use at most 2600
+ * groups (libwebp's MAX_HUFF_IMAGE_SIZE); the bound allows 4096. A crafted
+ * file can name up to 65536 groups (~0.8-1.3 GB of tables from ~300 KB):
+ * libwebp's API gives no way to see or cap that before it allocates (see
+ * README.md, "known gap"). */
+#define WEBP_GROUPS_ALLOWED 4096u
+#define WEBP_GROUP_BYTES (20u << 10)
+
+static uint64_t lossless_bytes(int w, int h) {
+    uint64_t tiles = (uint64_t)((w + 3) / 4) * (uint64_t)((h + 3) / 4);
+    uint64_t groups = tiles < WEBP_GROUPS_ALLOWED ? tiles : WEBP_GROUPS_ALLOWED;
+    /* 32-bit ARGB image + cache rows, transforms' sub-images, tables */
+    return 4 * ((uint64_t)w * h + 64 * (uint64_t)w) + groups * WEBP_GROUP_BYTES + (1u << 20);
+}
 
 static img_status webp_header(const uint8_t *d, size_t n, const img_decode_opts *o,
                               WebPDecoderConfig *cfg, img_header *h, char *err, size_t err_len) {
@@ -76,10 +91,10 @@ static img_status webp_header(const uint8_t *d, size_t n, const img_decode_opts 
     h->orientation = o->want_orientation ? webp_orientation(d, n) : 1;
     uint64_t px = (uint64_t)w * hh;
     uint64_t b = 256 * ((uint64_t)w + 64) + WEBP_FIXED_BYTES; /* lossy row caches */
-    if (cfg->input.has_alpha)
-        b += 5 * px + 4 * 32 * (uint64_t)w; /* alpha plane + its lossless decoder */
-    if (cfg->input.format != 1)             /* lossless or mixed */
-        b += 4 * px + 4 * 2 * 32 * (uint64_t)w;
+    if (cfg->input.has_alpha) /* alpha plane, and its (lossless) decoder */
+        b += px + lossless_bytes(w, hh);
+    if (cfg->input.format != 1) /* lossless or mixed */
+        b += lossless_bytes(w, hh);
     h->decoder_bytes = b;
     h->work = 3 * px;
     return IMG_OK;

@@ -284,6 +284,83 @@ def webp_header_only(w, h):
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+class _Bits:
+    """LSB-first bit writer (VP8L's order)."""
+
+    def __init__(self):
+        self.acc, self.n, self.out = 0, 0, bytearray()
+
+    def put(self, v, nbits):
+        self.acc |= (v & ((1 << nbits) - 1)) << self.n
+        self.n += nbits
+        while self.n >= 8:
+            self.out.append(self.acc & 0xFF)
+            self.acc >>= 8
+            self.n -= 8
+
+    def bytes(self):
+        return bytes(self.out) + (bytes([self.acc]) if self.n else b"")
+
+
+def _vp8l_simple1(b):
+    """A Huffman code with the single symbol 0 (4 bits)."""
+    b.put(1, 1)  # simple code
+    b.put(0, 1)  # one symbol
+    b.put(0, 1)  # 1-bit symbol
+    b.put(0, 1)  # symbol 0
+
+
+def _vp8l_flat8(b, nsym, max_symbol):
+    """A normal code where the first nsym symbols all have length 8."""
+    b.put(0, 1)  # normal code
+    b.put(12 - 4, 4)  # 12 code-length code lengths (up to the one for "8")
+    for i in range(12):
+        b.put(1 if i == 11 else 0, 3)  # only code length 8 used (one symbol: 0 bits)
+    if max_symbol:
+        b.put(1, 1)
+        b.put(3, 3)  # length_nbits = 2 + 2*3 = 8
+        b.put(nsym - 2, 8)  # max_symbol
+    else:
+        b.put(0, 1)
+
+
+def webp_htree_bomb(w=1024, h=1024):
+    """Lossless WebP whose entropy image (4x4 tiles) names a different
+    Huffman group per tile, up to 65536: each group costs 20 bits of input
+    and a full set of Huffman tables in libwebp (~12 KB each)."""
+    tiles_x, tiles_y = -(-w // 4), -(-h // 4)
+    groups = min(65536, tiles_x * tiles_y)
+    b = _Bits()
+    b.put(0x2F, 8)
+    b.put(w - 1, 14)
+    b.put(h - 1, 14)
+    b.put(0, 1)  # alpha hint
+    b.put(0, 3)  # version
+    b.put(0, 1)  # no transform
+    b.put(0, 1)  # no colour cache
+    b.put(1, 1)  # meta Huffman codes
+    b.put(0, 3)  # precision 2 (4x4 tiles)
+    # entropy image: no colour cache; green and red: 256 codes of 8 bits;
+    # blue, alpha, distance: one symbol.
+    b.put(0, 1)
+    _vp8l_flat8(b, 256, True)  # green (alphabet 280: limited to 256)
+    _vp8l_flat8(b, 256, False)  # red
+    _vp8l_simple1(b)  # blue
+    _vp8l_simple1(b)  # alpha
+    _vp8l_simple1(b)  # distance
+    for i in range(tiles_x * tiles_y):
+        g = i % groups
+        b.put(g & 0xFF, 8)  # green: any 8-bit pattern is some literal
+        b.put(g >> 8, 8)  # red
+    for _ in range(groups):
+        for _ in range(5):
+            _vp8l_simple1(b)
+    data = b.bytes()
+    chunk = b"VP8L" + struct.pack("<I", len(data)) + data + (b"\x00" if len(data) & 1 else b"")
+    body = b"WEBP" + chunk
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def webp_animated():
     from PIL import Image
     frames = [Image.new("RGB", (64, 64), (i * 40, 0, 0)) for i in range(3)]
