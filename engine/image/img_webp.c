@@ -8,7 +8,8 @@
  * our raster; its own memory is row caches (lossy, proportional to the
  * width), plus the alpha plane (w*h, and its lossless decoder) and, for
  * lossless images, a 32-bit ARGB copy of the image (4*w*h) and its Huffman
- * tables (a few MB for real encoders' histogram counts).
+ * tables (see lossless_bytes: the worst case libwebp can be made to allocate,
+ * large for lossless images of a megapixel or more).
  */
 #include "img_internal.h"
 
@@ -47,19 +48,22 @@ static int webp_orientation(const uint8_t *d, size_t n) {
 
 /* libwebp's structs and lossy decoder state besides the row caches. */
 #define WEBP_FIXED_BYTES (512u << 10)
-/* Lossless (image or alpha plane): libwebp allocates a full set of Huffman
- * tables (up to ~20 KB with a colour cache) per "htree group" the bitstream
- * names, one group per entropy tile at most. Real encoders use at most 2600
- * groups (libwebp's MAX_HUFF_IMAGE_SIZE); the bound allows 4096. A crafted
- * file can name up to 65536 groups (~0.8-1.3 GB of tables from ~300 KB):
- * libwebp's API gives no way to see or cap that before it allocates (see
- * README.md, "known gap"). */
-#define WEBP_GROUPS_ALLOWED 4096u
-#define WEBP_GROUP_BYTES (20u << 10)
+/* Lossless (image or alpha plane): libwebp 1.2.4 (ReadHuffmanCodes)
+ * allocates one set of Huffman tables per "htree group" before reading them:
+ * kTableSize[colour cache bits] (<= 5004) entries of 4 bytes, plus a
+ * ~600-byte HTreeGroup. The group count is the largest group index in the
+ * entropy image + 1 when that is <= 1000 (and <= the pixel count), else the
+ * number of distinct indices, at most one per entropy tile (4x4 pixels at the
+ * finest precision) and 65536. libwebp's API cannot report or cap it before
+ * allocating, so the bound is this worst case: ~21 MB for a small image,
+ * growing by ~1.3 KB per pixel up to 1.35 GB from ~1 megapixel on. */
+#define WEBP_GROUP_BYTES (21u << 10)
 
 static uint64_t lossless_bytes(int w, int h) {
     uint64_t tiles = (uint64_t)((w + 3) / 4) * (uint64_t)((h + 3) / 4);
-    uint64_t groups = tiles < WEBP_GROUPS_ALLOWED ? tiles : WEBP_GROUPS_ALLOWED;
+    uint64_t groups = tiles > 1000 ? tiles : 1000;
+    if (groups > 65536)
+        groups = 65536;
     /* 32-bit ARGB image + cache rows, transforms' sub-images, tables */
     return 4 * ((uint64_t)w * h + 64 * (uint64_t)w) + groups * WEBP_GROUP_BYTES + (1u << 20);
 }

@@ -23,7 +23,12 @@ attacks be expressed exactly:
 
 cases() lists (name, bytes, expected HTTP status, expected error code);
 code "ok" means a 200 with a normal result. Run as a script to write every
-case into a directory: hostile_images.py OUTDIR
+case into a directory: hostile_images.py OUTDIR (prints name, size, status,
+code per line); hostile_images.py --regressions tests/fuzz/regressions/image
+rewrites the fuzz regression inputs (fuzz_regressions()).
+
+known_gaps() lists inputs whose cost is NOT bounded yet (see
+engine/image/README.md); they are not in cases().
 """
 import functools
 import io
@@ -450,7 +455,48 @@ def cases():
     return c
 
 
+def fuzz_regressions():
+    """[(file name, bytes)]: small variants of each attack that fit the fuzz
+    target's limits (max_pixels 4 M), kept in tests/fuzz/regressions/image
+    and replayed by fuzz_image_replay (and by every fuzz run as seeds)."""
+    return [
+        ("cost_jpeg_hidden_sof_16000.jpg", jpeg_hidden_frame(16000, 16000, 2001, 2001)),
+        ("cost_jpeg_hidden_sof_32000.jpg", jpeg_hidden_frame(32000, 32000, 4001, 4001)),
+        ("cost_jpeg_hidden_scans_1500_1000.jpg",
+         jpeg_hidden_frame(1000, 1000, 126, 126, hidden_scans=1500)),
+        ("cost_jpeg_hidden_scans_1500_2000.jpg",
+         jpeg_hidden_frame(2000, 2000, 251, 251, hidden_scans=1500)),
+        ("cost_jpeg_tables_only_behind_ff00.jpg",
+         jpeg_hidden_frame(0, 0, 64, 64, tables_only=True)),
+        ("cost_jpeg_tables_only.jpg", jpeg_tables_only()),
+        ("cost_jpeg_ff00_no_frame.jpg", jpeg_ff00_no_frame()),
+        ("cost_jpeg_dc_scans_990_2000_color.jpg",
+         jpeg_flat(2000, 2000, YCC420, progressive=True, dc_repeats=990)),
+        ("cost_jpeg_ac_eobrun_scans_990_2000.jpg",
+         jpeg_flat(2000, 2000, GRAY, progressive=True, ac_scans=990)),
+        ("cost_png_ztxt_bomb_10.png", png_text_bomb(10)),
+        ("cost_png_iccp_bomb_7m.png", png_iccp_bomb(7 << 20)),
+        ("cost_png_oversize_idat_64x64.png", png_oversize_idat(64, 64, 64 << 20)),
+        ("cost_png_oversize_idat_interlaced_5x3.png",
+         png_oversize_idat_interlaced(5, 3, 64 << 20)),
+        ("cost_webp_htree_256_groups.webp", webp_htree_bomb(64, 64)),
+    ]
+
+
+def known_gaps():
+    """[(name, bytes, note)]: a lossless WebP naming 65536 Huffman groups
+    (295 KB -> ~380 MB RSS in libwebp 1.2.4, decoded 200 in ~0.5 s)."""
+    return [("webp_htree_bomb_65536_groups", webp_htree_bomb(1024, 1024),
+             "libwebp allocates Huffman tables per group before any callback")]
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--regressions":
+        for name, data in fuzz_regressions():
+            with open(os.path.join(sys.argv[2], name), "wb") as f:
+                f.write(data)
+            print(name, len(data))
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else "hostile_images"
     os.makedirs(out, exist_ok=True)
     for name, data, status, code in cases():
