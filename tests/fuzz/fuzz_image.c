@@ -43,7 +43,11 @@
 #define CPU_LIMIT 3.0
 
 #ifdef FUZZ_COUNT_ALLOCS
-#include <sanitizer/allocator_interface.h>
+/* From the sanitizer runtime (sanitizer/allocator_interface.h, which GCC
+   does not install): both exported by libasan and clang's ASan. */
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                                              void (*free_hook)(const volatile void *));
+size_t __sanitizer_get_allocated_size(const volatile void *p);
 
 static int64_t cur_bytes, peak_bytes;
 static int counting;
@@ -59,7 +63,7 @@ static void on_malloc(const volatile void *p, size_t n) {
 
 static void on_free(const volatile void *p) {
     if (counting && p)
-        cur_bytes -= (int64_t)__sanitizer_get_allocated_size((const void *)p);
+        cur_bytes -= (int64_t)__sanitizer_get_allocated_size(p);
 }
 #endif
 

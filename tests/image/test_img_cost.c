@@ -87,7 +87,6 @@ void *aligned_alloc(size_t align, size_t n) {
 void *memalign(size_t align, size_t n) {
     return track(__libc_memalign(align, n));
 }
-#endif
 
 static double cpu_seconds(void) {
     struct timespec ts;
@@ -125,24 +124,17 @@ static int check_one(const char *path, const unsigned char *d, size_t n, const i
     img_cost cost;
     if (!out)
         return 1;
-#ifndef COST_SKIP
     size_t base = cur_bytes;
     peak_bytes = cur_bytes;
-#endif
     double t0 = cpu_seconds();
     img_status ps = img_probe(d, n, p, &cost, err, sizeof(err));
     img_status st = ps;
-#ifndef COST_SKIP
     size_t probe_peak = peak_bytes - base;
     peak_bytes = cur_bytes;
-#endif
     if (ps == IMG_OK)
         st = img_preprocess(d, n, p, out, err, sizeof(err));
     double cpu = cpu_seconds() - t0;
-    size_t used = 0;
-#ifndef COST_SKIP
-    used = peak_bytes - base;
-#endif
+    size_t used = peak_bytes - base;
     free(out);
     int bad = 0;
     const char *code = img_status_str(st);
@@ -155,22 +147,21 @@ static int check_one(const char *path, const unsigned char *d, size_t n, const i
                (unsigned long long)cost.peak_bytes);
         bad = 1;
     }
-#ifndef COST_SKIP
     if (probe_peak > (4u << 20)) {
         printf("FAIL %s [%s]: img_probe allocated %zu bytes (> 4 MiB)\n", path, tag, probe_peak);
         bad = 1;
     }
-#endif
     if (cpu > 1.0) {
         printf("FAIL %s [%s]: %.3f s of CPU (> 1 s)\n", path, tag, cpu);
         bad = 1;
     }
     printf("%-4s %s [%s] %s: peak %zu bound %llu (%.2fx) %dx%d cpu %.1f ms\n", bad ? "BAD" : "ok",
            path, tag, code, used, (unsigned long long)cost.peak_bytes,
-           used ? (double)cost.peak_bytes / (double)used : 0.0, cost.width, cost.height,
-           cpu * 1e3);
+           used ? (double)cost.peak_bytes / (double)used : 0.0, cost.width, cost.height, cpu * 1e3);
     return bad;
 }
+
+#endif /* !COST_SKIP */
 
 int main(int argc, char **argv) {
 #ifdef COST_SKIP
