@@ -311,8 +311,8 @@ img_status img_probe(const void *data, size_t len, const img_params *p, img_cost
         peak = raster + rs;
     cost->width = h.w;
     cost->height = h.h;
-    /* + the decoder's context structs and stdio-free error paths */
-    cost->peak_bytes = peak + 64 * 1024;
+    /* + the decoder contexts, malloc headers and rounding */
+    cost->peak_bytes = peak + 256 * 1024;
     cost->work = h.work + (uint64_t)p->crop_h * p->crop_w * img_channels(p) * 16;
     return IMG_OK;
 }

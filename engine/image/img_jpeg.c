@@ -288,9 +288,10 @@ static img_status jpg_open(jpg *j, const uint8_t *d, size_t n, const img_decode_
     }
     if (!jpeg_has_multiple_scans(ci))
         coef = (uint64_t)D_MAX_BLOCKS_IN_MCU * DCTSIZE2 * sizeof(JCOEF);
-    uint64_t rowbuf = (uint64_t)nc *
-                      ((uint64_t)ci->max_h_samp_factor * ci->MCUs_per_row * DCTSIZE + 64) *
-                      ((uint64_t)ci->max_v_samp_factor * DCTSIZE * 6);
+    /* (MCUs_per_row is only set when the first scan starts: from the frame.) */
+    uint64_t mcu_w = (uint64_t)ci->max_h_samp_factor * DCTSIZE;
+    uint64_t row_samples = ((uint64_t)h->w + mcu_w - 1) / mcu_w * mcu_w + 64;
+    uint64_t rowbuf = (uint64_t)nc * row_samples * ((uint64_t)ci->max_v_samp_factor * DCTSIZE * 2);
     j->max_visits = (uint64_t)MAX_PASSES_PER_BLOCK * blocks + MIN_VISIT_BUDGET;
     h->decoder_bytes = coef + rowbuf + JPEG_FIXED_BYTES;
     h->work = j->max_visits * DCTSIZE2 + (uint64_t)h->out_w * h->out_h * h->out_bpp;

@@ -483,9 +483,17 @@ uint64_t img_resize_peak(int W, int H, int ch, const img_params *p) {
     uint64_t ny = RH < (uint64_t)p->crop_h ? RH : (uint64_t)p->crop_h;
     uint64_t kh = 2 * (uint64_t)ceil((double)W / (double)(RW ? RW : 1)) + 3;
     uint64_t kv = 2 * (uint64_t)ceil((double)H / (double)(RH ? RH : 1)) + 3;
+    /* source rows/columns the crop's taps reach: the crop's share of the
+       axis plus one filter support on each side */
+    uint64_t srows = (ny * (uint64_t)H + RH - 1) / RH + kv + 2;
+    uint64_t scols = (nx * (uint64_t)W + RW - 1) / RW + kh + 2;
+    if (srows > (uint64_t)H)
+        srows = (uint64_t)H;
+    if (scols > (uint64_t)W)
+        scols = (uint64_t)W;
     uint64_t b = sizeof(int) * (nx * (2 + kh) + ny * (2 + kv)) + sizeof(double) * (kh + kv);
-    b += (uint64_t)H * nx * ch;                             /* tmp */
-    b += sizeof(uint64_t) * (((uint64_t)W + kh) * ch + 16); /* tb */
-    b += sizeof(uint64_t) * (nx * ch + 8) + 2 * nx * ch;    /* ob, spare, row */
-    return b + 16 * 1024;                                   /* malloc headers, rounding */
+    b += srows * nx * ch;                                /* tmp */
+    b += sizeof(uint64_t) * ((scols + kh) * ch + 16);    /* tb */
+    b += sizeof(uint64_t) * (nx * ch + 8) + 2 * nx * ch; /* ob, spare, row */
+    return b + 16 * 1024;                                /* malloc headers, rounding */
 }

@@ -85,13 +85,19 @@ def honest_images(work):
     for comps, tag in [([(1, 4, 1), (2, 1, 1), (3, 1, 1)], "411"),
                        ([(1, 1, 4), (2, 1, 2), (3, 1, 1)], "1x4"),
                        ([(1, 1, 1), (2, 2, 2), (3, 1, 1)], "chroma22"),
-                       ([(1, 2, 1), (2, 1, 1), (3, 1, 1), (4, 2, 1)], "cmyk422")]:
+                       ([(1, 2, 1), (2, 1, 1), (3, 1, 1), (4, 2, 1)], "cmyk422"),
+                       ([(1, 2, 2), (2, 1, 1), (3, 1, 1), (4, 2, 2)], "cmyk420"),
+                       ([(1, 1, 1)], "gray")]:
         for prog in (False, True):
             out.append((f"flat_2048x1536_{tag}{'_prog' if prog else ''}.jpg",
                         hostile_images.jpeg_flat(2048, 1536, comps, progressive=prog,
                                                  ac_scans=2 if prog else 0)))
             out.append((f"flat_1999x1001_{tag}{'_prog' if prog else ''}.jpg",
                         hostile_images.jpeg_flat(1999, 1001, comps, progressive=prog)))
+            # very wide: libjpeg's row buffers dominate (a fuzz finding)
+            for w, h in [(21008, 16), (30000, 9), (9, 30000)]:
+                out.append((f"flat_{w}x{h}_{tag}{'_prog' if prog else ''}.jpg",
+                            hostile_images.jpeg_flat(w, h, comps, progressive=prog)))
     return out
 
 
