@@ -35,8 +35,8 @@
 #define COST_PER_PIXEL 24
 /* Fixed allowances: libjpeg/libpng/libwebp state, resize coefficient tables. */
 #define COST_CONSTANT (64ull << 20)
-/* Lossless WebP: libwebp's Huffman tables, up to 21 KB per 4x4 tile (at
-   least 1000 tiles' worth, at most 65536; see img_webp.c). */
+/* Lossless WebP: libwebp's Huffman tables, up to 21 KB per 4x4 tile,
+   rounded up (at least 1000 tiles' worth, at most 65536; see img_webp.c). */
 #define WEBP_GROUP_BYTES (21ull << 10)
 /* ASan+UBSan make decoding ~3-5x slower; an honest 4 MP image takes well
    under a second even so. */
@@ -106,8 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     double t0 = cpu_seconds();
     img_status ps = img_probe(size ? data : NULL, size, &p, &cost, perr, sizeof(perr));
     uint64_t px = (uint64_t)cost.width * (uint64_t)cost.height, allowed = px * COST_PER_PIXEL;
-    if (size >= 12 && memcmp(data + 8, "WEBP", 4) == 0) {
-        uint64_t groups = px / 16 + 2 * (uint64_t)cost.width + 1000;
+    if (size >= 12 && memcmp(data + 8, "WEBP", 4) == 0) { /* image and alpha plane */
+        uint64_t tiles = (uint64_t)((cost.width + 3) / 4) * (uint64_t)((cost.height + 3) / 4);
+        uint64_t groups = tiles > 1000 ? tiles : 1000;
         allowed += 2 * WEBP_GROUP_BYTES * (groups < 65536 ? groups : 65536);
     }
     if (ps == IMG_OK && cost.peak_bytes > allowed + COST_CONSTANT) {
