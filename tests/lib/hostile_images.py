@@ -27,8 +27,9 @@ case into a directory: hostile_images.py OUTDIR (prints name, size, status,
 code per line); hostile_images.py --regressions tests/fuzz/regressions/image
 rewrites the fuzz regression inputs (fuzz_regressions()).
 
-known_gaps() lists inputs whose cost is NOT bounded yet (see
-engine/image/README.md); they are not in cases().
+known_gaps() lists inputs whose cost img_probe bounds only by a worst case
+far above their honest need (see engine/image/README.md, WebP); what the
+server answers then depends on its budget, so they are not in cases().
 """
 import functools
 import io
@@ -485,7 +486,8 @@ def fuzz_regressions():
 
 def known_gaps():
     """[(name, bytes, note)]: a lossless WebP naming 65536 Huffman groups
-    (295 KB -> ~380 MB RSS in libwebp 1.2.4, decoded 200 in ~0.5 s)."""
+    (295 KB: libwebp 1.2.4 allocates 819 MB, ~380 MB RSS, 0.6 s; img_probe's
+    bound is 1.42 GB, which every honest lossless WebP of >= 1 MP shares)."""
     return [("webp_htree_bomb_65536_groups", webp_htree_bomb(1024, 1024),
              "libwebp allocates Huffman tables per group before any callback")]
 
