@@ -196,13 +196,21 @@ static int params_ok(const img_params *p, char *err, size_t err_len) {
     return bad == NULL;
 }
 
-img_status img_preprocess(const void *data, size_t len, const img_params *p, float *out, char *err,
-                          size_t err_len) {
-    char dummy[1];
-    if (!err || err_len == 0)
-        err = dummy, err_len = sizeof(dummy);
+static img_decode_opts decode_opts(const img_params *p) {
+    img_decode_opts o = {.max_pixels = p->max_pixels,
+                         .want_orientation = p->exif_orientation,
+                         /* shorter side kept >= 2*resize: DCT scaling stays well above the
+                            final size, so the antialiased resize still does the filtering */
+                         .scale_min_short = p->fast_path ? 2 * p->resize : 0};
+    return o;
+}
+
+/* Common argument checks and format sniffing; IMG_OK with *fmt set, or the
+ * error img_preprocess/img_probe return. */
+static img_status start(const void *data, size_t len, const img_params *p, int need_out,
+                        const void *out, img_format *fmt, char *err, size_t err_len) {
     err[0] = '\0';
-    if (!p || !out || (!data && len > 0)) {
+    if (!p || (need_out && !out) || (!data && len > 0)) {
         snprintf(err, err_len, "img_preprocess: NULL argument");
         return IMG_ERR_ARG;
     }
@@ -213,33 +221,38 @@ img_status img_preprocess(const void *data, size_t len, const img_params *p, flo
         return IMG_ERR_EMPTY;
     }
     const uint8_t *d = data;
-    img_decode_opts o = {.max_pixels = p->max_pixels,
-                         .want_orientation = p->exif_orientation,
-                         /* shorter side kept >= 2*resize: DCT scaling stays well above the
-                            final size, so the antialiased resize still does the filtering */
-                         .scale_min_short = p->fast_path ? 2 * p->resize : 0};
-    img_raster r = {0};
-    int orientation = 1, partial = 0;
-    img_status st;
-    switch (sniff(d, len, &partial)) {
-    case FMT_JPEG:
-        st = img_decode_jpeg(d, len, &o, &r, &orientation, err, err_len);
-        break;
-    case FMT_PNG:
-        st = img_decode_png(d, len, &o, &r, &orientation, err, err_len);
-        break;
-    case FMT_WEBP:
-        st = img_decode_webp(d, len, &o, &r, &orientation, err, err_len);
-        break;
-    default:
-        if (partial) {
-            snprintf(err, err_len, "image data ends after %zu bytes, inside the signature", len);
-            return IMG_ERR_TRUNCATED;
-        }
-        snprintf(err, err_len, "not a JPEG, PNG or WebP image (first bytes %02x %02x %02x %02x)",
-                 d[0], len > 1 ? d[1] : 0, len > 2 ? d[2] : 0, len > 3 ? d[3] : 0);
-        return IMG_ERR_UNKNOWN_FORMAT;
+    int partial = 0;
+    *fmt = sniff(d, len, &partial);
+    if (*fmt != FMT_NONE)
+        return IMG_OK;
+    if (partial) {
+        snprintf(err, err_len, "image data ends after %zu bytes, inside the signature", len);
+        return IMG_ERR_TRUNCATED;
     }
+    snprintf(err, err_len, "not a JPEG, PNG or WebP image (first bytes %02x %02x %02x %02x)", d[0],
+             len > 1 ? d[1] : 0, len > 2 ? d[2] : 0, len > 3 ? d[3] : 0);
+    return IMG_ERR_UNKNOWN_FORMAT;
+}
+
+img_status img_preprocess(const void *data, size_t len, const img_params *p, float *out, char *err,
+                          size_t err_len) {
+    char dummy[1];
+    if (!err || err_len == 0)
+        err = dummy, err_len = sizeof(dummy);
+    img_format fmt;
+    img_status st = start(data, len, p, 1, out, &fmt, err, err_len);
+    if (st != IMG_OK)
+        return st;
+    const uint8_t *d = data;
+    img_decode_opts o = decode_opts(p);
+    img_raster r = {0};
+    int orientation = 1;
+    if (fmt == FMT_JPEG)
+        st = img_decode_jpeg(d, len, &o, &r, &orientation, err, err_len);
+    else if (fmt == FMT_PNG)
+        st = img_decode_png(d, len, &o, &r, &orientation, err, err_len);
+    else
+        st = img_decode_webp(d, len, &o, &r, &orientation, err, err_len);
     if (st == IMG_OK && p->exif_orientation)
         st = orient(&r, orientation, err, err_len);
     if (st == IMG_OK) {
@@ -251,15 +264,55 @@ img_status img_preprocess(const void *data, size_t len, const img_params *p, flo
     return st;
 }
 
-/* PROVISIONAL (replaced by the decoders' cost model): a bound from the body
- * size and the pixel limit only. */
+/* The cost model (engine/image/README.md): the peak of img_preprocess is the
+ * largest of its three phases, each bounded from the decoder's header:
+ *   decode:  raster + the library's own allocations (decoder_bytes);
+ *   orient:  raster + its rotated copy (EXIF orientation 2..8 only);
+ *   resize:  raster + img_resize_peak of the (oriented) raster. */
 img_status img_probe(const void *data, size_t len, const img_params *p, img_cost *cost, char *err,
                      size_t err_len) {
-    memset(cost, 0, sizeof(*cost));
-    if (err && err_len)
-        err[0] = '\0';
-    if (!p || (!data && len > 0))
+    char dummy[1];
+    if (!err || err_len == 0)
+        err = dummy, err_len = sizeof(dummy);
+    if (!cost) {
+        snprintf(err, err_len, "img_probe: NULL argument");
         return IMG_ERR_ARG;
-    cost->peak_bytes = (uint64_t)len + 4 * (uint64_t)p->max_pixels;
+    }
+    memset(cost, 0, sizeof(*cost));
+    img_format fmt;
+    img_status st = start(data, len, p, 0, NULL, &fmt, err, err_len);
+    if (st != IMG_OK)
+        return st;
+    const uint8_t *d = data;
+    img_decode_opts o = decode_opts(p);
+    img_header h;
+    if (fmt == FMT_JPEG)
+        st = img_probe_jpeg(d, len, &o, &h, err, err_len);
+    else if (fmt == FMT_PNG)
+        st = img_probe_png(d, len, &o, &h, err, err_len);
+    else
+        st = img_probe_webp(d, len, &o, &h, err, err_len);
+    if (st != IMG_OK)
+        return st;
+    uint64_t raster = (uint64_t)h.out_w * h.out_h * h.out_bpp;
+    int rw = h.out_w, rh = h.out_h;
+    uint64_t peak = raster + h.decoder_bytes;
+    if (p->exif_orientation && h.orientation >= 2 && h.orientation <= 8) {
+        uint64_t copy = (uint64_t)h.out_w * h.out_h * h.out_ch;
+        if (raster + copy > peak)
+            peak = raster + copy;
+        if (h.orientation >= 5)
+            rw = h.out_h, rh = h.out_w;
+        raster = copy; /* the rotated copy replaces the raster */
+    }
+    int ch = p->color == IMG_COLOR_GRAY ? 1 : h.out_ch;
+    uint64_t rs = img_resize_peak(rw, rh, ch, p);
+    if (raster + rs > peak)
+        peak = raster + rs;
+    cost->width = h.w;
+    cost->height = h.h;
+    /* + the decoder contexts, malloc headers and rounding */
+    cost->peak_bytes = peak + 256 * 1024;
+    cost->work = h.work + (uint64_t)p->crop_h * p->crop_w * img_channels(p) * 16;
     return IMG_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * img.h — bytes of an uploaded image → the model's input tensor.
  *
- * Decodes JPEG (TurboJPEG), PNG (libpng) and WebP (libwebp), sniffing the
+ * Decodes JPEG (libjpeg-turbo's libjpeg API), PNG (libpng) and WebP (libwebp), sniffing the
  * format from the bytes, and preprocesses exactly as torchvision does with
  * PIL: Resize(resize) (antialiased bilinear on the shorter side), then
  * CenterCrop(crop_h, crop_w), ToTensor, Normalize(mean, std).
@@ -44,7 +44,7 @@ typedef struct {
     float mean[3], std[3];
     int64_t max_pixels;   /* default 40,000,000 */
     int exif_orientation; /* apply EXIF orientation (default 1) */
-    int fast_path;        /* TurboJPEG DCT scaling for large JPEGs (default 1) */
+    int fast_path;        /* libjpeg DCT scaling for large JPEGs (default 1) */
 } img_params;
 
 /* torchvision's ImageNet defaults: rgb, 256, 224x224, 255, ImageNet mean/std. */

@@ -27,6 +27,18 @@ typedef struct {
     int scale_min_short;  /* >0: JPEG DCT scaling allowed while shorter side >= this */
 } img_decode_opts;
 
+/* What a decoder learns from the header (through the library's own header
+ * parse), before any pixel buffer exists: the basis of the cost model. */
+typedef struct {
+    int w, h;                  /* as stored */
+    int out_w, out_h, out_bpp; /* the raster the decoder allocates (DCT-scaled for JPEG),
+                                  bytes per pixel while decoding (4 for CMYK) */
+    int out_ch;                /* channels of the raster it returns (1 or 3) */
+    int orientation;           /* EXIF orientation 1..8 (1 when absent or not wanted) */
+    uint64_t decoder_bytes;    /* bound of the library's own allocations during the decode */
+    uint64_t work;             /* bound of the decode work (coefficient and pixel visits) */
+} img_header;
+
 void img_raster_free(img_raster *r);
 
 /* Checks header dimensions before any pixel buffer is allocated:
@@ -48,6 +60,21 @@ img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o,
  * without the "Exif\0\0" prefix of JPEG's APP1 (PNG eXIf and WebP EXIF omit
  * it), or 1. Never reads outside p[0..n). */
 int img_exif_orientation(const uint8_t *p, size_t n);
+
+/* Header-only probes: fill *h (the decode of the same bytes with the same
+ * opts allocates at most h->decoder_bytes besides the raster and refuses
+ * inputs that would need more, with IMG_ERR_TOO_COMPLEX). Same statuses as
+ * the decoders for everything the header decides. */
+img_status img_probe_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o, img_header *h,
+                          char *err, size_t err_len);
+img_status img_probe_png(const uint8_t *d, size_t n, const img_decode_opts *o, img_header *h,
+                         char *err, size_t err_len);
+img_status img_probe_webp(const uint8_t *d, size_t n, const img_decode_opts *o, img_header *h,
+                          char *err, size_t err_len);
+
+/* Upper bound of the bytes img_resize_normalize allocates for a w x h
+ * raster of ch channels with these params (0 when it would refuse). */
+uint64_t img_resize_peak(int w, int h, int ch, const img_params *p);
 
 /* Resize the shorter side to p->resize (PIL's antialiased bilinear, exact
  * fixed-point arithmetic), centre-crop (zero padding as torchvision), and

@@ -1,29 +1,48 @@
 /*
- * img_jpeg.c — JPEG decoding with the TurboJPEG API (the only file that sees
- * turbojpeg.h), plus a bounds-checked marker walk that finds the frame
- * header, the Adobe marker and the EXIF orientation before any pixel buffer
- * is allocated.
+ * img_jpeg.c — JPEG decoding with libjpeg's own API (libjpeg-turbo's
+ * jpeglib.h; the only file that sees it).
+ *
+ * Everything the cost model needs comes from libjpeg itself: jpeg_read_header
+ * gives the frame it will decode (no separate marker walk that could
+ * disagree with it: "FF 00" is fill to libjpeg, so a frame "hidden" behind it
+ * is simply the frame), jpeg_has_multiple_scans tells whether a whole-image
+ * coefficient buffer is needed, a progress monitor counts every scan as
+ * libjpeg starts it and refuses when the scans or the block visits pass a
+ * bound derived from the image size, and max_memory_to_use caps libjpeg's own
+ * allocations at the estimate (jmemnobs.c honours it: a coefficient buffer
+ * over it fails with "backing store not supported").
  *
  * Matches PIL (which uses the same libjpeg-turbo): ISLOW DCT, fancy
  * upsampling, CMYK/YCCK taken as Adobe-inverted CMYK and converted with PIL's
- * cmyk2rgb; libjpeg warnings are tolerated as PIL does, except a missing end
- * of image, which PIL reports as "image file is truncated".
+ * cmyk2rgb; libjpeg warnings are tolerated as PIL does, except a premature
+ * end of file, which PIL reports as "image file is truncated".
  */
 #include "img_internal.h"
 
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <turbojpeg.h>
 
-/* A progressive file with this many scans is a decode-time bomb, not a photo. */
-#define MAX_SCANS 1000
+#include <jpeglib.h>
 
-typedef struct {
-    int w, h, ncomp, progressive;
-    size_t sos; /* offset of the first scan's entropy-coded data */
-    int orientation;
-} jpeg_info;
+#include <jerror.h>
+
+/* Scans are counted as libjpeg starts them (hidden ones included). A
+ * progressive photo has about 10 (libjpeg's default script: 6 for gray);
+ * libjpeg-turbo's own fuzzers and djpeg -maxscans use 500 as the limit. */
+#define MAX_SCANS 500
+/* Block visits over all scans, as a multiple of the image's blocks: the
+ * default progression visits a luma block 6 times and a chroma block 4 times.
+ * A scan with no data (zero-filled by libjpeg) or an AC scan of end-of-band
+ * runs costs ~10 bytes of input but visits every block of its components,
+ * so the input size does not bound this work; this does. */
+#define MAX_PASSES_PER_BLOCK 32
+/* ...plus a floor so that tiny images with many scans are not refused (a
+ * million block visits is a few milliseconds). */
+#define MIN_VISIT_BUDGET (1u << 20)
+/* libjpeg's fixed allocations (structs, Huffman/IDCT/range tables, pools). */
+#define JPEG_FIXED_BYTES (1024u << 10)
 
 static unsigned be16(const uint8_t *p) {
     return (unsigned)p[0] << 8 | p[1];
@@ -70,87 +89,6 @@ int img_exif_orientation(const uint8_t *p, size_t n) {
     return 1;
 }
 
-/* Walks markers from SOI to the first SOS. */
-static img_status walk_markers(const uint8_t *d, size_t n, jpeg_info *ji, char *err,
-                               size_t err_len) {
-    size_t pos = 2;
-    int have_sof = 0;
-    ji->orientation = 1;
-    for (;;) {
-        while (pos < n && d[pos] != 0xFF) /* libjpeg skips stray bytes too */
-            pos++;
-        while (pos < n && d[pos] == 0xFF)
-            pos++;
-        if (pos >= n) {
-            snprintf(err, err_len, "JPEG ends at byte %zu before the image data", n);
-            return IMG_ERR_TRUNCATED;
-        }
-        unsigned m = d[pos++];
-        if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7))
-            continue;
-        if (m == 0xD9) {
-            snprintf(err, err_len, "JPEG end-of-image marker at byte %zu before any image data",
-                     pos - 2);
-            return IMG_ERR_CORRUPT;
-        }
-        if (n - pos < 2) {
-            snprintf(err, err_len, "JPEG ends inside the marker at byte %zu", pos - 2);
-            return IMG_ERR_TRUNCATED;
-        }
-        size_t len = be16(d + pos);
-        if (len < 2) {
-            snprintf(err, err_len, "JPEG marker 0x%02X at byte %zu has bad length %zu", m, pos - 2,
-                     len);
-            return IMG_ERR_CORRUPT;
-        }
-        if (len > n - pos) {
-            snprintf(err, err_len, "JPEG ends inside the 0x%02X segment at byte %zu", m, pos - 2);
-            return IMG_ERR_TRUNCATED;
-        }
-        const uint8_t *s = d + pos + 2;
-        size_t sl = len - 2;
-        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
-            if (sl < 6) {
-                snprintf(err, err_len, "JPEG frame header at byte %zu too short", pos - 2);
-                return IMG_ERR_CORRUPT;
-            }
-            if (!have_sof) {
-                ji->h = (int)be16(s + 1);
-                ji->w = (int)be16(s + 3);
-                ji->ncomp = s[5];
-                ji->progressive = m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE;
-                have_sof = 1;
-            }
-        } else if (m == 0xE1 && ji->orientation == 1 && sl >= 6 && memcmp(s, "Exif\0\0", 6) == 0) {
-            ji->orientation = img_exif_orientation(s, sl);
-        } else if (m == 0xDA) {
-            if (!have_sof) {
-                snprintf(err, err_len, "JPEG scan at byte %zu before any frame header", pos - 2);
-                return IMG_ERR_CORRUPT;
-            }
-            ji->sos = pos + len;
-            return IMG_OK;
-        }
-        pos += len;
-    }
-}
-
-/* 1 when an end-of-image marker follows the first scan. */
-static int has_eoi(const uint8_t *d, size_t n, size_t from) {
-    for (size_t i = from; i + 1 < n; i++)
-        if (d[i] == 0xFF && d[i + 1] == 0xD9)
-            return 1;
-    return 0;
-}
-
-static size_t count_scans(const uint8_t *d, size_t n, size_t from) {
-    size_t c = 1;
-    for (size_t i = from; i + 1 < n; i++)
-        if (d[i] == 0xFF && d[i + 1] == 0xDA)
-            c++;
-    return c;
-}
-
 /* PIL's "CMYK;I" unpack + cmyk2rgb, in place (4 bytes -> 3 bytes per pixel). */
 static void cmyk_to_rgb(uint8_t *px, size_t npix) {
     for (size_t i = 0; i < npix; i++) {
@@ -166,89 +104,285 @@ static void cmyk_to_rgb(uint8_t *px, size_t npix) {
     }
 }
 
-img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
-                           int *orientation, char *err, size_t err_len) {
-    jpeg_info ji = {0};
-    img_status st = walk_markers(d, n, &ji, err, err_len);
+/* The decompressor with our error manager and progress monitor. libjpeg's
+ * error_exit longjmps back to the caller's setjmp on jb. */
+typedef struct {
+    struct jpeg_decompress_struct ci;
+    struct jpeg_error_mgr jerr;
+    struct jpeg_progress_mgr prog;
+    jmp_buf jb;
+    int eof;         /* libjpeg ran out of data (it would pad with gray) */
+    int too_complex; /* the progress monitor stopped the decode */
+    int want_exif;   /* parse the first Exif APP1 before the first scan */
+    int orientation; /* 1..8 */
+    int last_scan;   /* input_scan_number seen by the monitor */
+    uint64_t visits; /* blocks visited by the scans started so far */
+    uint64_t max_visits;
+    char msg[JMSG_LENGTH_MAX];
+} jpg;
+
+static void on_error_exit(j_common_ptr c) {
+    jpg *j = (jpg *)c->client_data;
+    (*c->err->format_message)(c, j->msg);
+    longjmp(j->jb, 1);
+}
+
+/* Warnings are tolerated (PIL does), except the end of the data: libjpeg
+ * would insert a fake end-of-image and pad with gray; stop at once. */
+static void on_emit_message(j_common_ptr c, int level) {
+    jpg *j = (jpg *)c->client_data;
+    if (level >= 0)
+        return; /* trace messages */
+    c->err->num_warnings++;
+    if (c->err->msg_code == JWRN_JPEG_EOF) {
+        j->eof = 1;
+        longjmp(j->jb, 1);
+    }
+}
+
+static void on_output_message(j_common_ptr c) {
+    (void)c; /* never print */
+}
+
+/* Called by libjpeg before each chunk of input it absorbs: every new scan is
+ * charged its blocks before any of its data is decoded. */
+static void on_progress(j_common_ptr c) {
+    jpg *j = (jpg *)c->client_data;
+    j_decompress_ptr ci = &j->ci;
+    if (ci->input_scan_number == j->last_scan)
+        return;
+    j->last_scan = ci->input_scan_number;
+    for (int i = 0; i < ci->comps_in_scan; i++)
+        j->visits += (uint64_t)ci->cur_comp_info[i]->width_in_blocks *
+                     ci->cur_comp_info[i]->height_in_blocks;
+    if (ci->input_scan_number > MAX_SCANS || j->visits > j->max_visits) {
+        j->too_complex = 1;
+        snprintf(j->msg, sizeof(j->msg),
+                 "JPEG with %d scans visiting %llu blocks is over the limit (%d scans, %llu "
+                 "block visits for this size)",
+                 ci->input_scan_number, (unsigned long long)j->visits, MAX_SCANS,
+                 (unsigned long long)j->max_visits);
+        longjmp(j->jb, 1);
+    }
+}
+
+/* APP1 without saving it: with jpeg_mem_src the whole file is in the
+ * buffer, so the first Exif segment is read in place (no copy, no
+ * allocation, however many APP1 segments there are). */
+static int src_byte(j_decompress_ptr ci) {
+    struct jpeg_source_mgr *s = ci->src;
+    if (s->bytes_in_buffer == 0 && !(*s->fill_input_buffer)(ci))
+        return -1;
+    s->bytes_in_buffer--;
+    return *s->next_input_byte++;
+}
+
+static boolean on_app1(j_decompress_ptr ci) {
+    jpg *j = (jpg *)ci->client_data;
+    int hi = src_byte(ci), lo = hi < 0 ? -1 : src_byte(ci);
+    if (lo < 0)
+        return FALSE;
+    long len = ((long)hi << 8 | lo) - 2;
+    if (len <= 0)
+        return TRUE;
+    struct jpeg_source_mgr *s = ci->src;
+    if (j->want_exif && ci->input_scan_number == 0 && (size_t)len <= s->bytes_in_buffer &&
+        len >= 6 && memcmp(s->next_input_byte, "Exif\0\0", 6) == 0) {
+        j->orientation = img_exif_orientation(s->next_input_byte, (size_t)len);
+        j->want_exif = 0; /* the first Exif segment only, as PIL */
+    }
+    (*s->skip_input_data)(ci, len);
+    return TRUE;
+}
+
+static img_status fail_status(const jpg *j) {
+    if (j->eof)
+        return IMG_ERR_TRUNCATED;
+    if (j->too_complex)
+        return IMG_ERR_TOO_COMPLEX;
+    switch (j->jerr.msg_code) {
+    case JERR_EMPTY_IMAGE:
+    case JERR_IMAGE_TOO_BIG:
+        return IMG_ERR_BAD_DIMENSIONS;
+    case JERR_NO_BACKING_STORE: /* a buffer over max_memory_to_use */
+        return IMG_ERR_TOO_COMPLEX;
+    case JERR_OUT_OF_MEMORY:
+        return IMG_ERR_NOMEM;
+    default:
+        return IMG_ERR_CORRUPT;
+    }
+}
+
+static void fail_message(const jpg *j, size_t n, char *err, size_t err_len) {
+    if (j->eof)
+        snprintf(err, err_len, "JPEG data ends early (%zu bytes, no end-of-image marker)", n);
+    else if (j->too_complex)
+        snprintf(err, err_len, "%s", j->msg);
+    else
+        snprintf(err, err_len, "JPEG decoder: %s", j->msg);
+}
+
+/* Sets up j (after the caller's setjmp), reads the header, picks the DCT
+ * scale and fills *h. Errors libjpeg raises longjmp to the caller. */
+static img_status jpg_open(jpg *j, const uint8_t *d, size_t n, const img_decode_opts *o,
+                           img_header *h, char *err, size_t err_len) {
+    j_decompress_ptr ci = &j->ci;
+    if (n > (unsigned long)-1) /* jpeg_mem_src takes an unsigned long size */
+        n = (unsigned long)-1;
+    jpeg_mem_src(ci, d, (unsigned long)n);
+    jpeg_set_marker_processor(ci, JPEG_APP0 + 1, on_app1);
+    j->want_exif = o->want_orientation;
+    j->orientation = 1;
+    jpeg_read_header(ci, TRUE); /* no frame → JERR_NO_IMAGE */
+    memset(h, 0, sizeof(*h));
+    h->w = (int)ci->image_width;
+    h->h = (int)ci->image_height;
+    h->orientation = j->orientation;
+    img_status st = img_check_dims("JPEG", h->w, h->h, o->max_pixels, err, err_len);
     if (st != IMG_OK)
         return st;
-    *orientation = o->want_orientation ? ji.orientation : 1;
-    if ((st = img_check_dims("JPEG", ji.w, ji.h, o->max_pixels, err, err_len)) != IMG_OK)
-        return st;
-    if (ji.ncomp != 1 && ji.ncomp != 3 && ji.ncomp != 4) {
-        snprintf(err, err_len, "JPEG with %d colour components is not supported", ji.ncomp);
+    int nc = ci->num_components;
+    if (nc != 1 && nc != 3 && nc != 4) {
+        snprintf(err, err_len, "JPEG with %d colour components is not supported", nc);
         return IMG_ERR_CORRUPT;
     }
-    if (ji.progressive && count_scans(d, n, ji.sos) > MAX_SCANS) {
-        snprintf(err, err_len, "progressive JPEG with more than %d scans", MAX_SCANS);
-        return IMG_ERR_CORRUPT;
-    }
+    ci->out_color_space = nc == 1 ? JCS_GRAYSCALE : nc == 3 ? JCS_RGB : JCS_CMYK;
+    ci->dct_method = JDCT_ISLOW;
+    ci->do_fancy_upsampling = TRUE;
     /* Fast path: the smallest DCT scale keeping the shorter side >= scale_min_short.
        Only scales that divide both sides: otherwise the last, partial block
        becomes a whole pixel and stretches the geometry by up to a pixel of the
        scaled image (a 600x450 JPEG at 1/8 gives 75x57 for 75x56.25), which
        shifts edges enough to flip a real model's top-1. */
-    int w = ji.w, h = ji.h;
     if (o->scale_min_short > 0) {
         for (int denom = 8; denom >= 2; denom /= 2) {
-            if (ji.w % denom != 0 || ji.h % denom != 0)
+            if (h->w % denom != 0 || h->h % denom != 0)
                 continue;
-            int sw = ji.w / denom, sh = ji.h / denom;
+            int sw = h->w / denom, sh = h->h / denom;
             if ((sw < sh ? sw : sh) >= o->scale_min_short) {
-                w = sw, h = sh;
+                ci->scale_num = 1;
+                ci->scale_denom = (unsigned)denom;
                 break;
             }
         }
     }
-    int pf = ji.ncomp == 1 ? TJPF_GRAY : ji.ncomp == 3 ? TJPF_RGB : TJPF_CMYK;
-    int bpp = ji.ncomp == 1 ? 1 : ji.ncomp == 3 ? 3 : 4;
-    uint8_t *px = malloc((size_t)w * h * bpp);
-    if (!px) {
-        snprintf(err, err_len, "out of memory decoding a %dx%d JPEG", w, h);
-        return IMG_ERR_NOMEM;
+    jpeg_calc_output_dimensions(ci);
+    h->out_w = (int)ci->output_width;
+    h->out_h = (int)ci->output_height;
+    h->out_bpp = ci->output_components;
+    h->out_ch = nc == 1 ? 1 : 3;
+
+    /* Cost model. Blocks per component (what every scan of it visits), the
+       whole-image coefficient buffer of a multi-scan file (progressive or
+       non-interleaved: 64 coefficients x 2 bytes per block, padded to the
+       sampling factors as jdcoefct.c does), and the row buffers of the
+       main/upsampling stages (a few iMCU rows of the output width). */
+    uint64_t blocks = 0, coef = 0;
+    for (int c = 0; c < nc; c++) {
+        const jpeg_component_info *cp = &ci->comp_info[c];
+        uint64_t bw = cp->width_in_blocks, bh = cp->height_in_blocks;
+        blocks += bw * bh;
+        uint64_t pw = (bw + cp->h_samp_factor - 1) / cp->h_samp_factor * cp->h_samp_factor;
+        uint64_t ph = (bh + cp->v_samp_factor - 1) / cp->v_samp_factor * cp->v_samp_factor;
+        coef += pw * ph * DCTSIZE2 * sizeof(JCOEF);
     }
-    tjhandle tj = tjInitDecompress();
-    if (!tj) {
-        free(px);
-        snprintf(err, err_len, "cannot create a TurboJPEG decompressor");
-        return IMG_ERR_NOMEM;
-    }
-    if (n > (unsigned long)-1) /* TurboJPEG takes unsigned long sizes */
-        n = (unsigned long)-1;
-    /* libjpeg must see the frame our marker walk saw (the buffer is sized from
-       it). Its header parse may fail on exotic subsampling, which tjDecompress2
-       still handles, so only a disagreement is an error. */
-    int hw, hh, hsub, hcs;
-    if (tjDecompressHeader3(tj, d, (unsigned long)n, &hw, &hh, &hsub, &hcs) == 0 &&
-        (hw != ji.w || hh != ji.h)) {
-        tjDestroy(tj);
-        free(px);
-        snprintf(err, err_len, "JPEG frame header disagrees with the decoder (%dx%d vs %dx%d)",
-                 ji.w, ji.h, hw, hh);
-        return IMG_ERR_CORRUPT;
-    }
-    int rc = tjDecompress2(tj, d, (unsigned long)n, px, w, 0, h, pf, 0);
-    if (rc != 0) {
-        /* libjpeg warns (and pads with gray) when data runs out: that is a
-           truncation; other warnings are tolerated as PIL does. */
-        if (!has_eoi(d, n, ji.sos)) {
-            st = IMG_ERR_TRUNCATED;
-            snprintf(err, err_len, "JPEG data ends early (%zu bytes, no end-of-image marker)", n);
-        } else if (tjGetErrorCode(tj) == TJERR_FATAL) {
-            st = IMG_ERR_CORRUPT;
-            snprintf(err, err_len, "JPEG decoder: %s", tjGetErrorStr2(tj));
-        }
-    }
-    tjDestroy(tj);
-    if (st != IMG_OK) {
-        free(px);
-        return st;
-    }
-    if (pf == TJPF_CMYK)
-        cmyk_to_rgb(px, (size_t)w * h);
-    out->px = px;
-    out->w = w;
-    out->h = h;
-    out->ch = ji.ncomp == 1 ? 1 : 3;
+    if (!jpeg_has_multiple_scans(ci))
+        coef = (uint64_t)D_MAX_BLOCKS_IN_MCU * DCTSIZE2 * sizeof(JCOEF);
+    /* (MCUs_per_row is only set when the first scan starts: from the frame.) */
+    uint64_t mcu_w = (uint64_t)ci->max_h_samp_factor * DCTSIZE;
+    uint64_t row_samples = ((uint64_t)h->w + mcu_w - 1) / mcu_w * mcu_w + 64;
+    uint64_t rowbuf = (uint64_t)nc * row_samples * ((uint64_t)ci->max_v_samp_factor * DCTSIZE * 2);
+    j->max_visits = (uint64_t)MAX_PASSES_PER_BLOCK * blocks + MIN_VISIT_BUDGET;
+    h->decoder_bytes = coef + rowbuf + JPEG_FIXED_BYTES;
+    h->work = j->max_visits * DCTSIZE2 + (uint64_t)h->out_w * h->out_h * h->out_bpp;
     return IMG_OK;
+}
+
+static void jpg_init(jpg *j) {
+    memset(j, 0, sizeof(*j));
+    j->ci.err = jpeg_std_error(&j->jerr);
+    j->jerr.error_exit = on_error_exit;
+    j->jerr.emit_message = on_emit_message;
+    j->jerr.output_message = on_output_message;
+    j->ci.client_data = j;
+}
+
+img_status img_probe_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o, img_header *h,
+                          char *err, size_t err_len) {
+    jpg *j = malloc(sizeof(*j));
+    if (!j) {
+        snprintf(err, err_len, "out of memory creating a JPEG decoder");
+        return IMG_ERR_NOMEM;
+    }
+    jpg_init(j);
+    img_status st;
+    if (setjmp(j->jb)) {
+        st = fail_status(j);
+        fail_message(j, n, err, err_len);
+    } else {
+        jpeg_create_decompress(&j->ci);
+        st = jpg_open(j, d, n, o, h, err, err_len);
+    }
+    jpeg_destroy_decompress(&j->ci);
+    free(j);
+    return st;
+}
+
+img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
+                           int *orientation, char *err, size_t err_len) {
+    *orientation = 1;
+    jpg *j = malloc(sizeof(*j));
+    if (!j) {
+        snprintf(err, err_len, "out of memory creating a JPEG decoder");
+        return IMG_ERR_NOMEM;
+    }
+    jpg_init(j);
+    /* volatile: modified between setjmp and a possible longjmp */
+    uint8_t *volatile px = NULL;
+    img_status st;
+    img_header h;
+    if (setjmp(j->jb)) {
+        st = fail_status(j);
+        fail_message(j, n, err, err_len);
+        goto done;
+    }
+    jpeg_create_decompress(&j->ci);
+    if ((st = jpg_open(j, d, n, o, &h, err, err_len)) != IMG_OK)
+        goto done;
+    *orientation = h.orientation;
+    /* libjpeg's own allocations are capped at the estimate (including the
+       coefficient buffer, which it sizes at start_decompress). */
+    j->ci.mem->max_memory_to_use = (long)h.decoder_bytes;
+    j->prog.progress_monitor = on_progress;
+    j->ci.progress = &j->prog;
+    size_t stride = (size_t)h.out_w * h.out_bpp;
+    px = malloc(stride * h.out_h);
+    if (!px) {
+        snprintf(err, err_len, "out of memory decoding a %dx%d JPEG", h.out_w, h.out_h);
+        st = IMG_ERR_NOMEM;
+        goto done;
+    }
+    jpeg_start_decompress(&j->ci);
+    while (j->ci.output_scanline < j->ci.output_height) {
+        JSAMPROW rows[16];
+        JDIMENSION y = j->ci.output_scanline, k = j->ci.output_height - y;
+        if (k > 16)
+            k = 16;
+        for (JDIMENSION i = 0; i < k; i++)
+            rows[i] = px + (size_t)(y + i) * stride;
+        jpeg_read_scanlines(&j->ci, rows, k);
+    }
+    jpeg_finish_decompress(&j->ci); /* reads to the end-of-image marker */
+    if (h.out_bpp == 4)
+        cmyk_to_rgb(px, (size_t)h.out_w * h.out_h);
+    out->px = px;
+    px = NULL;
+    out->w = h.out_w;
+    out->h = h.out_h;
+    out->ch = h.out_ch;
+done:
+    jpeg_destroy_decompress(&j->ci);
+    free(j);
+    free(px);
+    return st;
 }

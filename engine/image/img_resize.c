@@ -466,3 +466,34 @@ done:
     free(row);
     return st;
 }
+
+/* Mirrors img_resize_normalize's allocations: the two coefficient tables
+ * (start, count and ksize taps per output), the horizontal pass's output
+ * (source rows x crop width), the eight-row transpose buffers and a row. */
+uint64_t img_resize_peak(int W, int H, int ch, const img_params *p) {
+    if (W <= 0 || H <= 0)
+        return 0;
+    int64_t sh = W <= H ? W : H, lo = W <= H ? H : W;
+    double nl = (double)((int64_t)p->resize * lo) / (double)sh;
+    if (nl > MAX_RESIZED_SIDE)
+        return 0;
+    uint64_t RW = W <= H ? (uint64_t)p->resize : (uint64_t)nl;
+    uint64_t RH = W <= H ? (uint64_t)nl : (uint64_t)p->resize;
+    uint64_t nx = RW < (uint64_t)p->crop_w ? RW : (uint64_t)p->crop_w;
+    uint64_t ny = RH < (uint64_t)p->crop_h ? RH : (uint64_t)p->crop_h;
+    uint64_t kh = 2 * (uint64_t)ceil((double)W / (double)(RW ? RW : 1)) + 3;
+    uint64_t kv = 2 * (uint64_t)ceil((double)H / (double)(RH ? RH : 1)) + 3;
+    /* source rows/columns the crop's taps reach: the crop's share of the
+       axis plus one filter support on each side */
+    uint64_t srows = (ny * (uint64_t)H + RH - 1) / RH + kv + 2;
+    uint64_t scols = (nx * (uint64_t)W + RW - 1) / RW + kh + 2;
+    if (srows > (uint64_t)H)
+        srows = (uint64_t)H;
+    if (scols > (uint64_t)W)
+        scols = (uint64_t)W;
+    uint64_t b = sizeof(int) * (nx * (2 + kh) + ny * (2 + kv)) + sizeof(double) * (kh + kv);
+    b += srows * nx * ch;                                /* tmp */
+    b += sizeof(uint64_t) * ((scols + kh) * ch + 16);    /* tb */
+    b += sizeof(uint64_t) * (nx * ch + 8) + 2 * nx * ch; /* ob, spare, row */
+    return b + 16 * 1024;                                /* malloc headers, rounding */
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The fast path (TurboJPEG DCT scaling) keeps a real model's top-1: the
+"""The fast path (libjpeg DCT scaling) keeps a real model's top-1: the
 bundled Fashion-MNIST model (models/fashion-mnist, gray 28x28) on 200 test-set
 garments photographed large (upscaled to 448x448 and 600x450 JPEGs), exact
 path vs fast path, both run by ONNX Runtime: the same top-1 except near-ties

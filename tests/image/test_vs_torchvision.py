@@ -4,7 +4,7 @@
 usage: test_vs_torchvision.py RESNETD GEN_RESTART_JPEG WORKDIR
 
 Exact path (--no-fast-path): every element within 1 LSB (1/255/std) on
->= 99.9% of elements and within 2 LSB on all. Fast path (TurboJPEG DCT
+>= 99.9% of elements and within 2 LSB on all. Fast path (libjpeg DCT
 scaling, default on): documented bound FAST_MAX_LSB / FAST_MEAN_LSB, and only
 images whose shorter side is >= 2 * 2 * resize may differ at all."""
 import os
