@@ -341,6 +341,17 @@ int server_run(const cfg_t *c) {
         app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
         goto out;
     }
+    metrics_set_budget(a.metrics, &a.mem);
+    {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int threads = c->decode_threads ? (int)c->decode_threads : (int)(cores > 0 ? cores : 1);
+        /* a request waiting for a decode thread is held like an image waiting
+         * for inference: queue_capacity of them at most */
+        if (!(a.decode = decode_start(threads, (int)c->queue_capacity, err, sizeof err))) {
+            app_log(NULL, CFG_LOG_ERROR, "cannot start the decode pool", err);
+            goto out;
+        }
+    }
     for (int i = 0; i < n; i++) {
         app_model *m = &a.models[i];
         m->metrics = a.metrics;
@@ -425,6 +436,10 @@ int server_run(const cfg_t *c) {
         queue_close(a.models[i].q);
     for (int i = 0; i < started; i++)
         batcher_join(a.models[i].b);
+    /* decode jobs still running push into closed queues (503); those still
+     * waiting are answered 503 without decoding */
+    decode_stop(a.decode);
+    a.decode = NULL;
     /* every queued item has now resumed its request; let the HTTP threads answer */
     http_quiesce(h);
     for (int w = 0; w < 200 && atomic_load(&a.work) > 0; w++) {
@@ -434,6 +449,7 @@ int server_run(const cfg_t *c) {
     http_stop(h);
     app_log(&a, CFG_LOG_INFO, "stopped", NULL);
 out:
+    decode_stop(a.decode);
     free(paths);
     metrics_destroy(a.metrics);
     free_models(&a);
