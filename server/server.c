@@ -199,10 +199,11 @@ static void apply_tuned(const app *a, app_model *m) {
     app_log(a, CFG_LOG_INFO, "tuned plan applied", detail);
 }
 
+/* Returns 0, -2 when the model's configuration is at fault, -1 otherwise. */
 static int load_model(const app *a, const char *path, app_model *m, char *err, size_t len) {
     const cfg_t *c = a->cfg;
     if (model_config_load(path, &m->mc, err, len))
-        return -1;
+        return -2; /* the model's configuration (config.json, labels.txt, name) */
     engine_load_params lp = engine_load_default_params();
     m->max_batch = c->max_batch ? (int)c->max_batch : m->mc.max_batch;
     m->workers = (int)c->workers;
@@ -320,9 +321,11 @@ int server_run(const cfg_t *c) {
     int max_batch = 1, rc = 1;
     for (int i = 0; i < n; i++, a.nmodels++) {
         app_model *m = &a.models[i];
-        if (load_model(&a, paths[i], m, err, sizeof err)) {
+        int lm = load_model(&a, paths[i], m, err, sizeof err);
+        if (lm) {
             a.nmodels++;
             app_log(NULL, CFG_LOG_ERROR, "cannot load model", err);
+            rc = lm == -2 ? 2 : 1; /* a configuration error exits 2, as a bad option does */
             goto out;
         }
         for (int j = 0; j < i; j++)

@@ -1,0 +1,201 @@
+#!/usr/bin/python3
+"""/v1 against hostile-but-valid uploads (issue 13), the real binary on
+loopback, real bytes, exact answers:
+
+  v1       class 5: a multipart request with more parts than queue_capacity is
+           413 too_many_images at once, before any part is decoded (the
+           preprocess histogram does not move), and is not counted as a
+           "draining" rejection; the budget (max_inflight_bytes): an image
+           whose decode does not fit is 503 over_budget + Retry-After, counted
+           in resnetd_rejected_total{reason="over_budget"}, nothing decoded,
+           and the budget is back to 0 after every request; class 10: a
+           labels.txt line or a model directory name that is not UTF-8 stops
+           the start with exit 2 and a message naming the file and line.
+  control  decoding never starves the control plane: while 6 clients upload
+           multipart requests of 20 large PNGs each (4000x4000, ~0.15 s of
+           decode per part, several seconds of decode in all), /healthz,
+           /readyz and /metrics on fresh connections each answer in < 100 ms.
+
+usage: test_limits.py RESNETD_BINARY {v1|control}
+"""
+
+import http.client
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+from PIL import Image
+
+import srvtest
+from srvtest import check
+
+BIN = None
+
+
+def png(w, h):
+    """A w x h RGB gradient PNG: large in pixels, small in bytes."""
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([(x * 3) % 256, (y * 5) % 256, ((x + y) * 7) % 256], -1).astype(np.uint8)
+    b = io.BytesIO()
+    Image.fromarray(img).save(b, "PNG", compress_level=1)
+    return b.getvalue()
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_v1(tmp):
+    tiny, _ = srvtest.export_model(tmp, "tiny", seed=1)
+    small = open(srvtest.make_images(tmp, 1)[0], "rb").read()
+    big = png(4000, 2000)  # 8 M pixels: its decode needs well over 4 MiB
+    s = srvtest.Server(BIN, ["--model", tiny, "--queue-capacity", "4",
+                             "--max-inflight-bytes", str(4 << 20)])
+    try:
+        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny"}'
+        m0 = s.metrics()
+        # class 5: 40 parts of a large PNG against a queue of 4
+        mp, ct = srvtest.multipart([(f"p{i}.png", big) for i in range(40)])
+        t0 = time.monotonic()
+        st, h, b = s.request("POST", "/v1/classify", mp, {"Content-Type": ct})
+        dt = time.monotonic() - t0
+        e = json.loads(b)["error"]
+        check(st == 413 and e["code"] == "too_many_images" and "40 images" in e["message"],
+              f"{st} {b[:300]}")
+        check(dt < 1.0, f"too_many_images took {dt:.2f} s")
+        m1 = s.metrics()
+        check(metric(m1, pre) == metric(m0, pre), "parts were decoded before the 413")
+        check(metric(m1, 'resnetd_rejected_total{reason="draining"}') == 0,
+              "too_many_images counted as draining")
+        # exactly queue_capacity parts is fine
+        mp, ct = srvtest.multipart([(f"s{i}.jpg", small) for i in range(4)])
+        st, h, b = s.request("POST", "/v1/classify", mp, {"Content-Type": ct})
+        check(st == 200 and len(json.loads(b)["results"]) == 4, f"{st} {b[:300]}")
+        # the budget: a decode that does not fit 4 MiB is refused before it starts
+        m0 = s.metrics()
+        mixed, ct = srvtest.multipart([("a.jpg", small), ("b.png", big)])
+        for body, hdrs in ((big, {}), (mixed, {"Content-Type": ct})):
+            st, h, b = s.request("POST", "/v1/classify", body, hdrs)
+            e = json.loads(b)["error"]
+            check(st == 503 and e["code"] == "over_budget", f"{st} {b[:300]}")
+            check(h.get("retry-after") == "1", f"Retry-After {h}")
+        m1 = s.metrics()
+        check(metric(m1, 'resnetd_rejected_total{reason="over_budget"}') -
+              metric(m0, 'resnetd_rejected_total{reason="over_budget"}') == 2, "over_budget count")
+        check(metric(m1, 'resnetd_images_total{model="tiny"}') ==
+              metric(m0, 'resnetd_images_total{model="tiny"}'), "inference ran over budget")
+        check(metric(m1, "resnetd_inflight_bytes") == 0, "budget not returned")
+        check(metric(m1, "resnetd_inflight_bytes_limit") == 4 << 20, "budget limit")
+        check(metric(m1, "resnetd_inflight_bytes_peak") <= 4 << 20, "budget peak over limit")
+        rc = s.stop()
+        check(rc == 0, f"exit code {rc}")
+    finally:
+        s.cleanup()
+
+    # class 10: operator data that is not UTF-8 is refused at start, naming the place
+    bad = os.path.join(tmp, "latin1")
+    os.makedirs(bad)
+    for f in ("model.onnx", "config.json"):
+        data = open(os.path.join(tiny, f), "rb").read()
+        if f == "config.json":
+            cfg = json.loads(data)
+            cfg["name"] = "latin1"
+            data = json.dumps(cfg).encode()
+        open(os.path.join(bad, f), "wb").write(data)
+    open(os.path.join(bad, "labels.txt"), "wb").write(b"t-shirt\ntrouser\npull\xe9ver\n")
+    p = subprocess.run([BIN, "serve", "--model", bad, "--port", "0"], capture_output=True,
+                       timeout=60)
+    err = p.stderr.decode()
+    check(p.returncode == 2 and "labels.txt:3" in err and "not valid UTF-8" in err,
+          f"latin-1 labels: {p.returncode} {err[-400:]}")
+    repo = os.path.join(tmp, "repo").encode()
+    odd = os.path.join(repo, b"caf\xe9")
+    os.makedirs(odd)
+    for f in ("model.onnx", "labels.txt"):
+        open(os.path.join(odd, f.encode()), "wb").write(open(os.path.join(tiny, f), "rb").read())
+    p = subprocess.run([BIN.encode(), b"serve", b"--model-repository", repo, b"--port", b"0"],
+                       capture_output=True, timeout=60)
+    err = p.stderr.decode(errors="replace")
+    check(p.returncode == 2 and "model name" in err and "not valid UTF-8" in err,
+          f"latin-1 directory name: {p.returncode} {err[-400:]}")
+
+
+def probe(port, path):
+    """Seconds for one GET on a fresh connection (each may land on any HTTP thread)."""
+    t0 = time.monotonic()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("GET", path)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return time.monotonic() - t0, r.status
+
+
+def test_control(tmp):
+    tiny, _ = srvtest.export_model(tmp, "tiny", seed=1)
+    big = png(4000, 4000)
+    # a budget large enough that the uploads decode side by side whatever the
+    # cost model says: the test is about the control plane, not the budget
+    s = srvtest.Server(BIN, ["--model", tiny, "--max-inflight-bytes", str(4 << 30)])
+    try:
+        mp, ct = srvtest.multipart([(f"p{i}.png", big) for i in range(20)])
+        codes, lock = [], threading.Lock()
+
+        def upload():
+            st, _, b = s.request("POST", "/v1/classify", mp, {"Content-Type": ct}, timeout=120)
+            with lock:
+                codes.append((st, b[:200]))
+
+        ups = [threading.Thread(target=upload) for _ in range(6)]
+        for t in ups:
+            t.start()
+        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny"}'
+        # wait until decoding has begun, then probe until the uploads are done
+        t0 = time.monotonic()
+        while metric(s.metrics(), pre) == 0 and time.monotonic() - t0 < 30:
+            time.sleep(0.02)
+        lat = {"/healthz": [], "/readyz": [], "/metrics": []}
+        while any(t.is_alive() for t in ups):
+            for path in lat:
+                dt, st = probe(s.port, path)
+                check(st == 200, f"{path}: {st}")
+                lat[path].append(dt)
+            time.sleep(0.02)
+        for t in ups:
+            t.join()
+        check(all(st == 200 for st, _ in codes), f"uploads: {codes}")
+        decoded = metric(s.metrics(), pre)
+        check(decoded == 120, f"{decoded} parts decoded, want 120")
+        n = sum(len(v) for v in lat.values())
+        worst = {k: max(v) * 1e3 if v else 0 for k, v in lat.items()}
+        print("control: %d probes during %d decodes; max ms %s" % (
+            n, decoded, {k: round(v, 1) for k, v in worst.items()}))
+        check(len(lat["/healthz"]) >= 5, f"only {n} probes while decoding")
+        for k, v in worst.items():
+            check(v < 100, f"{k} took {v:.0f} ms while decoding (limit 100 ms)")
+        rc = s.stop()
+        check(rc == 0, f"exit code {rc}")
+    finally:
+        s.cleanup()
+
+
+def main():
+    global BIN
+    BIN = os.path.abspath(sys.argv[1])
+    test = {"v1": test_v1, "control": test_control}[sys.argv[2]]
+    with tempfile.TemporaryDirectory(prefix="srvlimits-") as tmp:
+        test(tmp)
+    print(f"{sys.argv[2]}: ok")
+
+
+if __name__ == "__main__":
+    main()
