@@ -16,7 +16,11 @@ loopback, real bytes, exact answers:
            decode per part, several seconds of decode in all), /healthz,
            /readyz and /metrics on fresh connections each answer in < 100 ms.
 
-usage: test_limits.py RESNETD_BINARY {v1|control}
+  drain    SIGTERM while decode jobs are queued and running, drain_timeout_ms
+           300: every upload is answered (200, or 503 draining for the jobs the
+           drain did not wait for) and the server exits 0.
+
+usage: test_limits.py RESNETD_BINARY {v1|control|drain}
 """
 
 import http.client
@@ -188,10 +192,52 @@ def test_control(tmp):
         s.cleanup()
 
 
+def test_drain(tmp):
+    tiny, _ = srvtest.export_model(tmp, "tiny", seed=1)
+    big = png(2000, 2000)
+    # one decode thread, 48 parts of ~40 ms each, and a drain of 300 ms: at
+    # SIGTERM jobs are running and waiting, and the drain ends before them
+    s = srvtest.Server(BIN, ["--model", tiny, "--decode-threads", "1",
+                             "--drain-timeout-ms", "300"])
+    try:
+        mp, ct = srvtest.multipart([(f"p{i}.png", big) for i in range(8)])
+        results, lock = [], threading.Lock()
+
+        def upload():
+            try:
+                st, _, b = s.request("POST", "/v1/classify", mp, {"Content-Type": ct},
+                                     timeout=120)
+            except Exception as e:  # noqa: BLE001
+                st, b = -1, repr(e).encode()
+            with lock:
+                results.append((st, b))
+
+        ups = [threading.Thread(target=upload) for _ in range(6)]
+        for t in ups:
+            t.start()
+        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny"}'
+        t0 = time.monotonic()
+        while metric(s.metrics(), pre) == 0 and time.monotonic() - t0 < 60:
+            time.sleep(0.01)
+        rc = s.stop()  # one decode running, others waiting for the decode thread
+        for t in ups:
+            t.join()
+        codes = sorted(st for st, _ in results)
+        check(rc == 0, f"exit code {rc}")
+        check(len(results) == 6 and set(codes) <= {200, 503}, f"answers {results}")
+        check(503 in codes, f"no upload was still waiting at the drain's end: {codes}")
+        for st, b in results:
+            if st == 503:
+                check(json.loads(b)["error"]["code"] == "draining", b)
+        print(f"drain: answers {codes}, exit 0")
+    finally:
+        s.cleanup()
+
+
 def main():
     global BIN
     BIN = os.path.abspath(sys.argv[1])
-    test = {"v1": test_v1, "control": test_control}[sys.argv[2]]
+    test = {"v1": test_v1, "control": test_control, "drain": test_drain}[sys.argv[2]]
     with tempfile.TemporaryDirectory(prefix="srvlimits-") as tmp:
         test(tmp)
     print(f"{sys.argv[2]}: ok")
