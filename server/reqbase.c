@@ -243,7 +243,15 @@ static int decode_one(req_base *b, int i) {
     p.max_pixels = a->cfg->max_image_pixels;
     img_cost cost;
     img_status st = img_probe(im->data, im->len, &p, &cost, im->err_msg, sizeof im->err_msg);
-    if (st == IMG_OK) {
+    if (st == IMG_OK && cost.peak_bytes > a->mem.limit) {
+        /* more than the whole budget: no retry can help, so the image is refused */
+        snprintf(im->err_msg, sizeof im->err_msg,
+                 "decoding this %dx%d image needs %llu bytes, more than the server's "
+                 "max_inflight_bytes (%llu)",
+                 cost.width, cost.height, (unsigned long long)cost.peak_bytes,
+                 (unsigned long long)a->mem.limit);
+        st = IMG_ERR_TOO_COMPLEX;
+    } else if (st == IMG_OK) {
         if (budget_reserve(&a->mem, cost.peak_bytes))
             return -1;
         int64_t t0 = queue_now_ns();
@@ -256,6 +264,8 @@ static int decode_one(req_base *b, int i) {
     if (st == IMG_OK)
         return 0;
     im->err_status = status_img_http(st, &im->err_code);
+    if (!im->err_msg[0]) /* a decoder error without a message still says what */
+        snprintf(im->err_msg, sizeof im->err_msg, "%s", img_status_str(st));
     return 1;
 }
 

@@ -27,6 +27,7 @@ import http.client
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -84,19 +85,20 @@ def test_v1(tmp):
         mp, ct = srvtest.multipart([(f"s{i}.jpg", small) for i in range(4)])
         st, h, b = s.request("POST", "/v1/classify", mp, {"Content-Type": ct})
         check(st == 200 and len(json.loads(b)["results"]) == 4, f"{st} {b[:300]}")
-        # the budget: a decode that does not fit 4 MiB is refused before it starts
+        # the budget: an image whose decode needs more than the whole budget
+        # (4 MiB) is refused before it starts, as too complex (no retry helps)
         m0 = s.metrics()
         mixed, ct = srvtest.multipart([("a.jpg", small), ("b.png", big)])
-        for body, hdrs in ((big, {}), (mixed, {"Content-Type": ct})):
-            st, h, b = s.request("POST", "/v1/classify", body, hdrs)
-            e = json.loads(b)["error"]
-            check(st == 503 and e["code"] == "over_budget", f"{st} {b[:300]}")
-            check(h.get("retry-after") == "1", f"Retry-After {h}")
+        st, h, b = s.request("POST", "/v1/classify", big)
+        e = json.loads(b)["error"]
+        check(st == 400 and e["code"] == "image_too_complex" and "max_inflight_bytes" in
+              e["message"], f"{st} {b[:300]}")
+        st, h, b = s.request("POST", "/v1/classify", mixed, {"Content-Type": ct})
+        r = json.loads(b)["results"]
+        check(st == 200 and "predictions" in r[0] and r[1]["error"]["code"] ==
+              "image_too_complex", f"{st} {b[:400]}")
         m1 = s.metrics()
-        check(metric(m1, 'resnetd_rejected_total{reason="over_budget"}') -
-              metric(m0, 'resnetd_rejected_total{reason="over_budget"}') == 2, "over_budget count")
-        check(metric(m1, 'resnetd_images_total{model="tiny"}') ==
-              metric(m0, 'resnetd_images_total{model="tiny"}'), "inference ran over budget")
+        check(metric(m1, pre) - metric(m0, pre) == 1, "the too-complex image was decoded")
         check(metric(m1, "resnetd_inflight_bytes") == 0, "budget not returned")
         check(metric(m1, "resnetd_inflight_bytes_limit") == 4 << 20, "budget limit")
         check(metric(m1, "resnetd_inflight_bytes_peak") <= 4 << 20, "budget peak over limit")
@@ -104,6 +106,8 @@ def test_v1(tmp):
         check(rc == 0, f"exit code {rc}")
     finally:
         s.cleanup()
+
+    over_budget(tmp)
 
     # class 10: operator data that is not UTF-8 is refused at start, naming the place
     bad = os.path.join(tmp, "latin1")
@@ -131,6 +135,73 @@ def test_v1(tmp):
     err = p.stderr.decode(errors="replace")
     check(p.returncode == 2 and "model name" in err and "not valid UTF-8" in err,
           f"latin-1 directory name: {p.returncode} {err[-400:]}")
+
+
+def export_wide(out_dir):
+    """A model with a 3x224x224 input (602 KB per tensor), tiny otherwise."""
+    import torch
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=4), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 10)).eval()
+    d = os.path.join(out_dir, "wide")
+    os.makedirs(d, exist_ok=True)
+    torch.onnx.export(net, torch.zeros(1, 3, 224, 224), os.path.join(d, "model.onnx"),
+                      input_names=["input"], output_names=["logits"], opset_version=13,
+                      dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+    return d
+
+
+def over_budget(tmp):
+    """A request whose tensors do not fit what is left of the budget while
+    another one waits in the queue: 503 (v2: {"error": "...max_inflight_bytes
+    now..."}) + Retry-After, counted as over_budget,
+    nothing run; the waiting one still completes."""
+    wide = export_wide(tmp)
+    s = srvtest.Server(BIN, ["--model", wide, "--max-inflight-bytes", str(2 << 20),
+                             "--max-batch", "8", "--batch-timeout-us", "5000000"])
+    try:
+        one = np.zeros((1, 3, 224, 224), np.float32).tobytes()  # 0.6 MB: fits 2 MiB
+        three = one * 3  # 1.8 MB: fits alone, not beside the first
+        def v2(n, data):
+            js = json.dumps({"inputs": [{"name": "input", "shape": [n, 3, 224, 224],
+                                         "datatype": "FP32",
+                                         "parameters": {"binary_data_size": len(data)}}]})
+            return s.request("POST", "/v2/models/wide/infer", js.encode() + data,
+                             {"Inference-Header-Content-Length": str(len(js))}, timeout=60)
+        # a half-sent upload keeps the batch waiting (up to 5 s) for company
+        slow = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        slow.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\nxx")
+        first = []
+        t = threading.Thread(target=lambda: first.append(v2(1, one)))
+        t.start()
+        t0 = time.monotonic()
+        while (metric(s.metrics(), 'resnetd_queue_depth{model="wide"}') != 1 and
+               time.monotonic() - t0 < 30):
+            time.sleep(0.01)
+        m0 = s.metrics()
+        st, h, b = v2(3, three)
+        check(st == 503 and b"max_inflight_bytes now" in b and h.get("retry-after") == "1",
+              f"{st} {h} {b[:300]}")
+        jpg = open(srvtest.make_images(tmp, 1)[0], "rb").read()
+        mp, ct = srvtest.multipart([(f"{i}.jpg", jpg) for i in range(3)])
+        st, h, b = s.request("POST", "/v1/classify", mp, {"Content-Type": ct})
+        check(st == 503 and json.loads(b)["error"]["code"] == "over_budget" and
+              h.get("retry-after") == "1", f"/v1: {st} {h} {b[:300]}")
+        m1 = s.metrics()
+        check(metric(m1, 'resnetd_rejected_total{reason="over_budget"}') -
+              metric(m0, 'resnetd_rejected_total{reason="over_budget"}') == 2, "not counted")
+        check(metric(m1, 'resnetd_queue_depth{model="wide"}') == 1, "the 3 images were queued")
+        slow.close()
+        t.join()
+        check(first and first[0][0] == 200, f"the waiting request: {first}")
+        m2 = s.metrics()
+        check(metric(m2, 'resnetd_images_total{model="wide"}') == 1, "images run")
+        check(metric(m2, "resnetd_inflight_bytes") == 0, "budget not returned")
+        rc = s.stop()
+        check(rc == 0, f"exit code {rc}")
+    finally:
+        s.cleanup()
 
 
 def probe(port, path):
