@@ -128,6 +128,12 @@ def main():
             refused(srv, {"inputs": [{"name": "i", "shape": [2], "datatype": "BYTES",
                                       "parameters": {"binary_data_size": len(blob)}}]},
                     415, ["input 'i' element 1"], blob)
+            # the last answer's bytes are released when its request completes,
+            # just after the client has read it
+            t0 = time.monotonic()
+            while ("resnetd_inflight_bytes 0\n" not in srv.metrics() and
+                   time.monotonic() - t0 < 5):
+                time.sleep(0.01)
             m = srv.metrics()
             check("resnetd_inflight_bytes 0\n" in m, "budget not back to 0 after the requests")
             check("resnetd_inflight_bytes_limit " in m, "budget limit not exported")
