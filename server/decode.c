@@ -4,6 +4,17 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Decode threads run at nice +10 (Linux: setpriority on a thread id applies
+ * to that thread only). Under CPU contention the HTTP threads (health checks,
+ * answers) and the inference workers (work already accepted) go first; a
+ * waking HTTP thread preempts a decode at once instead of waiting for its
+ * time slice. Decoding honest images needs a small share of a core, so the
+ * cost is nil without contention and small with it. */
+#define DECODE_NICE 10
 
 struct decode_pool {
     pthread_mutex_t mu;
@@ -17,6 +28,7 @@ struct decode_pool {
 
 static void *worker(void *arg) {
     decode_pool *p = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), DECODE_NICE); /* best effort */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->head && !p->stopping)

@@ -16,7 +16,8 @@
  * after start. At most `max_waiting` jobs wait for a thread; decode_submit
  * refuses at once beyond that (the caller answers 503 + Retry-After), so a
  * burst of uploads queues bounded work, never unbounded latency. Jobs run in
- * submission order.
+ * submission order. Pool threads run at a lower priority (nice +10) than the
+ * HTTP threads and the inference workers, so decoding yields the CPU to them.
  *
  * Shutdown: decode_stop() lets running jobs finish, runs every job still
  * waiting with `aborted` set (it must answer without decoding: 503) and joins
