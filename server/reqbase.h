@@ -2,7 +2,9 @@
  * reqbase.h — what every HTTP request shares, whichever route family answers
  * it (/v1 in routes.c; /v2, TorchServe and the demo page through proto.c):
  * its start, its X-Request-Id, how its answer goes out and is counted, the
- * drain/readiness gate for inference, and its end (access log, counters).
+ * drain/readiness gate for inference, its images (tensors reserved in the
+ * bytes budget, decoded on the decode pool, pushed into the model's queue:
+ * reqbase_images, reqbase_submit) and its end (access log, counters, memory).
  *
  * A family's request struct has a req_base as its FIRST member, so the
  * pointer reqbase_new returns is the family's struct.

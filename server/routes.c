@@ -1,7 +1,7 @@
 /*
- * routes.c — the CONTRACT's HTTP API: routing, classify (decode on the HTTP
- * thread, queue, suspend, answer when the last image is back), health,
- * readiness, models and metrics, JSON errors, request ids and the access log.
+ * routes.c — the CONTRACT's HTTP API: routing, classify (cheap checks on the
+ * HTTP thread, then reqbase_submit: decode pool, queue, answer when the last
+ * image is back), health, readiness, models and metrics, JSON errors.
  */
 #include "app.h"
 #include "json.h"
