@@ -89,13 +89,6 @@ int decode_submit(decode_pool *p, decode_job *j) {
     return ok ? 0 : -1;
 }
 
-int decode_waiting(decode_pool *p) {
-    pthread_mutex_lock(&p->mu);
-    int n = p->waiting;
-    pthread_mutex_unlock(&p->mu);
-    return n;
-}
-
 void decode_stop(decode_pool *p) {
     if (!p)
         return;

@@ -45,9 +45,6 @@ decode_pool *decode_start(int threads, int max_waiting, char *err, size_t err_le
  * pool is stopping. */
 int decode_submit(decode_pool *p, decode_job *j);
 
-/* Jobs waiting for a thread now (not counting the running ones). */
-int decode_waiting(decode_pool *p);
-
 /* Finishes as described above and frees p. NULL is a no-op. */
 void decode_stop(decode_pool *p);
 
