@@ -182,6 +182,32 @@ static int parse_params(const json_t *params, jp_v2_request *r, char *err, size_
     return 0;
 }
 
+void jp_parse_cost(const char *json, size_t len, jp_cost *c) {
+    uint64_t commas = 0, arrays = 0, objects = 0, colons = 0, strings = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = json[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (ch == '"')
+                in_str = 0;
+            continue;
+        }
+        commas += ch == ',';
+        arrays += ch == '[';
+        objects += ch == '{';
+        colons += ch == ':';
+        if (ch == '"') {
+            strings++;
+            in_str = 1;
+        }
+    }
+    c->values = commas + arrays + objects + 1;
+    c->bytes = 64 * (commas + 1) + 160 * arrays + 320 * objects + 192 * colons + 96 * strings +
+               (uint64_t)len;
+}
+
 int jp_v2_parse_request(const char *json, size_t len, jp_v2_request *r, char *err, size_t err_len) {
     memset(r, 0, sizeof(*r));
     json_error_t je;

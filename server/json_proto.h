@@ -49,6 +49,18 @@ typedef struct {
     int has_outputs; /* an "outputs" member is present */
 } jp_v2_request;
 
+/* What parsing a JSON text will cost, from one linear pass over its bytes
+ * (no allocation): an upper bound of the JSON values it holds, and of the
+ * memory jansson's tree of it takes (measured per token with jansson 2.14:
+ * a number ~40 bytes, "[]" ~125, "{}" ~220, a member ~145, a string ~80 plus
+ * its bytes; the bound allows 1.5x and more). A 14 MB body of "{}" would
+ * otherwise take 1.1 GB. */
+typedef struct {
+    uint64_t values; /* upper bound of the values (elements, members, scalars) */
+    uint64_t bytes;  /* upper bound of the parse's peak memory */
+} jp_cost;
+void jp_parse_cost(const char *json, size_t len, jp_cost *c);
+
 /* Parses the JSON part of a v2 inference request. Returns 0, or -1 with err
  * naming the cause (bad JSON with its byte offset, invalid UTF-8 included;
  * a member of the wrong type; a data element that is not a number / string,

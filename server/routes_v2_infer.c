@@ -327,11 +327,44 @@ static void infer_finish(proto_req *p);
  * BYTES images located for the decode that follows). */
 static int infer_prepare(proto_req *p) {
     v2_state *st = p->state;
+    app *a = p->b.a;
+    const app_model *m = &a->models[p->b.model];
     char msg[512];
     jp_v2_request rq;
     int status = 400;
-    if (!jp_v2_parse_request(st->body ? st->body : "", st->jlen, &rq, msg, sizeof msg) &&
-        !(status = take_outputs(p, &rq, st, msg, sizeof msg))) {
+    /* Before jansson builds its tree: a request for this model holds at
+     * most queue_capacity tensors (nested as deep as the client likes: 2x),
+     * and the tree must fit the bytes budget while it exists. */
+    jp_cost cost;
+    jp_parse_cost(st->body ? st->body : "", st->jlen, &cost);
+    uint64_t most = 2 * (uint64_t)a->cfg->queue_capacity * m->in_floats + 4096;
+    if (cost.values > most) {
+        snprintf(msg, sizeof msg,
+                 "the JSON holds up to %llu values; a request for model '%s' holds at most %llu "
+                 "(queue_capacity tensors of %zu values)",
+                 (unsigned long long)cost.values, m->mc.name, (unsigned long long)most,
+                 m->in_floats);
+        reqbase_fail(&p->b, 400, NULL, msg);
+        return 400;
+    }
+    if (cost.bytes > a->mem.limit || budget_reserve(&a->mem, cost.bytes)) {
+        int never = cost.bytes > a->mem.limit; /* a retry cannot help */
+        if (!never)
+            metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
+        snprintf(msg, sizeof msg,
+                 "parsing the %zu-byte JSON needs up to %llu bytes, more than %s; %s", st->jlen,
+                 (unsigned long long)cost.bytes,
+                 never ? "the server's max_inflight_bytes"
+                       : "the server's max_inflight_bytes has "
+                         "free now",
+                 never ? "send the tensor as binary data" : "retry later");
+        reqbase_fail(&p->b, never ? 413 : 503, NULL, msg);
+        return never ? 413 : 503;
+    }
+    /* held until the parsed values are freed below (the tree itself is
+     * freed inside the parse; this is conservative) */
+    int parsed = jp_v2_parse_request(st->body ? st->body : "", st->jlen, &rq, msg, sizeof msg);
+    if (!parsed && !(status = take_outputs(p, &rq, st, msg, sizeof msg))) {
         snprintf(st->input, sizeof st->input, "%s", rq.inputs[0].name);
         status = prepare(p, &rq, (const unsigned char *)st->body + st->jlen, st->len - st->jlen,
                          msg, sizeof msg);
@@ -345,6 +378,7 @@ static int infer_prepare(proto_req *p) {
         p->b.t0_ns + rq.timeout_us * 1000 < p->b.deadline_ns)
         p->b.deadline_ns = p->b.t0_ns + rq.timeout_us * 1000;
     jp_v2_request_free(&rq);
+    budget_release(&a->mem, cost.bytes);
     if (status)
         reqbase_fail(&p->b, status, NULL, msg);
     return status;

@@ -13,6 +13,10 @@ batch-size histogram count engine runs).
             intact; invalid UTF-8 in the JSON -> 400
   fp32      values outside the float range (1e39, -1e39) -> 400 naming the input
   classification  clamped to the model's classes
+  json      the JSON's cost is known before jansson builds its tree: more
+            values than queue_capacity tensors of the model hold -> 400 at once;
+            a tree that could not fit max_inflight_bytes -> 413 (a 14 MB body
+            of "{}" took 1.1 GB before)
 
 usage: test_v2_limits.py RESNETD_BINARY
 """
@@ -137,6 +141,28 @@ def main():
             m = srv.metrics()
             check("resnetd_inflight_bytes 0\n" in m, "budget not back to 0 after the requests")
             check("resnetd_inflight_bytes_limit " in m, "budget limit not exported")
+
+            # JSON cost: 9.9 M numbers (18 MB) for a model whose requests hold at most
+            # 2 * 64 * 784 + 4096 values
+            bomb = (b'{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32",'
+                    b'"data":[' + b",".join([b"0"] * 9_900_000) + b"]}]}")
+            _, dt = refused(srv, bomb, 400, ["9900011 values", "at most 104448"])
+            check(dt < 1.0, f"JSON value cap took {dt:.2f} s")
+        check(srv.rc == 0, f"server exit code {srv.rc}")
+
+        # a JSON tree over the whole budget (8 MiB here): 50,000 "{}" (100 KB) are
+        # within the value cap but would take ~11 MB in jansson
+        srv = ptest.Server(binary, ["--model", models["gray"][0],
+                                    "--max-inflight-bytes", str(8 << 20)])
+        with srv.session():
+            bomb = (b'{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32",'
+                    b'"data":[' + b",".join([b"{}"] * 50_000) + b"]}]}")
+            refused(srv, bomb, 413, ["JSON needs up to", "max_inflight_bytes",
+                                     "binary data"])
+            one = {"name": "input", "shape": [1, 1, 28, 28], "datatype": "FP32",
+                   "data": [0.5] * 784}
+            s, _, j, _ = post(srv, {"inputs": [one]})
+            check(s == 200 and j["outputs"][0]["shape"] == [1, 10], f"small JSON: {s} {j}")
         check(srv.rc == 0, f"server exit code {srv.rc}")
     print("v2 limits ok")
     return 0
