@@ -174,6 +174,7 @@ def over_budget(tmp):
     try:
         one = np.zeros((1, 3, 224, 224), np.float32).tobytes()  # 0.6 MB: fits 2 MiB
         three = one * 3  # 1.8 MB: fits alone, not beside the first
+
         def v2(n, data):
             js = json.dumps({"inputs": [{"name": "input", "shape": [n, 3, 224, 224],
                                          "datatype": "FP32",
