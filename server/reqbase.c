@@ -70,6 +70,7 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
         } else {
             free(body);
             metrics_rejected(b->a->metrics, METRICS_REJECT_OVER_BUDGET);
+            b->images_ok = 0; /* not answered with predictions after all */
             status = 503;
             content_type = "application/json";
             len = 0;
