@@ -260,7 +260,10 @@ def control_round(s, mp, ct, pre):
     check(decoded == 48, f"{decoded} parts decoded, want 48")
     n = sum(len(v) for v in lat.values())
     worst = {k: round(max(v) * 1e3, 1) if v else 0 for k, v in lat.items()}
-    print(f"control: {n} probes during {decoded:.0f} decodes; max ms {worst}")
+    with open(f"/proc/{s.proc.pid}/status") as f:
+        hwm = [int(x.split()[1]) >> 10 for x in f if x.startswith("VmHWM:")][0]
+    print(f"control: {n} probes during {decoded:.0f} decodes; max ms {worst}; "
+          f"server peak RSS {hwm} MB")
     check(len(lat["/healthz"]) >= 5, f"only {n} probes while decoding")
     return worst
 
