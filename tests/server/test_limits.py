@@ -18,7 +18,10 @@ loopback, real bytes, exact answers:
 
   drain    SIGTERM while decode jobs are queued and running, drain_timeout_ms
            300: every upload is answered (200, or 503 draining for the jobs the
-           drain did not wait for) and the server exits 0.
+           drain did not wait for) and the server exits 0. Before that, the
+           decode pool's bound: with one decode thread and queue_capacity 4,
+           12 concurrent uploads get 200 or 503 queue_full + Retry-After at
+           once ("decode queue"), some of each.
 
 usage: test_limits.py RESNETD_BINARY {v1|control|drain}
 """
@@ -294,9 +297,42 @@ def test_control(tmp):
         s.cleanup()
 
 
+def pool_full(tiny, big):
+    s = srvtest.Server(BIN, ["--model", tiny, "--decode-threads", "1", "--queue-capacity", "4"])
+    try:
+        mp, ct = srvtest.multipart([(f"p{i}.png", big) for i in range(4)])
+        results, lock = [], threading.Lock()
+
+        def upload():
+            st, h, b = s.request("POST", "/v1/classify", mp, {"Content-Type": ct}, timeout=120)
+            with lock:
+                results.append((st, h, b))
+
+        ups = [threading.Thread(target=upload) for _ in range(12)]
+        for t in ups:
+            t.start()
+        for t in ups:
+            t.join()
+        codes = sorted(r[0] for r in results)
+        check(set(codes) == {200, 503}, f"want some 200 and some 503: {codes}")
+        for st, h, b in results:
+            if st == 503:
+                e = json.loads(b)["error"]
+                check(e["code"] == "queue_full" and "decode queue" in e["message"] and
+                      h.get("retry-after") == "1", f"{st} {h} {b[:200]}")
+        n503 = codes.count(503)
+        check(metric(s.metrics(), 'resnetd_rejected_total{reason="queue_full"}') == n503,
+              "queue_full not counted")
+        print(f"pool: answers {codes}")
+        check(s.stop() == 0, "exit code")
+    finally:
+        s.cleanup()
+
+
 def test_drain(tmp):
     tiny, _ = srvtest.export_model(tmp, "tiny", seed=1)
     big = png(2000, 2000)
+    pool_full(tiny, big)
     # one decode thread, 48 parts of ~40 ms each, and a drain of 300 ms: at
     # SIGTERM jobs are running and waiting, and the drain ends before them
     s = srvtest.Server(BIN, ["--model", tiny, "--decode-threads", "1",
