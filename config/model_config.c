@@ -46,6 +46,41 @@ static int ends_with(const char *s, const char *suf) {
     return n >= m && strcmp(s + n - m, suf) == 0;
 }
 
+/* The offset of the first byte that is not part of well-formed UTF-8
+ * (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF), or -1 when
+ * s[0..n) is all valid. Labels and names go into every JSON answer, where
+ * jansson refuses invalid UTF-8, so they are checked once at load. */
+static long utf8_invalid_at(const char *str, size_t n) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t k = c < 0x80                 ? 0
+                   : c >= 0xC2 && c <= 0xDF ? 1
+                   : (c & 0xF0) == 0xE0     ? 2
+                   : c >= 0xF0 && c <= 0xF4 ? 3
+                                            : 9;
+        if (k == 9 || n - i <= k)
+            return k == 0 ? -1 : (long)i;
+        unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        else if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        if (k && (s[i + 1] < lo || s[i + 1] > hi))
+            return (long)i;
+        for (size_t j = 2; j <= k; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return (long)i;
+        i += k + 1;
+    }
+    return -1;
+}
+
 /* Sets name to the last path component of path without trailing slashes and,
  * when strip is given, without that suffix. */
 static void base_name(const char *path, const char *strip, char *name, size_t cap) {
@@ -59,8 +94,11 @@ static void base_name(const char *path, const char *strip, char *name, size_t ca
     if (strip && len > strlen(strip) &&
         strncmp(path + n - strlen(strip), strip, strlen(strip)) == 0)
         len -= strlen(strip);
-    if (len >= cap)
+    if (len >= cap) { /* cut, but never inside a UTF-8 character */
         len = cap - 1;
+        while (len > 0 && ((unsigned char)path[b + len] & 0xC0) == 0x80)
+            len--;
+    }
     memcpy(name, path + b, len);
     name[len] = '\0';
 }
@@ -257,6 +295,16 @@ static int read_labels(const char *file, model_config *mc, char *err, size_t err
         mc->num_labels++;
     }
     /* A trailing empty line is a file ending in "\n\n": not a class. */
+    for (int i = 0; rc == 0 && i < mc->num_labels; i++) {
+        long at = utf8_invalid_at(mc->labels[i], strlen(mc->labels[i]));
+        if (at >= 0) {
+            snprintf(err, err_len,
+                     "%s:%d: label is not valid UTF-8 (byte %ld of the line is 0x%02X); save the "
+                     "file as UTF-8",
+                     file, i + 1, at + 1, (unsigned char)mc->labels[i][at]);
+            rc = -1;
+        }
+    }
     while (rc == 0 && mc->num_labels > 0 && mc->labels[mc->num_labels - 1][0] == '\0')
         free(mc->labels[--mc->num_labels]);
     if (rc == 0 && ferror(f)) {
@@ -309,6 +357,14 @@ int model_config_load(const char *path, model_config *out, char *err, size_t err
         }
     } else {
         snprintf(err, err_len, "%s: not a model directory or a .onnx file", path);
+        rc = -1;
+    }
+    long at = rc ? -1 : utf8_invalid_at(out->name, strlen(out->name));
+    if (at >= 0) {
+        snprintf(err, err_len,
+                 "%s: model name '%s' (from its file or directory name) is not valid UTF-8 "
+                 "(byte %ld is 0x%02X); rename it or set \"name\" in config.json",
+                 path, out->name, at + 1, (unsigned char)out->name[at]);
         rc = -1;
     }
     if (rc)

@@ -9,6 +9,7 @@
 #include "batcher.h"
 #include "budget.h"
 #include "cfg.h"
+#include "decode.h"
 #include "engine.h"
 #include "http.h"
 #include "metrics.h"
@@ -49,6 +50,7 @@ typedef struct {
     _Atomic long inflight; /* every request between headers and completion */
     _Atomic long work;     /* classify requests accepted before the drain, not yet answered */
     budget mem;            /* bytes in flight, server-wide (max_inflight_bytes) */
+    decode_pool *decode;   /* decodes uploads off the HTTP threads (decode.h) */
     _Atomic uint64_t next_id;
     uint64_t id_seed;
 } app;

@@ -2,6 +2,7 @@
 #include "json_proto.h"
 #include "json.h"
 
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -48,16 +49,22 @@ static long long count_leaves(const json_t *v, int want_number) {
     return -1;
 }
 
-/* Copies the leaves in row-major order; returns 0 or -1 when out of memory. */
+/* Copies the leaves in row-major order; returns 0, -1 when out of memory,
+ * or -2 for a number outside the float range (it would become +-inf). */
 static int fill_leaves(const json_t *v, jp_v2_input *in, size_t *k) {
     if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++)
-            if (fill_leaves(json_array_get(v, i), in, k))
-                return -1;
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            int rc = fill_leaves(json_array_get(v, i), in, k);
+            if (rc)
+                return rc;
+        }
         return 0;
     }
     if (in->f32) {
-        in->f32[(*k)++] = (float)json_number_value(v);
+        double d = json_number_value(v);
+        if (!(fabs(d) <= FLT_MAX))
+            return -2;
+        in->f32[(*k)++] = (float)d;
         return 0;
     }
     size_t n = json_string_length(v);
@@ -87,8 +94,14 @@ static int parse_data(const json_t *data, jp_v2_input *in, char *err, size_t err
         in->bytes_len = calloc((size_t)(n ? n : 1), sizeof(size_t));
     }
     size_t k = 0;
-    if ((fp32 && !in->f32) || (bytes && (!in->bytes || !in->bytes_len)) ||
-        fill_leaves(data, in, &k))
+    int rc = (fp32 && !in->f32) || (bytes && (!in->bytes || !in->bytes_len))
+                 ? -1
+                 : fill_leaves(data, in, &k);
+    if (rc == -2)
+        return fail(err, err_len,
+                    "input '%s': element %zu of \"data\" is outside the FP32 range (|x| <= %g)",
+                    in->name, k, (double)FLT_MAX);
+    if (rc)
         return fail(err, err_len, "out of memory");
     return 0;
 }
@@ -169,6 +182,32 @@ static int parse_params(const json_t *params, jp_v2_request *r, char *err, size_
     return 0;
 }
 
+void jp_parse_cost(const char *json, size_t len, jp_cost *c) {
+    uint64_t commas = 0, arrays = 0, objects = 0, colons = 0, strings = 0;
+    int in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = json[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (ch == '"')
+                in_str = 0;
+            continue;
+        }
+        commas += ch == ',';
+        arrays += ch == '[';
+        objects += ch == '{';
+        colons += ch == ':';
+        if (ch == '"') {
+            strings++;
+            in_str = 1;
+        }
+    }
+    c->values = commas + arrays + objects + 1;
+    c->bytes = 64 * (commas + 1) + 160 * arrays + 320 * objects + 192 * colons + 96 * strings +
+               (uint64_t)len;
+}
+
 int jp_v2_parse_request(const char *json, size_t len, jp_v2_request *r, char *err, size_t err_len) {
     memset(r, 0, sizeof(*r));
     json_error_t je;
@@ -186,6 +225,12 @@ int jp_v2_parse_request(const char *json, size_t len, jp_v2_request *r, char *er
         fail(err, err_len, "\"inputs\" must be a non-empty array");
     } else if (outputs && !json_is_array(outputs)) {
         fail(err, err_len, "\"outputs\" must be an array");
+    } else if (outputs && json_array_size(outputs) > JP_MAX_OUTPUTS) {
+        fail(err, err_len, "\"outputs\" has %zu entries (at most %d)", json_array_size(outputs),
+             JP_MAX_OUTPUTS);
+    } else if (id && json_string_length(id) >= sizeof r->id) {
+        fail(err, err_len, "\"id\" is %zu bytes long (at most %zu)", json_string_length(id),
+             sizeof r->id - 1);
     } else if (!parse_params(json_object_get(o, "parameters"), r, err, err_len)) {
         if (id) {
             r->has_id = 1;

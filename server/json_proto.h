@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #define JP_MAX_DIMS 8
+/* "outputs" entries a request may list: a model has far fewer outputs (each
+ * must be named once), so a longer list is refused before it is copied */
+#define JP_MAX_OUTPUTS 16
 
 /* One "inputs" entry of a v2 inference request. */
 typedef struct {
@@ -35,7 +38,7 @@ typedef struct {
 } jp_v2_output;
 
 typedef struct {
-    char id[256];
+    char id[256]; /* a longer "id" (in bytes) is refused: never cut */
     int has_id;
     int binary_output;  /* parameters.binary_data_output */
     int64_t timeout_us; /* parameters.timeout; 0 when absent */
@@ -46,9 +49,23 @@ typedef struct {
     int has_outputs; /* an "outputs" member is present */
 } jp_v2_request;
 
+/* What parsing a JSON text will cost, from one linear pass over its bytes
+ * (no allocation): an upper bound of the JSON values it holds, and of the
+ * memory jansson's tree of it takes (measured per token with jansson 2.14:
+ * a number ~40 bytes, "[]" ~125, "{}" ~220, a member ~145, a string ~80 plus
+ * its bytes; the bound allows 1.5x and more). A 14 MB body of "{}" would
+ * otherwise take 1.1 GB. */
+typedef struct {
+    uint64_t values; /* upper bound of the values (elements, members, scalars) */
+    uint64_t bytes;  /* upper bound of the parse's peak memory */
+} jp_cost;
+void jp_parse_cost(const char *json, size_t len, jp_cost *c);
+
 /* Parses the JSON part of a v2 inference request. Returns 0, or -1 with err
- * naming the cause (bad JSON with its byte offset, a member of the wrong
- * type, a data element that is not a number / string). Data is decoded for
+ * naming the cause (bad JSON with its byte offset, invalid UTF-8 included;
+ * a member of the wrong type; a data element that is not a number / string,
+ * or an FP32 number outside the float range; an "id" over 255 bytes; more
+ * than JP_MAX_OUTPUTS "outputs"). Data is decoded for
  * FP32 (numbers) and BYTES (strings) inputs only. Free with
  * jp_v2_request_free (also after a failure). */
 int jp_v2_parse_request(const char *json, size_t len, jp_v2_request *out, char *err,

@@ -47,6 +47,7 @@ struct metrics {
     model_metrics *mm;
     _Atomic uint64_t rejected[METRICS_REJECT_COUNT];
     _Atomic long inflight;
+    const budget *mem; /* exported when set */
 };
 
 static model_metrics *slot(metrics *m, int model) {
@@ -123,6 +124,10 @@ void metrics_batch_size(metrics *m, int model, int n) {
 
 void metrics_queue_depth_add(metrics *m, int model, int delta) {
     ADD(slot(m, model)->depth, delta);
+}
+
+void metrics_set_budget(metrics *m, const budget *b) {
+    m->mem = b;
 }
 
 void metrics_inflight_add(metrics *m, int delta) {
@@ -317,6 +322,19 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
               "# HELP resnetd_inflight_requests Requests being processed.\n"
               "# TYPE resnetd_inflight_requests gauge\nresnetd_inflight_requests %ld\n",
               LOAD(m->inflight));
+    if (m->mem) {
+        sb_printf(&s,
+                  "# HELP resnetd_inflight_bytes Bytes reserved in the server-wide budget "
+                  "(request bodies, image decodes, tensors, answers).\n"
+                  "# TYPE resnetd_inflight_bytes gauge\nresnetd_inflight_bytes %llu\n"
+                  "# HELP resnetd_inflight_bytes_limit The budget (max_inflight_bytes).\n"
+                  "# TYPE resnetd_inflight_bytes_limit gauge\nresnetd_inflight_bytes_limit %llu\n"
+                  "# HELP resnetd_inflight_bytes_peak Highest resnetd_inflight_bytes so far.\n"
+                  "# TYPE resnetd_inflight_bytes_peak gauge\nresnetd_inflight_bytes_peak %llu\n",
+                  (unsigned long long)budget_used(m->mem), (unsigned long long)m->mem->limit,
+                  (unsigned long long)atomic_load_explicit(&((budget *)m->mem)->peak,
+                                                           memory_order_relaxed));
+    }
     sb_printf(&s,
               "# HELP resnetd_build_info Build information.\n"
               "# TYPE resnetd_build_info gauge\nresnetd_build_info{version=\"%s\"} 1\n",

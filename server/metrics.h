@@ -11,6 +11,8 @@
 #ifndef RESNETD_METRICS_H
 #define RESNETD_METRICS_H
 
+#include "budget.h"
+
 #include <stddef.h>
 
 typedef struct metrics metrics;
@@ -21,7 +23,7 @@ typedef enum {
     METRICS_REJECT_NOT_READY,
     METRICS_REJECT_DEADLINE,
     METRICS_REJECT_BODY_TOO_LARGE,
-    METRICS_REJECT_OVER_BUDGET,
+    METRICS_REJECT_OVER_BUDGET, /* the server-wide budget (budget.h) refused bytes */
     METRICS_REJECT_COUNT
 } metrics_reason;
 
@@ -48,6 +50,10 @@ void metrics_observe(metrics *m, metrics_hist h, int model, double seconds);
 void metrics_batch_size(metrics *m, int model, int n);
 void metrics_queue_depth_add(metrics *m, int model, int delta);
 void metrics_inflight_add(metrics *m, int delta);
+
+/* Exports b (read at each render) as resnetd_inflight_bytes{,_limit,_peak}.
+ * b must outlive m; NULL: not exported. */
+void metrics_set_budget(metrics *m, const budget *b);
 
 /* Current queue depth gauge of a model (for tests and drain). */
 long metrics_queue_depth(const metrics *m, int model);

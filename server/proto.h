@@ -9,11 +9,13 @@
  *
  * Life of a request: proto_on_headers() creates a proto_req and calls the
  * family's on_headers, which answers at once (GETs, errors) or sets
- * p->on_body. proto_on_body() calls it with the whole body. To run images it
- * fills proto_inputs() (tensors, or proto_preprocess() for encoded images)
- * and calls proto_submit(): the request is suspended and the family's finish
- * callback runs on an HTTP thread once every image is back, where it reads
- * proto_outputs() or proto_result()'s error and answers with proto_respond().
+ * p->on_body (after proto_gate, which also announces the request to its
+ * model's queue). proto_on_body() calls it with the whole body. To run images
+ * it calls proto_submit() (reqbase_submit: the request is suspended, the
+ * family's prepare step and the image decodes run on the decode pool, the
+ * images go through the model's queue) and the family's finish callback runs
+ * on an HTTP thread once every image is back, where it reads
+ * proto_result() and proto_outputs() and answers with proto_respond().
  * proto_on_complete() logs, counts and frees everything.
  */
 #ifndef RESNETD_PROTO_H
@@ -28,19 +30,14 @@
 typedef struct proto_req proto_req;
 
 struct proto_req {
-    req_base b; /* first: the shared request state (a, r, id, model, ...) */
+    req_base b; /* first: the shared request state (a, r, id, model, images...) */
     /* set by on_headers when the body is wanted */
     void (*on_body)(proto_req *p);
     /* family state, freed with state_free (may be NULL) in on_complete */
     void *state;
     void (*state_free)(void *state);
-    /* images submitted (proto_inputs / proto_submit) */
-    int n;
-    float *in, *out;
-    queue_item *items;
-    _Atomic int remaining;
-    int push_status; /* 0, or the HTTP status of a failed push */
-    const char *push_msg;
+    /* proto_submit's callbacks */
+    int (*prepare)(proto_req *p);
     void (*finish)(proto_req *p);
 };
 
@@ -74,33 +71,25 @@ int proto_find_model(const app *a, const char *name, size_t len);
 
 /* Whether new inference work is accepted: 0, or 503 with *msg set (and the
  * rejection counted) while the server is draining or not yet ready. Call
- * once per inference request: it counts the request in a->work (which the
- * SIGTERM drain waits for) until proto_on_complete. */
+ * once per inference request, with p->b.model set: it counts the request in
+ * a->work (which the SIGTERM drain waits for) until proto_on_complete and
+ * announces it to the model's queue. */
 int proto_gate(proto_req *p, const char **msg);
 
-/* Allocates room for n images of p->model: returns the input buffer
- * (n * in_floats, owned by p) or NULL when out of memory. Once per request. */
-float *proto_inputs(proto_req *p, int n);
-
-/* Decodes and preprocesses one encoded image of p->model into dst (in_floats
- * floats), timing it in the preprocess histogram. Returns 0, or the HTTP
- * status of the error with err naming the cause. */
-int proto_preprocess(proto_req *p, const void *data, size_t len, float *dst, char *err,
-                     size_t err_len);
-
-/* Queues the p->n images of proto_inputs() with the deadline and suspends
- * the request; finish(p) then runs on an HTTP thread and must respond. Call
- * from on_body only, as the last thing it does. */
-void proto_submit(proto_req *p, int64_t deadline_ns, void (*finish)(proto_req *p));
+/* reqbase_submit for a protocol request (see reqbase.h): prepare (may be
+ * NULL) runs on a decode thread, then the images are decoded and queued;
+ * finish runs on an HTTP thread and must respond. Call from on_body only, as
+ * the last thing it does. */
+void proto_submit(proto_req *p, int (*prepare)(proto_req *p), void (*finish)(proto_req *p));
 
 /* After finish: 200 when every image has its output in proto_outputs(), else
- * the HTTP status (503 queue full/draining, 504 deadline, 500 engine) with
- * *msg naming it. */
+ * the HTTP status (400/415 bad image, 413 too many images, 503 queue full /
+ * draining / over budget, 504 deadline, 500 engine) with *msg naming it. */
 int proto_result(const proto_req *p, const char **msg);
 
-/* The n * num_classes output floats (valid after a 200 proto_result). */
+/* The nimgs * num_classes output floats (valid after a 200 proto_result). */
 static inline const float *proto_outputs(const proto_req *p) {
-    return p->out;
+    return p->b.out;
 }
 
 #endif

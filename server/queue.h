@@ -1,8 +1,8 @@
 /*
  * queue.h — a bounded queue of images waiting for inference, one per model.
  *
- * DESIGN. HTTP threads decode and preprocess an upload into tensors, then
- * push all of a request's images at once (all or nothing: a request never
+ * DESIGN. The decode pool (decode.h) decodes and preprocesses an upload into
+ * tensors, then pushes all of a request's images at once (all or nothing: a request never
  * half-enters). A full queue answers at once (QUEUE_FULL -> 503); pushing
  * never blocks. Workers take batches with queue_take_batch(), which is the
  * batcher: one idle worker at a time (the "former", serialised by a second

@@ -2,10 +2,12 @@
 #include "reqbase.h"
 
 #include "json.h"
+#include "status.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +60,25 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
     if (!body && len) { /* the caller's allocation failed */
         status = 500;
         len = 0;
+    }
+    /* An inference answer is counted in the budget until the request is
+     * done. Past it the answer is dropped for a short 503 (errors and the
+     * control plane are small and never refused). */
+    if (status == 200 && b->model >= 0 && len) {
+        if (budget_reserve(&b->a->mem, len) == 0) {
+            b->reserved += len;
+        } else {
+            free(body);
+            metrics_rejected(b->a->metrics, METRICS_REJECT_OVER_BUDGET);
+            b->images_ok = 0; /* not answered with predictions after all */
+            status = 503;
+            content_type = "application/json";
+            len = 0;
+            body = json_error_body("over_budget",
+                                   "the answer does not fit the server's max_inflight_bytes now; "
+                                   "retry later",
+                                   &len);
+        }
     }
     double secs = (double)(queue_now_ns() - b->t0_ns) / 1e9;
     char timing[48]; /* server-side time, e.g. for the demo page */
@@ -147,7 +168,8 @@ int reqbase_deadline(const req_base *b, int64_t timeout_us, int64_t *deadline_ns
     return 0;
 }
 
-void reqbase_done(req_base *b, int status, int images) {
+void reqbase_done(req_base *b, int status) {
+    int images = b->nimgs;
     app *a = b->a;
     if (!b->counted) /* no response was queued (the client went away) */
         metrics_request(a->metrics, b->model, status);
@@ -164,6 +186,14 @@ void reqbase_done(req_base *b, int status, int images) {
     if (b->work)
         atomic_fetch_sub(&a->work, 1);
     b->work = 0;
+    reqbase_expect(b, 0);
+    free(b->imgs);
+    free(b->in);
+    free(b->out);
+    b->imgs = NULL;
+    b->in = b->out = NULL;
+    budget_release(&a->mem, b->reserved);
+    b->reserved = 0;
 }
 
 void reqbase_end(app *a, int had_state, int status) {
@@ -171,4 +201,254 @@ void reqbase_end(app *a, int had_state, int status) {
         metrics_request(a->metrics, -1, status);
     metrics_inflight_add(a->metrics, -1);
     atomic_fetch_sub(&a->inflight, 1);
+}
+
+void reqbase_expect(req_base *b, int on) {
+    if (b->model < 0 || b->expected == on)
+        return;
+    b->expected = on;
+    queue_expect(b->a->models[b->model].q, on ? 1 : -1);
+}
+
+void reqbase_fail(req_base *b, int status, const char *code, const char *msg) {
+    b->err_status = status;
+    b->err_code = code;
+    snprintf(b->err_msg, sizeof b->err_msg, "%s", msg);
+}
+
+int reqbase_images(req_base *b, int n) {
+    app *a = b->a;
+    const app_model *m = &a->models[b->model];
+    if (n > a->cfg->queue_capacity) { /* checked before anything is decoded */
+        char msg[160];
+        snprintf(msg, sizeof msg, "%d images is more than queue_capacity (%lld)", n,
+                 (long long)a->cfg->queue_capacity);
+        reqbase_fail(b, 413, "too_many_images", msg);
+        return 413;
+    }
+    size_t classes = (size_t)m->info.num_classes;
+    uint64_t bytes = (uint64_t)n * ((m->in_floats + classes) * sizeof(float) + sizeof(reqbase_img));
+    if (budget_reserve(&a->mem, bytes)) {
+        metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
+        reqbase_fail(b, 503, "over_budget",
+                     "the request's tensors do not fit the server's max_inflight_bytes now; "
+                     "retry later");
+        return 503;
+    }
+    b->reserved += bytes;
+    b->imgs = calloc((size_t)n, sizeof(reqbase_img));
+    b->in = malloc((size_t)n * m->in_floats * sizeof(float));
+    b->out = malloc((size_t)n * classes * sizeof(float));
+    if (!b->imgs || !b->in || !b->out) {
+        reqbase_fail(b, 500, "internal", "out of memory");
+        return 500;
+    }
+    b->nimgs = n;
+    return 0;
+}
+
+/* Decodes image i into its input slot (on a pool thread): probes its cost,
+ * reserves it, decodes, returns it. Returns 0, -1 over budget (nothing
+ * decoded), or 1 when the image is bad (its error recorded). */
+static int decode_one(req_base *b, int i) {
+    app *a = b->a;
+    const app_model *m = &a->models[b->model];
+    reqbase_img *im = &b->imgs[i];
+    img_params p = m->mc.input;
+    p.max_pixels = a->cfg->max_image_pixels;
+    img_cost cost;
+    img_status st = img_probe(im->data, im->len, &p, &cost, im->err_msg, sizeof im->err_msg);
+    if (st == IMG_OK && cost.peak_bytes > a->mem.limit) {
+        /* more than the whole budget: no retry can help, so the image is refused */
+        snprintf(im->err_msg, sizeof im->err_msg,
+                 "decoding this %dx%d image needs %llu bytes, more than the server's "
+                 "max_inflight_bytes (%llu)",
+                 cost.width, cost.height, (unsigned long long)cost.peak_bytes,
+                 (unsigned long long)a->mem.limit);
+        st = IMG_ERR_TOO_COMPLEX;
+    } else if (st == IMG_OK) {
+        if (budget_reserve(&a->mem, cost.peak_bytes))
+            return -1;
+        int64_t t0 = queue_now_ns();
+        st = img_preprocess(im->data, im->len, &p, b->in + (size_t)i * m->in_floats, im->err_msg,
+                            sizeof im->err_msg);
+        metrics_observe(a->metrics, METRICS_H_PREPROCESS, b->model,
+                        (double)(queue_now_ns() - t0) / 1e9);
+        budget_release(&a->mem, cost.peak_bytes);
+    }
+    if (st == IMG_OK)
+        return 0;
+    im->err_status = status_img_http(st, &im->err_code);
+    if (!im->err_msg[0]) /* a decoder error without a message still says what */
+        snprintf(im->err_msg, sizeof im->err_msg, "%s", img_status_str(st));
+    return 1;
+}
+
+static void item_done(queue_item *it) {
+    req_base *b = it->owner;
+    /* acq_rel: the resuming HTTP thread sees every worker's output */
+    if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1)
+        http_resume(b->r);
+}
+
+/* Ends the job without a push: the HTTP thread answers with the error. */
+static void resume_now(req_base *b) {
+    reqbase_expect(b, 0);
+    atomic_store_explicit(&b->remaining, 0, memory_order_release);
+    http_resume(b->r);
+}
+
+static const char *push_error(queue_status qs, int *status, const char **msg) {
+    *status = qs == QUEUE_TOO_MANY ? 413 : 503;
+    *msg = qs == QUEUE_TOO_MANY ? "more images than queue_capacity"
+           : qs == QUEUE_FULL   ? "the model's queue is full; retry later"
+                                : "the server is shutting down";
+    return qs == QUEUE_TOO_MANY ? "too_many_images" : qs == QUEUE_FULL ? "queue_full" : "draining";
+}
+
+/* The decode job: prepare, decode, push (or record why not and resume). */
+static void run_job(decode_job *j, int aborted) {
+    req_base *b = (req_base *)((char *)j - offsetof(req_base, job));
+    app *a = b->a;
+    if (aborted) {
+        metrics_rejected(a->metrics, METRICS_REJECT_DRAINING);
+        reqbase_fail(b, 503, "draining", "the server is shutting down");
+        resume_now(b);
+        return;
+    }
+    if (b->prepare && b->prepare(b)) {
+        resume_now(b);
+        return;
+    }
+    int k = 0;
+    for (int i = 0; i < b->nimgs; i++) {
+        reqbase_img *im = &b->imgs[i];
+        int st = im->data ? decode_one(b, i) : 0;
+        if (st < 0) {
+            metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
+            reqbase_fail(b, 503, "over_budget",
+                         "decoding the image does not fit the server's max_inflight_bytes now; "
+                         "retry later");
+            resume_now(b);
+            return;
+        }
+        if (st && !b->each) {
+            b->err_image = i;
+            reqbase_fail(b, im->err_status, im->err_code, im->err_msg);
+            resume_now(b);
+            return;
+        }
+        k += st == 0;
+    }
+    queue_item **push = k ? calloc((size_t)k, sizeof(*push)) : NULL;
+    if (k && !push) {
+        reqbase_fail(b, 500, "internal", "out of memory");
+        resume_now(b);
+        return;
+    }
+    const app_model *m = &a->models[b->model];
+    size_t classes = (size_t)m->info.num_classes;
+    int n = 0;
+    for (int i = 0; i < b->nimgs; i++) {
+        reqbase_img *im = &b->imgs[i];
+        if (im->err_status)
+            continue;
+        im->qi.input = b->in + (size_t)i * m->in_floats;
+        im->qi.output = b->out + (size_t)i * classes;
+        im->qi.deadline_ns = b->deadline_ns;
+        im->qi.done = item_done;
+        im->qi.owner = b;
+        im->pushed = 1;
+        push[n++] = &im->qi;
+    }
+    if (k == 0) { /* /v1 multipart where every part failed to decode */
+        resume_now(b);
+        return;
+    }
+    /* After a successful push the request may be answered and freed at any
+     * moment (the last worker resumes it): withdraw the announcement with
+     * local copies only. */
+    int was_expected = b->expected;
+    b->expected = 0;
+    queue *q = m->q;
+    atomic_store(&b->remaining, k);
+    queue_status qs = queue_push(q, push, k);
+    free(push);
+    if (was_expected)
+        queue_expect(q, -1);
+    if (qs != QUEUE_OK) {
+        int status;
+        const char *msg, *code = push_error(qs, &status, &msg);
+        for (int i = 0; i < b->nimgs; i++)
+            b->imgs[i].pushed = 0;
+        if (qs != QUEUE_TOO_MANY) /* too many is the client's error, not a rejection */
+            metrics_rejected(a->metrics, qs == QUEUE_FULL ? METRICS_REJECT_QUEUE_FULL
+                                                          : METRICS_REJECT_DRAINING);
+        reqbase_fail(b, status, code, msg);
+        resume_now(b);
+    }
+}
+
+static void resumed(http_req *r, void *cls) {
+    req_base *b = http_user(r);
+    (void)cls;
+    (void)atomic_load_explicit(&b->remaining, memory_order_acquire);
+    /* resnetd_images_total counts images answered with an output: every
+     * pushed image that ran, unless one failure fails the whole request */
+    int ok = 0, all = !b->err_status;
+    for (int i = 0; i < b->nimgs; i++) {
+        const reqbase_img *im = &b->imgs[i];
+        if (im->pushed && im->qi.status == QUEUE_ITEM_OK)
+            ok++;
+        else
+            all = all && b->each;
+    }
+    b->images_ok = all ? ok : 0;
+    b->finish(b);
+}
+
+void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b)) {
+    b->prepare = prepare;
+    b->finish = finish;
+    b->err_image = -1;
+    b->job.run = run_job;
+    http_suspend(b->r, resumed);
+    if (decode_submit(b->a->decode, &b->job)) {
+        metrics_rejected(b->a->metrics, METRICS_REJECT_QUEUE_FULL);
+        reqbase_fail(b, 503, "queue_full", "the decode queue is full; retry later");
+        resume_now(b);
+    }
+}
+
+int reqbase_result(const req_base *b, const char **code, const char **msg) {
+    if (b->err_status) {
+        *code = b->err_code;
+        *msg = b->err_msg;
+        return b->err_status;
+    }
+    for (int i = 0; i < b->nimgs; i++) {
+        const reqbase_img *im = &b->imgs[i];
+        if (im->err_status) {
+            *code = im->err_code;
+            *msg = im->err_msg;
+            return im->err_status;
+        }
+        switch (im->qi.status) {
+        case QUEUE_ITEM_OK:
+            break;
+        case QUEUE_ITEM_EXPIRED:
+            *code = "deadline_exceeded";
+            *msg = "deadline passed before inference";
+            return 504;
+        case QUEUE_ITEM_ABORTED:
+            *code = "draining";
+            *msg = "the server is shutting down";
+            return 503;
+        default:
+            *code = "inference_failed";
+            *msg = "inference failed";
+            return 500;
+        }
+    }
+    return 200;
 }

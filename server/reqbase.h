@@ -2,7 +2,9 @@
  * reqbase.h — what every HTTP request shares, whichever route family answers
  * it (/v1 in routes.c; /v2, TorchServe and the demo page through proto.c):
  * its start, its X-Request-Id, how its answer goes out and is counted, the
- * drain/readiness gate for inference, and its end (access log, counters).
+ * drain/readiness gate for inference, its images (tensors reserved in the
+ * bytes budget, decoded on the decode pool, pushed into the model's queue:
+ * reqbase_images, reqbase_submit) and its end (access log, counters, memory).
  *
  * A family's request struct has a req_base as its FIRST member, so the
  * pointer reqbase_new returns is the family's struct.
@@ -11,11 +13,29 @@
 #define RESNETD_REQBASE_H
 
 #include "app.h"
+#include "decode.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+/* One image of a request: its encoded bytes (data NULL: its tensor is
+ * already in place, e.g. a v2 FP32 input), its queue item and, when it could
+ * not be decoded, why. */
 typedef struct {
+    queue_item qi;
+    const void *data; /* owned by the request (its body) or by the family */
+    size_t len;
+    const char *filename; /* /v1 multipart: the part's file name */
+    int err_status;       /* 0, or the HTTP status of its decode error */
+    const char *err_code; /* its JSON error code (static) */
+    char err_msg[200];
+    int pushed; /* handed to the model's queue (qi.status is then its fate) */
+} reqbase_img;
+
+typedef struct req_base req_base;
+
+struct req_base {
     app *a;
     http_req *r;
     int64_t t0_ns;
@@ -25,7 +45,24 @@ typedef struct {
     int work;      /* counted in a->work (inference accepted; the drain waits for it) */
     int counted;   /* metrics_request done */
     int images_ok; /* images that got predictions */
-} req_base;
+    int expected;  /* announced to the model's queue (queue_expect) */
+    /* images (reqbase_images / reqbase_submit) */
+    reqbase_img *imgs;
+    int nimgs;
+    float *in, *out;   /* nimgs tensors in, nimgs rows of num_classes out */
+    uint64_t reserved; /* bytes held in a->mem until reqbase_done */
+    int each;          /* 1: an image that fails to decode is skipped (/v1
+                          multipart), 0: it fails the request */
+    int64_t deadline_ns;
+    _Atomic int remaining;
+    int err_status; /* whole-request error: 0 or an HTTP status... */
+    const char *err_code;
+    char err_msg[512];
+    int err_image; /* ...caused by this image when >= 0 */
+    int (*prepare)(req_base *b);
+    void (*finish)(req_base *b);
+    decode_job job;
+};
 
 /* Counts a new request in flight and allocates `size` zeroed bytes whose
  * first member is a req_base, filled for r and attached to it
@@ -70,8 +107,40 @@ int reqbase_deadline(const req_base *b, int64_t timeout_us, int64_t *deadline_ns
 
 /* When the request is complete, before its owner frees it: counts it if no
  * answer was queued (the client went away), writes the access-log line
- * (`images` submitted) and drops its work count. */
-void reqbase_done(req_base *b, int status, int images);
+ * (its images), drops its work count and announcement, frees its images and
+ * returns its budget. */
+void reqbase_done(req_base *b, int status);
+
+/* Announces (on 1) or withdraws (on 0) the request to its model's queue:
+ * batches wait to fill only while some request is on its way (queue_expect).
+ * Withdrawn at the latest by the push or reqbase_done. */
+void reqbase_expect(req_base *b, int on);
+
+/* Records the request's error (msg is copied; code static). */
+void reqbase_fail(req_base *b, int status, const char *code, const char *msg);
+
+/* Allocates n images of b->model with their input and output tensors,
+ * reserving their bytes in the server's budget until reqbase_done. Returns
+ * 0, or the HTTP status of the failure recorded with reqbase_fail (500 out
+ * of memory, 413 too_many_images when n is over queue_capacity, 503
+ * over_budget). Once per request. */
+int reqbase_images(req_base *b, int n);
+
+/* Runs the request's images: suspends it and hands a job to the decode
+ * pool, which calls prepare(b) (may be NULL: on a pool thread, for work that
+ * is not cheap, such as parsing a JSON body and filling the images with
+ * reqbase_images; returns 0 or the status of its reqbase_fail), decodes and
+ * preprocesses every image that has data (its cost probed and reserved in
+ * the budget first), then pushes the images into the model's queue with
+ * b->deadline_ns, all at once. finish(b) then runs on an HTTP thread once
+ * every image is back, or at once on an error, and must respond (look at
+ * b->err_status, then each image). A full pool is a 503 queue_full. Call from
+ * on_body only, as the last thing it does. */
+void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b));
+
+/* After finish: 200 when the request has no error and every image has its
+ * output, else the HTTP status with *code and *msg naming the first error. */
+int reqbase_result(const req_base *b, const char **code, const char **msg);
 
 /* Last: a request that got no state (had_state 0: OOM) is counted here;
  * the in-flight counters drop. */

@@ -1,7 +1,7 @@
 /*
- * routes.c — the CONTRACT's HTTP API: routing, classify (decode on the HTTP
- * thread, queue, suspend, answer when the last image is back), health,
- * readiness, models and metrics, JSON errors, request ids and the access log.
+ * routes.c — the CONTRACT's HTTP API: routing, classify (cheap checks on the
+ * HTTP thread, then reqbase_submit: decode pool, queue, answer when the last
+ * image is back), health, readiness, models and metrics, JSON errors.
  */
 #include "app.h"
 #include "json.h"
@@ -18,25 +18,9 @@
 #define MAX_TOP_K 1000
 
 typedef struct {
-    queue_item qi;
-    float *input, *output;
-    const char *filename;
-    const char *err_code;
-    char err_msg[200];
-    int enqueued;
-} image;
-
-typedef struct {
-    req_base b; /* first: the shared request state (a, r, id, model, ...) */
+    req_base b; /* first: the shared request state (a, r, id, model, images...) */
     int is_classify;
     int top_k;
-    image *imgs;
-    int nimgs;
-    int expected; /* announced to the model's queue (queue_expect) */
-    _Atomic int remaining;
-    int err_status; /* whole-request error found after suspending */
-    const char *err_code;
-    const char *err_msg;
 } req;
 
 static void respond_json(req *q, int status, char *body, size_t len) {
@@ -95,21 +79,8 @@ static void route_models(req *q) {
 
 /* Decides the route from method and path; answers everything but a classify
  * whose body is still to come. */
-/* A POST to the other protocol families (/v2, /predictions) may carry work
- * for any model: announce it to every queue until its body has been handled,
- * so forming batches wait for it as for a /v1 request (see queue_expect). */
-static void announce_all(http_req *r, app *a, int on) {
-    if (http_tag(r) == on)
-        return;
-    http_set_tag(r, on);
-    for (int i = 0; i < a->nmodels; i++)
-        queue_expect(a->models[i].q, on ? 1 : -1);
-}
-
 void routes_on_headers(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) { /* /v2, TorchServe, the demo page */
-        if (!strcmp(http_method(r), "POST"))
-            announce_all(r, cls, 1);
         proto_on_headers(r, cls);
         return;
     }
@@ -168,8 +139,7 @@ void routes_on_headers(http_req *r, void *cls) {
         metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
         respond_error(q, 413, "body_too_large", "Content-Length is over max_body_bytes");
     } else {
-        queue_expect(a->models[q->b.model].q, 1); /* its images are on their way */
-        q->expected = 1;
+        reqbase_expect(&q->b, 1); /* its images are on their way */
     }
     return;
 not_allowed : {
@@ -180,117 +150,68 @@ not_allowed : {
 }
 }
 
-static void image_done(queue_item *it) {
-    req *q = it->owner;
-    /* acq_rel: the resuming HTTP thread sees every worker's output */
-    if (atomic_fetch_sub_explicit(&q->remaining, 1, memory_order_acq_rel) == 1)
-        http_resume(q->b.r);
-}
-
-static const char *item_error(const image *im, int *status) {
-    switch (im->qi.status) {
-    case QUEUE_ITEM_OK:
-        return NULL;
-    case QUEUE_ITEM_EXPIRED:
-        *status = 504;
-        return "deadline_exceeded";
-    case QUEUE_ITEM_ABORTED:
-        *status = 503;
-        return "draining";
-    default:
-        *status = 500;
-        return "inference_failed";
-    }
-}
-
-/* Runs on an HTTP thread once every queued image is back (or the push failed). */
-static void classify_finish(http_req *r, void *cls) {
-    req *q = http_user(r);
-    (void)atomic_load_explicit(&q->remaining, memory_order_acquire);
-    if (q->err_status) {
-        respond_error(q, q->err_status, q->err_code, q->err_msg);
+/* Runs on an HTTP thread once every queued image is back (or the request
+ * failed before its push). */
+static void classify_finish(req_base *b) {
+    req *q = (req *)b;
+    if (b->err_status) {
+        respond_error(q, b->err_status, b->err_code, b->err_msg);
         return;
     }
-    app_model *m = &q->b.a->models[q->b.model];
-    int multipart = http_is_multipart(r);
-    json_result *res = calloc((size_t)q->nimgs, sizeof(*res));
-    predict_entry *preds = calloc((size_t)q->nimgs * (size_t)q->top_k, sizeof(*preds));
+    app_model *m = &b->a->models[b->model];
+    int multipart = b->each;
+    json_result *res = calloc((size_t)b->nimgs, sizeof(*res));
+    predict_entry *preds = calloc((size_t)b->nimgs * (size_t)q->top_k, sizeof(*preds));
     if (!res || !preds) {
         free(res);
         free(preds);
         respond_error(q, 500, "internal", "out of memory");
         return;
     }
-    int status = 200, expired = 0, enqueued = 0;
-    for (int i = 0; i < q->nimgs; i++) {
-        image *im = &q->imgs[i];
+    int status = 200, expired = 0, pushed = 0;
+    const char *code = NULL, *msg = NULL;
+    for (int i = 0; i < b->nimgs; i++) {
+        reqbase_img *im = &b->imgs[i];
         res[i].filename = im->filename;
-        if (im->err_code) {
+        if (im->err_status) {
             res[i].err_code = im->err_code;
             res[i].err_message = im->err_msg;
             continue;
         }
-        enqueued++;
-        int st = 200;
-        const char *code = item_error(im, &st);
-        if (code) {
+        pushed++;
+        if (im->qi.status != QUEUE_ITEM_OK) {
+            /* one image's fate, through the shared mapping */
+            req_base one = {.nimgs = 1, .imgs = im};
+            int st = reqbase_result(&one, &res[i].err_code, &res[i].err_message);
             expired += st == 504;
-            res[i].err_code = code;
-            res[i].err_message = st == 504   ? "deadline passed before inference"
-                                 : st == 503 ? "the server is shutting down"
-                                             : "inference failed";
-            if (!multipart)
+            if (!multipart) {
                 status = st;
+                code = res[i].err_code;
+                msg = res[i].err_message;
+            }
             continue;
         }
-        q->b.images_ok++;
-        res[i].preds = preds + (size_t)i * (size_t)q->top_k;
-        res[i].npreds = predict_top_k(im->output, m->info.num_classes, q->top_k,
-                                      preds + (size_t)i * (size_t)q->top_k);
+        predict_entry *pe = preds + (size_t)i * (size_t)q->top_k;
+        res[i].preds = pe;
+        res[i].npreds = predict_top_k(b->out + (size_t)i * (size_t)m->info.num_classes,
+                                      m->info.num_classes, q->top_k, pe);
     }
-    if (multipart && enqueued && expired == enqueued)
-        status = 504; /* nothing of the request made its deadline */
-    if (status != 200) {
-        if (multipart)
-            respond_error(q, 504, "deadline_exceeded", "deadline passed before inference");
-        else
-            respond_error(q, status, res[0].err_code, res[0].err_message);
-    } else {
+    if (multipart && pushed && expired == pushed)
+        respond_error(q, 504, "deadline_exceeded", "deadline passed before inference");
+    else if (status != 200)
+        respond_error(q, status, code, msg);
+    else {
         size_t len;
-        char *body = json_classify_body(m->mc.name, &m->mc, res, q->nimgs, multipart, &len);
+        char *body = json_classify_body(m->mc.name, &m->mc, res, b->nimgs, multipart, &len);
         respond_json(q, 200, body, len);
     }
     free(res);
     free(preds);
 }
 
-/* Decodes and preprocesses image i on this HTTP thread. Returns 0, or the
- * HTTP status of its error (recorded in the image). */
-static int prepare(req *q, app_model *m, image *im, const void *data, size_t len) {
-    img_params p = m->mc.input;
-    p.max_pixels = q->b.a->cfg->max_image_pixels;
-    im->input = malloc(m->in_floats * sizeof(float));
-    im->output = malloc((size_t)m->info.num_classes * sizeof(float));
-    if (!im->input || !im->output) {
-        im->err_code = "internal";
-        snprintf(im->err_msg, sizeof im->err_msg, "out of memory");
-        return 500;
-    }
-    int64_t t0 = queue_now_ns();
-    img_status st = img_preprocess(data, len, &p, im->input, im->err_msg, sizeof im->err_msg);
-    metrics_observe(q->b.a->metrics, METRICS_H_PREPROCESS, q->b.model,
-                    (double)(queue_now_ns() - t0) / 1e9);
-    if (st == IMG_OK)
-        return 0;
-    return status_img_http(st, &im->err_code);
-}
-
-static void unexpect(req *q);
-
 void routes_on_body(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) {
-        proto_on_body(r, cls); /* decodes and pushes, or answers */
-        announce_all(r, cls, 0);
+        proto_on_body(r, cls); /* submits, or answers */
         return;
     }
     app *a = cls;
@@ -320,8 +241,7 @@ void routes_on_body(http_req *r, void *cls) {
     }
     if (q->top_k > m->info.num_classes)
         q->top_k = m->info.num_classes;
-    int64_t deadline;
-    if (reqbase_deadline(&q->b, 0, &deadline)) {
+    if (reqbase_deadline(&q->b, 0, &q->b.deadline_ns)) {
         respond_error(q, 400, "invalid_timeout", "X-Request-Timeout-Ms must be an integer");
         return;
     }
@@ -330,89 +250,36 @@ void routes_on_body(http_req *r, void *cls) {
         respond_error(q, 400, "bad_multipart", http_multipart_error(r));
         return;
     }
-    q->nimgs = multipart ? http_num_parts(r) : 1;
-    if (q->nimgs == 0) {
+    int n = multipart ? http_num_parts(r) : 1;
+    if (n == 0) {
         respond_error(q, 400, "no_image", "multipart body has no file part");
         return;
     }
-    if (!(q->imgs = calloc((size_t)q->nimgs, sizeof(image)))) {
-        respond_error(q, 500, "internal", "out of memory");
+    /* the part count against queue_capacity and the budget, before any decode */
+    if (reqbase_images(&q->b, n)) {
+        respond_error(q, q->b.err_status, q->b.err_code, q->b.err_msg);
         return;
     }
-    queue_item **push = calloc((size_t)q->nimgs, sizeof(*push));
-    if (!push) {
-        respond_error(q, 500, "internal", "out of memory");
-        return;
-    }
-    int k = 0;
-    for (int i = 0; i < q->nimgs; i++) {
-        image *im = &q->imgs[i];
-        size_t len;
-        const void *data = multipart ? http_part_data(r, i, &len) : http_body(r, &len);
+    q->b.each = multipart; /* a bad part is answered in its own result */
+    for (int i = 0; i < n; i++) {
+        reqbase_img *im = &q->b.imgs[i];
+        im->data = multipart ? http_part_data(r, i, &im->len) : http_body(r, &im->len);
         im->filename = multipart ? http_part_filename(r, i) : NULL;
-        int st = prepare(q, m, im, data, len);
-        if (st && !multipart) {
-            respond_error(q, st, im->err_code, im->err_msg);
-            free(push);
-            return;
-        }
-        if (st)
-            continue;
-        im->qi.input = im->input;
-        im->qi.output = im->output;
-        im->qi.deadline_ns = deadline;
-        im->qi.done = image_done;
-        im->qi.owner = q;
-        push[k++] = &im->qi;
+        if (!im->data) /* an empty body: decoded (and refused) as zero bytes */
+            im->data = "";
     }
-    if (k == 0) { /* multipart where every part failed to decode */
-        free(push);
-        classify_finish(r, a);
-        return;
-    }
-    atomic_store(&q->remaining, k);
-    http_suspend(r, classify_finish);
-    queue_status qs = queue_push(m->q, push, k);
-    free(push);
-    unexpect(q);
-    if (qs != QUEUE_OK) {
-        q->err_status = qs == QUEUE_TOO_MANY ? 413 : 503;
-        q->err_code = qs == QUEUE_TOO_MANY ? "too_many_images"
-                      : qs == QUEUE_FULL   ? "queue_full"
-                                           : "draining";
-        q->err_msg = qs == QUEUE_TOO_MANY ? "more images than queue_capacity"
-                     : qs == QUEUE_FULL   ? "the model's queue is full; retry later"
-                                          : "the server is shutting down";
-        metrics_rejected(a->metrics,
-                         qs == QUEUE_FULL ? METRICS_REJECT_QUEUE_FULL : METRICS_REJECT_DRAINING);
-        http_resume(r);
-    }
-}
-
-/* Withdraws the request's announcement (it pushed, or will never push). */
-static void unexpect(req *q) {
-    if (q->expected) {
-        q->expected = 0;
-        queue_expect(q->b.a->models[q->b.model].q, -1);
-    }
+    reqbase_submit(&q->b, NULL, classify_finish);
 }
 
 void routes_on_complete(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) {
-        announce_all(r, cls, 0);
         proto_on_complete(r, cls);
         return;
     }
     req *q = http_user(r);
     int status = http_status(r), had = q != NULL;
     if (q) {
-        unexpect(q);
-        reqbase_done(&q->b, status, q->nimgs);
-        for (int i = 0; i < q->nimgs; i++) {
-            free(q->imgs[i].input);
-            free(q->imgs[i].output);
-        }
-        free(q->imgs);
+        reqbase_done(&q->b, status);
         free(q);
     }
     reqbase_end(cls, had, status);

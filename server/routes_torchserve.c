@@ -83,7 +83,6 @@ static void predictions_finish(proto_req *p) {
 }
 
 static void predictions_body(proto_req *p) {
-    char msg[300];
     const char *bcode, *bmsg; /* the body was refused while it was received */
     if (reqbase_over_budget(&p->b, &bcode, &bmsg)) {
         ts_error(p, 503, bmsg);
@@ -109,22 +108,17 @@ static void predictions_body(proto_req *p) {
     } else {
         data = http_body(p->b.r, &len);
     }
-    int64_t deadline;
-    if (reqbase_deadline(&p->b, 0, &deadline)) {
+    if (reqbase_deadline(&p->b, 0, &p->b.deadline_ns)) {
         ts_error(p, 400, "X-Request-Timeout-Ms must be a non-negative integer");
         return;
     }
-    float *in = proto_inputs(p, 1);
-    if (!in) {
-        ts_error(p, 500, "out of memory");
+    if (reqbase_images(&p->b, 1)) {
+        ts_error(p, p->b.err_status, p->b.err_msg);
         return;
     }
-    int st = proto_preprocess(p, data, len, in, msg, sizeof msg);
-    if (st) {
-        ts_error(p, st, msg);
-        return;
-    }
-    proto_submit(p, deadline, predictions_finish);
+    p->b.imgs[0].data = data ? data : ""; /* decoded on the decode pool */
+    p->b.imgs[0].len = len;
+    proto_submit(p, NULL, predictions_finish);
 }
 
 void routes_ts_on_headers(proto_req *p) {

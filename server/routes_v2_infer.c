@@ -15,18 +15,27 @@
 #define V2_VERSION "1"
 #define JSON_CT "application/json"
 
-/* What the finish step needs once the request body is gone. */
+/* The request between its body (HTTP thread), its preparation (decode
+ * pool) and its answer (HTTP thread). */
 typedef struct {
-    jp_v2_output *outputs; /* requested outputs (the one default when none is named) */
+    const char *body;      /* the request body (owned by the http_req) */
+    size_t len, jlen;      /* its size, and the JSON header's */
+    jp_v2_output *outputs; /* requested outputs (the default when none is named) */
     int noutputs;
-    int binary_output; /* parameters.binary_data_output */
-    char *id;          /* the request's "id", or NULL */
+    int binary_output;   /* parameters.binary_data_output */
+    char *id;            /* the request's "id", or NULL */
+    char input[128];     /* the input's name, for image errors */
+    unsigned char **b64; /* base64-decoded images (JSON BYTES), nb64 of them */
+    int nb64;
 } v2_state;
 
 static void v2_state_free(void *s) {
     v2_state *st = s;
     if (!st)
         return;
+    for (int i = 0; i < st->nb64; i++)
+        free(st->b64[i]);
+    free(st->b64);
     free(st->outputs);
     free(st->id);
     free(st);
@@ -144,24 +153,13 @@ static int take_fp32(proto_req *p, const jp_v2_input *in, const unsigned char *b
                  in->count, shape_str(in, sh, sizeof sh), count);
         return 400;
     }
-    float *dst = proto_inputs(p, n);
-    if (!dst) {
-        snprintf(msg, ml, "out of memory");
-        return 500;
+    int st = reqbase_images(&p->b, n); /* data NULL: the tensors are given */
+    if (st) {
+        snprintf(msg, ml, "%s", p->b.err_msg);
+        return st;
     }
-    memcpy(dst, bin ? (const void *)bin : (const void *)in->f32, count * sizeof(float));
+    memcpy(p->b.in, bin ? (const void *)bin : (const void *)in->f32, count * sizeof(float));
     return 0;
-}
-
-/* Decodes and preprocesses element i into the request's input slot i. */
-static int take_image(proto_req *p, const jp_v2_input *in, int i, const void *data, size_t len,
-                      char *msg, size_t ml) {
-    char e[200];
-    size_t in_floats = p->b.a->models[p->b.model].in_floats;
-    int st = proto_preprocess(p, data, len, p->in + (size_t)i * in_floats, e, sizeof e);
-    if (st)
-        snprintf(msg, ml, "input '%s' element %d: %s", in->name, i, e);
-    return st;
 }
 
 /* The BYTES input: N encoded images, base64 strings in JSON or
@@ -187,13 +185,20 @@ static int take_bytes(proto_req *p, const jp_v2_input *in, const unsigned char *
                  in->name, (long long)in->binary_size, n);
         return 400;
     }
-    if (!proto_inputs(p, n)) {
+    int st = reqbase_images(&p->b, n);
+    if (st) {
+        snprintf(msg, ml, "%s", p->b.err_msg);
+        return st;
+    }
+    v2_state *vs = p->state;
+    if (!bin && !(vs->b64 = calloc((size_t)n, sizeof(*vs->b64)))) {
         snprintf(msg, ml, "out of memory");
         return 500;
     }
+    /* the images are only located here; the pool decodes them next */
     size_t off = 0, size = bin ? (size_t)in->binary_size : 0;
     for (int i = 0; i < n; i++) {
-        int st;
+        reqbase_img *im = &p->b.imgs[i];
         if (bin) {
             if (size - off < 4) {
                 snprintf(msg, ml, "input '%s': binary data ends before element %d's length",
@@ -210,22 +215,20 @@ static int take_bytes(proto_req *p, const jp_v2_input *in, const unsigned char *
                     in->name, i, len, size - off);
                 return 400;
             }
-            st = take_image(p, in, i, bin + off, len, msg, ml);
+            im->data = bin + off;
+            im->len = len;
             off += len;
         } else {
-            size_t len = 0;
             int bad;
-            unsigned char *img = b64_decode(in->bytes[i], in->bytes_len[i], &len, &bad);
+            unsigned char *img = b64_decode(in->bytes[i], in->bytes_len[i], &im->len, &bad);
             if (!img) {
                 snprintf(msg, ml, bad ? "input '%s' element %d: invalid base64" : "out of memory",
                          in->name, i);
                 return bad ? 400 : 500;
             }
-            st = take_image(p, in, i, img, len, msg, ml);
-            free(img);
+            vs->b64[vs->nb64++] = img;
+            im->data = img;
         }
-        if (st)
-            return st;
     }
     if (bin && off != size) {
         snprintf(msg, ml, "input '%s': %zu bytes of binary data after its %d elements", in->name,
@@ -276,38 +279,110 @@ static int prepare(proto_req *p, jp_v2_request *rq, const unsigned char *bin, si
     return 400;
 }
 
-/* The requested outputs, checked against the model's one output. */
+/* The requested outputs: each a distinct name of a real output of the model
+ * (it has one), so the answer holds each output once whatever the request
+ * says; none named, or "outputs": [], means the default (the one output, as
+ * Triton answers). classification is clamped to the model's classes. */
 static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg, size_t ml) {
     const app_model *m = &p->b.a->models[p->b.model];
     engine_tensor_desc d;
     engine_model_output_desc(m->em, 0, &d);
-    int n = rq->has_outputs ? rq->noutputs : 1;
+    int n = rq->noutputs > 0 ? rq->noutputs : 1;
     st->binary_output = rq->binary_output;
-    if (!(st->outputs = calloc((size_t)(n ? n : 1), sizeof(*st->outputs)))) {
+    for (int i = 0; i < rq->noutputs; i++) {
+        if (strcmp(rq->outputs[i].name, d.name) != 0) {
+            snprintf(msg, ml,
+                     "unexpected inference output '%s' (entry %d of \"outputs\") for model '%s' "
+                     "(its output is '%s')",
+                     rq->outputs[i].name, i, m->mc.name, d.name);
+            return 400;
+        }
+        if (i > 0) { /* every name is the one output's: a second entry repeats it */
+            snprintf(msg, ml,
+                     "output '%s' is requested twice (entries 0 and %d of \"outputs\"); each "
+                     "output may be named once",
+                     rq->outputs[i].name, i);
+            return 400;
+        }
+    }
+    if (!(st->outputs = calloc((size_t)n, sizeof(*st->outputs)))) {
         snprintf(msg, ml, "out of memory");
         return 500;
     }
     st->noutputs = n;
-    if (!rq->has_outputs) {
+    if (rq->noutputs == 0) {
         snprintf(st->outputs[0].name, sizeof st->outputs[0].name, "%s", d.name);
         st->outputs[0].binary = -1;
         return 0;
     }
-    for (int i = 0; i < n; i++) {
-        if (strcmp(rq->outputs[i].name, d.name) != 0) {
-            snprintf(msg, ml,
-                     "unexpected inference output '%s' for model '%s' (its output is '%s')",
-                     rq->outputs[i].name, m->mc.name, d.name);
-            return 400;
-        }
-        st->outputs[i] = rq->outputs[i];
-        if (st->outputs[i].classification > m->info.num_classes)
-            st->outputs[i].classification = m->info.num_classes;
-    }
+    st->outputs[0] = rq->outputs[0];
+    if (st->outputs[0].classification > m->info.num_classes)
+        st->outputs[0].classification = m->info.num_classes;
     return 0;
 }
 
 static void infer_finish(proto_req *p);
+
+/* On a decode thread: the JSON header, the outputs, the input (FP32 copied,
+ * BYTES images located for the decode that follows). */
+static int infer_prepare(proto_req *p) {
+    v2_state *st = p->state;
+    app *a = p->b.a;
+    const app_model *m = &a->models[p->b.model];
+    char msg[512];
+    jp_v2_request rq;
+    int status = 400;
+    /* Before jansson builds its tree: a request for this model holds at
+     * most queue_capacity tensors (nested as deep as the client likes: 2x),
+     * and the tree must fit the bytes budget while it exists. */
+    jp_cost cost;
+    jp_parse_cost(st->body ? st->body : "", st->jlen, &cost);
+    uint64_t most = 2 * (uint64_t)a->cfg->queue_capacity * m->in_floats + 4096;
+    if (cost.values > most) {
+        snprintf(msg, sizeof msg,
+                 "the JSON holds up to %llu values; a request for model '%s' holds at most %llu "
+                 "(queue_capacity tensors of %zu values)",
+                 (unsigned long long)cost.values, m->mc.name, (unsigned long long)most,
+                 m->in_floats);
+        reqbase_fail(&p->b, 400, NULL, msg);
+        return 400;
+    }
+    if (cost.bytes > a->mem.limit || budget_reserve(&a->mem, cost.bytes)) {
+        int never = cost.bytes > a->mem.limit; /* a retry cannot help */
+        if (!never)
+            metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
+        snprintf(msg, sizeof msg,
+                 "parsing the %zu-byte JSON needs up to %llu bytes, more than %s; %s", st->jlen,
+                 (unsigned long long)cost.bytes,
+                 never ? "the server's max_inflight_bytes"
+                       : "the server's max_inflight_bytes has "
+                         "free now",
+                 never ? "send the tensor as binary data" : "retry later");
+        reqbase_fail(&p->b, never ? 413 : 503, NULL, msg);
+        return never ? 413 : 503;
+    }
+    /* held until the parsed values are freed below (the tree itself is
+     * freed inside the parse; this is conservative) */
+    int parsed = jp_v2_parse_request(st->body ? st->body : "", st->jlen, &rq, msg, sizeof msg);
+    if (!parsed && !(status = take_outputs(p, &rq, st, msg, sizeof msg))) {
+        snprintf(st->input, sizeof st->input, "%s", rq.inputs[0].name);
+        status = prepare(p, &rq, (const unsigned char *)st->body + st->jlen, st->len - st->jlen,
+                         msg, sizeof msg);
+    }
+    if (!status && rq.has_id && !(st->id = strdup(rq.id))) {
+        snprintf(msg, sizeof msg, "out of memory");
+        status = 500;
+    }
+    /* parameters.timeout shortens the deadline the headers gave */
+    if (!status && rq.timeout_us > 0 && rq.timeout_us < INT64_MAX / 1000 &&
+        p->b.t0_ns + rq.timeout_us * 1000 < p->b.deadline_ns)
+        p->b.deadline_ns = p->b.t0_ns + rq.timeout_us * 1000;
+    jp_v2_request_free(&rq);
+    budget_release(&a->mem, cost.bytes);
+    if (status)
+        reqbase_fail(&p->b, status, NULL, msg);
+    return status;
+}
 
 void routes_v2_infer_body(proto_req *p) {
     char msg[512];
@@ -342,36 +417,22 @@ void routes_v2_infer_body(proto_req *p) {
         }
         jlen = (size_t)v;
     }
-    jp_v2_request rq;
-    int64_t timeout_us = 0;
-    v2_state *st = calloc(1, sizeof(*st));
-    int status = 500;
-    snprintf(msg, sizeof msg, "out of memory");
-    if (st) {
-        p->state = st;
-        p->state_free = v2_state_free;
-        status = 400;
-        if (!jp_v2_parse_request(body ? body : "", jlen, &rq, msg, sizeof msg) &&
-            !(status = take_outputs(p, &rq, st, msg, sizeof msg)))
-            status =
-                prepare(p, &rq, (const unsigned char *)body + jlen, len - jlen, msg, sizeof msg);
-        if (!status && rq.has_id && !(st->id = strdup(rq.id))) {
-            snprintf(msg, sizeof msg, "out of memory");
-            status = 500;
-        }
-        timeout_us = rq.timeout_us;
-        jp_v2_request_free(&rq);
-    }
-    int64_t deadline;
-    if (!status && reqbase_deadline(&p->b, timeout_us, &deadline)) {
-        snprintf(msg, sizeof msg, "X-Request-Timeout-Ms must be a non-negative integer");
-        status = 400;
-    }
-    if (status) {
-        v2_error(p, status, msg);
+    if (reqbase_deadline(&p->b, 0, &p->b.deadline_ns)) {
+        v2_error(p, 400, "X-Request-Timeout-Ms must be a non-negative integer");
         return;
     }
-    proto_submit(p, deadline, infer_finish);
+    v2_state *st = calloc(1, sizeof(*st));
+    if (!st) {
+        v2_error(p, 500, "out of memory");
+        return;
+    }
+    p->state = st;
+    p->state_free = v2_state_free;
+    st->body = body;
+    st->len = len;
+    st->jlen = jlen;
+    /* parsing a large JSON body is not cheap: it runs on the decode pool */
+    proto_submit(p, infer_prepare, infer_finish);
 }
 
 /* The k highest values of row into idx, highest first (ties: lower index
@@ -448,12 +509,18 @@ static void infer_finish(proto_req *p) {
     v2_state *st = p->state;
     const char *why;
     int status = proto_result(p, &why);
+    if (status != 200 && p->b.err_image >= 0) { /* an image that did not decode */
+        char msg[512];
+        snprintf(msg, sizeof msg, "input '%s' element %d: %s", st->input, p->b.err_image, why);
+        v2_error(p, status, msg);
+        return;
+    }
     if (status != 200) {
         v2_error(p, status, why);
         return;
     }
     const app_model *m = &p->b.a->models[p->b.model];
-    int n = p->n, classes = m->info.num_classes, no = st->noutputs;
+    int n = p->b.nimgs, classes = m->info.num_classes, no = st->noutputs;
     jp_v2_output_data *od = calloc((size_t)no, sizeof(*od));
     char ***strs = calloc((size_t)no, sizeof(char **));
     size_t bin_total = 0;
@@ -470,7 +537,7 @@ static void infer_finish(proto_req *p) {
             d->datatype = "BYTES";
             d->shape[1] = k;
             d->count = (size_t)n * (size_t)k;
-            ok = (strs[o] = classify_strings(m, p->out, n, k)) != NULL;
+            ok = (strs[o] = classify_strings(m, proto_outputs(p), n, k)) != NULL;
             d->strs = (const char *const *)strs[o];
             for (size_t i = 0; ok && i < d->count; i++)
                 size += 4 + strlen(d->strs[i]);

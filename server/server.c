@@ -199,10 +199,11 @@ static void apply_tuned(const app *a, app_model *m) {
     app_log(a, CFG_LOG_INFO, "tuned plan applied", detail);
 }
 
+/* Returns 0, -2 when the model's configuration is at fault, -1 otherwise. */
 static int load_model(const app *a, const char *path, app_model *m, char *err, size_t len) {
     const cfg_t *c = a->cfg;
     if (model_config_load(path, &m->mc, err, len))
-        return -1;
+        return -2; /* the model's configuration (config.json, labels.txt, name) */
     engine_load_params lp = engine_load_default_params();
     m->max_batch = c->max_batch ? (int)c->max_batch : m->mc.max_batch;
     m->workers = (int)c->workers;
@@ -324,9 +325,11 @@ int server_run(const cfg_t *c) {
     int max_batch = 1, rc = 1;
     for (int i = 0; i < n; i++, a.nmodels++) {
         app_model *m = &a.models[i];
-        if (load_model(&a, paths[i], m, err, sizeof err)) {
+        int lm = load_model(&a, paths[i], m, err, sizeof err);
+        if (lm) {
             a.nmodels++;
             app_log(NULL, CFG_LOG_ERROR, "cannot load model", err);
+            rc = lm == -2 ? 2 : 1; /* a configuration error exits 2, as a bad option does */
             goto out;
         }
         for (int j = 0; j < i; j++)
@@ -344,6 +347,17 @@ int server_run(const cfg_t *c) {
     if (!(a.metrics = metrics_create(names, n, max_batch))) {
         app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
         goto out;
+    }
+    metrics_set_budget(a.metrics, &a.mem);
+    {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int threads = c->decode_threads ? (int)c->decode_threads : (int)(cores > 0 ? cores : 1);
+        /* a request waiting for a decode thread is held like an image waiting
+         * for inference: queue_capacity of them at most */
+        if (!(a.decode = decode_start(threads, (int)c->queue_capacity, err, sizeof err))) {
+            app_log(NULL, CFG_LOG_ERROR, "cannot start the decode pool", err);
+            goto out;
+        }
     }
     for (int i = 0; i < n; i++) {
         app_model *m = &a.models[i];
@@ -432,6 +446,10 @@ int server_run(const cfg_t *c) {
         queue_close(a.models[i].q);
     for (int i = 0; i < started; i++)
         batcher_join(a.models[i].b);
+    /* decode jobs still running push into closed queues (503); those still
+     * waiting are answered 503 without decoding */
+    decode_stop(a.decode);
+    a.decode = NULL;
     /* every queued item has now resumed its request; let the HTTP threads answer */
     http_quiesce(h);
     for (int w = 0; w < 200 && atomic_load(&a.work) > 0; w++) {
@@ -441,6 +459,7 @@ int server_run(const cfg_t *c) {
     http_stop(h);
     app_log(&a, CFG_LOG_INFO, "stopped", NULL);
 out:
+    decode_stop(a.decode);
     free(paths);
     metrics_destroy(a.metrics);
     free_models(&a);
