@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -288,6 +289,28 @@ static void drain(app *a) {
     }
 }
 
+/* Raises the soft limit on open files to what the configuration can use:
+ * every connection, every lingering socket (linger.h), plus slack for model
+ * files, the listen socket, epoll and pipes. A hard limit below that is only
+ * reported: connections past it are refused at accept, not a crash. */
+static void raise_fd_limit(const cfg_t *c) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)c->max_connections + 256 + 128;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= want)
+        return;
+    char msg[160];
+    snprintf(msg, sizeof msg,
+             "open-file limit %llu (hard %llu) is below the %llu that "
+             "max_connections needs; raise it (ulimit -n)",
+             (unsigned long long)(rl.rlim_cur > old ? rl.rlim_cur : old),
+             (unsigned long long)rl.rlim_max, (unsigned long long)want);
+    app_log(NULL, CFG_LOG_WARN, "file descriptors", msg);
+}
+
 int server_run(const cfg_t *c) {
     sigset_t set;
     sigemptyset(&set);
@@ -305,6 +328,7 @@ int server_run(const cfg_t *c) {
         app_log(NULL, CFG_LOG_ERROR, "bad configuration", err);
         return 2;
     }
+    raise_fd_limit(c);
     char(*paths)[PATH_MAX] = malloc(CFG_MAX_MODELS * 8 * sizeof(*paths));
     if (!paths) {
         app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
