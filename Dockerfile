@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # resnetd container image.
 #   docker build -t resnetd:0.1.0 .
 #   docker run --rm -p 8080:8080 resnetd:0.1.0         # serves the bundled default model

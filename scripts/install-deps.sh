@@ -11,7 +11,8 @@ build_pkgs=(build-essential cmake pkg-config clang clang-format
 test_pkgs=(python3 python3-numpy python3-pil python3-yaml python3-torch python3-torchvision
   python3-onnx python3-prometheus-client libonnx-testdata dataset-fashion-mnist
   curl wrk nginx haproxy prometheus libclang-rt-14-dev
-  chromium gnuplot-nox openssl gnutls-bin)
+  chromium gnuplot-nox openssl gnutls-bin
+  docker.io debootstrap docker-compose systemd man-db)  # the containers stage
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
