@@ -19,6 +19,8 @@ if [[ "${1:-}" == "--test" ]]; then
   want+=("${test_pkgs[@]}")
   # Node.js for ONNX Runtime: use the machine's own if it has one.
   command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
+  # kubectl (kustomize) renders deploy/k8s: Debian's unless the machine has one.
+  command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
 fi
 
 missing=()
@@ -40,7 +42,8 @@ fi
 # script fetches GPU extras, which --ignore-scripts skips.
 if [[ "${1:-}" == "--test" ]]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
-  if [[ ! -d "$here/tests/node_modules/onnxruntime-node" || ! -d "$here/tests/node_modules/playwright-core" ]]; then
+  if [[ ! -d "$here/tests/node_modules/onnxruntime-node" || ! -d "$here/tests/node_modules/playwright-core" ||
+        ! -d "$here/tests/node_modules/kubernetes-models" ]]; then
     echo "install-deps: npm install in tests/" >&2
     (cd "$here/tests" && npm install --ignore-scripts --no-audit --no-fund --silent)
   fi
