@@ -134,8 +134,8 @@ else
   start_dockerd --bridge=none --iptables=false || { tail -30 "$work/dockerd.log"; exit 1; }
   network=none
 fi
-# Bridge networking may come up and still not route: check a container
-# reaches another by name on a user network before the compose test uses it.
+# The compose and pod tests need bridge networking (service names, pod IPs);
+# they fail saying so when it is unavailable.
 export RESNETD_CI_BRIDGE=$network
 echo "containers: dockerd pid $dockerd_pid ($(docker version -f '{{.Server.Version}}')), networking: $network"
 
