@@ -75,6 +75,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'echo "test-containers: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 
 start_dockerd() { # extra dockerd args...
   dockerd --storage-driver=vfs --data-root "$cache/docker" --exec-root "$work/exec" \
@@ -98,9 +99,9 @@ make_base() { # TAG
   if [[ ! -s "$tarball" ]]; then
     local root="$work/rootfs-$tag" mirror
     # The mirror apt uses here (deb822 sources first, then sources.list).
-    mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' \
-      /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
-      grep -oE 'https?://[^ ]+' | head -n1)
+    mirror=$( (grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' \
+      /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true) |
+      grep -oE 'https?://[^ ]+' | head -n1 || true)
     mirror=${mirror:-http://deb.debian.org/debian}
     echo "containers: debootstrap bookworm ($tag) from $mirror"
     debootstrap --variant=minbase bookworm "$root" "$mirror" >"$work/debootstrap-$tag.log" 2>&1 ||
@@ -145,8 +146,14 @@ make_base bookworm-slim
 
 step "image build"
 image=resnetd:ci
-DOCKER_BUILDKIT=0 docker build --network host -q -t "$image" . >"$work/build.log" 2>&1 ||
+# The build stage is tagged too: untagged, the prune below would delete it
+# and with it the cached dependency layer (install-deps.sh, ~1 GB) that the
+# next run reuses. The second build takes the first one's layers from cache.
+export DOCKER_BUILDKIT=0
+{ docker build --network host --target build -t resnetd-ci/build-stage . &&
+  docker build --network host -t "$image" .; } >"$work/build.log" 2>&1 ||
   { tail -40 "$work/build.log"; exit 1; }
+echo "containers: $(grep -c 'Using cache' "$work/build.log") build steps from cache"
 docker image prune -f >/dev/null # the previous run's untagged layers
 export RESNETD_CI_IMAGE=$image
 
@@ -163,10 +170,13 @@ deb=$(ls "$repo"/build-deb/resnetd_*.deb)
 export RESNETD_CI_DEB=$deb
 
 step "container tests"
-ctest --test-dir build --output-on-failure -L container
+ctest --test-dir build --output-on-failure -L container -O "$work/ctest.log"
 
 step ""
 total=$(($(date +%s) - stage_start))
+echo "== containers: measurements"
+grep -hE '^(ok|FAIL) |stack up in|healthy again|retried|docker stop with|startup probe|preStop |^image |MB; installs|^-rw' \
+  "$work/ctest.log" | sed 's/^/  /' || true
 echo "== containers: stage times"
 printf '  %s\n' "${timings[@]}"
 printf '  %-28s %4d s\n' "total" "$total"
