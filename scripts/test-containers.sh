@@ -183,7 +183,7 @@ step ""
 total=$(($(date +%s) - stage_start))
 echo "== containers: measurements"
 sed -E 's/^[0-9]+: //' "$work/ctest.log" |
-  grep -E '^(ok|FAIL) |stack up in|healthy again|retried|docker stop with|startup probe|preStop |^image |MB; installs|^-rw|^Requests/sec' |
+  grep -E '^(ok|FAIL) |stack up in|ready .* after SIGKILL|retried|docker stop with|startup probe|preStop |^image |MB; installs|^-rw|^Requests/sec' |
   sed 's/^/  /' || true
 echo "== containers: stage times"
 printf '  %s\n' "${timings[@]}"
