@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # resnetd container image.
 #   docker build -t resnetd:0.1.0 .
 #   docker run --rm -p 8080:8080 resnetd:0.1.0         # serves the bundled default model
@@ -18,9 +17,11 @@ COPY scripts/install-deps.sh scripts/
 RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN BUILD_DIR=build scripts/build.sh -DRESNETD_WERROR=ON
-# Install into a staging tree (binary + share/resnetd/models) and list the
-# Debian packages that own the shared libraries the binary really loads.
+# Install into a staging tree (binary + share/resnetd/models + the man page;
+# the systemd unit and its config file belong to the .deb, not the image) and
+# list the Debian packages that own the shared libraries the binary loads.
 RUN DESTDIR=/stage cmake --install build --prefix /usr/local --strip \
+ && rm -rf /stage/usr/local/etc /stage/usr/local/lib/systemd \
  && deploy/docker/runtime-packages.sh /stage/usr/local/bin/resnetd > /stage/runtime-packages.txt \
  && cat /stage/runtime-packages.txt
 

@@ -144,6 +144,15 @@ void cfg_option_names(size_t i, const char **name, const char **env, const char 
     *flag = OPTS[i].flag;
 }
 
+void cfg_option_doc(size_t i, const char **help, const char **def, int *is_int, int64_t *min,
+                    int64_t *max) {
+    *help = OPTS[i].help;
+    *def = OPTS[i].def;
+    *is_int = OPTS[i].type == T_INT;
+    *min = OPTS[i].min;
+    *max = OPTS[i].max;
+}
+
 static const opt *find_key(const char *key) {
     for (size_t i = 0; i < NOPTS; i++)
         if (strcmp(OPTS[i].name, key) == 0)

@@ -104,5 +104,10 @@ void cfg_free(cfg_t *c);
 /* Number of entries in the schema, and their names/env/flag strings (for tests). */
 size_t cfg_option_count(void);
 void cfg_option_names(size_t i, const char **name, const char **env, const char **flag);
+/* Option i's help text and default (as written in the table); for integer
+ * options *is_int = 1 and [*min, *max] is the accepted range. Used by the man
+ * page generator (packaging/manpage.c), so the man page follows the table. */
+void cfg_option_doc(size_t i, const char **help, const char **def, int *is_int, int64_t *min,
+                    int64_t *max);
 
 #endif

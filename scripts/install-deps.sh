@@ -11,13 +11,16 @@ build_pkgs=(build-essential cmake pkg-config clang clang-format
 test_pkgs=(python3 python3-numpy python3-pil python3-yaml python3-torch python3-torchvision
   python3-onnx python3-prometheus-client libonnx-testdata dataset-fashion-mnist
   curl wrk nginx haproxy prometheus libclang-rt-14-dev
-  chromium gnuplot-nox openssl gnutls-bin)
+  chromium gnuplot-nox openssl gnutls-bin
+  docker.io debootstrap docker-compose systemd man-db)  # the containers stage
 
 want=("${build_pkgs[@]}")
 if [[ "${1:-}" == "--test" ]]; then
   want+=("${test_pkgs[@]}")
   # Node.js for ONNX Runtime: use the machine's own if it has one.
   command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
+  # kubectl (kustomize) renders deploy/k8s: Debian's unless the machine has one.
+  command -v kubectl >/dev/null 2>&1 || want+=(kubernetes-client)
 fi
 
 missing=()
@@ -39,7 +42,8 @@ fi
 # script fetches GPU extras, which --ignore-scripts skips.
 if [[ "${1:-}" == "--test" ]]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
-  if [[ ! -d "$here/tests/node_modules/onnxruntime-node" || ! -d "$here/tests/node_modules/playwright-core" ]]; then
+  if [[ ! -d "$here/tests/node_modules/onnxruntime-node" || ! -d "$here/tests/node_modules/playwright-core" ||
+        ! -d "$here/tests/node_modules/kubernetes-models" ]]; then
     echo "install-deps: npm install in tests/" >&2
     (cd "$here/tests" && npm install --ignore-scripts --no-audit --no-fund --silent)
   fi

@@ -4,8 +4,11 @@
 #   2. every ctest test on the optimised build;
 #   3. the tests labelled "asan" on an ASan+UBSan build, "tsan" on a TSan build;
 #   4. the libFuzzer targets for a bounded time each (label "fuzz"); a new
-#      finding fails the suite (RESNETD_FUZZ_GATE=0 only reports it).
-# Set RESNETD_TEST_QUICK=1 to skip steps 3 and 4.
+#      finding fails the suite (RESNETD_FUZZ_GATE=0 only reports it);
+#   5. the containers stage (scripts/test-containers.sh, label "container"):
+#      the image, the .deb, compose and Kubernetes in a real Docker engine.
+# Set RESNETD_TEST_QUICK=1 to skip steps 3 and 4, RESNETD_SKIP_CONTAINERS=1
+# to skip step 5 (refused when CI is set: CI always runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
@@ -18,7 +21,7 @@ if [[ -n "$bad" ]]; then echo "not clang-formatted:"; echo "$bad"; exit 1; fi
 echo "== build (RelWithDebInfo, -Werror)"
 BUILD_DIR=build scripts/build.sh -DRESNETD_WERROR=ON
 echo "== tests"
-ctest --test-dir build --output-on-failure -j2 -LE 'fuzz'
+ctest --test-dir build --output-on-failure -j2 -LE 'fuzz|container'
 
 if [[ "${RESNETD_TEST_QUICK:-0}" != 1 ]]; then
   echo "== ASan+UBSan build and tests"
@@ -39,8 +42,10 @@ if [[ "${RESNETD_TEST_QUICK:-0}" != 1 ]]; then
       ls build-fuzz/tests/fuzz/crash-* 2>/dev/null || true
       if [[ "${RESNETD_FUZZ_GATE:-1}" != 0 ]]; then exit 1; fi
       echo "== fuzz findings reported only (RESNETD_FUZZ_GATE=0): NOT all tests passed"
+      scripts/test-containers.sh
       exit 0
     fi
   fi
 fi
+scripts/test-containers.sh
 echo "== all tests passed"
