@@ -31,7 +31,7 @@ LABEL org.opencontainers.image.title="resnetd" \
       org.opencontainers.image.description="ONNX image classification server (oneDNN, CPU)" \
       org.opencontainers.image.version="0.1.0"
 # Only the runtime libraries (e.g. libdnnl2, libmicrohttpd12, libjansson4,
-# libturbojpeg0, libpng16-16, libwebp7, libprotobuf-c1), plus curl for the
+# libjpeg62-turbo, libpng16-16, libwebp7, libprotobuf-c1), plus curl for the
 # HEALTHCHECK.
 COPY --from=build /stage/runtime-packages.txt /tmp/runtime-packages.txt
 RUN apt-get update \

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config clang clang-format
-  libdnnl-dev libmicrohttpd-dev libjansson-dev libturbojpeg0-dev libjpeg-dev
+  libdnnl-dev libmicrohttpd-dev libjansson-dev libjpeg-dev
   libpng-dev libwebp-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
 test_pkgs=(python3 python3-numpy python3-pil python3-yaml python3-torch python3-torchvision
   python3-onnx python3-prometheus-client libonnx-testdata dataset-fashion-mnist
