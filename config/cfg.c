@@ -10,6 +10,8 @@
  */
 #include "cfg.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -117,12 +119,7 @@ static const opt OPTS[] = {
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 _Static_assert(NOPTS <= 64, "cfg_t.set_mask has one bit per option");
 
-static const char *LEVELS[] = {"error", "warn", "info", "debug"};
-static const char *GOALS[] = {"throughput", "latency", "off"};
-
-const char *cfg_log_level_str(int64_t level) {
-    return level >= 0 && level < 4 ? LEVELS[level] : "info";
-}
+static const char *const GOALS[] = {"throughput", "latency", "off"};
 
 const char *cfg_tune_goal_str(int64_t goal) {
     return goal >= 0 && goal < 3 ? GOALS[goal] : "throughput";
@@ -130,8 +127,8 @@ const char *cfg_tune_goal_str(int64_t goal) {
 
 /* The value names of a T_LEVEL or T_GOAL option, indexed by value. */
 static const char *const *named_values(opt_type t, int64_t *n) {
-    *n = t == T_LEVEL ? 4 : 3;
-    return t == T_LEVEL ? LEVELS : GOALS;
+    *n = t == T_LEVEL ? LOG_LEVELS : 3;
+    return t == T_LEVEL ? log_level_names : GOALS;
 }
 
 size_t cfg_option_count(void) {
@@ -142,6 +139,15 @@ void cfg_option_names(size_t i, const char **name, const char **env, const char 
     *name = OPTS[i].name;
     *env = OPTS[i].env;
     *flag = OPTS[i].flag;
+}
+
+void cfg_option_doc(size_t i, const char **help, const char **def, int *is_int, int64_t *min,
+                    int64_t *max) {
+    *help = OPTS[i].help;
+    *def = OPTS[i].def;
+    *is_int = OPTS[i].type == T_INT;
+    *min = OPTS[i].min;
+    *max = OPTS[i].max;
 }
 
 static const opt *find_key(const char *key) {
@@ -455,7 +461,7 @@ void cfg_print_json(const cfg_t *c, FILE *f) {
                                                                              : field);
             break;
         case T_LEVEL:
-            v = json_string(cfg_log_level_str(*(const int64_t *)field));
+            v = json_string(log_level_names[*(const int64_t *)field]); /* parsed: in range */
             break;
         case T_GOAL:
             v = json_string(cfg_tune_goal_str(*(const int64_t *)field));

@@ -15,6 +15,9 @@
  */
 #include "model_config.h"
 
+#include "tuned.h"
+#include "utf8.h" /* labels and names go into every JSON answer: checked once here */
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -24,6 +27,9 @@
 #include <sys/stat.h>
 
 #define MAX_LABELS 1000000
+#ifndef ENGINE_QUANT_FILE /* TODO(lead): defined in engine.h on the engine branch; drop this */
+#define ENGINE_QUANT_FILE "quant.tsv"
+#endif
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -44,41 +50,6 @@ static char *path_join(const char *a, const char *b) {
 static int ends_with(const char *s, const char *suf) {
     size_t n = strlen(s), m = strlen(suf);
     return n >= m && strcmp(s + n - m, suf) == 0;
-}
-
-/* The offset of the first byte that is not part of well-formed UTF-8
- * (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF), or -1 when
- * s[0..n) is all valid. Labels and names go into every JSON answer, where
- * jansson refuses invalid UTF-8, so they are checked once at load. */
-static long utf8_invalid_at(const char *str, size_t n) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k = c < 0x80                 ? 0
-                   : c >= 0xC2 && c <= 0xDF ? 1
-                   : (c & 0xF0) == 0xE0     ? 2
-                   : c >= 0xF0 && c <= 0xF4 ? 3
-                                            : 9;
-        if (k == 9 || n - i <= k)
-            return k == 0 ? -1 : (long)i;
-        unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-        else if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-        if (k && (s[i + 1] < lo || s[i + 1] > hi))
-            return (long)i;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return (long)i;
-        i += k + 1;
-    }
-    return -1;
 }
 
 /* Sets name to the last path component of path without trailing slashes and,
@@ -367,9 +338,25 @@ int model_config_load(const char *path, model_config *out, char *err, size_t err
                  path, out->name, at + 1, (unsigned char)out->name[at]);
         rc = -1;
     }
+    if (rc == 0 && (!(out->tuned_path = path_join(out->dir, TUNED_FILE)) ||
+                    (out->int8 && !(out->quant_path = path_join(out->dir, ENGINE_QUANT_FILE))))) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        rc = -1;
+    }
     if (rc)
         model_config_free(out);
     return rc;
+}
+
+engine_load_params model_config_engine_params(const model_config *mc, int max_batch) {
+    engine_load_params p = engine_load_default_params();
+    if (max_batch > 0)
+        p.max_batch = max_batch;
+    else if (mc && mc->max_batch > 0)
+        p.max_batch = mc->max_batch;
+    if (mc && mc->int8)
+        p.quant_path = mc->quant_path;
+    return p;
 }
 
 const char *model_config_label(const model_config *mc, int i, char *buf) {
@@ -387,7 +374,9 @@ void model_config_free(model_config *mc) {
     free(mc->labels);
     free(mc->onnx_path);
     free(mc->dir);
+    free(mc->quant_path);
+    free(mc->tuned_path);
     mc->labels = NULL;
-    mc->onnx_path = mc->dir = NULL;
+    mc->onnx_path = mc->dir = mc->quant_path = mc->tuned_path = NULL;
     mc->num_labels = 0;
 }
