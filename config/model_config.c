@@ -1,8 +1,9 @@
 /*
  * model_config.c — reads a model (bare .onnx, or a directory with
- * model.onnx, labels.txt, config.json) into a model_config. The only file
- * here that parses config.json; every key is type- and range-checked and a
- * bad one is reported as "<file>: key '<key>': <why>".
+ * model.onnx, labels.txt, config.json) into a model_config, and turns it
+ * into the engine's load settings. The only file that parses config.json;
+ * every key is type- and range-checked and a bad one is reported as
+ * "<file>: key '<key>': <why>".
  *
  * config.json keys (all optional):
  *   name (string), max_batch (1..1024), precision ("fp32" | "int8"),

@@ -1,6 +1,7 @@
 /*
  * app.h — server-internal: the state shared by the lifecycle (server.c) and
- * the route handlers (routes.c). Everything here is created before the HTTP
+ * the request side (routes*.c, reqbase.c, proto.c, decode.c, auth.c).
+ * Everything here is created before the HTTP
  * threads start and is read-only afterwards, except the atomics.
  */
 #ifndef RESNETD_APP_H

@@ -1,4 +1,6 @@
-/* json.c — jansson lives here and nowhere else in the server. */
+/* json.c — the JSON documents of /v1 and `resnetd classify` (json.h). The
+ * protocol families' documents are in json_proto.c, log lines in common/log.c,
+ * client strings in common/json_client.c. */
 #include "json.h"
 
 #include <jansson.h>

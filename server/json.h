@@ -1,6 +1,7 @@
 /*
- * json.h — the jansson adapter: every JSON the server and `classify` write
- * is built here, so the two print predictions identically. Every function
+ * json.h — the jansson adapter for /v1 and `classify`: their answers are
+ * built here, so the two print predictions identically (the v2 and
+ * TorchServe bodies: json_proto.h; log lines: common/log.h). Every function
  * returns a malloc'd NUL-terminated string (caller frees; *len, when not
  * NULL, receives its length) or NULL when out of memory.
  */
