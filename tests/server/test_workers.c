@@ -2,6 +2,7 @@
  * back exactly once with the right output, batches never exceed max_batch,
  * a full queue refuses at once, expired items are dropped before the engine,
  * the batch timeout holds, and close/abort drain cleanly. Labelled tsan. */
+#include "check.h"
 #include "workers.h"
 #include "queue.h"
 
@@ -11,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define IN 4
 #define OUT 2
