@@ -10,10 +10,29 @@
  */
 #include "cfg.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* One row of the option table, as the page shows it. */
+typedef struct {
+    const char *name, *env, *flag, *help, *def;
+    const char *q; /* "`" around a default, "" around "(none)" */
+    int is_int;
+    int64_t min, max;
+} doc;
+
+static doc doc_of(size_t i) {
+    doc d;
+    cfg_option_names(i, &d.name, &d.env, &d.flag);
+    cfg_option_doc(i, &d.help, &d.def, &d.is_int, &d.min, &d.max);
+    d.q = *d.def ? "`" : "";
+    if (!*d.def)
+        d.def = "(none)";
+    return d;
+}
 
 /* Writes the whole page to f. */
 static void write_md(FILE *f) {
@@ -38,31 +57,21 @@ static void write_md(FILE *f) {
           f);
     size_t n = cfg_option_count();
     for (size_t i = 0; i < n; i++) {
-        const char *name, *env, *flag, *help, *def;
-        int is_int;
-        int64_t min, max;
-        cfg_option_names(i, &name, &env, &flag);
-        cfg_option_doc(i, &help, &def, &is_int, &min, &max);
-        fprintf(f, "| [`%s`](#%s) | `%s` | `%s` | %s%s%s | ", name, name, flag, env,
-                *def ? "`" : "", *def ? def : "(none)", *def ? "`" : "");
-        if (is_int)
-            fprintf(f, "%" PRId64 " … %" PRId64, min, max);
+        doc d = doc_of(i);
+        fprintf(f, "| [`%s`](#%s) | `%s` | `%s` | %s%s%s | ", d.name, d.name, d.flag, d.env, d.q,
+                d.def, d.q);
+        if (d.is_int)
+            fprintf(f, "%" PRId64 " … %" PRId64, d.min, d.max);
         fputs(" |\n", f);
     }
     fputs("\n## Options\n", f);
     for (size_t i = 0; i < n; i++) {
-        const char *name, *env, *flag, *help, *def;
-        int is_int;
-        int64_t min, max;
-        cfg_option_names(i, &name, &env, &flag);
-        cfg_option_doc(i, &help, &def, &is_int, &min, &max);
-        fprintf(f, "\n### %s\n\n`%s %s`, env `%s`, key `\"%s\"`, default %s%s%s", name, flag,
-                is_int ? "N" : "VALUE", env, name, *def ? "`" : "", *def ? def : "(none)",
-                *def ? "`" : "");
-        if (is_int)
-            fprintf(f, ", range [%" PRId64 ", %" PRId64 "]", min, max);
-        fprintf(f, ".\n\n%c%s.\n", help[0] >= 'a' && help[0] <= 'z' ? help[0] - 'a' + 'A' : help[0],
-                help + 1);
+        doc d = doc_of(i);
+        fprintf(f, "\n### %s\n\n`%s %s`, env `%s`, key `\"%s\"`, default %s%s%s", d.name, d.flag,
+                d.is_int ? "N" : "VALUE", d.env, d.name, d.q, d.def, d.q);
+        if (d.is_int)
+            fprintf(f, ", range [%" PRId64 ", %" PRId64 "]", d.min, d.max);
+        fprintf(f, ".\n\n%c%s.\n", (char)toupper((unsigned char)d.help[0]), d.help + 1);
     }
 }
 
