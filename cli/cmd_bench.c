@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,33 +101,6 @@ static int bench_parse_list(const char *s, int max, bench_list *l) {
             return -1;
         p = end + 1;
     }
-}
-
-/* Resolves a model argument: a directory goes through model_config (its
- * model.onnx, name, max_batch and precision); a file is the ONNX itself, named
- * by its stem, with mc's dir the directory holding it (where tuned.json goes)
- * and nothing else set. Returns 0 with mc to free with model_config_free(), or
- * -1 with err set. */
-static int bench_resolve_model(const char *model, model_config *mc, char *err, size_t err_len) {
-    struct stat st;
-    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode))
-        return model_config_load(model, mc, err, err_len);
-    memset(mc, 0, sizeof *mc);
-    const char *base = strrchr(model, '/');
-    base = base ? base + 1 : model;
-    size_t stem = strlen(base);
-    if (stem > 5 && strcmp(base + stem - 5, ".onnx") == 0)
-        stem -= 5;
-    snprintf(mc->name, sizeof mc->name, "%.*s", (int)stem, base);
-    mc->dir = base == model ? strdup(".")
-                            : strndup(model, base - 1 > model ? (size_t)(base - 1 - model) : 1);
-    mc->onnx_path = strdup(model);
-    if (!mc->dir || !mc->onnx_path) {
-        model_config_free(mc);
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 static void *bench_worker_main(void *arg) {
@@ -435,7 +407,7 @@ int cmd_bench(int argc, char **argv) {
     }
     char err[1024] = "";
     model_config mc;
-    if (bench_resolve_model(model, &mc, err, sizeof(err)) != 0) {
+    if (model_config_resolve(model, &mc, err, sizeof(err)) != 0) {
         fprintf(stderr, "resnetd bench: %s\n", err);
         return 2;
     }

@@ -17,29 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static void infer_usage(FILE *f) {
     fprintf(f, "usage: resnetd infer --model M [--max-batch B] [--threads T] IN.npy OUT.npy\n"
                "  M is a .onnx file or a model directory holding model.onnx.\n"
                "  IN.npy is float32 [N,C,H,W]; OUT.npy receives float32 [N,classes].\n");
-}
-
-/* Resolves a model argument: a directory goes through model_config (its
- * model.onnx, config.json's max_batch and precision); anything else is the
- * ONNX file itself, checked by the engine (mc is then zero but for
- * onnx_path). Returns 0 with mc to free with model_config_free(), or -1 with
- * err set (a bad model directory or config). */
-static int infer_resolve_model(const char *model, model_config *mc, char *err, size_t err_len) {
-    struct stat st;
-    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode))
-        return model_config_load(model, mc, err, err_len);
-    memset(mc, 0, sizeof *mc);
-    if (!(mc->onnx_path = strdup(model))) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 /* Parses a positive int option value; returns -1 when it is not one. */
@@ -146,7 +128,7 @@ int cmd_infer(int argc, char **argv) {
         return 1;
     }
     model_config mc;
-    if (infer_resolve_model(model, &mc, err, sizeof(err)) != 0) {
+    if (model_config_resolve(model, &mc, err, sizeof(err)) != 0) {
         npy_free(&in);
         fprintf(stderr, "resnetd infer: %s\n", err);
         return 2;

@@ -288,6 +288,40 @@ static int read_labels(const char *file, model_config *mc, char *err, size_t err
     return rc;
 }
 
+/* Sets name (the file's stem), onnx_path and dir (the file's directory) of a
+ * bare ONNX file. Returns 0, or -1 when out of memory. */
+static int bare_file(const char *path, model_config *out, char *err, size_t err_len) {
+    base_name(path, ".onnx", out->name, sizeof(out->name));
+    out->onnx_path = dup_str(path);
+    const char *slash = strrchr(path, '/');
+    out->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : dup_str(".");
+    if (!out->onnx_path || !out->dir) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    return 0;
+}
+
+int model_config_resolve(const char *path, model_config *out, char *err, size_t err_len) {
+    struct stat sb;
+    if (path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return model_config_load(path, out, err, err_len);
+    memset(out, 0, sizeof(*out));
+    out->input = img_default_params();
+    if (!path) {
+        snprintf(err, err_len, "(null): no path");
+        return -1;
+    }
+    int rc = bare_file(path, out, err, err_len);
+    if (rc == 0 && !(out->tuned_path = path_join(out->dir, TUNED_FILE))) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        rc = -1;
+    }
+    if (rc)
+        model_config_free(out);
+    return rc;
+}
+
 int model_config_load(const char *path, model_config *out, char *err, size_t err_len) {
     memset(out, 0, sizeof(*out));
     out->input = img_default_params();
@@ -319,14 +353,7 @@ int model_config_load(const char *path, model_config *out, char *err, size_t err
         free(cfg);
         free(lab);
     } else if (S_ISREG(sb.st_mode) && ends_with(path, ".onnx")) {
-        base_name(path, ".onnx", out->name, sizeof(out->name));
-        out->onnx_path = dup_str(path);
-        const char *slash = strrchr(path, '/');
-        out->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : dup_str(".");
-        if (!out->onnx_path || !out->dir) {
-            snprintf(err, err_len, "%s: out of memory", path);
-            rc = -1;
-        }
+        rc = bare_file(path, out, err, err_len);
     } else {
         snprintf(err, err_len, "%s: not a model directory or a .onnx file", path);
         rc = -1;

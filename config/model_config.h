@@ -29,6 +29,14 @@ typedef struct {
  * naming the file and key at fault in err. Free with model_config_free(). */
 int model_config_load(const char *path, model_config *out, char *err, size_t err_len);
 
+/* The model argument of a subcommand (infer, bench): a directory goes
+ * through model_config_load; anything else is taken as the ONNX file itself,
+ * checked later by the engine: name = its stem, dir = its directory,
+ * tuned_path in that directory, max_batch 0 (the engine's default or the
+ * caller's), fp32, no labels. Returns 0, or -1 with err set. Free with
+ * model_config_free(). */
+int model_config_resolve(const char *path, model_config *out, char *err, size_t err_len);
+
 /* The label of class i: labels[i], or its decimal index when there is no label
  * for it (written into buf, which must hold 16 bytes). */
 const char *model_config_label(const model_config *mc, int i, char *buf);
