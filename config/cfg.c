@@ -6,7 +6,9 @@
  * Defaults were chosen by measurement on the 2-core dev box (see
  * bench/server_wrk.sh and the README): one worker per model using every core
  * for oneDNN beats two single-threaded workers on latency at equal
- * throughput; batches form within 2 ms; two HTTP threads decode images.
+ * throughput; batches form within 2 ms; two HTTP threads only move bytes
+ * while the decode pool (one thread per core) decodes. docs/config.md is
+ * generated from OPTS (cfg_md.c), server/README.md gives the reasons.
  */
 #include "cfg.h"
 
