@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,47 +101,6 @@ static int bench_parse_list(const char *s, int max, bench_list *l) {
             return -1;
         p = end + 1;
     }
-}
-
-/* Resolves a model argument: a directory goes through model_config (its
- * model.onnx, name and max_batch); a file is the ONNX itself, named by its
- * stem. dir receives the directory holding the .onnx (where tuned.json goes).
- * Returns 0 with a malloc'd *onnx (caller frees), or -1 with err set. */
-static int bench_resolve_model(const char *model, char **onnx, char *name, size_t name_len,
-                               char *qpath, size_t qlen, char *dir, size_t dir_len, char *err,
-                               size_t err_len) {
-    struct stat st;
-    *onnx = NULL;
-    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
-        model_config mc;
-        if (model_config_load(model, &mc, err, err_len) != 0)
-            return -1;
-        *onnx = mc.onnx_path;
-        mc.onnx_path = NULL; /* taken over */
-        snprintf(name, name_len, "%s", mc.name);
-        snprintf(dir, dir_len, "%s", mc.dir);
-        if (mc.int8) /* int8 model: its scales file (resnetd quantize) */
-            snprintf(qpath, qlen, "%s/quant.tsv", mc.dir);
-        model_config_free(&mc);
-    } else {
-        const char *base = strrchr(model, '/');
-        base = base ? base + 1 : model;
-        size_t stem = strlen(base);
-        if (stem > 5 && strcmp(base + stem - 5, ".onnx") == 0)
-            stem -= 5;
-        snprintf(name, name_len, "%.*s", (int)stem, base);
-        if (base == model)
-            snprintf(dir, dir_len, ".");
-        else
-            snprintf(dir, dir_len, "%.*s", (int)(base - 1 - model) ? (int)(base - 1 - model) : 1,
-                     model);
-        *onnx = strdup(model);
-    }
-    if (!*onnx) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 static void *bench_worker_main(void *arg) {
@@ -447,11 +405,9 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "resnetd bench: --tune-out and --no-save exclude each other\n");
         return 2;
     }
-    char name[128], err[1024] = "";
-    char *onnx = NULL;
-    char qpath[4096] = "", dir[4096] = ".";
-    if (bench_resolve_model(model, &onnx, name, sizeof(name), qpath, sizeof qpath, dir, sizeof dir,
-                            err, sizeof(err)) != 0) {
+    char err[1024] = "";
+    model_config mc;
+    if (model_config_resolve(model, &mc, err, sizeof(err)) != 0) {
         fprintf(stderr, "resnetd bench: %s\n", err);
         return 2;
     }
@@ -475,15 +431,13 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < batches.n; i++)
         if (batches.v[i] > max_b)
             max_b = batches.v[i];
-    engine_load_params lp = engine_load_default_params();
-    lp.max_batch = max_b;
-    if (qpath[0])
-        lp.quant_path = qpath;
+    engine_load_params lp = model_config_engine_params(&mc, max_b);
+    const char *onnx = mc.onnx_path, *name = mc.name;
     engine_model *m = NULL;
     fprintf(stderr, "bench: loading %s\n", onnx);
     if (engine_model_load(onnx, &lp, &m, err, sizeof(err)) != ENGINE_OK) {
         fprintf(stderr, "resnetd bench: %s\n", err);
-        free(onnx);
+        model_config_free(&mc);
         return 1;
     }
     engine_model_info info;
@@ -536,9 +490,9 @@ int cmd_bench(int argc, char **argv) {
             }
         fflush(stdout);
         if (!no_save)
-            bench_save_tuned(tune_out, dir, name, onnx, qpath[0] != 0, seconds, &best_t, &best_l);
+            bench_save_tuned(tune_out, mc.dir, name, onnx, mc.int8, seconds, &best_t, &best_l);
     }
     engine_model_free(m);
-    free(onnx);
+    model_config_free(&mc);
     return rc;
 }

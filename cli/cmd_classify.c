@@ -109,13 +109,7 @@ int cmd_classify(int argc, char **argv) {
         fprintf(stderr, "resnetd classify: %s\n", err);
         return 2;
     }
-    engine_load_params lp = engine_load_default_params();
-    lp.max_batch = 1;
-    char qpath[4096];
-    if (c.mc.int8) { /* int8 model: its scales file (resnetd quantize) */
-        snprintf(qpath, sizeof qpath, "%s/quant.tsv", c.mc.dir);
-        lp.quant_path = qpath;
-    }
+    engine_load_params lp = model_config_engine_params(&c.mc, 1);
     engine_ctx_params cp = engine_ctx_default_params();
     if (engine_model_load(c.mc.onnx_path, &lp, &c.em, err, sizeof err) != ENGINE_OK ||
         engine_ctx_create(c.em, &cp, &c.ctx, err, sizeof err) != ENGINE_OK) {

@@ -4,7 +4,7 @@
  *
  * Any batch N is accepted: the tensor is cut into chunks of the model's
  * max_batch (or exactly its fixed batch, zero-padding the last chunk) and the
- * outputs are concatenated into [N, classes]. Exit codes follow CONTRACT.md:
+ * outputs are concatenated into [N, classes]. Exit codes (docs/cli.md):
  * 0 ok, 1 runtime failure (unreadable file, bad model, shape mismatch),
  * 2 bad usage or a bad model directory / config.json.
  */
@@ -17,40 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static void infer_usage(FILE *f) {
     fprintf(f, "usage: resnetd infer --model M [--max-batch B] [--threads T] IN.npy OUT.npy\n"
                "  M is a .onnx file or a model directory holding model.onnx.\n"
                "  IN.npy is float32 [N,C,H,W]; OUT.npy receives float32 [N,classes].\n");
-}
-
-/* Resolves a model argument: a directory goes through model_config (its
- * model.onnx and config.json's max_batch); anything else is the ONNX file
- * itself, checked by the engine. Returns 0 with a malloc'd *onnx (caller
- * frees), or -1 with err set (a bad model directory or config). */
-static int infer_resolve_model(const char *model, char **onnx, int *max_batch, char *qpath,
-                               size_t qlen, char *err, size_t err_len) {
-    struct stat st;
-    *onnx = NULL;
-    if (stat(model, &st) == 0 && S_ISDIR(st.st_mode)) {
-        model_config mc;
-        if (model_config_load(model, &mc, err, err_len) != 0)
-            return -1;
-        *onnx = mc.onnx_path;
-        mc.onnx_path = NULL; /* taken over */
-        *max_batch = mc.max_batch;
-        if (mc.int8) /* int8 model: its scales file (resnetd quantize) */
-            snprintf(qpath, qlen, "%s/quant.tsv", mc.dir);
-        model_config_free(&mc);
-    } else {
-        *onnx = strdup(model);
-    }
-    if (!*onnx) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 /* Parses a positive int option value; returns -1 when it is not one. */
@@ -156,11 +127,8 @@ int cmd_infer(int argc, char **argv) {
         fprintf(stderr, "resnetd infer: %s\n", err);
         return 1;
     }
-    char *onnx = NULL;
-    int config_batch = 0;
-    char qpath[4096] = "";
-    if (infer_resolve_model(model, &onnx, &config_batch, qpath, sizeof qpath, err, sizeof(err)) !=
-        0) {
+    model_config mc;
+    if (model_config_resolve(model, &mc, err, sizeof(err)) != 0) {
         npy_free(&in);
         fprintf(stderr, "resnetd infer: %s\n", err);
         return 2;
@@ -170,14 +138,9 @@ int cmd_infer(int argc, char **argv) {
     engine_model *m = NULL;
     engine_ctx *ctx = NULL;
     float *out = NULL;
-    engine_load_params lp = engine_load_default_params();
-    if (max_batch > 0)
-        lp.max_batch = max_batch; /* --max-batch overrides config.json */
-    else if (config_batch > 0)
-        lp.max_batch = config_batch;
-    if (qpath[0])
-        lp.quant_path = qpath;
-    engine_status st = engine_model_load(onnx, &lp, &m, err, sizeof(err));
+    /* --max-batch overrides config.json */
+    engine_load_params lp = model_config_engine_params(&mc, max_batch);
+    engine_status st = engine_model_load(mc.onnx_path, &lp, &m, err, sizeof(err));
     if (st != ENGINE_OK) {
         fprintf(stderr, "resnetd infer: %s\n", err);
         goto done;
@@ -224,7 +187,7 @@ done:
     free(out);
     engine_ctx_free(ctx);
     engine_model_free(m);
-    free(onnx);
+    model_config_free(&mc);
     npy_free(&in);
     return rc;
 }

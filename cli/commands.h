@@ -1,6 +1,6 @@
 /* commands.h — the `resnetd` subcommands. Each takes the arguments after its
  * name (argv[0] is the subcommand) and returns the process exit code:
- * 0 success, 1 runtime failure, 2 bad usage or config (CONTRACT.md). */
+ * 0 success, 1 runtime failure, 2 bad usage or config (docs/cli.md). */
 #ifndef RESNETD_COMMANDS_H
 #define RESNETD_COMMANDS_H
 

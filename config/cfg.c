@@ -6,9 +6,13 @@
  * Defaults were chosen by measurement on the 2-core dev box (see
  * bench/server_wrk.sh and the README): one worker per model using every core
  * for oneDNN beats two single-threaded workers on latency at equal
- * throughput; batches form within 2 ms; two HTTP threads decode images.
+ * throughput; batches form within 2 ms; two HTTP threads only move bytes
+ * while the decode pool (one thread per core) decodes. docs/config.md is
+ * generated from OPTS (cfg_md.c), server/README.md gives the reasons.
  */
 #include "cfg.h"
+
+#include "log.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -117,12 +121,7 @@ static const opt OPTS[] = {
 #define NOPTS (sizeof(OPTS) / sizeof(OPTS[0]))
 _Static_assert(NOPTS <= 64, "cfg_t.set_mask has one bit per option");
 
-static const char *LEVELS[] = {"error", "warn", "info", "debug"};
-static const char *GOALS[] = {"throughput", "latency", "off"};
-
-const char *cfg_log_level_str(int64_t level) {
-    return level >= 0 && level < 4 ? LEVELS[level] : "info";
-}
+static const char *const GOALS[] = {"throughput", "latency", "off"};
 
 const char *cfg_tune_goal_str(int64_t goal) {
     return goal >= 0 && goal < 3 ? GOALS[goal] : "throughput";
@@ -130,8 +129,8 @@ const char *cfg_tune_goal_str(int64_t goal) {
 
 /* The value names of a T_LEVEL or T_GOAL option, indexed by value. */
 static const char *const *named_values(opt_type t, int64_t *n) {
-    *n = t == T_LEVEL ? 4 : 3;
-    return t == T_LEVEL ? LEVELS : GOALS;
+    *n = t == T_LEVEL ? LOG_LEVELS : 3;
+    return t == T_LEVEL ? log_level_names : GOALS;
 }
 
 size_t cfg_option_count(void) {
@@ -464,7 +463,7 @@ void cfg_print_json(const cfg_t *c, FILE *f) {
                                                                              : field);
             break;
         case T_LEVEL:
-            v = json_string(cfg_log_level_str(*(const int64_t *)field));
+            v = json_string(log_level_names[*(const int64_t *)field]); /* parsed: in range */
             break;
         case T_GOAL:
             v = json_string(cfg_tune_goal_str(*(const int64_t *)field));

@@ -18,8 +18,6 @@
 
 #define CFG_MAX_MODELS 16
 
-typedef enum { CFG_LOG_ERROR = 0, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG } cfg_log_level;
-
 /* Which pick of a model's tuned.json (bench --tune) serve uses, if any. */
 typedef enum { CFG_TUNE_THROUGHPUT = 0, CFG_TUNE_LATENCY, CFG_TUNE_OFF } cfg_tune_goal;
 
@@ -39,7 +37,7 @@ typedef struct {
     int64_t request_timeout_ms;
     int64_t drain_timeout_ms;
     int64_t top_k;
-    int64_t log_level; /* cfg_log_level */
+    int64_t log_level; /* log_level (common/log.h) */
     int64_t http_threads;
     int64_t decode_threads;     /* image decode pool; 0 = cores */
     int64_t max_inflight_bytes; /* server-wide memory budget (server/budget.h) */
@@ -94,9 +92,6 @@ int cfg_is_set(const cfg_t *c, const char *key);
 
 /* Stable name of a tune goal ("throughput", "latency", "off"). */
 const char *cfg_tune_goal_str(int64_t goal);
-
-/* Stable name of a log level ("info"...). */
-const char *cfg_log_level_str(int64_t level);
 
 /* Frees the model list; NULL is a no-op. */
 void cfg_free(cfg_t *c);

@@ -1,8 +1,9 @@
 /*
  * model_config.c — reads a model (bare .onnx, or a directory with
- * model.onnx, labels.txt, config.json) into a model_config. The only file
- * here that parses config.json; every key is type- and range-checked and a
- * bad one is reported as "<file>: key '<key>': <why>".
+ * model.onnx, labels.txt, config.json) into a model_config, and turns it
+ * into the engine's load settings. The only file that parses config.json;
+ * every key is type- and range-checked and a bad one is reported as
+ * "<file>: key '<key>': <why>".
  *
  * config.json keys (all optional):
  *   name (string), max_batch (1..1024), precision ("fp32" | "int8"),
@@ -15,6 +16,9 @@
  */
 #include "model_config.h"
 
+#include "tuned.h"
+#include "utf8.h" /* labels and names go into every JSON answer: checked once here */
+
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -24,6 +28,9 @@
 #include <sys/stat.h>
 
 #define MAX_LABELS 1000000
+#ifndef ENGINE_QUANT_FILE /* TODO(lead): defined in engine.h on the engine branch; drop this */
+#define ENGINE_QUANT_FILE "quant.tsv"
+#endif
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -44,41 +51,6 @@ static char *path_join(const char *a, const char *b) {
 static int ends_with(const char *s, const char *suf) {
     size_t n = strlen(s), m = strlen(suf);
     return n >= m && strcmp(s + n - m, suf) == 0;
-}
-
-/* The offset of the first byte that is not part of well-formed UTF-8
- * (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF), or -1 when
- * s[0..n) is all valid. Labels and names go into every JSON answer, where
- * jansson refuses invalid UTF-8, so they are checked once at load. */
-static long utf8_invalid_at(const char *str, size_t n) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k = c < 0x80                 ? 0
-                   : c >= 0xC2 && c <= 0xDF ? 1
-                   : (c & 0xF0) == 0xE0     ? 2
-                   : c >= 0xF0 && c <= 0xF4 ? 3
-                                            : 9;
-        if (k == 9 || n - i <= k)
-            return k == 0 ? -1 : (long)i;
-        unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-        else if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-        if (k && (s[i + 1] < lo || s[i + 1] > hi))
-            return (long)i;
-        for (size_t j = 2; j <= k; j++)
-            if ((s[i + j] & 0xC0) != 0x80)
-                return (long)i;
-        i += k + 1;
-    }
-    return -1;
 }
 
 /* Sets name to the last path component of path without trailing slashes and,
@@ -316,6 +288,40 @@ static int read_labels(const char *file, model_config *mc, char *err, size_t err
     return rc;
 }
 
+/* Sets name (the file's stem), onnx_path and dir (the file's directory) of a
+ * bare ONNX file. Returns 0, or -1 when out of memory. */
+static int bare_file(const char *path, model_config *out, char *err, size_t err_len) {
+    base_name(path, ".onnx", out->name, sizeof(out->name));
+    out->onnx_path = dup_str(path);
+    const char *slash = strrchr(path, '/');
+    out->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : dup_str(".");
+    if (!out->onnx_path || !out->dir) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    return 0;
+}
+
+int model_config_resolve(const char *path, model_config *out, char *err, size_t err_len) {
+    struct stat sb;
+    if (path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return model_config_load(path, out, err, err_len);
+    memset(out, 0, sizeof(*out));
+    out->input = img_default_params();
+    if (!path) {
+        snprintf(err, err_len, "(null): no path");
+        return -1;
+    }
+    int rc = bare_file(path, out, err, err_len);
+    if (rc == 0 && !(out->tuned_path = path_join(out->dir, TUNED_FILE))) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        rc = -1;
+    }
+    if (rc)
+        model_config_free(out);
+    return rc;
+}
+
 int model_config_load(const char *path, model_config *out, char *err, size_t err_len) {
     memset(out, 0, sizeof(*out));
     out->input = img_default_params();
@@ -347,14 +353,7 @@ int model_config_load(const char *path, model_config *out, char *err, size_t err
         free(cfg);
         free(lab);
     } else if (S_ISREG(sb.st_mode) && ends_with(path, ".onnx")) {
-        base_name(path, ".onnx", out->name, sizeof(out->name));
-        out->onnx_path = dup_str(path);
-        const char *slash = strrchr(path, '/');
-        out->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : dup_str(".");
-        if (!out->onnx_path || !out->dir) {
-            snprintf(err, err_len, "%s: out of memory", path);
-            rc = -1;
-        }
+        rc = bare_file(path, out, err, err_len);
     } else {
         snprintf(err, err_len, "%s: not a model directory or a .onnx file", path);
         rc = -1;
@@ -367,9 +366,25 @@ int model_config_load(const char *path, model_config *out, char *err, size_t err
                  path, out->name, at + 1, (unsigned char)out->name[at]);
         rc = -1;
     }
+    if (rc == 0 && (!(out->tuned_path = path_join(out->dir, TUNED_FILE)) ||
+                    (out->int8 && !(out->quant_path = path_join(out->dir, ENGINE_QUANT_FILE))))) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        rc = -1;
+    }
     if (rc)
         model_config_free(out);
     return rc;
+}
+
+engine_load_params model_config_engine_params(const model_config *mc, int max_batch) {
+    engine_load_params p = engine_load_default_params();
+    if (max_batch > 0)
+        p.max_batch = max_batch;
+    else if (mc && mc->max_batch > 0)
+        p.max_batch = mc->max_batch;
+    if (mc && mc->int8)
+        p.quant_path = mc->quant_path;
+    return p;
 }
 
 const char *model_config_label(const model_config *mc, int i, char *buf) {
@@ -387,7 +402,9 @@ void model_config_free(model_config *mc) {
     free(mc->labels);
     free(mc->onnx_path);
     free(mc->dir);
+    free(mc->quant_path);
+    free(mc->tuned_path);
     mc->labels = NULL;
-    mc->onnx_path = mc->dir = NULL;
+    mc->onnx_path = mc->dir = mc->quant_path = mc->tuned_path = NULL;
     mc->num_labels = 0;
 }

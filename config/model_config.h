@@ -1,12 +1,15 @@
 /*
- * model_config.h — a model as the CONTRACT describes it: a bare .onnx file
- * (ImageNet defaults, labels "0".."N-1") or a directory holding model.onnx,
- * optional labels.txt and optional config.json.
+ * model_config.h — a model as docs/api.md and README.md ("Serving an ImageNet
+ * ResNet-50") describe it: a bare .onnx file (ImageNet defaults, labels
+ * "0".."N-1") or a directory holding model.onnx, optional labels.txt and
+ * optional config.json; and the one place that turns it into the engine's
+ * load settings (model_config_engine_params) for serve and every subcommand.
  */
 #ifndef RESNETD_MODEL_CONFIG_H
 #define RESNETD_MODEL_CONFIG_H
 
-#include "../engine/image/img.h"
+#include "engine.h" /* include paths: resnetd_config links resnetd_engine, resnetd_image */
+#include "img.h"
 
 typedef struct {
     char name[128];    /* config.json "name", else the directory / file stem */
@@ -16,7 +19,9 @@ typedef struct {
     int max_batch;     /* config.json "max_batch", default 8 */
     int max_batch_set; /* config.json gave max_batch */
     int int8;          /* config.json "precision": "int8" */
-    char **labels;     /* num_labels malloc'd strings; NULL when there is no labels.txt */
+    char *quant_path; /* malloc'd <dir>/quant.tsv for an int8 model (resnetd quantize); else NULL */
+    char *tuned_path; /* malloc'd <dir>/tuned.json (TUNED_FILE, resnetd bench --tune) */
+    char **labels;    /* num_labels malloc'd strings; NULL when there is no labels.txt */
     int num_labels;
 } model_config;
 
@@ -24,9 +29,24 @@ typedef struct {
  * naming the file and key at fault in err. Free with model_config_free(). */
 int model_config_load(const char *path, model_config *out, char *err, size_t err_len);
 
+/* The model argument of a subcommand (infer, bench): a directory goes
+ * through model_config_load; anything else is taken as the ONNX file itself,
+ * checked later by the engine: name = its stem, dir = its directory,
+ * tuned_path in that directory, max_batch 0 (the engine's default or the
+ * caller's), fp32, no labels. Returns 0, or -1 with err set. Free with
+ * model_config_free(). */
+int model_config_resolve(const char *path, model_config *out, char *err, size_t err_len);
+
 /* The label of class i: labels[i], or its decimal index when there is no label
  * for it (written into buf, which must hold 16 bytes). */
 const char *model_config_label(const model_config *mc, int i, char *buf);
+
+/* The engine load settings of the model: the engine's defaults, max_batch
+ * (when > 0, the caller's: a flag, the server option or a tuned plan; else
+ * config.json's) and, for an int8 model, its scales file. mc may be NULL (a
+ * bare ONNX file given to a subcommand): the engine's defaults. The returned
+ * quant_path points into mc, which must outlive the engine_model_load call. */
+engine_load_params model_config_engine_params(const model_config *mc, int max_batch);
 
 /* Frees what model_config_load allocated; NULL is a no-op. */
 void model_config_free(model_config *mc);

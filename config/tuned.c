@@ -2,9 +2,8 @@
  * tuned.c — tuned.json: the fingerprint of this machine, the atomic writer
  * used by `bench --tune` and the validating reader used by `serve`.
  *
- * The oneDNN ISA query is the one oneDNN call outside engine/: the engine
- * does not export it yet, and the fingerprint must name the kernels oneDNN
- * actually dispatches (DNNL_MAX_CPU_ISA lowers them), not what the CPU has.
+ * The fingerprint's ISA is the caller's engine_cpu_isa(): the kernels oneDNN
+ * actually dispatches (ONEDNN_MAX_CPU_ISA lowers them), not what the CPU has.
  */
 #include "tuned.h"
 

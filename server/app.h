@@ -1,12 +1,13 @@
 /*
  * app.h — server-internal: the state shared by the lifecycle (server.c) and
- * the route handlers (routes.c). Everything here is created before the HTTP
+ * the request side (routes*.c, reqbase.c, proto.c, decode.c, auth.c).
+ * Everything here is created before the HTTP
  * threads start and is read-only afterwards, except the atomics.
  */
 #ifndef RESNETD_APP_H
 #define RESNETD_APP_H
 
-#include "batcher.h"
+#include "workers.h"
 #include "budget.h"
 #include "cfg.h"
 #include "decode.h"
@@ -33,7 +34,7 @@ typedef struct {
     char tuned_path[4200];
     size_t in_floats; /* C*H*W */
     queue *q;
-    batcher *b;
+    workers_pool *pool;
     metrics *metrics; /* the app's, for the queue-depth hook */
     int index;
 } app_model;
@@ -59,8 +60,5 @@ typedef struct {
 void routes_on_headers(http_req *r, void *app);
 void routes_on_body(http_req *r, void *app);
 void routes_on_complete(http_req *r, void *app);
-
-/* Writes one JSON log line to stderr when level <= the configured log_level. */
-void app_log(const app *a, int level, const char *msg, const char *detail);
 
 #endif

@@ -1,4 +1,6 @@
-/* json.c — jansson lives here and nowhere else in the server. */
+/* json.c — the JSON documents of /v1 and `resnetd classify` (json.h). The
+ * protocol families' documents are in json_proto.c, log lines in common/log.c,
+ * client strings in common/json_client.c. */
 #include "json.h"
 
 #include <jansson.h>
@@ -6,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 
 /* Six significant digits: stable across batch sizes and readable. */
 #define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
@@ -18,46 +18,6 @@ static char *dump(json_t *o, size_t *len) {
     if (s && len)
         *len = strlen(s);
     return s;
-}
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
-static size_t utf8_seq(const unsigned char *s) {
-    size_t n = s[0] < 0x80                    ? 1
-               : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-               : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
-                                              : 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] > 0x9f) ||
-        (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] > 0x8f))
-        return 0; /* overlong, surrogate or past U+10FFFF */
-    return n;
-}
-
-json_t *json_client_string(const char *s) {
-    json_t *j = json_string(s ? s : "");
-    if (j)
-        return j;
-    size_t len = strlen(s), o = 0;
-    char *buf = malloc(len * 3 + 1);
-    if (!buf)
-        return NULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p;) {
-        size_t n = utf8_seq(p);
-        if (n) {
-            memcpy(buf + o, p, n);
-            o += n, p += n;
-        } else {
-            memcpy(buf + o, "\xef\xbf\xbd", 3);
-            o += 3, p++;
-        }
-    }
-    buf[o] = 0;
-    j = json_string(buf);
-    free(buf);
-    return j;
 }
 
 char *json_error_body(const char *code, const char *message, size_t *len) {
@@ -169,33 +129,4 @@ char *json_models_body(const json_model_info *m, int n, size_t *len) {
         }
     }
     return dump(a ? json_pack("{s:o}", "models", a) : NULL, len);
-}
-
-static void now_iso(char *buf, size_t len) {
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%03ldZ", (long)(tv.tv_usec / 1000));
-}
-
-char *json_access_log(const char *id, const char *method, const char *path, int status,
-                      size_t bytes, double ms, const char *model, int images) {
-    char t[64];
-    now_iso(t, sizeof t);
-    return dump(json_pack("{s:s,s:s,s:o,s:o,s:i,s:I,s:f,s:s,s:i}", "time", t, "id", id, "method",
-                          json_client_string(method), "path", json_client_string(path), "status",
-                          status, "bytes", (json_int_t)bytes, "ms", ms, "model", model ? model : "",
-                          "images", images),
-                NULL);
-}
-
-char *json_log_line(const char *level, const char *msg, const char *detail) {
-    char t[64];
-    now_iso(t, sizeof t);
-    json_t *o = json_pack("{s:s,s:s,s:s}", "time", t, "level", level, "msg", msg);
-    if (o && detail)
-        json_object_set_new(o, "detail", json_client_string(detail));
-    return dump(o, NULL);
 }

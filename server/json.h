@@ -1,22 +1,18 @@
 /*
- * json.h — the jansson adapter: every JSON the server and `classify` write
- * is built here, so the two print predictions identically. Every function
+ * json.h — the jansson adapter for /v1 and `classify`: their answers are
+ * built here, so the two print predictions identically (the v2 and
+ * TorchServe bodies: json_proto.h; log lines: common/log.h). Every function
  * returns a malloc'd NUL-terminated string (caller frees; *len, when not
  * NULL, receives its length) or NULL when out of memory.
  */
 #ifndef RESNETD_JSON_H
 #define RESNETD_JSON_H
 
+#include "json_client.h" /* json_client_string: client bytes as JSON strings */
 #include "model_config.h"
 #include "predict.h"
 
 #include <stddef.h>
-
-/* A JSON string (jansson, new reference; NULL on OOM) of bytes that may come
- * from a client (file names, paths, model names echoed in errors): invalid
- * UTF-8 bytes become U+FFFD instead of making the whole document fail.
- * NULL is the empty string. */
-struct json_t *json_client_string(const char *s);
 
 /* One image's outcome: predictions, or an error code and message. */
 typedef struct {
@@ -52,12 +48,5 @@ typedef struct {
  * "workers", "threads_per_worker", "tuned": false | {"file", "goal",
  * "applied": ["workers", ...]}}}]} */
 char *json_models_body(const json_model_info *m, int n, size_t *len);
-
-/* One access-log line (no newline). */
-char *json_access_log(const char *id, const char *method, const char *path, int status,
-                      size_t bytes, double ms, const char *model, int images);
-
-/* {"level": level, "msg": msg, "detail": detail} (no newline); detail may be NULL. */
-char *json_log_line(const char *level, const char *msg, const char *detail);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * metrics.h — the CONTRACT's Prometheus metrics. Writers (HTTP threads,
+ * metrics.h — the Prometheus metrics (docs/metrics.md). Writers (HTTP threads,
  * workers) only do relaxed atomic adds: no lock is ever taken on the hot
  * path. The /metrics handler reads the atomics and renders text format 0.0.4.
  *

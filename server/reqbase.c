@@ -2,6 +2,7 @@
 #include "reqbase.h"
 
 #include "json.h"
+#include "log.h"
 #include "status.h"
 
 #include <ctype.h>
@@ -173,15 +174,11 @@ void reqbase_done(req_base *b, int status) {
     app *a = b->a;
     if (!b->counted) /* no response was queued (the client went away) */
         metrics_request(a->metrics, b->model, status);
-    if (a->cfg->log_level >= CFG_LOG_INFO) {
+    if (log_enabled(LOG_INFO)) { /* the access log */
         double ms = (double)(queue_now_ns() - b->t0_ns) / 1e6;
         const char *model = b->model >= 0 ? a->models[b->model].mc.name : "";
-        char *line = json_access_log(b->id, http_method(b->r), http_path(b->r), status,
-                                     http_bytes(b->r), ms, model, images);
-        if (line) {
-            fprintf(stderr, "%s\n", line);
-            free(line);
-        }
+        log_access(b->id, http_method(b->r), http_path(b->r), status, http_bytes(b->r), ms, model,
+                   images);
     }
     if (b->work)
         atomic_fetch_sub(&a->work, 1);

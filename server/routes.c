@@ -1,5 +1,5 @@
 /*
- * routes.c — the CONTRACT's HTTP API: routing, classify (cheap checks on the
+ * routes.c — the /v1 HTTP API (docs/api.md): routing, classify (cheap checks on the
  * HTTP thread, then reqbase_submit: decode pool, queue, answer when the last
  * image is back), health, readiness, models and metrics, JSON errors.
  */

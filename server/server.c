@@ -9,6 +9,7 @@
 #include "app.h"
 #include "auth.h"
 #include "json.h"
+#include "log.h"
 #include "tuned.h"
 
 #include <dirent.h>
@@ -21,16 +22,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-void app_log(const app *a, int level, const char *msg, const char *detail) {
-    if (a && a->cfg->log_level < level)
-        return;
-    char *line = json_log_line(cfg_log_level_str(level), msg, detail);
-    if (line) {
-        fprintf(stderr, "%s\n", line);
-        free(line);
-    }
-}
 
 int server_default_model(const char *name, char *buf, size_t len) {
     char exe[PATH_MAX];
@@ -52,7 +43,7 @@ int server_default_model(const char *name, char *buf, size_t len) {
     return -1;
 }
 
-/* Engine hooks for the batcher. */
+/* Engine hooks for the worker pool (workers.h). */
 static void *ctx_create(void *user, int worker, char *err, size_t err_len) {
     app_model *m = user;
     engine_ctx_params p = engine_ctx_default_params();
@@ -154,7 +145,7 @@ static void apply_tuned(const app *a, app_model *m) {
     int own_b = !cfg_is_set(c, "max_batch") && !m->mc.max_batch_set;
     if (c->tune_goal == CFG_TUNE_OFF || !(own_w || own_t || own_b))
         return;
-    snprintf(m->tuned_path, sizeof m->tuned_path, "%s/%s", m->mc.dir, TUNED_FILE);
+    snprintf(m->tuned_path, sizeof m->tuned_path, "%s", m->mc.tuned_path);
     const char *base = strrchr(m->mc.onnx_path, '/');
     base = base ? base + 1 : m->mc.onnx_path;
     tuned_fingerprint here;
@@ -171,7 +162,7 @@ static void apply_tuned(const app *a, app_model *m) {
     if (st != TUNED_OK) {
         if (st != TUNED_MISSING) {
             snprintf(detail, sizeof detail, "%s: %s", m->mc.name, err);
-            app_log(a, CFG_LOG_WARN, "tuned.json ignored", detail);
+            log_msg(LOG_WARN, "tuned.json ignored", detail);
         }
         m->tuned_path[0] = 0;
         return;
@@ -197,7 +188,7 @@ static void apply_tuned(const app *a, app_model *m) {
     snprintf(detail + w, sizeof detail - (size_t)w, " (%s pick of %s%s%s%s)", goal, m->tuned_path,
              own_w ? "" : "; workers set", own_t ? "" : "; threads_per_worker set",
              own_b ? "" : "; max_batch set");
-    app_log(a, CFG_LOG_INFO, "tuned plan applied", detail);
+    log_msg(LOG_INFO, "tuned plan applied", detail);
 }
 
 /* Returns 0, -2 when the model's configuration is at fault, -1 otherwise. */
@@ -205,19 +196,13 @@ static int load_model(const app *a, const char *path, app_model *m, char *err, s
     const cfg_t *c = a->cfg;
     if (model_config_load(path, &m->mc, err, len))
         return -2; /* the model's configuration (config.json, labels.txt, name) */
-    engine_load_params lp = engine_load_default_params();
     m->max_batch = c->max_batch ? (int)c->max_batch : m->mc.max_batch;
     m->workers = (int)c->workers;
     m->threads = (int)c->threads_per_worker; /* 0 = cores / workers, below */
     apply_tuned(a, m);
     if (m->max_batch < 1)
         m->max_batch = 1;
-    lp.max_batch = m->max_batch;
-    char qpath[4096];
-    if (m->mc.int8) { /* int8 model: its scales file (resnetd quantize) */
-        snprintf(qpath, sizeof qpath, "%s/quant.tsv", m->mc.dir);
-        lp.quant_path = qpath;
-    }
+    engine_load_params lp = model_config_engine_params(&m->mc, m->max_batch);
     if (engine_model_load(m->mc.onnx_path, &lp, &m->em, err, len) != ENGINE_OK)
         return -1;
     engine_model_get_info(m->em, &m->info);
@@ -270,7 +255,7 @@ static void drain(app *a) {
     atomic_store(&a->draining, 1);
     for (int i = 0; i < a->nmodels; i++)
         queue_flush(a->models[i].q); /* nothing more will come to fill a batch */
-    app_log(a, CFG_LOG_INFO, "draining", NULL);
+    log_msg(LOG_INFO, "draining", NULL);
     long drain_ms = (long)a->cfg->drain_timeout_ms;
     /* keep a slice of the drain time for aborting the queue and stopping threads */
     long soft = drain_ms > 200 ? drain_ms - drain_ms / 10 : drain_ms / 2;
@@ -279,9 +264,9 @@ static void drain(app *a) {
         nanosleep(&ts, NULL);
     }
     if (atomic_load(&a->work) > 0) {
-        app_log(a, CFG_LOG_WARN, "drain timeout: answering queued work with 503", NULL);
+        log_msg(LOG_WARN, "drain timeout: answering queued work with 503", NULL);
         for (int i = 0; i < a->nmodels; i++)
-            batcher_abort(a->models[i].b);
+            workers_abort(a->models[i].pool);
         while (atomic_load(&a->work) > 0 && elapsed_ms(t0) < drain_ms) {
             struct timespec ts = {0, 2000000};
             nanosleep(&ts, NULL);
@@ -308,7 +293,7 @@ static void raise_fd_limit(const cfg_t *c) {
              "max_connections needs; raise it (ulimit -n)",
              (unsigned long long)(rl.rlim_cur > old ? rl.rlim_cur : old),
              (unsigned long long)rl.rlim_max, (unsigned long long)want);
-    app_log(NULL, CFG_LOG_WARN, "file descriptors", msg);
+    log_msg(LOG_WARN, "file descriptors", msg);
 }
 
 int server_run(const cfg_t *c) {
@@ -317,6 +302,7 @@ int server_run(const cfg_t *c) {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every thread started below */
+    log_set_level((int)c->log_level);
     signal(SIGPIPE, SIG_IGN);
 
     app a;
@@ -325,24 +311,24 @@ int server_run(const cfg_t *c) {
     a.id_seed = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
     char err[512] = "";
     if (http_tls_priorities_check(c->tls_priorities, err, sizeof err)) { /* before any model */
-        app_log(NULL, CFG_LOG_ERROR, "bad configuration", err);
+        log_msg(LOG_ERROR, "bad configuration", err);
         return 2;
     }
     raise_fd_limit(c);
     char(*paths)[PATH_MAX] = malloc(CFG_MAX_MODELS * 8 * sizeof(*paths));
     if (!paths) {
-        app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+        log_msg(LOG_ERROR, "out of memory", NULL);
         return 1;
     }
     int n = model_paths(c, paths, CFG_MAX_MODELS * 8, err, sizeof err);
     if (n < 0) {
         free(paths);
-        app_log(NULL, CFG_LOG_ERROR, "bad configuration", err);
+        log_msg(LOG_ERROR, "bad configuration", err);
         return 2;
     }
     if (!(a.models = calloc((size_t)n, sizeof(app_model)))) {
         free(paths);
-        app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+        log_msg(LOG_ERROR, "out of memory", NULL);
         return 1;
     }
     const char *names[CFG_MAX_MODELS * 8];
@@ -352,14 +338,14 @@ int server_run(const cfg_t *c) {
         int lm = load_model(&a, paths[i], m, err, sizeof err);
         if (lm) {
             a.nmodels++;
-            app_log(NULL, CFG_LOG_ERROR, "cannot load model", err);
+            log_msg(LOG_ERROR, "cannot load model", err);
             rc = lm == -2 ? 2 : 1; /* a configuration error exits 2, as a bad option does */
             goto out;
         }
         for (int j = 0; j < i; j++)
             if (!strcmp(a.models[j].mc.name, m->mc.name)) {
                 a.nmodels++;
-                app_log(NULL, CFG_LOG_ERROR, "two models have the same name", m->mc.name);
+                log_msg(LOG_ERROR, "two models have the same name", m->mc.name);
                 rc = 2;
                 goto out;
             }
@@ -369,7 +355,7 @@ int server_run(const cfg_t *c) {
     }
     budget_init(&a.mem, (uint64_t)c->max_inflight_bytes);
     if (!(a.metrics = metrics_create(names, n, max_batch))) {
-        app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+        log_msg(LOG_ERROR, "out of memory", NULL);
         goto out;
     }
     metrics_set_budget(a.metrics, &a.mem);
@@ -379,7 +365,7 @@ int server_run(const cfg_t *c) {
         /* a request waiting for a decode thread is held like an image waiting
          * for inference: queue_capacity of them at most */
         if (!(a.decode = decode_start(threads, (int)c->queue_capacity, err, sizeof err))) {
-            app_log(NULL, CFG_LOG_ERROR, "cannot start the decode pool", err);
+            log_msg(LOG_ERROR, "cannot start the decode pool", err);
             goto out;
         }
     }
@@ -388,7 +374,7 @@ int server_run(const cfg_t *c) {
         m->metrics = a.metrics;
         m->index = i;
         if (!(m->q = queue_create((int)c->queue_capacity, depth_hook, m))) {
-            app_log(NULL, CFG_LOG_ERROR, "out of memory", NULL);
+            log_msg(LOG_ERROR, "out of memory", NULL);
             goto out;
         }
     }
@@ -410,17 +396,17 @@ int server_run(const cfg_t *c) {
                       (int)c->allow_chunked};
     http_server *h = http_start(&hc, err, sizeof err);
     if (!h) {
-        app_log(NULL, CFG_LOG_ERROR, "cannot start HTTP", err);
+        log_msg(LOG_ERROR, "cannot start HTTP", err);
         goto out;
     }
     char where[300];
     snprintf(where, sizeof where, "%s:%d", c->host, http_port(h));
-    app_log(&a, CFG_LOG_INFO, "listening", where);
+    log_msg(LOG_INFO, "listening", where);
     int started = 0;
     for (; started < n; started++) {
         app_model *m = &a.models[started];
         int fixed = m->info.fixed_batch != 0;
-        batcher_params bp = {m->q,
+        workers_params bp = {m->q,
                              m->workers,
                              m->max_batch,
                              (int64_t)c->batch_timeout_us * 1000,
@@ -432,8 +418,8 @@ int server_run(const cfg_t *c) {
                              m,
                              a.metrics,
                              started};
-        if (!(m->b = batcher_start(&bp, err, sizeof err))) {
-            app_log(NULL, CFG_LOG_ERROR, "cannot start workers", err);
+        if (!(m->pool = workers_start(&bp, err, sizeof err))) {
+            log_msg(LOG_ERROR, "cannot start workers", err);
             break;
         }
     }
@@ -441,7 +427,7 @@ int server_run(const cfg_t *c) {
     while (rc == 0) {
         int sig = wait_signal(&set, 50);
         if (sig) {
-            app_log(&a, CFG_LOG_INFO, sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+            log_msg(LOG_INFO, sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
             drain(&a);
             break;
         }
@@ -449,27 +435,27 @@ int server_run(const cfg_t *c) {
             continue;
         int ready = 1;
         for (int i = 0; i < n && rc == 0; i++) {
-            int r = batcher_ready(a.models[i].b, err, sizeof err);
+            int r = workers_ready(a.models[i].pool, err, sizeof err);
             if (r < 0) {
-                app_log(NULL, CFG_LOG_ERROR, "worker failed", err);
+                log_msg(LOG_ERROR, "worker failed", err);
                 rc = 1;
             }
             ready &= r == 1;
         }
         if (rc == 0 && ready) {
             atomic_store(&a.ready, 1);
-            app_log(&a, CFG_LOG_INFO, "ready", where);
+            log_msg(LOG_INFO, "ready", where);
         }
     }
     if (rc != 0) { /* a failed start: answer what is queued, then stop */
         atomic_store(&a.draining, 1);
         for (int i = 0; i < started; i++)
-            batcher_abort(a.models[i].b);
+            workers_abort(a.models[i].pool);
     }
     for (int i = 0; i < n; i++)
         queue_close(a.models[i].q);
     for (int i = 0; i < started; i++)
-        batcher_join(a.models[i].b);
+        workers_join(a.models[i].pool);
     /* decode jobs still running push into closed queues (503); those still
      * waiting are answered 503 without decoding */
     decode_stop(a.decode);
@@ -481,7 +467,7 @@ int server_run(const cfg_t *c) {
         nanosleep(&ts, NULL);
     }
     http_stop(h);
-    app_log(&a, CFG_LOG_INFO, "stopped", NULL);
+    log_msg(LOG_INFO, "stopped", NULL);
 out:
     decode_stop(a.decode);
     free(paths);

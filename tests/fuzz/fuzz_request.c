@@ -4,14 +4,14 @@
  * multipart/form-data) through the server's real code: http.c (the
  * libmicrohttpd adapter and its multipart post processor), routes.c (routing,
  * top_k, timeouts, image decode, queue, suspend/resume, JSON bodies), queue,
- * batcher and metrics.
+ * worker pool and metrics.
  *
  * Why a loopback socket: libmicrohttpd parses requests only from a
  * connection (its post processor reads the Content-Type of an
  * MHD_Connection), so there is no socket-free entry point into the code the
  * server runs. The target therefore starts ONE in-process server on
  * 127.0.0.1 (any free port) at the first input, with the real route hooks and
- * a fake engine behind the batcher (outputs are a function of the input
+ * a fake engine behind the worker pool (outputs are a function of the input
  * tensor), and sends each input over a fresh TCP connection, half-closes it
  * and reads the answer. Checks: the server always answers with HTTP (or
  * closes), and every response of ours with a 4xx/5xx status has a JSON
@@ -19,6 +19,7 @@
  */
 #include "app.h"
 #include "auth.h"
+#include "log.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -74,7 +75,8 @@ static fixture *setup(void) {
     char err[256];
     signal(SIGPIPE, SIG_IGN);
     cfg_defaults(&f.cfg);
-    f.cfg.log_level = CFG_LOG_ERROR;
+    f.cfg.log_level = LOG_ERROR;
+    log_set_level(LOG_ERROR); /* no access log per input */
     f.cfg.max_body_bytes = 1 << 20;
     f.cfg.max_image_pixels = 1 << 20;
     f.cfg.request_timeout_ms = 2000;
@@ -98,7 +100,7 @@ static fixture *setup(void) {
     f.m.metrics = f.a.metrics;
     if (!(f.m.q = queue_create(64, NULL, NULL)))
         abort();
-    batcher_params bp = {f.m.q,
+    workers_params bp = {f.m.q,
                          1,
                          4,
                          200000,
@@ -110,9 +112,9 @@ static fixture *setup(void) {
                          &f.m,
                          f.a.metrics,
                          0};
-    if (!(f.m.b = batcher_start(&bp, err, sizeof err)))
+    if (!(f.m.pool = workers_start(&bp, err, sizeof err)))
         abort();
-    while (batcher_ready(f.m.b, err, sizeof err) == 0) {
+    while (workers_ready(f.m.pool, err, sizeof err) == 0) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }

@@ -3,6 +3,8 @@
  * validation, status strings, defaults, and that the output slot is fully
  * written (no reads of uninitialised memory under ASan/MSan).
  */
+#define CHECK_CONTINUE /* every check runs; main fails at the end */
+#include "check.h"
 #include "img.h"
 #include "img_internal.h" /* img_exif_orientation: unit-tested here */
 
@@ -10,15 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+static int check_failures;
 
 /* A 2x1 8-bit RGB PNG (red, blue), uncompressed deflate, valid CRCs. */
 static const unsigned char tiny_png[] = {
@@ -104,6 +98,6 @@ int main(void) {
     blk[18] = 9; /* orientation 9 is not a valid value */
     CHECK(img_exif_orientation(blk, sizeof(blk)) == 1);
 
-    printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
-    return failures ? 1 : 0;
+    printf("%s (%d failures)\n", check_failures ? "FAILED" : "OK", check_failures);
+    return check_failures ? 1 : 0;
 }

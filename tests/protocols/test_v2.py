@@ -49,7 +49,7 @@ def expect_error(srv, model, req, status, words, binary=b"", headers=None):
 
 
 def resnetd_infer(binary, model_dir, x, tmp):
-    """`resnetd infer` on x: the CONTRACT's raw-output reference."""
+    """`resnetd infer` on x: the raw-output reference (docs/cli.md)."""
     i, o = os.path.join(tmp, "in.npy"), os.path.join(tmp, "out.npy")
     np.save(i, x)
     subprocess.run([binary, "infer", "--model", model_dir, i, o], check=True,

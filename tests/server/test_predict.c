@@ -1,18 +1,11 @@
 /* test_predict.c — softmax + top-k against a direct double-precision
  * reference, ties, k > classes, and probability rows passed through. */
+#include "check.h"
 #include "predict.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 int main(void) {
     enum { K = 1000 };

@@ -1,13 +1,15 @@
 /*
- * batcher.h — a model's inference workers. Each of `workers` threads owns
+ * workers.h — a model's inference worker pool. Each of `workers` threads owns
  * one engine context (created through the ctx_create hook, so unit tests can
  * plug in a fake engine), warms it up with one batch of every size
  * 1..max_batch, then loops: form a batch from the model's queue
  * (queue_take_batch), drop items whose deadline passed (QUEUE_ITEM_EXPIRED),
  * copy the rest into its batch buffer, run, hand each item its output.
+ * (Batches are formed by queue_take_batch, queue.h; this is the pool that
+ * runs them.)
  */
-#ifndef RESNETD_BATCHER_H
-#define RESNETD_BATCHER_H
+#ifndef RESNETD_WORKERS_H
+#define RESNETD_WORKERS_H
 
 #include "metrics.h"
 #include "queue.h"
@@ -30,24 +32,24 @@ typedef struct {
     void *user;
     metrics *metrics; /* may be NULL */
     int model;        /* metrics label index */
-} batcher_params;
+} workers_params;
 
-typedef struct batcher batcher;
+typedef struct workers_pool workers_pool;
 
 /* Starts the workers (they warm up in the background). Returns NULL with err
  * set when threads or memory are not available. */
-batcher *batcher_start(const batcher_params *p, char *err, size_t err_len);
+workers_pool *workers_start(const workers_params *p, char *err, size_t err_len);
 
 /* 1 once every worker is warmed up, 0 while warming, -1 when a worker failed
  * to create or warm its context (err, if not NULL, receives its message). */
-int batcher_ready(batcher *b, char *err, size_t err_len);
+int workers_ready(workers_pool *b, char *err, size_t err_len);
 
 /* From now on, queued items are finished as QUEUE_ITEM_ABORTED instead of
  * run (the drain deadline passed). Thread-safe. */
-void batcher_abort(batcher *b);
+void workers_abort(workers_pool *b);
 
 /* Waits for every worker to exit; call after queue_close(). Then frees b.
  * NULL is a no-op. */
-void batcher_join(batcher *b);
+void workers_join(workers_pool *b);
 
 #endif

@@ -1,8 +1,9 @@
-/* test_batcher.c — queue + batcher against a fake engine: every item comes
+/* test_workers.c — queue + worker pool against a fake engine: every item comes
  * back exactly once with the right output, batches never exceed max_batch,
  * a full queue refuses at once, expired items are dropped before the engine,
  * the batch timeout holds, and close/abort drain cleanly. Labelled tsan. */
-#include "batcher.h"
+#include "check.h"
+#include "workers.h"
 #include "queue.h"
 
 #include <pthread.h>
@@ -11,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 #define IN 4
 #define OUT 2
@@ -83,17 +76,17 @@ static void wait_done(int n) {
     CHECK(atomic_load(&g_done) == n);
 }
 
-static batcher *start(fake *f, queue *q, int workers, int max_batch, int64_t timeout_ns) {
-    batcher_params p = {q,        workers,  max_batch, timeout_ns, IN,   OUT,
+static workers_pool *start(fake *f, queue *q, int workers, int max_batch, int64_t timeout_ns) {
+    workers_params p = {q,        workers,  max_batch, timeout_ns, IN,   OUT,
                         fake_ctx, fake_run, fake_free, f,          NULL, 0};
     char err[128];
-    batcher *b = batcher_start(&p, err, sizeof err);
+    workers_pool *b = workers_start(&p, err, sizeof err);
     CHECK(b);
-    for (int i = 0; i < 5000 && batcher_ready(b, NULL, 0) != 1; i++) {
+    for (int i = 0; i < 5000 && workers_ready(b, NULL, 0) != 1; i++) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-    CHECK(batcher_ready(b, NULL, 0) == 1);
+    CHECK(workers_ready(b, NULL, 0) == 1);
     return b;
 }
 
@@ -121,7 +114,7 @@ static void test_concurrent(void) {
     fake f = {0};
     queue *q = queue_create(64, NULL, NULL);
     CHECK(q);
-    batcher *b = start(&f, q, 2, 8, 200000);
+    workers_pool *b = start(&f, q, 2, 8, 200000);
     CHECK(atomic_load(&f.ctxs) == 2);
     int warm_runs = atomic_load(&f.runs);
     CHECK(warm_runs == 2 * 8); /* each worker warmed every batch size 1..8 */
@@ -154,7 +147,7 @@ static void test_concurrent(void) {
     CHECK(atomic_load(&f.images) == P * N + 2 * 36);
     CHECK(queue_depth(q) == 0);
     queue_close(q);
-    batcher_join(b);
+    workers_join(b);
     queue_destroy(q);
     free(items);
 }
@@ -213,7 +206,7 @@ static void test_deadline_abort(void) {
     fake f = {0};
     queue *q = queue_create(16, NULL, NULL);
     CHECK(q);
-    batcher *b = start(&f, q, 1, 4, 0);
+    workers_pool *b = start(&f, q, 1, 4, 0);
     int runs0 = atomic_load(&f.images);
     item it[4];
     queue_item *ptr[4];
@@ -231,7 +224,7 @@ static void test_deadline_abort(void) {
     for (int i = 0; i < 4; i++)
         CHECK(it[i].qi.status == QUEUE_ITEM_EXPIRED);
     CHECK(atomic_load(&f.images) == runs0);
-    batcher_abort(b);
+    workers_abort(b);
     atomic_store(&g_done, 0);
     for (int i = 0; i < 4; i++)
         it[i].qi.deadline_ns = 0;
@@ -240,7 +233,7 @@ static void test_deadline_abort(void) {
     for (int i = 0; i < 4; i++)
         CHECK(it[i].qi.status == QUEUE_ITEM_ABORTED);
     queue_close(q);
-    batcher_join(b);
+    workers_join(b);
     queue_destroy(q);
 }
 
@@ -249,6 +242,6 @@ int main(void) {
     test_timeout();
     test_deadline_abort();
     test_concurrent();
-    printf("test_batcher: ok\n");
+    printf("test_workers: ok\n");
     return 0;
 }

@@ -1,6 +1,7 @@
 /* test_cfg.c — the option schema: flags and env names derive from the key,
  * precedence CLI > env > file > default, bounds and unknown keys rejected
  * with the key named. */
+#include "check.h"
 #include "cfg.h"
 
 #include <ctype.h>
@@ -8,14 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static cfg_status load(cfg_t *c, char *err, int argc, ...) {
     char *argv[32];

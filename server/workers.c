@@ -1,6 +1,7 @@
-/* batcher.c — inference worker threads (see batcher.h and the design note in queue.h). */
-#include "batcher.h"
-#include "json.h"
+/* workers.c — a model's inference worker pool (see workers.h and the design note in queue.h). */
+#include "workers.h"
+
+#include "log.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,21 +10,21 @@
 #include <string.h>
 
 typedef struct {
-    batcher *b;
+    workers_pool *b;
     int index;
     pthread_t thread;
     int started;
 } worker;
 
-struct batcher {
-    batcher_params p;
+struct workers_pool {
+    workers_params p;
     worker *w;
     _Atomic int warmed, failed, aborted;
     pthread_mutex_t err_mu; /* guards err */
     char err[256];
 };
 
-static void fail(batcher *b, const char *msg) {
+static void fail(workers_pool *b, const char *msg) {
     pthread_mutex_lock(&b->err_mu);
     if (!b->err[0])
         snprintf(b->err, sizeof b->err, "%s", msg);
@@ -38,8 +39,8 @@ static void finish(queue_item *it, queue_item_status st) {
 
 static void *worker_main(void *arg) {
     worker *w = arg;
-    batcher *b = w->b;
-    const batcher_params *p = &b->p;
+    workers_pool *b = w->b;
+    const workers_params *p = &b->p;
     char err[256] = "";
     float *in = calloc((size_t)p->max_batch * p->in_floats, sizeof(float));
     float *out = malloc((size_t)p->max_batch * p->out_floats * sizeof(float));
@@ -91,13 +92,8 @@ static void *worker_main(void *arg) {
                             (double)(queue_now_ns() - t0) / 1e9);
             metrics_batch_size(p->metrics, p->model, k);
         }
-        if (rc) { /* one JSON log line; the items are answered 500 below */
-            char *line = json_log_line("error", "inference failed", err);
-            if (line) {
-                fprintf(stderr, "%s\n", line);
-                free(line);
-            }
-        }
+        if (rc) /* one log line; the items are answered 500 below */
+            log_msg(LOG_ERROR, "inference failed", err);
         for (int i = 0; i < k; i++) {
             if (!rc)
                 memcpy(items[i]->output, out + (size_t)i * p->out_floats,
@@ -113,11 +109,11 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-batcher *batcher_start(const batcher_params *p, char *err, size_t err_len) {
-    batcher *b = calloc(1, sizeof(*b));
+workers_pool *workers_start(const workers_params *p, char *err, size_t err_len) {
+    workers_pool *b = calloc(1, sizeof(*b));
     if (!b || !(b->w = calloc((size_t)p->workers, sizeof(worker)))) {
         free(b);
-        snprintf(err, err_len, "batcher: out of memory");
+        snprintf(err, err_len, "workers: out of memory");
         return NULL;
     }
     b->p = *p;
@@ -126,9 +122,9 @@ batcher *batcher_start(const batcher_params *p, char *err, size_t err_len) {
         b->w[i].b = b;
         b->w[i].index = i;
         if (pthread_create(&b->w[i].thread, NULL, worker_main, &b->w[i])) {
-            snprintf(err, err_len, "batcher: cannot start worker %d", i);
+            snprintf(err, err_len, "workers: cannot start worker %d", i);
             queue_close(p->q);
-            batcher_join(b);
+            workers_join(b);
             return NULL;
         }
         b->w[i].started = 1;
@@ -136,7 +132,7 @@ batcher *batcher_start(const batcher_params *p, char *err, size_t err_len) {
     return b;
 }
 
-int batcher_ready(batcher *b, char *err, size_t err_len) {
+int workers_ready(workers_pool *b, char *err, size_t err_len) {
     if (atomic_load(&b->failed)) {
         if (err) {
             pthread_mutex_lock(&b->err_mu);
@@ -148,11 +144,11 @@ int batcher_ready(batcher *b, char *err, size_t err_len) {
     return atomic_load(&b->warmed) == b->p.workers;
 }
 
-void batcher_abort(batcher *b) {
+void workers_abort(workers_pool *b) {
     atomic_store(&b->aborted, 1);
 }
 
-void batcher_join(batcher *b) {
+void workers_join(workers_pool *b) {
     if (!b)
         return;
     for (int i = 0; i < b->p.workers; i++)
