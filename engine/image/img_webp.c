@@ -139,8 +139,12 @@ static uint64_t webp_lossless_cost(const uint8_t *d, size_t n, int w, int h, int
     return lossless || has_alpha ? lossless_worst(w, h) : 0;
 }
 
+/* Reads the header into *h; with_cost: also the cost (decoder_bytes, work),
+ * which pre-parses a lossless stream (img_probe only: the decode itself does
+ * not need it). */
 static img_status webp_header(const uint8_t *d, size_t n, const img_decode_opts *o,
-                              WebPDecoderConfig *cfg, img_header *h, char *err, size_t err_len) {
+                              WebPDecoderConfig *cfg, img_header *h, int with_cost, char *err,
+                              size_t err_len) {
     if (!WebPInitDecoderConfig(cfg)) {
         snprintf(err, err_len, "libwebp version mismatch");
         return IMG_ERR_CORRUPT;
@@ -164,6 +168,8 @@ static img_status webp_header(const uint8_t *d, size_t n, const img_decode_opts 
     h->h = h->out_h = hh;
     h->out_bpp = h->out_ch = 3;
     h->orientation = o->want_orientation ? webp_orientation(d, n) : 1;
+    if (!with_cost)
+        return IMG_OK;
     uint64_t px = (uint64_t)w * hh;
     uint64_t b = 256 * ((uint64_t)w + 64) + WEBP_FIXED_BYTES; /* lossy row caches */
     if (cfg->input.has_alpha)                                 /* alpha plane */
@@ -181,7 +187,7 @@ static img_status webp_header(const uint8_t *d, size_t n, const img_decode_opts 
 img_status img_probe_webp(const uint8_t *d, size_t n, const img_decode_opts *o, img_header *h,
                           char *err, size_t err_len) {
     WebPDecoderConfig cfg;
-    return webp_header(d, n, o, &cfg, h, err, err_len);
+    return webp_header(d, n, o, &cfg, h, 1, err, err_len);
 }
 
 img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o, img_raster *out,
@@ -189,7 +195,7 @@ img_status img_decode_webp(const uint8_t *d, size_t n, const img_decode_opts *o,
     *orientation = 1;
     WebPDecoderConfig cfg;
     img_header h;
-    img_status st = webp_header(d, n, o, &cfg, &h, err, err_len);
+    img_status st = webp_header(d, n, o, &cfg, &h, 0, err, err_len);
     if (st != IMG_OK)
         return st;
     size_t size = (size_t)h.w * h.h * 3;
