@@ -34,6 +34,22 @@ im.save(f"{d}/exif3.webp", quality=50, exif=exif_orientation_bytes(3))
 im.save(f"{d}/lossy.webp", quality=50)
 im.save(f"{d}/lossless.webp", lossless=True)
 Image.fromarray(np.dstack([a, a[..., :1]]), "RGBA").save(f"{d}/alpha.webp", quality=50)
+# lossless variants for the VP8L pre-parse (img_vp8l.c): predictor and
+# cross-colour sub-images, an entropy image naming several groups, colour
+# cache, colour indexing with 2/4/16 colours (packed pixels), lossless alpha
+b = Image.fromarray(photo(32, 28, 2))
+b.save(f"{d}/lossless_m6.webp", lossless=True, method=6, quality=100)
+b.save(f"{d}/lossless_m0.webp", lossless=True, method=0, quality=0)
+y, x = np.mgrid[0:128, 0:128]
+regions = np.where((x < 64) ^ (y < 64), (x * 2) % 256, (x * y // 64) % 7 * 36).astype(np.uint8)
+Image.fromarray(np.dstack([regions, regions[::-1], regions.T])).save(
+    f"{d}/lossless_groups.webp", lossless=True, method=6)
+Image.fromarray(np.dstack([photo(32, 32, 3), photo(32, 32, 4)[..., :1]]), "RGBA").save(
+    f"{d}/lossless_rgba.webp", lossless=True, method=4)
+for colours in (2, 4, 16):
+    b.quantize(colours).convert("RGB").save(f"{d}/lossless_palette{colours}.webp", lossless=True)
+Image.fromarray(np.dstack([a, a[..., 1:2]]), "RGBA").save(
+    f"{d}/alpha_lossless_alph.webp", quality=50, alpha_quality=100, method=6)
 if len(sys.argv) > 1:
     subprocess.run([sys.argv[1], f"{d}/restart.jpg", "40", "24"], check=True)
     subprocess.run([sys.argv[1], f"{d}/arith_restart.jpg", "24", "16", "arith"], check=True)

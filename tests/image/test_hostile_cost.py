@@ -7,7 +7,14 @@ CPU and a bounded peak RSS. Then test_img_cost checks, with every
 allocation counted, that img_probe's peak_bytes bounds what img_preprocess
 allocates, on the hostile cases and on honest photos (JPEG baseline,
 progressive, 4:4:4, CMYK, gray, EXIF-rotated; PNG RGBA/palette/16-bit/
-interlaced; WebP lossy, alpha, lossless).
+interlaced; WebP lossy, alpha, lossless at many sizes and settings, where
+test_img_cost also checks that the pre-parsed Huffman group count is the
+one libwebp allocates tables for).
+
+A case refused by the server's budget rule (img_probe's bound over the
+256 MiB in-flight budget -> 400 image_too_complex before any decoding) is
+checked through that bound (`test_img_cost --bound`), not decoded by
+`resnetd preprocess`, which has no budget.
 
 usage: test_hostile_cost.py RESNETD TEST_IMG_COST WORKDIR
 """
@@ -22,6 +29,7 @@ LIB = os.path.join(HERE, "..", "lib")
 
 CPU_LIMIT = 1.0  # seconds of CPU per input (the issue's bound)
 RSS_LIMIT_MB = 256  # per `resnetd preprocess` process (before: up to 2 GB)
+BUDGET = 256 << 20  # the server's default max_inflight_bytes
 
 failures = 0
 
@@ -80,6 +88,43 @@ def honest_images(work):
          "WEBP", quality=80)
     save("photo_1000x800_lossless.webp", Image.fromarray(photo(1000, 800, 8)), "WEBP",
          lossless=True)
+    # lossless WebP: the pre-parsed group count must match libwebp's, the
+    # bound stay within the budget (tens of MB for 1-3 MP)
+    rng = np.random.default_rng(13)
+    save("photo_1000x1000_lossless.webp", Image.fromarray(photo(1000, 1000, 9)), "WEBP",
+         lossless=True)
+    save("photo_2000x1500_lossless.webp", Image.fromarray(photo(2000, 1500, 10)), "WEBP",
+         lossless=True)
+    small = Image.fromarray(photo(640, 480, 11))
+    for m in (0, 3, 6):
+        for q in (0, 50, 100):
+            save(f"photo_640x480_lossless_m{m}_q{q}.webp", small, "WEBP", lossless=True,
+                 method=m, quality=q)
+    save("photo_800x600_lossless_alpha.webp",
+         Image.fromarray(photo(800, 600, 12)).convert("RGBA"), "WEBP", lossless=True)
+    pal = Image.fromarray(photo(700, 500, 13))
+    for colours in (2, 4, 16, 200):
+        save(f"palette{colours}_700x500_lossless.webp",
+             pal.convert("P", palette=Image.ADAPTIVE, colors=colours).convert("RGB"), "WEBP",
+             lossless=True)
+    save("gray_900x700_lossless.webp", Image.fromarray(photo(900, 700, 14)).convert("L"),
+         "WEBP", lossless=True)
+    save("noise_512x512_lossless.webp",
+         Image.fromarray(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)), "WEBP",
+         lossless=True)
+    save("noise_300x300_rgba_lossless.webp",
+         Image.fromarray(rng.integers(0, 256, (300, 300, 4), dtype=np.uint8)), "WEBP",
+         lossless=True)
+    save("flat_3000x3000_lossless.webp", Image.new("RGB", (3000, 3000), (10, 200, 30)), "WEBP",
+         lossless=True)
+    save("noise_1x5000_lossless.webp",
+         Image.fromarray(rng.integers(0, 256, (5000, 1, 3), dtype=np.uint8)), "WEBP",
+         lossless=True)
+    save("noise_5000x1_lossless.webp",
+         Image.fromarray(rng.integers(0, 256, (1, 5000, 3), dtype=np.uint8)), "WEBP",
+         lossless=True)
+    save("photo_1000x800_alpha_lossy_m6.webp",
+         Image.fromarray(photo(1000, 800, 15)).convert("RGBA"), "WEBP", quality=90, method=6)
     out.append(("flat_interlaced16_1000.png", hostile_images.png_interlaced16(1000, 1000)))
     # unusual sampling factors (the row buffers of libjpeg's upsampler)
     for comps, tag in [([(1, 4, 1), (2, 1, 1), (3, 1, 1)], "411"),
@@ -118,6 +163,13 @@ def main():
         fname, size, status, code = line.split("\t")
         name, status, path = fname.rsplit(".", 1)[0], int(status), os.path.join(hostile, fname)
         manifest.append((path, code))
+        if code == "image_too_complex":
+            probe = subprocess.run([cost_bin, "--bound", path], capture_output=True, text=True,
+                                   check=True).stdout.split()
+            if probe[0] == "ok" and int(probe[1]) > BUDGET:
+                print(f"{name}: {size} bytes -> bound {int(probe[1]) / 2**20:.0f} MiB > budget "
+                      f"{BUDGET >> 20} MiB: the server refuses it, 400 {code}")
+                continue
         t0 = time.monotonic()
         rc, err, cpu, rss = run_preprocess(binary, model, path, out)
         wall = time.monotonic() - t0
@@ -141,7 +193,7 @@ def main():
     with open(mpath, "w") as f:
         for path, code in manifest:
             f.write(f"{path}\t{code}\n")
-    p = subprocess.run([cost_bin, mpath], capture_output=True, text=True)
+    p = subprocess.run([cost_bin, mpath, str(BUDGET)], capture_output=True, text=True)
     print(p.stdout, end="")
     if p.returncode == 77:
         print("test_img_cost skipped (sanitizer build): allocation bound not measured")

@@ -27,9 +27,11 @@ case into a directory: hostile_images.py OUTDIR (prints name, size, status,
 code per line); hostile_images.py --regressions tests/fuzz/regressions/image
 rewrites the fuzz regression inputs (fuzz_regressions()).
 
-known_gaps() lists inputs whose cost img_probe bounds only by a worst case
-far above their honest need (see engine/image/README.md, WebP); what the
-server answers then depends on its budget, so they are not in cases().
+Expected answers that come from the server's budget rule (img_probe's
+bound over the whole in-flight budget, 256 MiB by default, is refused with
+400 image_too_complex before decoding) rather than from the decoder are
+noted as such in cases(); known_gaps() lists inputs whose bound is only a
+worst case (none left).
 """
 import functools
 import io
@@ -453,6 +455,11 @@ def cases():
     c.append(("webp_header_16383", webp_header_only(16383, 16383), 400, "image_too_large"))
     c.append(("webp_animated", webp_animated(), 415, "unsupported_image"))
     c.append(("webp_lossless_2000_ok", webp_lossless(2000, 2000), 200, "ok"))
+    # 295 KB naming 65536 Huffman groups: libwebp 1.2.4 would allocate 819 MB
+    # (~380 MB RSS). img_probe's bound is that real cost (827 MB), over the
+    # 256 MiB budget: refused by the server's budget rule before decoding.
+    c.append(("webp_htree_bomb_65536_groups", webp_htree_bomb(1024, 1024), 400,
+              "image_too_complex"))
     return c
 
 
@@ -485,11 +492,11 @@ def fuzz_regressions():
 
 
 def known_gaps():
-    """[(name, bytes, note)]: a lossless WebP naming 65536 Huffman groups
-    (295 KB: libwebp 1.2.4 allocates 819 MB, ~380 MB RSS, 0.6 s; img_probe's
-    bound is 1.42 GB, which every honest lossless WebP of >= 1 MP shares)."""
-    return [("webp_htree_bomb_65536_groups", webp_htree_bomb(1024, 1024),
-             "libwebp allocates Huffman tables per group before any callback")]
+    """[(name, bytes, note)] of inputs img_probe bounds only by a worst case
+    far above their honest need. Empty: the lossless WebP naming 65536
+    Huffman groups (webp_htree_bomb) is now bounded by its real cost (the
+    VP8L pre-parse counts the groups) and is in cases()."""
+    return []
 
 
 def main():
