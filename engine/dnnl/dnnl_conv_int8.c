@@ -17,7 +17,7 @@
  * Quantized weights are made once, while probing at load, and kept in the
  * model (prep[i].qdata); a plan whose kernel wants another layout makes its own.
  */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <math.h>
 #include <stdio.h>

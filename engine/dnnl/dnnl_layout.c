@@ -1,7 +1,7 @@
 /* dnnl_layout.c — ops that move data without arithmetic: Flatten/Reshape/Squeeze/
  * Unsqueeze/Identity (aliases of a plain buffer, a reorder only when the
  * source is blocked), Pad and Slice (small C kernels on plain tensors). */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <math.h>
 #include <string.h>

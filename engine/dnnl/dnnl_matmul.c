@@ -1,7 +1,7 @@
 /* dnnl_matmul.c — Gemm and MatMul on oneDNN matmul. Transposes are strided
  * views of plain buffers; Gemm's alpha is an output scale, a constant C
  * (times beta) the bias, a runtime C a binary post-op. */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <string.h>
 
