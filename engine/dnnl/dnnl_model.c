@@ -6,6 +6,70 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Reorders node i's constant weights (plain, in sh) into the layout the probe
+ * noted (pr->has == 2); pr->has becomes 1 when done, 0 when not possible.
+ * ENGINE_ERR_NOMEM only when the buffer cannot be allocated. */
+static engine_status prepare_node(dnnl_model *m, int i, const graph_shape *sh, dnnl_stream_t strm) {
+    dnnl_prepared *pr = &m->prep[i];
+    const graph_node *n = &m->g->n[i];
+    if (pr->has != 2 || !sh[n->in[1]].f) {
+        pr->has = 0;
+        return ENGINE_OK;
+    }
+    pr->has = 0;
+    const graph_shape *w = &sh[n->in[1]];
+    dnnl_dims_t wd;
+    int wnd;
+    md_conv_weight_dims(w, graph_attr_int(n, "group", 1), wd, &wnd);
+    dnnl_memory_desc_t wplain;
+    md_plain(&wplain, wd, wnd);
+    size_t sz = dnnl_memory_desc_get_size(&pr->md);
+    pr->data = aligned_alloc(64, (sz + 63) / 64 * 64);
+    if (!pr->data)
+        return ENGINE_ERR_NOMEM;
+    dnnl_memory_t ms, md;
+    dnnl_primitive_t r;
+    dnnl_primitive_desc_t rpd;
+    dnnl_memory_create(&ms, &wplain, m->eng, (void *)w->f);
+    dnnl_memory_create(&md, &pr->md, m->eng, pr->data);
+    if (dnnl_reorder_primitive_desc_create(&rpd, &wplain, m->eng, &pr->md, m->eng, NULL) ==
+        dnnl_success) {
+        dnnl_primitive_create(&r, rpd);
+        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        dnnl_primitive_execute(r, strm, 2, ea);
+        dnnl_stream_wait(strm);
+        dnnl_primitive_destroy(r);
+        dnnl_primitive_desc_destroy(rpd);
+        pr->has = 1;
+    }
+    dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(md);
+    return ENGINE_OK;
+}
+
+/* Plain copies read only by prepared (non-Winograd) Convs are dead weight
+ * from here on: frees them. */
+static void drop_plain_weights(dnnl_model *m) {
+    graph *g = m->g;
+    for (int t = 0; t < g->nt; t++) {
+        if (!g->t[t].is_const || !g->t[t].f || g->t[t].is_output)
+            continue;
+        int only_prepared = 1, used = 0;
+        for (int i = 0; i < g->nn && only_prepared; i++)
+            for (int j = 0; j < g->n[i].nin; j++)
+                if (g->n[i].in[j] == t) {
+                    used = 1;
+                    if (g->n[i].op != OP_CONV || j != 1 || m->prep[i].has != 1 ||
+                        m->prep[i].md.format_kind == dnnl_format_kind_wino)
+                        only_prepared = 0;
+                }
+        if (used && only_prepared) {
+            free(g->t[t].f);
+            g->t[t].f = NULL;
+        }
+    }
+}
+
 /* Load time: build a throw-away plan with every Conv free to choose its
  * weights layout (given the real layouts of its inputs), then reorder each
  * constant weight tensor once into the layout chosen. */
@@ -25,69 +89,14 @@ engine_status dnnl_model_prepare(dnnl_model *m, int batch, char *err, size_t err
         return st;
     graph_shape *sh = calloc((size_t)g->nt + 1, sizeof *sh);
     dnnl_stream_t strm = NULL;
-    if (!sh || dnnl_stream_create(&strm, m->eng, dnnl_stream_default_flags)) {
+    if (!sh || dnnl_stream_create(&strm, m->eng, dnnl_stream_default_flags))
         st = ENGINE_ERR_NOMEM;
-        goto out;
-    }
-    if ((st = graph_infer(g, batch, sh, err, err_len)))
-        goto out;
-    for (int i = 0; i < g->nn; i++) {
-        dnnl_prepared *pr = &m->prep[i];
-        const graph_node *n = &g->n[i];
-        if (pr->has != 2 || !sh[n->in[1]].f) {
-            pr->has = 0;
-            continue;
-        }
-        pr->has = 0;
-        const graph_shape *w = &sh[n->in[1]];
-        dnnl_dims_t wd;
-        int wnd;
-        md_conv_weight_dims(w, graph_attr_int(n, "group", 1), wd, &wnd);
-        dnnl_memory_desc_t wplain;
-        md_plain(&wplain, wd, wnd);
-        size_t sz = dnnl_memory_desc_get_size(&pr->md);
-        pr->data = aligned_alloc(64, (sz + 63) / 64 * 64);
-        if (!pr->data) {
-            st = ENGINE_ERR_NOMEM;
-            goto out;
-        }
-        dnnl_memory_t ms, md;
-        dnnl_primitive_t r;
-        dnnl_primitive_desc_t rpd;
-        dnnl_memory_create(&ms, &wplain, m->eng, (void *)w->f);
-        dnnl_memory_create(&md, &pr->md, m->eng, pr->data);
-        if (dnnl_reorder_primitive_desc_create(&rpd, &wplain, m->eng, &pr->md, m->eng, NULL) ==
-            dnnl_success) {
-            dnnl_primitive_create(&r, rpd);
-            dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-            dnnl_primitive_execute(r, strm, 2, ea);
-            dnnl_stream_wait(strm);
-            dnnl_primitive_destroy(r);
-            dnnl_primitive_desc_destroy(rpd);
-            pr->has = 1;
-        }
-        dnnl_memory_destroy(ms);
-        dnnl_memory_destroy(md);
-    }
-    /* plain copies read only by prepared convs are dead weight from here on */
-    for (int t = 0; st == ENGINE_OK && t < g->nt; t++) {
-        if (!g->t[t].is_const || !g->t[t].f || g->t[t].is_output)
-            continue;
-        int only_prepared = 1, used = 0;
-        for (int i = 0; i < g->nn && only_prepared; i++)
-            for (int j = 0; j < g->n[i].nin; j++)
-                if (g->n[i].in[j] == t) {
-                    used = 1;
-                    if (g->n[i].op != OP_CONV || j != 1 || m->prep[i].has != 1 ||
-                        m->prep[i].md.format_kind == dnnl_format_kind_wino)
-                        only_prepared = 0;
-                }
-        if (used && only_prepared) {
-            free(g->t[t].f);
-            g->t[t].f = NULL;
-        }
-    }
-out:
+    else
+        st = graph_infer(g, batch, sh, err, err_len);
+    for (int i = 0; st == ENGINE_OK && i < g->nn; i++)
+        st = prepare_node(m, i, sh, strm);
+    if (st == ENGINE_OK)
+        drop_plain_weights(m);
     if (strm)
         dnnl_stream_destroy(strm);
     graph_shapes_release(sh, g->nt);
