@@ -11,13 +11,13 @@
 # and executed, with the timing field removed). MODEL is a .onnx file or a
 # model directory; a directory whose config.json says int8 needs its
 # quant.tsv (write one with `resnetd quantize`, then diff the two files too).
-# Without INPUT.npy, a deterministic float32 input of the model's shape with
-# batch 3 is generated (tools/engine_equiv.py). With no cases, the bundled
-# fashion-mnist model is used. Single-threaded (--threads 1) so the primitive
-# choice does not depend on the machine's load.
+# Without INPUT.npy, a deterministic float32 input of the model's shape is
+# generated (tools/engine_equiv.py) with batch 3, or BATCH=N. With no cases,
+# the bundled fashion-mnist model is used. Runs with --threads 1 (THREADS=N to
+# change) so the primitive choice does not depend on the machine's cores.
 set -euo pipefail
 if [[ $# -lt 2 ]]; then
-    sed -n '2,18p' "$0" >&2
+    sed -n '2,17p' "$0" >&2
     exit 2
 fi
 bin=$(realpath "$1")
@@ -35,10 +35,10 @@ for c in "${cases[@]}"; do
     [[ $spec == *:* ]] && input=${spec#*:}
     if [[ -z $input ]]; then
         input=$out/$name.in.npy
-        /usr/bin/python3 "$here/engine_equiv.py" "$model" 3 "$input"
+        /usr/bin/python3 "$here/engine_equiv.py" "$model" "${BATCH:-3}" "$input"
     fi
     # Keep the primitive lines (create and exec), drop the trailing time.
-    ONEDNN_VERBOSE=2 "$bin" infer --model "$model" --threads 1 "$input" "$out/$name.out.npy" \
+    ONEDNN_VERBOSE=2 "$bin" infer --model "$model" --threads "${THREADS:-1}" "$input" "$out/$name.out.npy" \
         2>&1 | grep -E '^onednn_verbose,(create|exec)' | sed -E 's/,[0-9.]+$//' \
         >"$out/$name.verbose"
     echo "$name: $(wc -l <"$out/$name.verbose") primitive lines, $(sha256sum <"$out/$name.out.npy" | cut -c1-16)"
