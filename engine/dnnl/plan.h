@@ -13,8 +13,14 @@
  * whose lives do not overlap share bytes; in-place residual sums and
  * reshapes share their source's buffer) and one scratchpad shared by all
  * steps. Arena and scratchpad belong to the context, sized for its largest
- * plan and shared by all its plans (a context runs one plan at a time). Running a plan allocates
- * nothing: it binds the caller's input and output pointers and executes the steps in order.
+ * plan and shared by all its plans (a context runs one plan at a time).
+ * Running a plan allocates nothing: it binds the caller's input and output
+ * pointers and executes the steps in order.
+ *
+ * FILES. This header is what engine.c uses; the op builders share
+ * dnnl_build.h, which lists the folder's files from the bottom (dnnl_build.c)
+ * to the top (dnnl_model.c). Which builder a node gets is its row of the
+ * operator table (graph/graph_ops.h).
  */
 #ifndef RESNETD_DNNL_PLAN_H
 #define RESNETD_DNNL_PLAN_H
