@@ -66,14 +66,14 @@
     X(MUL,              "Mul",                 2,  NIN_ALL,  " ",                           ok,       broadcast,        OPF_FOLD,              binary)    \
     X(FLATTEN,          "Flatten",             1,  NIN_ALL,  " axis ",                      ok,       flatten,          OPF_FOLD,              reshape)   \
     X(RESHAPE,          "Reshape",             2,  NIN_ALL,  " allowzero ",                 ok,       reshape,          OPF_FOLD,              reshape)   \
-    X(GEMM,             "Gemm",                2,  2,        " alpha beta transA transB ",  ok,       gemm,             0,                     matmul)    \
+    X(GEMM,             "Gemm",                2,  2,        " alpha beta transA transB ",  ok,       gemm,             0,                     gemm)      \
     X(MATMUL,           "MatMul",              2,  NIN_ALL,  " ",                           ok,       matmul,           0,                     matmul)    \
     X(SOFTMAX,          "Softmax",             1,  NIN_ALL,  " axis ",                      ok,       same,             0,                     softmax)   \
     X(IDENTITY,         "Identity",            1,  NIN_ALL,  " ",                           ok,       same,             OPF_FOLD,              reshape)   \
     X(DROPOUT,          "Dropout",             1,  1,        " ratio seed is_test ",        ok,       same,             OPF_FOLD,              reshape)   \
     X(CONCAT,           "Concat",              1,  NIN_ALL,  " axis ",                      ok,       concat,           OPF_FOLD,              concat)    \
-    X(PAD,              "Pad",                 1,  2,        " mode pads value ",           pad,      pad,              0,                     pad_slice) \
-    X(SLICE,            "Slice",               1,  3,        " starts ends axes ",          ok,       slice,            OPF_FOLD,              pad_slice) \
+    X(PAD,              "Pad",                 1,  2,        " mode pads value ",           pad,      pad,              0,                     pad)       \
+    X(SLICE,            "Slice",               1,  3,        " starts ends axes ",          ok,       slice,            OPF_FOLD,              slice)     \
     /* QDQ quantization: lowered by graph_lower_qdq, never planned */                                                                                     \
     X(QUANTIZE,         "QuantizeLinear",      1,  NIN_ALL,  A_QDQ,                         ok,       unsupported,      OPF_LOWERED,           none)      \
     X(DEQUANTIZE,       "DequantizeLinear",    1,  NIN_ALL,  A_QDQ,                         ok,       unsupported,      OPF_LOWERED,           none)      \
