@@ -21,22 +21,27 @@
  *   shape    graph_shape_<shape>() in graph_shape_ops.c: the outputs' shapes
  *            (and values, for ops that fold); unsupported: fails
  *   flags    OPF_FOLD: with constant inputs the value is computed at plan
- *            time (fold() in graph_shape_ops.c); OPF_CONST: shape arithmetic,
- *            runs on constants only, never planned; OPF_LOWERED: removed by
- *            graph_lower_qdq before shapes are inferred
+ *            time (graph_fold in graph_shape_ops.c); OPF_CONST: shape
+ *            arithmetic, a runtime (or integer) input fails the load;
+ *            OPF_LOWERED: removed by graph_lower_qdq before shapes are inferred
  *   build    dnnl_build_<build>() in dnnl/: the oneDNN steps for the node
- *            (none: the op cannot run on runtime tensors). An int8 Conv tries
- *            dnnl_build_conv_int8 first (dnnl/plan.c build_node).
+ *            (none: the op cannot run on runtime tensors). OPF_CONST ops are
+ *            planned only when their constant value is too big to fold
+ *            (graph_fold), so Squeeze/Unsqueeze/Cast keep the reshape
+ *            builder. An int8 Conv tries dnnl_build_conv_int8 first
+ *            (dnnl/plan.c build_node).
  *
  * ADDING AN OPERATOR
  *   1. A row below (the enum, the ONNX name lookup, the attribute check and
- *      both dispatch arrays follow from it). Keep the QDQ and shape-arithmetic
- *      blocks last: rows after them are read as such only by their flags.
+ *      both dispatch arrays follow from it). Row order is the enum order and
+ *      means nothing else (flags say what an op is); by convention new
+ *      runtime ops go before the QDQ block.
  *   2. Its shape function in graph_shape_ops.c (prototype generated in
  *      graph_shape.h); parameters that may be attributes or constant inputs
- *      go through graph_params.c. If OPF_FOLD: its value rule in fold() there.
+ *      go through graph_params.c. If OPF_FOLD: its value rule in fold_rule_of()
+ *      there (the default copies elements in order, as reshapes do).
  *   3. A checker in graph_ops.c when attribute values need checking.
- *   4. Its builder in dnnl/ (prototype generated in plan.h): dnnl_ops.c for
+ *   4. Its builder in dnnl/ (prototype generated in dnnl_build.h): dnnl_ops.c for
  *      one-primitive ops, or a new dnnl_<op>.c using the dnnl_build.h helpers.
  *   5. Tests: an ONNX node test (tests/engine/onnx_node) and, when a model
  *      family uses it, a model-vs-ORT case (tests/engine/models.py).
@@ -80,9 +85,9 @@
     /* shape arithmetic: evaluated on constants only, never executed */                                                                                   \
     X(SHAPE,            "Shape",               1,  NIN_ALL,  " start end ",                 ok,       shape,            OPF_CONST,             none)      \
     X(GATHER,           "Gather",              2,  NIN_ALL,  " axis ",                      ok,       gather,           OPF_CONST | OPF_FOLD,  none)      \
-    X(UNSQUEEZE,        "Unsqueeze",           1,  NIN_ALL,  " axes ",                      ok,       unsqueeze,        OPF_CONST | OPF_FOLD,  none)      \
-    X(SQUEEZE,          "Squeeze",             1,  1,        " axes ",                      ok,       squeeze,          OPF_CONST | OPF_FOLD,  none)      \
-    X(CAST,             "Cast",                1,  NIN_ALL,  " to saturate ",               ok,       cast,             OPF_CONST | OPF_FOLD,  none)      \
+    X(UNSQUEEZE,        "Unsqueeze",           1,  NIN_ALL,  " axes ",                      ok,       unsqueeze,        OPF_CONST | OPF_FOLD,  reshape)   \
+    X(SQUEEZE,          "Squeeze",             1,  1,        " axes ",                      ok,       squeeze,          OPF_CONST | OPF_FOLD,  reshape)   \
+    X(CAST,             "Cast",                1,  NIN_ALL,  " to saturate ",               ok,       cast,             OPF_CONST | OPF_FOLD,  reshape)   \
     X(CONSTANTOFSHAPE,  "ConstantOfShape",     1,  NIN_ALL,  " value ",                     ok,       constantofshape,  OPF_CONST,             none)      \
     X(SUB,              "Sub",                 2,  NIN_ALL,  " ",                           ok,       broadcast2,       OPF_CONST | OPF_FOLD,  none)      \
     X(DIV,              "Div",                 2,  NIN_ALL,  " ",                           ok,       broadcast2,       OPF_CONST | OPF_FOLD,  none)      \

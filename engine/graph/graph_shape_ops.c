@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAIL(st, ...)                                                                              \
+#define CFAIL(st, ...)                                                                             \
     do {                                                                                           \
-        snprintf(err, err_len, __VA_ARGS__);                                                       \
+        snprintf(c->err, c->err_len, __VA_ARGS__);                                                 \
         return st;                                                                                 \
     } while (0)
 
@@ -65,17 +65,122 @@ static double val(const graph_shape *s, int64_t k) {
     return s->dtype == GRAPH_F32 ? (double)s->f[k] : (double)s->i[k];
 }
 
-engine_status graph_fold(graph_shape_call *fc) {
-    const graph_node *n = fc->n;
-    const graph_shape *s = fc->s, *x = fc->x;
-    graph_shape *o = fc->o;
-    const int64_t *fp = fc->fp;
-    char *err = fc->err;
-    size_t err_len = fc->err_len;
+/* The value rules of folded ops: element k of the output (element order of
+ * c->o's dims) into *v. dt is the output's type. */
+typedef engine_status (*fold_rule)(const graph_shape_call *c, graph_dtype dt, int64_t k, double *v);
+
+/* Add, Mul, Sub, Div with broadcasting. */
+static engine_status fold_arith(const graph_shape_call *c, graph_dtype dt, int64_t k, double *v) {
+    const graph_node *n = c->n;
+    const graph_shape *x = c->x, *y = &c->s[n->in[1]];
+    double a = val(x, bidx(x, c->o, k)), b = val(y, bidx(y, c->o, k));
+    *v = n->op == OP_ADD ? a + b : n->op == OP_MUL ? a * b : n->op == OP_SUB ? a - b : a / b;
+    if (n->op == OP_DIV && dt == GRAPH_I64 && b == 0)
+        CFAIL(ENGINE_ERR_INVALID, "node '%s' (Div): integer division by zero", n->name);
+    return ENGINE_OK;
+}
+
+/* ConstantOfShape: the value attribute everywhere. */
+static engine_status fold_fill(const graph_shape_call *c, graph_dtype dt, int64_t k, double *v) {
+    const graph_attr *va = graph_attr_find(c->n, "value");
+    *v = va ? (va->n == GRAPH_I64 ? (double)va->i : (double)va->f) : 0.0;
+    return ENGINE_OK;
+}
+
+/* Transpose (fp: perm) and Slice (fp: start, then step per dim). */
+static engine_status fold_remap(const graph_shape_call *c, graph_dtype dt, int64_t k, double *v) {
+    const graph_shape *x = c->x, *o = c->o;
+    const int64_t *fp = c->fp;
+    int slice = c->n->op == OP_SLICE;
+    int64_t r = k, src = 0, is = 1;
+    int64_t idx[GRAPH_MAX_DIMS];
+    for (int d = o->ndim - 1; d >= 0; d--) {
+        idx[d] = r % o->dims[d];
+        r /= o->dims[d];
+    }
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        int64_t at = slice ? fp[d] + idx[d] * fp[GRAPH_MAX_DIMS + d] : 0;
+        if (!slice)
+            for (int j = 0; j < o->ndim; j++)
+                if (fp[j] == d)
+                    at = idx[j];
+        src += at * is;
+        is *= x->dims[d];
+    }
+    *v = val(x, src);
+    return ENGINE_OK;
+}
+
+static engine_status fold_gather(const graph_shape_call *c, graph_dtype dt, int64_t k, double *v) {
+    const graph_node *n = c->n;
+    const graph_shape *x = c->x, *ix = &c->s[n->in[1]];
+    int ax = graph_axis(graph_attr_int(n, "axis", 0), x->ndim);
+    int64_t inner = graph_numel(x->dims + ax + 1, x->ndim - ax - 1);
+    int64_t nidx = graph_numel(ix->dims, ix->ndim);
+    int64_t in_ = k % inner, rest = k / inner;
+    int64_t j = rest % nidx, outer = rest / nidx;
+    int64_t id = ix->dtype == GRAPH_I64 ? ix->i[j] : sat_i64(ix->f[j]);
+    if (id < 0)
+        id += x->dims[ax];
+    if (id < 0 || id >= x->dims[ax])
+        CFAIL(ENGINE_ERR_INVALID, "node '%s' (Gather): index %lld out of range", n->name,
+              (long long)id);
+    *v = val(x, (outer * x->dims[ax] + id) * inner + in_);
+    return ENGINE_OK;
+}
+
+static engine_status fold_concat(const graph_shape_call *c, graph_dtype dt, int64_t k, double *v) {
+    const graph_shape *o = c->o;
+    int ax = graph_axis(graph_attr_int(c->n, "axis", 0), o->ndim);
+    int64_t inner = graph_numel(o->dims + ax + 1, o->ndim - ax - 1);
+    int64_t at = (k / inner) % o->dims[ax], outer = k / inner / o->dims[ax];
+    *v = 0;
+    for (int j = 0; j < c->n->nin; j++) {
+        const graph_shape *y = &c->s[c->n->in[j]];
+        if (at < y->dims[ax]) {
+            *v = val(y, (outer * y->dims[ax] + at) * inner + k % inner);
+            break;
+        }
+        at -= y->dims[ax];
+    }
+    return ENGINE_OK;
+}
+
+/* Pure reshapes (Flatten, Reshape, Squeeze, Identity, Cast...): element order
+ * unchanged. */
+static engine_status fold_copy(const graph_shape_call *c, graph_dtype dt, int64_t k, double *v) {
+    *v = val(c->x, k);
+    return ENGINE_OK;
+}
+
+static fold_rule fold_rule_of(graph_op op) {
+    switch (op) {
+    case OP_ADD:
+    case OP_MUL:
+    case OP_SUB:
+    case OP_DIV:
+        return fold_arith;
+    case OP_CONSTANTOFSHAPE:
+        return fold_fill;
+    case OP_TRANSPOSE:
+    case OP_SLICE:
+        return fold_remap;
+    case OP_GATHER:
+        return fold_gather;
+    case OP_CONCAT:
+        return fold_concat;
+    default:
+        return fold_copy;
+    }
+}
+
+engine_status graph_fold(graph_shape_call *c) {
+    const graph_node *n = c->n;
+    graph_shape *o = c->o;
     int64_t cnt = graph_numel(o->dims, o->ndim);
     if (cnt > (1 << 20))
         return ENGINE_OK; /* too big to fold: run it */
-    graph_dtype dt = x->dtype;
+    graph_dtype dt = c->x->dtype;
     if (n->op == OP_CONSTANTOFSHAPE) {
         const graph_attr *va = graph_attr_find(n, "value");
         dt = va && va->n == GRAPH_I64 ? GRAPH_I64 : GRAPH_F32;
@@ -85,79 +190,12 @@ engine_status graph_fold(graph_shape_call *fc) {
                                                                                  : GRAPH_I64;
     if (!alloc_value(o, dt))
         return ENGINE_ERR_NOMEM;
+    fold_rule rule = fold_rule_of(n->op);
     for (int64_t k = 0; k < cnt; k++) {
-        double v = 0;
-        switch (n->op) {
-        case OP_ADD:
-        case OP_MUL:
-        case OP_SUB:
-        case OP_DIV: {
-            const graph_shape *y = &s[n->in[1]];
-            double a = val(x, bidx(x, o, k)), b = val(y, bidx(y, o, k));
-            v = n->op == OP_ADD ? a + b : n->op == OP_MUL ? a * b : n->op == OP_SUB ? a - b : a / b;
-            if (n->op == OP_DIV && dt == GRAPH_I64 && b == 0)
-                FAIL(ENGINE_ERR_INVALID, "node '%s' (Div): integer division by zero", n->name);
-            break;
-        }
-        case OP_CONSTANTOFSHAPE: {
-            const graph_attr *va = graph_attr_find(n, "value");
-            v = va ? (va->n == GRAPH_I64 ? (double)va->i : (double)va->f) : 0.0;
-            break;
-        }
-        case OP_TRANSPOSE:
-        case OP_SLICE: {
-            int64_t r = k, src = 0, is = 1;
-            int64_t idx[GRAPH_MAX_DIMS];
-            for (int d = o->ndim - 1; d >= 0; d--) {
-                idx[d] = r % o->dims[d];
-                r /= o->dims[d];
-            }
-            for (int d = x->ndim - 1; d >= 0; d--) {
-                int64_t c = n->op == OP_SLICE ? fp[d] + idx[d] * fp[GRAPH_MAX_DIMS + d] : 0;
-                if (n->op == OP_TRANSPOSE)
-                    for (int j = 0; j < o->ndim; j++)
-                        if (fp[j] == d)
-                            c = idx[j];
-                src += c * is;
-                is *= x->dims[d];
-            }
-            v = val(x, src);
-            break;
-        }
-        case OP_GATHER: {
-            const graph_shape *ix = &s[n->in[1]];
-            int ax = graph_axis(graph_attr_int(n, "axis", 0), x->ndim);
-            int64_t inner = graph_numel(x->dims + ax + 1, x->ndim - ax - 1);
-            int64_t nidx = graph_numel(ix->dims, ix->ndim);
-            int64_t in_ = k % inner, rest = k / inner;
-            int64_t j = rest % nidx, outer = rest / nidx;
-            int64_t id = ix->dtype == GRAPH_I64 ? ix->i[j] : sat_i64(ix->f[j]);
-            if (id < 0)
-                id += x->dims[ax];
-            if (id < 0 || id >= x->dims[ax])
-                FAIL(ENGINE_ERR_INVALID, "node '%s' (Gather): index %lld out of range", n->name,
-                     (long long)id);
-            v = val(x, (outer * x->dims[ax] + id) * inner + in_);
-            break;
-        }
-        case OP_CONCAT: {
-            int ax = graph_axis(graph_attr_int(n, "axis", 0), o->ndim);
-            int64_t inner = graph_numel(o->dims + ax + 1, o->ndim - ax - 1);
-            int64_t c = (k / inner) % o->dims[ax], outer = k / inner / o->dims[ax];
-            for (int j = 0; j < n->nin; j++) {
-                const graph_shape *y = &s[n->in[j]];
-                if (c < y->dims[ax]) {
-                    v = val(y, (outer * y->dims[ax] + c) * inner + k % inner);
-                    break;
-                }
-                c -= y->dims[ax];
-            }
-            break;
-        }
-        default: /* pure reshapes: element order unchanged */
-            v = val(x, k);
-            break;
-        }
+        double v;
+        engine_status st = rule(c, dt, k, &v);
+        if (st != ENGINE_OK)
+            return st;
         if (dt == GRAPH_F32)
             ((float *)o->owned)[k] = (float)v;
         else
@@ -168,12 +206,6 @@ engine_status graph_fold(graph_shape_call *fc) {
 
 /* The shape functions: c->o starts as a copy of c->x's shape with dtype f32.
  * They set o's dims and dtype, and c->fp when fold() needs parameters. */
-
-#define CFAIL(st, ...)                                                                             \
-    do {                                                                                           \
-        snprintf(c->err, c->err_len, __VA_ARGS__);                                                 \
-        return st;                                                                                 \
-    } while (0)
 
 engine_status graph_shape_unsupported(graph_shape_call *c) {
     CFAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): unsupported operator", c->n->name,
