@@ -280,3 +280,24 @@ void md_conv_weight_dims(const graph_shape *w, int64_t grp, dnnl_dims_t wd, int 
         wd[k++] = w->dims[i];
     *wnd = k;
 }
+
+dnnl_status_t md_reorder_now(dnnl_engine_t eng, dnnl_stream_t strm, const dnnl_memory_desc_t *from,
+                             void *fromdata, const dnnl_memory_desc_t *to, void *todata) {
+    dnnl_primitive_desc_t rpd;
+    dnnl_primitive_t r;
+    dnnl_memory_t ms, md;
+    dnnl_memory_create(&ms, from, eng, fromdata);
+    dnnl_memory_create(&md, to, eng, todata);
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, from, eng, to, eng, NULL);
+    if (st == dnnl_success) {
+        dnnl_primitive_create(&r, rpd);
+        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+        dnnl_primitive_execute(r, strm, 2, ea);
+        dnnl_stream_wait(strm);
+        dnnl_primitive_destroy(r);
+        dnnl_primitive_desc_destroy(rpd);
+    }
+    dnnl_memory_destroy(ms);
+    dnnl_memory_destroy(md);
+    return st;
+}

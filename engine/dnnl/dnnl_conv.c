@@ -244,35 +244,6 @@ static engine_status conv_avoid_ref(plan_builder *b, conv_job *j, dnnl_primitive
     return ENGINE_OK;
 }
 
-/* Reorders constant weights once, now, from `from` into buf laid out as want. */
-static engine_status conv_reorder_now(plan_builder *b, const dnnl_memory_desc_t *from,
-                                      void *fromdata, const dnnl_memory_desc_t *want, void *buf) {
-    dnnl_primitive_desc_t rpd;
-    dnnl_primitive_t r;
-    dnnl_memory_t ms, md;
-    dnnl_stream_t strm;
-    dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags);
-    dnnl_memory_create(&ms, from, b->m->eng, fromdata);
-    dnnl_memory_create(&md, want, b->m->eng, buf);
-    if (dnnl_reorder_primitive_desc_create(&rpd, from, b->m->eng, want, b->m->eng, NULL) !=
-        dnnl_success) {
-        dnnl_memory_destroy(ms);
-        dnnl_memory_destroy(md);
-        dnnl_stream_destroy(strm);
-        return pb_fail(b, ENGINE_ERR_BACKEND, "cannot reorder weights to the kernel's layout");
-    }
-    dnnl_primitive_create(&r, rpd);
-    dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-    dnnl_primitive_execute(r, strm, 2, ea);
-    dnnl_stream_wait(strm);
-    dnnl_primitive_destroy(r);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_memory_destroy(ms);
-    dnnl_memory_destroy(md);
-    dnnl_stream_destroy(strm);
-    return ENGINE_OK;
-}
-
 /* The weights argument of step s in the layout pd wants: noted for
  * dnnl_model_prepare while probing, the prepared copy, the runtime tensor,
  * or constant weights reordered now into a buffer the plan owns. */
@@ -301,8 +272,13 @@ static engine_status conv_weights_arg(plan_builder *b, conv_job *j, plan_step *s
     dnnl_memory_desc_t wantc = *want;
     if (!buf || !fromdata)
         return pb_fail(b, ENGINE_ERR_NOMEM, "cannot reorder weights");
-    engine_status st = conv_reorder_now(b, from, fromdata, &wantc, buf);
-    return st ? st : pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &wantc, buf);
+    dnnl_stream_t strm;
+    dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags);
+    dnnl_status_t ds = md_reorder_now(b->m->eng, strm, from, fromdata, &wantc, buf);
+    dnnl_stream_destroy(strm);
+    if (ds != dnnl_success)
+        return pb_fail(b, ENGINE_ERR_BACKEND, "cannot reorder weights to the kernel's layout");
+    return pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &wantc, buf);
 }
 
 engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {

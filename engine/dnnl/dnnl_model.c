@@ -27,23 +27,8 @@ static engine_status prepare_node(dnnl_model *m, int i, const graph_shape *sh, d
     pr->data = aligned_alloc(64, (sz + 63) / 64 * 64);
     if (!pr->data)
         return ENGINE_ERR_NOMEM;
-    dnnl_memory_t ms, md;
-    dnnl_primitive_t r;
-    dnnl_primitive_desc_t rpd;
-    dnnl_memory_create(&ms, &wplain, m->eng, (void *)w->f);
-    dnnl_memory_create(&md, &pr->md, m->eng, pr->data);
-    if (dnnl_reorder_primitive_desc_create(&rpd, &wplain, m->eng, &pr->md, m->eng, NULL) ==
-        dnnl_success) {
-        dnnl_primitive_create(&r, rpd);
-        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-        dnnl_primitive_execute(r, strm, 2, ea);
-        dnnl_stream_wait(strm);
-        dnnl_primitive_destroy(r);
-        dnnl_primitive_desc_destroy(rpd);
+    if (md_reorder_now(m->eng, strm, &wplain, (void *)w->f, &pr->md, pr->data) == dnnl_success)
         pr->has = 1;
-    }
-    dnnl_memory_destroy(ms);
-    dnnl_memory_destroy(md);
     return ENGINE_OK;
 }
 

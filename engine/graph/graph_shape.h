@@ -82,8 +82,11 @@ typedef struct {
 extern const graph_op_def graph_op_defs[OP_COUNT];
 
 /* The value of a folded node (OPF_FOLD, all inputs constant) into c->o, from
- * its shape call; leaves it unknown when it is too big to fold. */
+ * its shape call; leaves it unknown when it is too big to fold (graph_fold.c). */
 engine_status graph_fold(graph_shape_call *c);
+/* Gives o an owned value buffer of its element count and type dt (is_const
+ * set); NULL on OOM (graph_fold.c). */
+void *graph_value_alloc(graph_shape *o, graph_dtype dt);
 
 /* graph_shape_<shape>() of every row (graph_shape_ops.c). */
 #define GRAPH_SHAPE_DECL(NAME, onnx, nmin, nopt, attrs, check, shape, flags, build)                \
