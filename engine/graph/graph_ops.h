@@ -19,11 +19,12 @@
  *   check    graph_check_<check>() in graph_ops.c: attribute values and
  *            outputs we refuse (ok: nothing more to check)
  *   shape    graph_shape_<shape>() in graph_shape_ops.c: the outputs' shapes
- *            (and values, for ops that fold); unsupported: fails
+ *            (the value too, for Shape and ConstantOfShape); unsupported:
+ *            fails
  *   flags    OPF_FOLD: with constant inputs the value is computed at plan
- *            time (graph_fold in graph_shape_ops.c); OPF_CONST: shape
- *            arithmetic, a runtime (or integer) input fails the load;
- *            OPF_LOWERED: removed by graph_lower_qdq before shapes are inferred
+ *            time (graph_fold.c); OPF_CONST: shape arithmetic, a runtime (or
+ *            integer) input fails the load; OPF_LOWERED: removed by
+ *            graph_lower_qdq before shapes are inferred
  *   build    dnnl_build_<build>() in dnnl/: the oneDNN steps for the node
  *            (none: the op cannot run on runtime tensors). OPF_CONST ops are
  *            planned only when their constant value is too big to fold
@@ -38,8 +39,9 @@
  *      runtime ops go before the QDQ block.
  *   2. Its shape function in graph_shape_ops.c (prototype generated in
  *      graph_shape.h); parameters that may be attributes or constant inputs
- *      go through graph_params.c. If OPF_FOLD: its value rule in fold_rule_of()
- *      there (the default copies elements in order, as reshapes do).
+ *      go through graph_params.c. If OPF_FOLD: its value rule in
+ *      fold_rule_of() in graph_fold.c (the default copies elements in order,
+ *      as reshapes do).
  *   3. A checker in graph_ops.c when attribute values need checking.
  *   4. Its builder in dnnl/ (prototype generated in dnnl_build.h): dnnl_ops.c for
  *      one-primitive ops, or a new dnnl_<op>.c using the dnnl_build.h helpers.
