@@ -12,11 +12,13 @@ engine_status dnnl_build_none(plan_builder *b, const graph_node *n) {
     return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "operator cannot run on runtime tensors");
 }
 
-/* The builder of each op: the build column of the operator table. */
+/* The builder of each op: the build column of the operator table, in enum
+ * order (both come from GRAPH_OPS); sized by its initializers, so the count is
+ * checked. */
 #define DNNL_BUILD_ROW(NAME, onnx, nmin, nopt, attrs, check, shape, flags, build)                  \
-    [OP_##NAME] = dnnl_build_##build,
-static engine_status (*const builders[OP_COUNT])(plan_builder *,
-                                                 const graph_node *) = {GRAPH_OPS(DNNL_BUILD_ROW)};
+    dnnl_build_##build,
+static engine_status (*const builders[])(plan_builder *,
+                                         const graph_node *) = {GRAPH_OPS(DNNL_BUILD_ROW)};
 #undef DNNL_BUILD_ROW
 _Static_assert(sizeof builders / sizeof builders[0] == OP_COUNT,
                "builders must have one entry per graph_op");

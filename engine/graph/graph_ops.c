@@ -59,10 +59,11 @@ static engine_status graph_check_pad(const graph_node *n, char *err, size_t err_
 }
 
 #define GRAPH_OP_ROW(NAME, onnx, nmin, nopt, attrs, check, shape, flags, build)                    \
-    [OP_##NAME] = {onnx, nmin, nopt, attrs, graph_check_##check, graph_shape_##shape, flags},
-const graph_op_def graph_op_defs[OP_COUNT] = {GRAPH_OPS(GRAPH_OP_ROW)};
+    {onnx, nmin, nopt, attrs, graph_check_##check, graph_shape_##shape, flags},
+const graph_op_def graph_op_defs[] = {GRAPH_OPS(GRAPH_OP_ROW)};
 #undef GRAPH_OP_ROW
-/* Every op has its row (a designated initializer past the end would not compile). */
+/* Rows are in enum order because both come from GRAPH_OPS; the count is
+ * checked here (the array is sized by its initializers). */
 _Static_assert(sizeof graph_op_defs / sizeof graph_op_defs[0] == OP_COUNT,
                "graph_op_defs must have one row per graph_op");
 

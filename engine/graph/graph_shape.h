@@ -79,7 +79,7 @@ typedef struct {
     int flags; /* OPF_* */
 } graph_op_def;
 
-extern const graph_op_def graph_op_defs[OP_COUNT];
+extern const graph_op_def graph_op_defs[]; /* OP_COUNT rows, indexed by graph_op */
 
 /* The value of a folded node (OPF_FOLD, all inputs constant) into c->o, from
  * its shape call; leaves it unknown when it is too big to fold (graph_fold.c). */
