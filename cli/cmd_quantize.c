@@ -127,7 +127,7 @@ static int copy_model(const model_config *mc, const char *model_arg, const char 
     struct dirent *e;
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.' || !strcmp(e->d_name, "config.json") ||
-            !strcmp(e->d_name, "quant.tsv") || !strcmp(e->d_name, "model.onnx"))
+            !strcmp(e->d_name, ENGINE_QUANT_FILE) || !strcmp(e->d_name, "model.onnx"))
             continue;
         join(from, sizeof from, mc->dir, e->d_name);
         join(to, sizeof to, out, e->d_name);
@@ -313,7 +313,7 @@ int cmd_quantize(int argc, char **argv) {
     if (calibrate(&mc, files, nfiles, qs, c, &info))
         goto out;
     char qpath[4096];
-    join(qpath, sizeof qpath, a.out, "quant.tsv");
+    join(qpath, sizeof qpath, a.out, ENGINE_QUANT_FILE);
     if (mkdir(a.out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "resnetd quantize: %s: %s\n", a.out, strerror(errno));
         goto out;

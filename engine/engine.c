@@ -14,10 +14,11 @@
 #include "engine.h"
 
 #include "dnnl/plan.h"
+#include "engine_internal.h"
 #include "graph/graph.h"
 #include "graph/graph_shape.h"
 #include "onnx/onnx_load.h"
-#include "quant/quant.h"
+#include "quant/quant_file.h"
 
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <omp.h>
@@ -160,61 +161,8 @@ static engine_status output_dims(engine_model *m, char *err, size_t err_len) {
     return st;
 }
 
-/* Reads quant.tsv (quant.h) into per-tensor ranges; the model runs int8 from then on. */
-static engine_status load_quant(dnnl_model *dm, const char *path, char *err, size_t err_len) {
-    graph *g = dm->g;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, err_len, "%s: cannot open the int8 scales file", path);
-        return ENGINE_ERR_IO;
-    }
-    dm->qmin = calloc((size_t)g->nt + 1, sizeof(float));
-    dm->qmax = calloc((size_t)g->nt + 1, sizeof(float));
-    dm->qrange = calloc((size_t)g->nt + 1, sizeof(float));
-    if (!dm->qmin || !dm->qmax || !dm->qrange) {
-        fclose(f);
-        snprintf(err, err_len, "out of memory");
-        return ENGINE_ERR_NOMEM;
-    }
-    char line[1024];
-    int ln = 0, used = 0;
-    engine_status st = ENGINE_OK;
-    while (st == ENGINE_OK && fgets(line, sizeof line, f)) {
-        ln++;
-        if (line[0] == '#' || line[0] == '\n')
-            continue;
-        char *tab = strchr(line, '\t');
-        float mn, mx, range;
-        if (!tab || sscanf(tab + 1, "%f %f %f", &mn, &mx, &range) != 3 || !(range >= 0.f) ||
-            !(mx >= mn)) {
-            snprintf(err, err_len, "%s:%d: expected name<TAB>min<TAB>max<TAB>range", path, ln);
-            st = ENGINE_ERR_PARSE;
-            break;
-        }
-        *tab = 0;
-        int t = graph_tensor_find(g, line);
-        if (t < 0) {
-            snprintf(err, err_len,
-                     "%s:%d: the model has no tensor '%.200s' (scales from another model?)", path,
-                     ln, line);
-            st = ENGINE_ERR_INVALID;
-            break;
-        }
-        dm->qmin[t] = mn;
-        dm->qmax[t] = mx;
-        dm->qrange[t] = range;
-        used++;
-    }
-    fclose(f);
-    if (st == ENGINE_OK && !used) {
-        snprintf(err, err_len, "%s: no tensor ranges", path);
-        st = ENGINE_ERR_PARSE;
-    }
-    return st;
-}
-
-/* A QDQ model's ranges (graph_lower_qdq kept them in the tensors). A
- * quant.tsv next to it would be a second, conflicting set of scales. */
+/* A QDQ model's ranges (graph_lower_qdq kept them in the tensors). A scales
+ * file next to it would be a second, conflicting set of scales. */
 static engine_status qdq_ranges(dnnl_model *dm, const char *quant_path, char *err, size_t err_len) {
     graph *g = dm->g;
     if (quant_path && access(quant_path, F_OK) == 0) {
@@ -283,7 +231,8 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
     if (st == ENGINE_OK && qdq)
         st = qdq_ranges(&m->dm, p ? p->quant_path : NULL, e, sizeof e);
     else if (st == ENGINE_OK && p && p->quant_path)
-        st = load_quant(&m->dm, p->quant_path, e, sizeof e);
+        st = quant_file_read(p->quant_path, m->dm.g, &m->dm.qmin, &m->dm.qmax, &m->dm.qrange, e,
+                             sizeof e);
     if (st == ENGINE_OK && dnnl_engine_create(&m->dm.eng, dnnl_cpu, 0) != dnnl_success) {
         snprintf(e, sizeof e, "oneDNN: cannot create the CPU engine");
         st = ENGINE_ERR_BACKEND;

@@ -37,6 +37,10 @@ const char *engine_status_str(engine_status s);
  * "Intel AVX2"), after ONEDNN_MAX_CPU_ISA; static storage, never NULL. */
 const char *engine_cpu_isa(void);
 
+/* The int8 scales file `resnetd quantize` writes into a model directory and
+ * an int8 model directory holds (engine_load_params.quant_path). */
+#define ENGINE_QUANT_FILE "quant.tsv"
+
 typedef struct engine_model engine_model;
 typedef struct engine_ctx engine_ctx;
 
@@ -45,7 +49,7 @@ typedef struct {
     int winograd;           /* 1: Winograd kernels for 3x3 stride-1 convs where oneDNN has them
                                (AVX-512); 0: direct convolution only */
     const char *quant_path; /* NULL: fp32. Else the activation ranges written by
-                               `resnetd quantize` (quant.tsv): convolutions whose
+                               `resnetd quantize` (ENGINE_QUANT_FILE): convolutions whose
                                input and output have a range run in int8 (u8
                                activations, s8 per-channel weights). Read during
                                the load only. */

@@ -1,20 +1,10 @@
-/* dnnl_conv.c — Conv (with fused post-ops and in-place residual sum), BatchNormalization,
- * and the load-time reorder of Conv weights into the kernels' layout. */
-#include "plan.h"
+/* dnnl_conv.c — Conv (with fused post-ops and in-place residual sum) and
+ * BatchNormalization. The load-time reorder of Conv weights: dnnl_model.c. */
+#include "dnnl_build.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void weight_dims(const graph_shape *w, int64_t grp, dnnl_dims_t wd, int *wnd) {
-    int k = 0;
-    if (grp > 1)
-        wd[k++] = grp;
-    wd[k++] = w->dims[0] / grp;
-    for (int i = 1; i < w->ndim; i++)
-        wd[k++] = w->dims[i];
-    *wnd = k;
-}
 
 static dnnl_primitive_attr_t conv_attr(const graph_node *n) {
     dnnl_primitive_attr_t attr = pb_attr();
@@ -126,178 +116,213 @@ static void any_md(dnnl_memory_desc_t *md, const int64_t *dims, int nd) {
     dnnl_memory_desc_init_by_tag(md, nd, d, dnnl_f32, dnnl_format_tag_any);
 }
 
-engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
-    plan *p = b->p;
-    const graph_shape *x = &p->shapes[n->in[0]], *w = &p->shapes[n->in[1]];
-    const graph_shape *y = &p->shapes[n->out[0]];
-    int64_t grp = graph_attr_int(n, "group", 1);
-    int has_bias = n->nin > 2 && n->in[2] >= 0;
+/* One Conv being built: its shapes, the memory descs of its operands and the
+ * weights prepared at load for it (dnnl_model.c), if any. */
+typedef struct {
+    const graph_node *n;
+    const graph_shape *x, *w, *y;
+    int has_bias, wconst;
+    dnnl_dims_t wd; /* weights dims as oneDNN sees them (groups split out) */
+    int wnd;
     dnnl_memory_desc_t src, wmd, wplain, bmd, dst;
-    engine_status st = pb_in_md(b, n->in[0], &src);
+    const dnnl_prepared *pr;
+    dnnl_primitive_attr_t attr; /* scratchpad mode and fused post-ops */
+    int src_t;                  /* tensor the step reads: the input, or a reordered copy */
+} conv_job;
+
+/* Operand layouts: the producer's for the input, the prepared (or any, or
+ * plain for runtime weights) for the weights, the residual's for the output
+ * of an in-place sum (else any). */
+static engine_status conv_mds(plan_builder *b, const graph_node *n, conv_job *j) {
+    plan *p = b->p;
+    j->n = n;
+    j->x = &p->shapes[n->in[0]];
+    j->w = &p->shapes[n->in[1]];
+    j->y = &p->shapes[n->out[0]];
+    j->has_bias = n->nin > 2 && n->in[2] >= 0;
+    j->src_t = n->in[0];
+    engine_status st = pb_in_md(b, n->in[0], &j->src);
     if (st)
         return st;
-    dnnl_dims_t wd;
-    int wnd;
-    weight_dims(w, grp, wd, &wnd);
-    md_plain(&wplain, wd, wnd);
-    static const dnnl_prepared no_prep;
-    const dnnl_prepared *pr = &b->m->prep[b->node];
-    int wconst = w->is_const;
-    if (pr->has)
-        wmd = pr->md;
-    else if (wconst)
-        any_md(&wmd, wd, wnd);
+    md_conv_weight_dims(j->w, graph_attr_int(n, "group", 1), j->wd, &j->wnd);
+    md_plain(&j->wplain, j->wd, j->wnd);
+    j->pr = &b->m->prep[b->node];
+    j->wconst = j->w->is_const;
+    if (j->pr->has)
+        j->wmd = j->pr->md;
+    else if (j->wconst)
+        any_md(&j->wmd, j->wd, j->wnd);
     else
-        wmd = wplain;
-    if (has_bias && (st = pb_in_md(b, n->in[2], &bmd)))
+        j->wmd = j->wplain;
+    if (j->has_bias && (st = pb_in_md(b, n->in[2], &j->bmd)))
         return st;
-    if (n->sum_in >= 0) {
-        if ((st = pb_in_md(b, n->sum_in, &dst)))
-            return st;
-    } else {
-        any_md(&dst, y->dims, y->ndim);
-    }
+    if (n->sum_in >= 0)
+        return pb_in_md(b, n->sum_in, &j->dst);
+    any_md(&j->dst, j->y->dims, j->y->ndim);
+    return ENGINE_OK;
+}
+
+/* A convolution pd on j's current mds (direct or Winograd); 0 on success.
+ * impl: only that implementation (NULL: oneDNN's first choice). */
+static dnnl_status_t conv_pd(plan_builder *b, conv_job *j, const dnnl_memory_desc_t *src,
+                             const dnnl_memory_desc_t *wmd, const dnnl_memory_desc_t *dst, int wino,
+                             const char *impl, dnnl_primitive_desc_t *pd, engine_status *st) {
     dnnl_convolution_desc_t cd;
-    dnnl_primitive_attr_t attr = conv_attr(n);
-    dnnl_primitive_desc_t pd;
+    *st = dnnl_conv_desc(b, j->n, j->x, src, wmd, j->has_bias ? &j->bmd : NULL, dst, wino, &cd);
+    if (*st)
+        return dnnl_unimplemented;
+    return wino ? pd_create(pd, &cd, j->attr, b->m->eng, impl)
+                : dnnl_primitive_desc_create(pd, &cd, j->attr, b->m->eng, NULL);
+}
+
+/* The kernel choice: Winograd where it fits (the prepared kernel, if the
+ * weights were laid out for one), else direct on the prepared layout, else
+ * direct with the layout left to oneDNN. A reference kernel is refused while
+ * a prepared layout may be the reason. Returns oneDNN's status for *pd;
+ * *st != ENGINE_OK when a desc could not be made at all. */
+static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd,
+                                 engine_status *st) {
+    static const dnnl_prepared no_prep;
     dnnl_status_t ds = dnnl_unimplemented;
-    int pr_wino = pr->has && pr->md.format_kind == dnnl_format_kind_wino;
-    if (wino_fits(b->m, n, w, y) && (!pr->has || pr_wino) &&
-        !dnnl_conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 1, &cd)) {
-        ds = pd_create(&pd, &cd, attr, b->m->eng, pr_wino ? pr->impl : NULL);
-        if (ds == dnnl_success && is_ref(pd)) {
-            dnnl_primitive_desc_destroy(pd);
+    int pr_wino = j->pr->has && j->pr->md.format_kind == dnnl_format_kind_wino;
+    engine_status ignored;
+    *st = ENGINE_OK;
+    if (wino_fits(b->m, j->n, j->w, j->y) && (!j->pr->has || pr_wino)) {
+        ds =
+            conv_pd(b, j, &j->src, &j->wmd, &j->dst, 1, pr_wino ? j->pr->impl : NULL, pd, &ignored);
+        if (ds == dnnl_success && is_ref(*pd)) {
+            dnnl_primitive_desc_destroy(*pd);
             ds = dnnl_unimplemented;
         }
     }
     if (ds != dnnl_success && pr_wino) { /* that kernel is not available here: direct */
-        pr_wino = 0;
-        pr = &no_prep;
-        any_md(&wmd, wd, wnd);
+        j->pr = &no_prep;
+        any_md(&j->wmd, j->wd, j->wnd);
     }
     if (ds != dnnl_success) {
-        if ((st = dnnl_conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
-            dnnl_primitive_attr_destroy(attr);
-            return st;
-        }
-        ds = dnnl_primitive_desc_create(&pd, &cd, attr, b->m->eng, NULL);
+        ds = conv_pd(b, j, &j->src, &j->wmd, &j->dst, 0, NULL, pd, st);
+        if (*st)
+            return ds;
     }
-    if (ds == dnnl_success && pr->has && is_ref(pd)) {
-        dnnl_primitive_desc_destroy(pd);
+    if (ds == dnnl_success && j->pr->has && is_ref(*pd)) {
+        dnnl_primitive_desc_destroy(*pd);
         ds = dnnl_unimplemented;
     }
-    if (ds != dnnl_success && pr->has) { /* prepared layout not accepted: let oneDNN choose */
-        any_md(&wmd, wd, wnd);
-        if ((st = dnnl_conv_desc(b, n, x, &src, &wmd, has_bias ? &bmd : NULL, &dst, 0, &cd))) {
-            dnnl_primitive_attr_destroy(attr);
-            return st;
-        }
-        ds = dnnl_primitive_desc_create(&pd, &cd, attr, b->m->eng, NULL);
+    if (ds != dnnl_success && j->pr->has) { /* prepared layout not accepted: let oneDNN choose */
+        any_md(&j->wmd, j->wd, j->wnd);
+        ds = conv_pd(b, j, &j->src, &j->wmd, &j->dst, 0, NULL, pd, st);
     }
-    int src_t = n->in[0];
-    if (ds == dnnl_success && is_ref(pd)) {
-        /* no fast kernel for the producer's layout (e.g. 4 channels per group in
-         * a blocked layout): a jit kernel on a reordered input beats ref */
-        dnnl_memory_desc_t sany, wany, dany = dst;
-        dnnl_primitive_desc_t pd2;
-        any_md(&sany, x->dims, x->ndim);
-        any_md(&wany, wd, wnd);
-        if (n->sum_in < 0)
-            any_md(&dany, y->dims, y->ndim);
-        if (!dnnl_conv_desc(b, n, x, &sany, &wany, has_bias ? &bmd : NULL, &dany, 0, &cd) &&
-            dnnl_primitive_desc_create(&pd2, &cd, attr, b->m->eng, NULL) == dnnl_success) {
-            if (is_ref(pd2)) {
-                dnnl_primitive_desc_destroy(pd2);
-            } else {
-                dnnl_primitive_desc_destroy(pd);
-                pd = pd2;
-                const dnnl_memory_desc_t *need =
-                    dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-                if (!dnnl_memory_desc_equal(need, &src)) {
-                    dnnl_memory_desc_t needc = *need;
-                    src_t = pb_temp(b, x->dims, x->ndim);
-                    if (src_t < 0 || (st = pb_reorder(b, n->in[0], &src, src_t, &needc))) {
-                        dnnl_primitive_desc_destroy(pd);
-                        dnnl_primitive_attr_destroy(attr);
-                        return st ? st : ENGINE_ERR_NOMEM;
-                    }
-                }
-            }
-        }
+    return ds;
+}
+
+/* No fast kernel for the producer's layout (e.g. 4 channels per group in a
+ * blocked layout): a jit kernel on a reordered input beats ref. Replaces *pd
+ * when one exists and adds the input's reorder (j->src_t: the copy). */
+static engine_status conv_avoid_ref(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd) {
+    dnnl_memory_desc_t sany, wany, dany = j->dst;
+    dnnl_primitive_desc_t pd2;
+    engine_status st = ENGINE_OK;
+    any_md(&sany, j->x->dims, j->x->ndim);
+    any_md(&wany, j->wd, j->wnd);
+    if (j->n->sum_in < 0)
+        any_md(&dany, j->y->dims, j->y->ndim);
+    if (conv_pd(b, j, &sany, &wany, &dany, 0, NULL, &pd2, &st) != dnnl_success)
+        return ENGINE_OK;
+    if (is_ref(pd2)) {
+        dnnl_primitive_desc_destroy(pd2);
+        return ENGINE_OK;
     }
-    dnnl_primitive_attr_destroy(attr);
-    if (ds != dnnl_success)
-        return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "oneDNN has no convolution for this case (%d)",
-                       ds);
+    dnnl_primitive_desc_destroy(*pd);
+    *pd = pd2;
+    const dnnl_memory_desc_t *need = dnnl_primitive_desc_query_md(*pd, dnnl_query_src_md, 0);
+    if (dnnl_memory_desc_equal(need, &j->src))
+        return ENGINE_OK;
+    dnnl_memory_desc_t needc = *need;
+    j->src_t = pb_temp(b, j->x->dims, j->x->ndim);
+    if (j->src_t < 0 || (st = pb_reorder(b, j->n->in[0], &j->src, j->src_t, &needc)))
+        return st ? st : ENGINE_ERR_NOMEM;
+    return ENGINE_OK;
+}
+
+/* The weights argument of step s in the layout pd wants: noted for
+ * dnnl_model_prepare while probing, the prepared copy, the runtime tensor,
+ * or constant weights reordered now into a buffer the plan owns. */
+static engine_status conv_weights_arg(plan_builder *b, conv_job *j, plan_step *s,
+                                      dnnl_primitive_desc_t pd) {
     const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    plan_step *s = pb_step(b);
-    if (!s) {
-        dnnl_primitive_desc_destroy(pd);
-        return ENGINE_ERR_NOMEM;
-    }
-    pb_arg(s, DNNL_ARG_SRC, src_t);
-    if (b->m->probing && wconst) { /* dnnl_model_prepare: note the layout, reorder later */
+    const dnnl_prepared *pr = j->pr;
+    if (b->m->probing && j->wconst) { /* dnnl_model_prepare: note the layout, reorder later */
         dnnl_prepared *wp = (dnnl_prepared *)&b->m->prep[b->node];
         const char *impl = NULL;
         dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
         wp->md = *want;
         wp->has = 2;
         snprintf(wp->impl, sizeof wp->impl, "%s", impl ? impl : "");
-        st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, want, NULL);
-    } else if (pr->has && dnnl_memory_desc_equal(want, &pr->md)) {
-        st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &pr->md, pr->data);
-    } else if (!wconst) {
-        pb_arg_view(s, DNNL_ARG_WEIGHTS, n->in[1], &wplain);
-    } else {
-        /* constant weights in another layout: reorder once, now */
-        const dnnl_memory_desc_t *from = w->f || !pr->has ? &wplain : &pr->md;
-        void *fromdata = w->f || !pr->has ? (void *)w->f : pr->data;
-        void *buf = pb_own(b, dnnl_memory_desc_get_size(want));
-        dnnl_memory_desc_t wantc = *want;
-        if (!buf || !fromdata) {
-            dnnl_primitive_desc_destroy(pd);
-            return pb_fail(b, ENGINE_ERR_NOMEM, "cannot reorder weights");
-        }
-        dnnl_primitive_desc_t rpd;
-        dnnl_primitive_t r;
-        dnnl_memory_t ms, md;
-        dnnl_stream_t strm;
-        dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags);
-        dnnl_memory_create(&ms, from, b->m->eng, fromdata);
-        dnnl_memory_create(&md, &wantc, b->m->eng, buf);
-        if (dnnl_reorder_primitive_desc_create(&rpd, from, b->m->eng, &wantc, b->m->eng, NULL) !=
-            dnnl_success) {
-            dnnl_memory_destroy(ms);
-            dnnl_memory_destroy(md);
-            dnnl_stream_destroy(strm);
-            dnnl_primitive_desc_destroy(pd);
-            return pb_fail(b, ENGINE_ERR_BACKEND, "cannot reorder weights to the kernel's layout");
-        }
-        dnnl_primitive_create(&r, rpd);
-        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-        dnnl_primitive_execute(r, strm, 2, ea);
-        dnnl_stream_wait(strm);
-        dnnl_primitive_destroy(r);
-        dnnl_primitive_desc_destroy(rpd);
-        dnnl_memory_destroy(ms);
-        dnnl_memory_destroy(md);
-        dnnl_stream_destroy(strm);
-        st = pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &wantc, buf);
+        return pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, want, NULL);
     }
-    if (has_bias)
+    if (pr->has && dnnl_memory_desc_equal(want, &pr->md))
+        return pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &pr->md, pr->data);
+    if (!j->wconst) {
+        pb_arg_view(s, DNNL_ARG_WEIGHTS, j->n->in[1], &j->wplain);
+        return ENGINE_OK;
+    }
+    const dnnl_memory_desc_t *from = j->w->f || !pr->has ? &j->wplain : &pr->md;
+    void *fromdata = j->w->f || !pr->has ? (void *)j->w->f : pr->data;
+    void *buf = pb_own(b, dnnl_memory_desc_get_size(want));
+    dnnl_memory_desc_t wantc = *want;
+    if (!buf || !fromdata)
+        return pb_fail(b, ENGINE_ERR_NOMEM, "cannot reorder weights");
+    dnnl_stream_t strm;
+    dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags);
+    dnnl_status_t ds = md_reorder_now(b->m->eng, strm, from, fromdata, &wantc, buf);
+    dnnl_stream_destroy(strm);
+    if (ds != dnnl_success)
+        return pb_fail(b, ENGINE_ERR_BACKEND, "cannot reorder weights to the kernel's layout");
+    return pb_arg_mem(b, s, DNNL_ARG_WEIGHTS, &wantc, buf);
+}
+
+engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
+    conv_job j;
+    engine_status st = conv_mds(b, n, &j);
+    if (st)
+        return st;
+    j.attr = conv_attr(n);
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t ds = conv_choose(b, &j, &pd, &st);
+    if (st) {
+        dnnl_primitive_attr_destroy(j.attr);
+        return st;
+    }
+    if (ds == dnnl_success && is_ref(pd) && (st = conv_avoid_ref(b, &j, &pd))) {
+        dnnl_primitive_desc_destroy(pd);
+        dnnl_primitive_attr_destroy(j.attr);
+        return st;
+    }
+    dnnl_primitive_attr_destroy(j.attr);
+    if (ds != dnnl_success)
+        return pb_fail(b, ENGINE_ERR_UNSUPPORTED, "oneDNN has no convolution for this case (%d)",
+                       ds);
+    plan_step *s = pb_step(b);
+    if (!s) {
+        dnnl_primitive_desc_destroy(pd);
+        return ENGINE_ERR_NOMEM;
+    }
+    pb_arg(s, DNNL_ARG_SRC, j.src_t);
+    st = conv_weights_arg(b, &j, s, pd);
+    if (j.has_bias)
         pb_arg(s, DNNL_ARG_BIAS, n->in[2]);
     pb_arg(s, DNNL_ARG_DST, n->out[0]);
     if (st) {
         dnnl_primitive_desc_destroy(pd);
         return st;
     }
-    if (n->sum_in >= 0) {
+    if (n->sum_in >= 0) { /* in place: the output is the residual's buffer */
         const dnnl_memory_desc_t *got = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-        if (!dnnl_memory_desc_equal(got, &dst)) {
+        if (!dnnl_memory_desc_equal(got, &j.dst)) {
             dnnl_primitive_desc_destroy(pd);
             return pb_fail(b, ENGINE_ERR_BACKEND, "residual sum layout mismatch");
         }
-        p->alias[n->out[0]] = n->sum_in;
+        b->p->alias[n->out[0]] = n->sum_in;
     }
     return pb_prim_from_pd(b, s, pd, n->out[0]);
 }
@@ -337,112 +362,4 @@ engine_status dnnl_build_batchnorm(plan_builder *b, const graph_node *n) {
     st = pb_prim(b, s, &d, attr, n->out[0]);
     dnnl_primitive_attr_destroy(attr);
     return st;
-}
-
-/* Load time: build a throw-away plan with every Conv free to choose its
- * weights layout (given the real layouts of its inputs), then reorder each
- * constant weight tensor once into the layout chosen. */
-engine_status dnnl_model_prepare(dnnl_model *m, int batch, char *err, size_t err_len) {
-    graph *g = m->g;
-    m->prep = calloc((size_t)g->nn + 1, sizeof *m->prep);
-    if (!m->prep) {
-        snprintf(err, err_len, "out of memory preparing weights");
-        return ENGINE_ERR_NOMEM;
-    }
-    m->probing = 1;
-    plan *probe = NULL;
-    engine_status st = plan_build(m, batch, &probe, err, err_len);
-    m->probing = 0;
-    plan_free(probe);
-    if (st != ENGINE_OK)
-        return st;
-    graph_shape *sh = calloc((size_t)g->nt + 1, sizeof *sh);
-    dnnl_stream_t strm = NULL;
-    if (!sh || dnnl_stream_create(&strm, m->eng, dnnl_stream_default_flags)) {
-        st = ENGINE_ERR_NOMEM;
-        goto out;
-    }
-    if ((st = graph_infer(g, batch, sh, err, err_len)))
-        goto out;
-    for (int i = 0; i < g->nn; i++) {
-        dnnl_prepared *pr = &m->prep[i];
-        const graph_node *n = &g->n[i];
-        if (pr->has != 2 || !sh[n->in[1]].f) {
-            pr->has = 0;
-            continue;
-        }
-        pr->has = 0;
-        const graph_shape *w = &sh[n->in[1]];
-        dnnl_dims_t wd;
-        int wnd;
-        weight_dims(w, graph_attr_int(n, "group", 1), wd, &wnd);
-        dnnl_memory_desc_t wplain;
-        md_plain(&wplain, wd, wnd);
-        size_t sz = dnnl_memory_desc_get_size(&pr->md);
-        pr->data = aligned_alloc(64, (sz + 63) / 64 * 64);
-        if (!pr->data) {
-            st = ENGINE_ERR_NOMEM;
-            goto out;
-        }
-        dnnl_memory_t ms, md;
-        dnnl_primitive_t r;
-        dnnl_primitive_desc_t rpd;
-        dnnl_memory_create(&ms, &wplain, m->eng, (void *)w->f);
-        dnnl_memory_create(&md, &pr->md, m->eng, pr->data);
-        if (dnnl_reorder_primitive_desc_create(&rpd, &wplain, m->eng, &pr->md, m->eng, NULL) ==
-            dnnl_success) {
-            dnnl_primitive_create(&r, rpd);
-            dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-            dnnl_primitive_execute(r, strm, 2, ea);
-            dnnl_stream_wait(strm);
-            dnnl_primitive_destroy(r);
-            dnnl_primitive_desc_destroy(rpd);
-            pr->has = 1;
-        }
-        dnnl_memory_destroy(ms);
-        dnnl_memory_destroy(md);
-    }
-    /* plain copies read only by prepared convs are dead weight from here on */
-    for (int t = 0; st == ENGINE_OK && t < g->nt; t++) {
-        if (!g->t[t].is_const || !g->t[t].f || g->t[t].is_output)
-            continue;
-        int only_prepared = 1, used = 0;
-        for (int i = 0; i < g->nn && only_prepared; i++)
-            for (int j = 0; j < g->n[i].nin; j++)
-                if (g->n[i].in[j] == t) {
-                    used = 1;
-                    if (g->n[i].op != OP_CONV || j != 1 || m->prep[i].has != 1 ||
-                        m->prep[i].md.format_kind == dnnl_format_kind_wino)
-                        only_prepared = 0;
-                }
-        if (used && only_prepared) {
-            free(g->t[t].f);
-            g->t[t].f = NULL;
-        }
-    }
-out:
-    if (strm)
-        dnnl_stream_destroy(strm);
-    graph_shapes_release(sh, g->nt);
-    free(sh);
-    if (st == ENGINE_ERR_NOMEM)
-        snprintf(err, err_len, "out of memory preparing weights");
-    return st;
-}
-
-void dnnl_model_release(dnnl_model *m) {
-    if (m->prep && m->g)
-        for (int i = 0; i < m->g->nn; i++) {
-            free(m->prep[i].data);
-            free(m->prep[i].qdata);
-        }
-    free(m->qmin);
-    free(m->qmax);
-    free(m->qrange);
-    m->qmin = m->qmax = m->qrange = NULL;
-    free(m->prep);
-    m->prep = NULL;
-    if (m->eng)
-        dnnl_engine_destroy(m->eng);
-    m->eng = NULL;
 }

@@ -13,11 +13,12 @@
  * and sum_scale = qy / qscale[shortcut]. Activations stay int8 from conv to
  * conv; a quantizing reorder is added only where an f32 tensor (the first
  * conv's or a pooling's output) feeds an int8 conv, and a dequantizing one
- * where an int8 tensor feeds anything else (plan.c, pb_f32).
+ * where an int8 tensor feeds anything else (plan.c build_node, pb_f32 in
+ * dnnl_build.c).
  * Quantized weights are made once, while probing at load, and kept in the
  * model (prep[i].qdata); a plan whose kernel wants another layout makes its own.
  */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* dnnl_layout.c — ops that move data without arithmetic: Flatten/Reshape/Squeeze/
  * Unsqueeze/Identity (aliases of a plain buffer, a reorder only when the
  * source is blocked), Pad and Slice (small C kernels on plain tensors). */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <math.h>
 #include <string.h>
@@ -25,36 +25,54 @@ engine_status dnnl_build_reshape(plan_builder *b, const graph_node *n) {
     return ENGINE_OK;
 }
 
-engine_status dnnl_build_pad_slice(plan_builder *b, const graph_node *n) {
+/* Pad and Slice run as C steps on plain tensors: the source made plain (*in),
+ * the step with both shapes; dnnl_run_custom does the work. */
+static engine_status custom_begin(plan_builder *b, const graph_node *n, plan_custom kind,
+                                  plan_step **s, int *in) {
     plan *p = b->p;
-    int in = pb_plain(b, n->in[0]), out = n->out[0];
-    if (in < 0)
+    if ((*in = pb_plain(b, n->in[0])) < 0)
         return ENGINE_ERR_BACKEND;
-    const graph_shape *x = &p->shapes[n->in[0]], *y = &p->shapes[out];
-    plan_step *s = pb_step(b);
-    if (!s)
+    const graph_shape *x = &p->shapes[n->in[0]], *y = &p->shapes[n->out[0]];
+    if (!(*s = pb_step(b)))
         return ENGINE_ERR_NOMEM;
-    s->ndim = x->ndim;
-    memcpy(s->idims, x->dims, sizeof s->idims);
-    memcpy(s->odims, y->dims, sizeof s->odims);
-    engine_status st;
-    if (n->op == OP_PAD) {
-        int64_t pads[2 * GRAPH_MAX_DIMS];
-        s->custom = CUSTOM_PAD;
-        if ((st = graph_pad_params(b->m->g, n, p->shapes, pads, &s->value, b->err, b->err_len)))
-            return st;
-        memcpy(s->a, pads, (size_t)x->ndim * sizeof(int64_t));
-    } else {
-        int64_t len[GRAPH_MAX_DIMS];
-        s->custom = CUSTOM_SLICE;
-        if ((st = graph_slice_params(b->m->g, n, p->shapes, s->a, s->b, len, b->err, b->err_len)))
-            return st;
-    }
+    (*s)->custom = kind;
+    (*s)->ndim = x->ndim;
+    memcpy((*s)->idims, x->dims, sizeof(*s)->idims);
+    memcpy((*s)->odims, y->dims, sizeof(*s)->odims);
+    return ENGINE_OK;
+}
+
+static engine_status custom_end(plan_builder *b, const graph_node *n, plan_step *s, int in) {
+    plan *p = b->p;
+    int out = n->out[0];
     pb_arg(s, DNNL_ARG_SRC, in);
     pb_arg(s, DNNL_ARG_DST, out);
-    md_plain(&p->md[out], y->dims, y->ndim);
+    md_plain(&p->md[out], p->shapes[out].dims, p->shapes[out].ndim);
     p->has_md[out] = 1;
     return ENGINE_OK;
+}
+
+engine_status dnnl_build_pad(plan_builder *b, const graph_node *n) {
+    plan_step *s;
+    int in;
+    int64_t pads[2 * GRAPH_MAX_DIMS];
+    engine_status st = custom_begin(b, n, CUSTOM_PAD, &s, &in);
+    if (st ||
+        (st = graph_pad_params(b->m->g, n, b->p->shapes, pads, &s->value, b->err, b->err_len)))
+        return st;
+    memcpy(s->a, pads, (size_t)s->ndim * sizeof(int64_t));
+    return custom_end(b, n, s, in);
+}
+
+engine_status dnnl_build_slice(plan_builder *b, const graph_node *n) {
+    plan_step *s;
+    int in;
+    int64_t len[GRAPH_MAX_DIMS];
+    engine_status st = custom_begin(b, n, CUSTOM_SLICE, &s, &in);
+    if (st ||
+        (st = graph_slice_params(b->m->g, n, b->p->shapes, s->a, s->b, len, b->err, b->err_len)))
+        return st;
+    return custom_end(b, n, s, in);
 }
 
 /* Clip whose bounds are runtime tensors (constant bounds run as a oneDNN eltwise). */

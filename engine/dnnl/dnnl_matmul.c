@@ -1,7 +1,7 @@
 /* dnnl_matmul.c — Gemm and MatMul on oneDNN matmul. Transposes are strided
  * views of plain buffers; Gemm's alpha is an output scale, a constant C
  * (times beta) the bias, a runtime C a binary post-op. */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <string.h>
 
@@ -21,7 +21,7 @@ static void view2d(dnnl_memory_desc_t *md, int64_t r, int64_t c, int tr) {
     md_strided(md, d, s, 2);
 }
 
-static engine_status gemm(plan_builder *b, const graph_node *n) {
+engine_status dnnl_build_gemm(plan_builder *b, const graph_node *n) {
     plan *p = b->p;
     int ta = (int)graph_attr_int(n, "transA", 0), tb = (int)graph_attr_int(n, "transB", 0);
     float alpha = graph_attr_float(n, "alpha", 1.f), beta = graph_attr_float(n, "beta", 1.f);
@@ -97,7 +97,7 @@ static engine_status gemm(plan_builder *b, const graph_node *n) {
     return st;
 }
 
-static engine_status matmul(plan_builder *b, const graph_node *n) {
+engine_status dnnl_build_matmul(plan_builder *b, const graph_node *n) {
     plan *p = b->p;
     const graph_shape *as = &p->shapes[n->in[0]], *bs = &p->shapes[n->in[1]];
     const graph_shape *ys = &p->shapes[n->out[0]];
@@ -149,8 +149,4 @@ static engine_status matmul(plan_builder *b, const graph_node *n) {
     md_plain(&p->md[n->out[0]], ys->dims, ys->ndim);
     p->has_md[n->out[0]] = 1;
     return st;
-}
-
-engine_status dnnl_build_matmul(plan_builder *b, const graph_node *n) {
-    return n->op == OP_GEMM ? gemm(b, n) : matmul(b, n);
 }

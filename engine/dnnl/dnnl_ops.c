@@ -1,7 +1,7 @@
 /* dnnl_ops.c — standalone Relu/Clip, Add/Mul/Sum (binary with broadcasting),
  * Softmax and Concat. In ResNets most of these are fused away by the passes;
  * they run here for other graphs and for ONNX's operator tests. */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <float.h>
 #include <string.h>

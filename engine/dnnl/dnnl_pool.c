@@ -1,5 +1,5 @@
 /* dnnl_pool.c — MaxPool, AveragePool and GlobalAveragePool on oneDNN pooling. */
-#include "plan.h"
+#include "dnnl_build.h"
 
 engine_status dnnl_build_pool(plan_builder *b, const graph_node *n) {
     plan *p = b->p;

@@ -13,8 +13,14 @@
  * whose lives do not overlap share bytes; in-place residual sums and
  * reshapes share their source's buffer) and one scratchpad shared by all
  * steps. Arena and scratchpad belong to the context, sized for its largest
- * plan and shared by all its plans (a context runs one plan at a time). Running a plan allocates
- * nothing: it binds the caller's input and output pointers and executes the steps in order.
+ * plan and shared by all its plans (a context runs one plan at a time).
+ * Running a plan allocates nothing: it binds the caller's input and output
+ * pointers and executes the steps in order.
+ *
+ * FILES. This header is what engine.c uses; the op builders share
+ * dnnl_build.h, which lists the folder's files from the bottom (dnnl_build.c)
+ * to the top (dnnl_model.c). Which builder a node gets is its row of the
+ * operator table (graph/graph_ops.h).
  */
 #ifndef RESNETD_DNNL_PLAN_H
 #define RESNETD_DNNL_PLAN_H
@@ -110,14 +116,6 @@ typedef struct {
     int ndyn;
 } plan;
 
-typedef struct {
-    const dnnl_model *m;
-    plan *p;
-    int node; /* node being built, for messages */
-    char *err;
-    size_t err_len;
-} plan_builder;
-
 /* Builds the plan for batch `batch`; *out freed with plan_free. */
 engine_status plan_build(const dnnl_model *m, int batch, plan **out, char *err, size_t err_len);
 void plan_free(plan *p);
@@ -136,67 +134,5 @@ typedef void (*plan_observe_fn)(void *ud, int tensor, const float *data, size_t 
 engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t s, const float *const *inputs,
                                float *const *outputs, plan_observe_fn fn, void *ud, char *err,
                                size_t err_len);
-
-/* ---- helpers shared by the op builders (plan.c) ---- */
-void md_plain(dnnl_memory_desc_t *md, const int64_t *dims, int ndim);
-int md_is_plain(const dnnl_memory_desc_t *md); /* physically row-major dense */
-engine_status pb_fail(plan_builder *b, engine_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* md of a tensor read by a step (runtime layout, or plain for constants). */
-engine_status pb_in_md(plan_builder *b, int t, dnnl_memory_desc_t *md);
-/* Returns a tensor holding t in plain layout (t itself or a reordered temp). */
-int pb_plain(plan_builder *b, int t);
-int pb_temp(plan_builder *b, const int64_t *dims, int ndim);
-plan_step *pb_step(plan_builder *b);
-void pb_arg(plan_step *s, int arg, int tensor);
-void pb_arg_view(plan_step *s, int arg, int tensor, const dnnl_memory_desc_t *md);
-engine_status pb_arg_mem(plan_builder *b, plan_step *s, int arg, const dnnl_memory_desc_t *md,
-                         void *data);
-/* Creates pd from an op desc (scratchpad in user mode), then the primitive of
- * step s, and sets md[out] to the pd's dst when out >= 0. */
-engine_status pb_prim(plan_builder *b, plan_step *s, const void *op_desc,
-                      dnnl_primitive_attr_t attr, int out);
-engine_status pb_prim_from_pd(plan_builder *b, plan_step *s, dnnl_primitive_desc_t pd, int out);
-engine_status pb_reorder(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
-                         const dnnl_memory_desc_t *dst_md);
-/* Same, multiplying every value by scale (int8 (de)quantization). */
-/* Same, quantizing: dst = round(src * scale) + zp (zp: a u8 zero point). */
-engine_status pb_reorder_zp(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
-                            const dnnl_memory_desc_t *dst_md, float scale, int zp);
-engine_status pb_reorder_scaled(plan_builder *b, int src, const dnnl_memory_desc_t *src_md, int dst,
-                                const dnnl_memory_desc_t *dst_md, float scale);
-/* Returns t, or (once per plan) an f32 temp holding u8/s8 tensor t
- * dequantized; -1 on failure (message in b->err). */
-int pb_f32(plan_builder *b, int t);
-void *pb_own(plan_builder *b, size_t bytes);
-dnnl_primitive_attr_t pb_attr(void);
-
-/* Plans memory (liveness) and creates the memory objects (see plan_bind). */
-engine_status plan_finalize(plan_builder *b);
-
-/* ---- op builders, one per family ---- */
-engine_status dnnl_build_conv(plan_builder *b, const graph_node *n);
-/* Fills a convolution desc for n on the given mds (dnnl_conv.c). */
-engine_status dnnl_conv_desc(plan_builder *b, const graph_node *n, const graph_shape *x,
-                             const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wmd,
-                             const dnnl_memory_desc_t *bmd, const dnnl_memory_desc_t *dst, int wino,
-                             dnnl_convolution_desc_t *cd);
-/* int8 (dnnl_conv_int8.c): 1 when n can run as a u8/s8 convolution here. */
-int dnnl_conv_int8_fits(const plan_builder *b, const graph_node *n);
-/* Builds n in int8. ENGINE_ERR_UNSUPPORTED (with nothing added to the plan)
- * when oneDNN has no fast int8 kernel for it: the caller runs it in fp32. */
-engine_status dnnl_build_conv_int8(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_batchnorm(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_pool(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_eltwise(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_binary(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_softmax(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_concat(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_matmul(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_reshape(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_pad_slice(plan_builder *b, const graph_node *n);
-engine_status dnnl_build_clip_runtime(plan_builder *b, const graph_node *n);
-/* Runs a C-implemented step; bufs[i] is the data of s->args[i] (0 src, 1 dst). */
-void dnnl_run_custom(const plan_step *s, void *const *bufs);
 
 #endif

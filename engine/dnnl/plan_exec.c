@@ -1,12 +1,11 @@
 /* plan_exec.c — memory planning by liveness, memory objects, execution, teardown. */
-#include "plan.h"
+#include "dnnl_build.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define ALIGN 64
-#define ARG_SCRATCH (-2)
 #define SCRATCH_OFF ((size_t)-1)
 #define NO_OFF ((size_t)-2)
 

@@ -5,57 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-    const char *onnx;
-    graph_op op;
-} op_table[] = {
-    {"Conv", OP_CONV},
-    {"BatchNormalization", OP_BATCHNORM},
-    {"Relu", OP_RELU},
-    {"Clip", OP_CLIP},
-    {"MaxPool", OP_MAXPOOL},
-    {"AveragePool", OP_AVGPOOL},
-    {"GlobalAveragePool", OP_GLOBALAVGPOOL},
-    {"Add", OP_ADD},
-    {"Sum", OP_SUM},
-    {"Mul", OP_MUL},
-    {"Flatten", OP_FLATTEN},
-    {"Reshape", OP_RESHAPE},
-    {"Gemm", OP_GEMM},
-    {"MatMul", OP_MATMUL},
-    {"Softmax", OP_SOFTMAX},
-    {"Identity", OP_IDENTITY},
-    {"Dropout", OP_DROPOUT},
-    {"Concat", OP_CONCAT},
-    {"Pad", OP_PAD},
-    {"Slice", OP_SLICE},
-    {"Shape", OP_SHAPE},
-    {"Gather", OP_GATHER},
-    {"Unsqueeze", OP_UNSQUEEZE},
-    {"Squeeze", OP_SQUEEZE},
-    {"Cast", OP_CAST},
-    {"ConstantOfShape", OP_CONSTANTOFSHAPE},
-    {"Sub", OP_SUB},
-    {"Div", OP_DIV},
-    {"Transpose", OP_TRANSPOSE},
-    {"QuantizeLinear", OP_QUANTIZE},
-    {"DequantizeLinear", OP_DEQUANTIZE},
-};
-
-int graph_op_from_onnx(const char *op_type) {
-    for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++)
-        if (strcmp(op_table[i].onnx, op_type) == 0)
-            return (int)op_table[i].op;
-    return -1;
-}
-
-const char *graph_op_name(graph_op op) {
-    for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++)
-        if (op_table[i].op == op)
-            return op_table[i].onnx;
-    return "?";
-}
-
 graph *graph_new(void) {
     return calloc(1, sizeof(graph));
 }

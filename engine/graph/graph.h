@@ -11,6 +11,7 @@
 #define RESNETD_GRAPH_H
 
 #include "engine.h"
+#include "graph_ops.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,42 +21,10 @@
 
 typedef enum { GRAPH_F32 = 1, GRAPH_I64 = 7 } graph_dtype;
 
-typedef enum {
-    OP_CONV,
-    OP_BATCHNORM,
-    OP_RELU,
-    OP_CLIP,
-    OP_MAXPOOL,
-    OP_AVGPOOL,
-    OP_GLOBALAVGPOOL,
-    OP_ADD,
-    OP_SUM,
-    OP_MUL,
-    OP_FLATTEN,
-    OP_RESHAPE,
-    OP_GEMM,
-    OP_MATMUL,
-    OP_SOFTMAX,
-    OP_IDENTITY,
-    OP_DROPOUT,
-    OP_CONCAT,
-    OP_PAD,
-    OP_SLICE,
-    /* QDQ quantization: lowered by graph_lower_qdq, never planned */
-    OP_QUANTIZE,
-    OP_DEQUANTIZE,
-    /* shape arithmetic: evaluated on constants only, never executed */
-    OP_SHAPE,
-    OP_GATHER,
-    OP_UNSQUEEZE,
-    OP_SQUEEZE,
-    OP_CAST,
-    OP_CONSTANTOFSHAPE,
-    OP_SUB,
-    OP_DIV,
-    OP_TRANSPOSE,
-    OP_COUNT_
-} graph_op;
+/* Operators: one per row of GRAPH_OPS (graph_ops.h), in row order. */
+#define GRAPH_OP_ENUM(NAME, ...) OP_##NAME,
+typedef enum { GRAPH_OPS(GRAPH_OP_ENUM) OP_COUNT } graph_op;
+#undef GRAPH_OP_ENUM
 
 typedef enum { ATTR_FLOAT, ATTR_INT, ATTR_STRING, ATTR_FLOATS, ATTR_INTS } graph_attr_type;
 
@@ -146,9 +115,9 @@ float graph_attr_float(const graph_node *n, const char *name, float def);
 /* Copies up to cap ints into out; returns the count (0 when absent). */
 int graph_attr_ints(const graph_node *n, const char *name, int64_t *out, int cap);
 
-/* Name of an op for messages. */
+/* ONNX name of an op, for messages (graph_ops.c). */
 const char *graph_op_name(graph_op op);
-/* Maps an ONNX op_type to graph_op; returns -1 when unsupported. */
+/* Maps an ONNX op_type to graph_op; returns -1 when unsupported (graph_ops.c). */
 int graph_op_from_onnx(const char *op_type);
 
 /* Frees the nodes marked dead, keeps the others in order and recomputes

@@ -1,5 +1,7 @@
-/* graph_params.c — operator parameters that may come from attributes (old
- * opsets) or constant inputs (new opsets): Slice, Pad, Squeeze/Unsqueeze axes. */
+/* graph_params.c — operator parameters, the bottom of graph/'s shape code
+ * (it calls only graph.c): axes, constant int inputs, sliding-window geometry,
+ * and the parameters that may come from attributes (old opsets) or constant
+ * inputs (new opsets): Slice, Pad, Squeeze/Unsqueeze axes. */
 #include "graph_shape.h"
 
 #include <stdio.h>
@@ -10,6 +12,85 @@
         snprintf(err, err_len, __VA_ARGS__);                                                       \
         return st;                                                                                 \
     } while (0)
+
+int graph_axis(int64_t axis, int ndim) {
+    if (axis < 0)
+        axis += ndim;
+    return axis < 0 || axis >= ndim ? -1 : (int)axis;
+}
+
+engine_status graph_window_geom(const graph_node *n, const int64_t *in_sp, int nsp,
+                                const int64_t *kernel, graph_geom *g, char *err, size_t err_len) {
+    memset(g, 0, sizeof *g);
+    if (nsp < 1 || nsp > 3)
+        FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): %d spatial dims (1 to 3 supported)", n->name,
+             n->op_type, nsp);
+    g->nsp = nsp;
+    int64_t pads[6] = {0}, v[3];
+    int np = graph_attr_ints(n, "pads", pads, 6);
+    if (np && np != 2 * nsp)
+        FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): attribute 'pads' has %d values", n->name,
+             n->op_type, np);
+    for (int i = 0; i < nsp; i++) {
+        g->k[i] = kernel[i];
+        g->s[i] = g->d[i] = 1;
+        g->pl[i] = pads[i];
+        g->pr[i] = pads[i + nsp];
+    }
+    int c = graph_attr_ints(n, "strides", v, 3);
+    for (int i = 0; i < c; i++)
+        g->s[i] = v[i];
+    c = graph_attr_ints(n, "dilations", v, 3);
+    for (int i = 0; i < c; i++)
+        g->d[i] = v[i];
+    const graph_attr *ap = graph_attr_find(n, "auto_pad");
+    const char *mode = ap && ap->s ? ap->s : "NOTSET";
+    int ceil_mode = (int)graph_attr_int(n, "ceil_mode", 0);
+    for (int i = 0; i < nsp; i++) {
+        const int64_t lim = (int64_t)1 << 24; /* keeps every sum below in range */
+        if (g->k[i] < 1 || g->s[i] < 1 || g->d[i] < 1 || g->pl[i] < 0 || g->pr[i] < 0 ||
+            g->k[i] > lim || g->s[i] > lim || g->d[i] > lim || g->pl[i] > lim || g->pr[i] > lim ||
+            in_sp[i] > lim)
+            FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): bad kernel, stride, dilation or pad", n->name,
+                 n->op_type);
+        int64_t ext = g->d[i] * (g->k[i] - 1) + 1;
+        if (strcmp(mode, "SAME_UPPER") == 0 || strcmp(mode, "SAME_LOWER") == 0) {
+            g->out[i] = (in_sp[i] + g->s[i] - 1) / g->s[i];
+            int64_t tot = (g->out[i] - 1) * g->s[i] + ext - in_sp[i];
+            if (tot < 0)
+                tot = 0;
+            int upper = strcmp(mode, "SAME_UPPER") == 0;
+            g->pl[i] = upper ? tot / 2 : tot - tot / 2;
+            g->pr[i] = tot - g->pl[i];
+            continue;
+        }
+        if (strcmp(mode, "VALID") == 0)
+            g->pl[i] = g->pr[i] = 0;
+        else if (strcmp(mode, "NOTSET") != 0)
+            FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): attribute 'auto_pad' value '%s'", n->name,
+                 n->op_type, mode);
+        int64_t span = in_sp[i] + g->pl[i] + g->pr[i] - ext;
+        if (span < 0)
+            FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): kernel larger than padded input", n->name,
+                 n->op_type);
+        g->out[i] = (ceil_mode ? (span + g->s[i] - 1) / g->s[i] : span / g->s[i]) + 1;
+        if (ceil_mode && (g->out[i] - 1) * g->s[i] >= in_sp[i] + g->pl[i])
+            g->out[i]--;
+        /* explicit right padding reaching the last window (oneDNN needs it exact) */
+        int64_t need = (g->out[i] - 1) * g->s[i] + ext - in_sp[i] - g->pl[i];
+        if (need > g->pr[i])
+            g->pr[i] = need;
+    }
+    return ENGINE_OK;
+}
+
+int graph_const_ints(const graph_shape *s, int64_t *out, int cap) {
+    if (!s->is_const || s->dtype != GRAPH_I64 || graph_numel(s->dims, s->ndim) > cap)
+        return -1;
+    int k = (int)graph_numel(s->dims, s->ndim);
+    memcpy(out, s->i, (size_t)k * sizeof *out);
+    return k;
+}
 
 /* Reads Slice parameters (attributes before opset 10, inputs after). */
 static engine_status slice_params(const graph *g, const graph_node *n, const graph_shape *s,

@@ -1,4 +1,5 @@
-/* graph_shape.c — per-batch shape inference and constant folding (see graph_shape.h). */
+/* graph_shape.c — per-batch shape inference and constant folding (see graph_shape.h):
+ * the walk over the nodes; each op's rule is its row of the operator table. */
 #include "graph_shape.h"
 
 #include <stdio.h>
@@ -11,74 +12,49 @@
         return st;                                                                                 \
     } while (0)
 
-int graph_axis(int64_t axis, int ndim) {
-    if (axis < 0)
-        axis += ndim;
-    return axis < 0 || axis >= ndim ? -1 : (int)axis;
+static int all_const(const graph_node *n, const graph_shape *s) {
+    for (int j = 0; j < n->nin; j++)
+        if (n->in[j] >= 0 && !s[n->in[j]].is_const)
+            return 0;
+    return 1;
 }
 
-engine_status graph_window_geom(const graph_node *n, const int64_t *in_sp, int nsp,
-                                const int64_t *kernel, graph_geom *g, char *err, size_t err_len) {
-    memset(g, 0, sizeof *g);
-    if (nsp < 1 || nsp > 3)
-        FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): %d spatial dims (1 to 3 supported)", n->name,
-             n->op_type, nsp);
-    g->nsp = nsp;
-    int64_t pads[6] = {0}, v[3];
-    int np = graph_attr_ints(n, "pads", pads, 6);
-    if (np && np != 2 * nsp)
-        FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): attribute 'pads' has %d values", n->name,
-             n->op_type, np);
-    for (int i = 0; i < nsp; i++) {
-        g->k[i] = kernel[i];
-        g->s[i] = g->d[i] = 1;
-        g->pl[i] = pads[i];
-        g->pr[i] = pads[i + nsp];
-    }
-    int c = graph_attr_ints(n, "strides", v, 3);
-    for (int i = 0; i < c; i++)
-        g->s[i] = v[i];
-    c = graph_attr_ints(n, "dilations", v, 3);
-    for (int i = 0; i < c; i++)
-        g->d[i] = v[i];
-    const graph_attr *ap = graph_attr_find(n, "auto_pad");
-    const char *mode = ap && ap->s ? ap->s : "NOTSET";
-    int ceil_mode = (int)graph_attr_int(n, "ceil_mode", 0);
-    for (int i = 0; i < nsp; i++) {
-        const int64_t lim = (int64_t)1 << 24; /* keeps every sum below in range */
-        if (g->k[i] < 1 || g->s[i] < 1 || g->d[i] < 1 || g->pl[i] < 0 || g->pr[i] < 0 ||
-            g->k[i] > lim || g->s[i] > lim || g->d[i] > lim || g->pl[i] > lim || g->pr[i] > lim ||
-            in_sp[i] > lim)
-            FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): bad kernel, stride, dilation or pad", n->name,
-                 n->op_type);
-        int64_t ext = g->d[i] * (g->k[i] - 1) + 1;
-        if (strcmp(mode, "SAME_UPPER") == 0 || strcmp(mode, "SAME_LOWER") == 0) {
-            g->out[i] = (in_sp[i] + g->s[i] - 1) / g->s[i];
-            int64_t tot = (g->out[i] - 1) * g->s[i] + ext - in_sp[i];
-            if (tot < 0)
-                tot = 0;
-            int upper = strcmp(mode, "SAME_UPPER") == 0;
-            g->pl[i] = upper ? tot / 2 : tot - tot / 2;
-            g->pr[i] = tot - g->pl[i];
-            continue;
+/* Shapes (and folded values) of one node's outputs, through its row of the
+ * operator table: required inputs, the op's shape function, then the rules
+ * every op shares (other outputs, folding, shape arithmetic on constants). */
+static engine_status infer_node(const graph *g, const graph_node *n, graph_shape *s, char *err,
+                                size_t err_len) {
+    const graph_op_def *d = &graph_op_defs[n->op];
+    if (n->nin < 1)
+        FAIL(ENGINE_ERR_INVALID, "node '%s': no input", n->name);
+    for (int j = 0, req = d->nin_opt < n->nin ? d->nin_opt : n->nin; j < req; j++)
+        if (n->in[j] < 0)
+            FAIL(ENGINE_ERR_INVALID, "node '%s': required input %d is empty", n->name, j);
+    graph_shape_call c = {.g = g,
+                          .n = n,
+                          .s = s,
+                          .x = &s[n->in[0]],
+                          .o = &s[n->out[0]],
+                          .err = err,
+                          .err_len = err_len};
+    graph_shape *o = c.o;
+    o->ndim = c.x->ndim;
+    memcpy(o->dims, c.x->dims, sizeof o->dims);
+    o->dtype = GRAPH_F32;
+    engine_status st = d->shape(&c);
+    if (st != ENGINE_OK || c.done)
+        return st;
+    for (int j = 1; j < n->nout; j++)
+        if (n->out[j] >= 0) {
+            s[n->out[j]].ndim = o->ndim;
+            memcpy(s[n->out[j]].dims, o->dims, sizeof o->dims);
         }
-        if (strcmp(mode, "VALID") == 0)
-            g->pl[i] = g->pr[i] = 0;
-        else if (strcmp(mode, "NOTSET") != 0)
-            FAIL(ENGINE_ERR_UNSUPPORTED, "node '%s' (%s): attribute 'auto_pad' value '%s'", n->name,
-                 n->op_type, mode);
-        int64_t span = in_sp[i] + g->pl[i] + g->pr[i] - ext;
-        if (span < 0)
-            FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): kernel larger than padded input", n->name,
-                 n->op_type);
-        g->out[i] = (ceil_mode ? (span + g->s[i] - 1) / g->s[i] : span / g->s[i]) + 1;
-        if (ceil_mode && (g->out[i] - 1) * g->s[i] >= in_sp[i] + g->pl[i])
-            g->out[i]--;
-        /* explicit right padding reaching the last window (oneDNN needs it exact) */
-        int64_t need = (g->out[i] - 1) * g->s[i] + ext - in_sp[i] - g->pl[i];
-        if (need > g->pr[i])
-            g->pr[i] = need;
-    }
+    if ((d->flags & OPF_FOLD) && all_const(n, s))
+        return graph_fold(&c);
+    if ((d->flags & OPF_CONST) || o->dtype == GRAPH_I64)
+        FAIL(ENGINE_ERR_UNSUPPORTED,
+             "node '%s' (%s): integer or shape computation on runtime tensors", n->name,
+             n->op_type);
     return ENGINE_OK;
 }
 
@@ -107,7 +83,7 @@ engine_status graph_infer(const graph *g, int batch, graph_shape *s, char *err, 
             if (n->in[j] >= 0 && s[n->in[j]].ndim < 0)
                 FAIL(ENGINE_ERR_INVALID, "node '%s' (%s): input '%s' has no shape", n->name,
                      n->op_type, g->t[n->in[j]].name);
-        engine_status st = graph_infer_node(g, n, s, err, err_len);
+        engine_status st = infer_node(g, n, s, err, err_len);
         if (st != ENGINE_OK)
             return st;
         for (int j = 0; j < n->nout; j++) {

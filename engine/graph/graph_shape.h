@@ -24,6 +24,8 @@ typedef struct {
 engine_status graph_infer(const graph *g, int batch, graph_shape *s, char *err, size_t err_len);
 void graph_shapes_release(graph_shape *s, int nt);
 
+/* ---- operator parameters (graph_params.c, the bottom of this folder) ---- */
+
 /* Sliding-window geometry of Conv/MaxPool/AveragePool (ONNX semantics, with
  * auto_pad and ceil_mode resolved into explicit begin/end padding). */
 typedef struct {
@@ -33,10 +35,6 @@ typedef struct {
 
 engine_status graph_window_geom(const graph_node *n, const int64_t *in_sp, int nsp,
                                 const int64_t *kernel, graph_geom *g, char *err, size_t err_len);
-
-/* Internal to graph_infer: shapes (and folded values) of one node's outputs. */
-engine_status graph_infer_node(const graph *g, const graph_node *n, graph_shape *s, char *err,
-                               size_t err_len);
 
 /* Slice parameters per input dim: start, step and output length. */
 engine_status graph_slice_params(const graph *g, const graph_node *n, const graph_shape *s,
@@ -56,5 +54,44 @@ int graph_axis(int64_t axis, int ndim);
 /* Copies a constant int64 tensor's values (at most cap) into out; returns
  * the count, or -1 when s is not such a constant or holds more. */
 int graph_const_ints(const graph_shape *s, int64_t *out, int cap);
+
+/* ---- the operator table (rows: graph_ops.h; array: graph_ops.c) ---- */
+
+/* One call of a shape function: the node and every tensor's shape so far. */
+typedef struct {
+    const graph *g;
+    const graph_node *n;
+    graph_shape *s;                 /* every tensor */
+    const graph_shape *x;           /* the first input */
+    graph_shape *o;                 /* the first output: preset to x's dims, dtype f32 */
+    int64_t fp[2 * GRAPH_MAX_DIMS]; /* fold parameters: perm, or slice start/step */
+    int done;                       /* set when the function computed o's value itself */
+    char *err;
+    size_t err_len;
+} graph_shape_call;
+
+typedef struct {
+    const char *onnx;
+    int nin_min, nin_opt;
+    const char *attrs;
+    engine_status (*check)(const graph_node *n, char *err, size_t err_len);
+    engine_status (*shape)(graph_shape_call *c);
+    int flags; /* OPF_* */
+} graph_op_def;
+
+extern const graph_op_def graph_op_defs[]; /* OP_COUNT rows, indexed by graph_op */
+
+/* The value of a folded node (OPF_FOLD, all inputs constant) into c->o, from
+ * its shape call; leaves it unknown when it is too big to fold (graph_fold.c). */
+engine_status graph_fold(graph_shape_call *c);
+/* Gives o an owned value buffer of its element count and type dt (is_const
+ * set); NULL on OOM (graph_fold.c). */
+void *graph_value_alloc(graph_shape *o, graph_dtype dt);
+
+/* graph_shape_<shape>() of every row (graph_shape_ops.c). */
+#define GRAPH_SHAPE_DECL(NAME, onnx, nmin, nopt, attrs, check, shape, flags, build)                \
+    engine_status graph_shape_##shape(graph_shape_call *c);
+GRAPH_OPS(GRAPH_SHAPE_DECL)
+#undef GRAPH_SHAPE_DECL
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * quant.c — calibration statistics and the quant.tsv file (see quant.h).
+ * quant.c — calibration statistics, written as the scales file (see quant.h).
  *
  * DESIGN. Each tensor keeps min, max and a 2048-bin histogram of |x| over
  * [0, top). When a value reaches top, top doubles and adjacent bins merge, so
@@ -8,6 +8,9 @@
  * edge of the bin where the cumulative count reaches it, capped at max|x|.
  */
 #include "quant.h"
+
+#include "engine_internal.h"
+#include "quant_file.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -135,29 +138,28 @@ int quant_stats_count(const quant_stats *qs) {
     return k;
 }
 
+typedef struct {
+    const quant_stats *qs;
+    double pct;
+} stats_rows;
+
+/* The line of tensor i: only tensors that were observed have one. */
+static int stats_row(void *ud, int i, quant_row *r) {
+    const stats_rows *sr = ud;
+    const qtensor *q = &sr->qs->t[i];
+    if (q->count <= 0)
+        return 0;
+    *r = (quant_row){engine_model_tensor_name(sr->qs->m, i), q->min, q->max,
+                     percentile_of(q, sr->pct)};
+    return 1;
+}
+
 engine_status quant_stats_write(const quant_stats *qs, const char *path, double percentile,
                                 char *err, size_t err_len) {
     if (!quant_stats_count(qs)) {
         snprintf(err, err_len, "no activations were observed");
         return ENGINE_ERR_ARG;
     }
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, err_len, "%s: cannot write", path);
-        return ENGINE_ERR_IO;
-    }
-    fprintf(f, "# resnetd int8 calibration: tensor, min, max, range (percentile %.4g of |x|)\n",
-            percentile);
-    for (int i = 0; i < qs->nt; i++) {
-        const qtensor *q = &qs->t[i];
-        if (q->count <= 0)
-            continue;
-        fprintf(f, "%s\t%.9g\t%.9g\t%.9g\n", engine_model_tensor_name(qs->m, i), q->min, q->max,
-                percentile_of(q, percentile));
-    }
-    if (fclose(f) != 0) {
-        snprintf(err, err_len, "%s: write failed", path);
-        return ENGINE_ERR_IO;
-    }
-    return ENGINE_OK;
+    stats_rows sr = {qs, percentile};
+    return quant_file_write(path, percentile, qs->nt, stats_row, &sr, err, err_len);
 }

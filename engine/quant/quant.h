@@ -5,10 +5,9 @@
  * Calibration runs images through the fp32 model and records, for every
  * tensor a node produces (after the graph passes, so a Conv's output is the
  * value after its fused ReLU / residual sum), its minimum, maximum and a
- * histogram of |x|. The file written (quant.tsv) has one line per tensor:
- *     name<TAB>min<TAB>max<TAB>range
- * where range is the clipping bound of |x| used for the int8 scale.
- * engine_load_params.quant_path reads it back.
+ * histogram of |x|, then writes them as the scales file (ENGINE_QUANT_FILE;
+ * format, reader and writer: quant_file.h), which engine_load_params.quant_path
+ * reads back.
  */
 #ifndef RESNETD_QUANT_H
 #define RESNETD_QUANT_H
@@ -29,7 +28,7 @@ void quant_stats_free(quant_stats *qs);
 engine_status quant_stats_observe(quant_stats *qs, engine_ctx *c, const float *input, int n,
                                   char *err, size_t err_len);
 
-/* Writes quant.tsv to path. range = the `percentile`-th percentile of |x|
+/* Writes the scales file (quant_file.h) to path. range = the `percentile`-th percentile of |x|
  * (100 = the maximum). Returns ENGINE_ERR_IO (message in err) when the file
  * cannot be written, ENGINE_ERR_ARG when nothing was observed. */
 engine_status quant_stats_write(const quant_stats *qs, const char *path, double percentile,
@@ -37,14 +36,5 @@ engine_status quant_stats_write(const quant_stats *qs, const char *path, double 
 
 /* Number of tensors with statistics (for reports). */
 int quant_stats_count(const quant_stats *qs);
-
-/* ---- engine.c side ---- */
-typedef void (*engine_observe_fn)(void *ud, int tensor, const float *data, size_t count);
-/* engine_run that calls fn after each node with the node's output (f32). */
-engine_status engine_run_observe(engine_ctx *c, const float *input, int n, float *output,
-                                 engine_observe_fn fn, void *ud, char *err, size_t err_len);
-/* Graph tensor count and name (names are owned by the model). */
-int engine_model_num_tensors(const engine_model *m);
-const char *engine_model_tensor_name(const engine_model *m, int t);
 
 #endif
