@@ -28,9 +28,6 @@
 #include <sys/stat.h>
 
 #define MAX_LABELS 1000000
-#ifndef ENGINE_QUANT_FILE /* TODO(lead): defined in engine.h on the engine branch; drop this */
-#define ENGINE_QUANT_FILE "quant.tsv"
-#endif
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;

@@ -19,6 +19,15 @@
 #define GRAPH_MAX_DIMS ENGINE_MAX_DIMS
 #define GRAPH_MAX_POST 4
 
+/* Inside the graph folder: write one line into the caller's (buf, len) error
+ * buffer and return st. The FAIL macros of graph_params.c, graph_shape.c,
+ * graph_qdq.c and graph_shape_ops.c are this with their own buffer. */
+#define GRAPH_FAIL_TO(buf, len, st, ...)                                                           \
+    do {                                                                                           \
+        snprintf(buf, len, __VA_ARGS__);                                                           \
+        return st;                                                                                 \
+    } while (0)
+
 typedef enum { GRAPH_F32 = 1, GRAPH_I64 = 7 } graph_dtype;
 
 /* Operators: one per row of GRAPH_OPS (graph_ops.h), in row order. */

@@ -7,11 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define FAIL(st, ...)                                                                              \
-    do {                                                                                           \
-        snprintf(err, err_len, __VA_ARGS__);                                                       \
-        return st;                                                                                 \
-    } while (0)
+#define FAIL(st, ...) GRAPH_FAIL_TO(err, err_len, st, __VA_ARGS__)
 
 int graph_axis(int64_t axis, int ndim) {
     if (axis < 0)

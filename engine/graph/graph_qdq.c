@@ -33,11 +33,7 @@
 /* ONNX TensorProto.DataType values (the graph keeps integers as int64) */
 enum { QT_NONE = 0, QT_UINT8 = 2, QT_INT8 = 3, QT_INT32 = 6 };
 
-#define FAIL(...)                                                                                  \
-    do {                                                                                           \
-        snprintf(err, err_len, __VA_ARGS__);                                                       \
-        return ENGINE_ERR_UNSUPPORTED;                                                             \
-    } while (0)
+#define FAIL(...) GRAPH_FAIL_TO(err, err_len, ENGINE_ERR_UNSUPPORTED, __VA_ARGS__)
 
 typedef struct {
     const float *s;   /* scale, n values */

@@ -6,11 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FAIL(st, ...)                                                                              \
-    do {                                                                                           \
-        snprintf(err, err_len, __VA_ARGS__);                                                       \
-        return st;                                                                                 \
-    } while (0)
+#define FAIL(st, ...) GRAPH_FAIL_TO(err, err_len, st, __VA_ARGS__)
 
 static int all_const(const graph_node *n, const graph_shape *s) {
     for (int j = 0; j < n->nin; j++)

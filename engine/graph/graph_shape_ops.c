@@ -5,11 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CFAIL(st, ...)                                                                             \
-    do {                                                                                           \
-        snprintf(c->err, c->err_len, __VA_ARGS__);                                                 \
-        return st;                                                                                 \
-    } while (0)
+#define CFAIL(st, ...) GRAPH_FAIL_TO(c->err, c->err_len, st, __VA_ARGS__)
 
 static int bcast(const graph_shape *a_in, const graph_shape *b_in, graph_shape *o) {
     graph_shape ca = *a_in, cb = *b_in; /* o may alias either */

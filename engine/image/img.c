@@ -1,7 +1,8 @@
 /*
  * img.c — the public entry point: sniff the format, decode, apply EXIF
  * orientation, convert to L for gray models, then resize/crop/normalise
- * (img_resize.c). Decoders live in img_jpeg.c, img_png.c, img_webp.c.
+ * (img_resize.c). Decoders live in img_jpeg.c, img_png.c, img_webp.c; the
+ * helpers they share in img_common.c.
  *
  * Order of operations matches the torchvision reference:
  *   PIL open → [ImageOps.exif_transpose] → convert("RGB" | "L") → Resize →
@@ -66,32 +67,6 @@ img_params img_default_params(void) {
                     .exif_orientation = 1,
                     .fast_path = 1};
     return p;
-}
-
-int img_channels(const img_params *p) {
-    return p->color == IMG_COLOR_GRAY ? 1 : 3;
-}
-
-void img_raster_free(img_raster *r) {
-    if (!r)
-        return;
-    free(r->px);
-    r->px = NULL;
-}
-
-img_status img_check_dims(const char *fmt, int64_t w, int64_t h, int64_t max_pixels, char *err,
-                          size_t err_len) {
-    if (w <= 0 || h <= 0 || w > IMG_MAX_SIDE || h > IMG_MAX_SIDE) {
-        snprintf(err, err_len, "%s header declares %lldx%lld pixels", fmt, (long long)w,
-                 (long long)h);
-        return IMG_ERR_BAD_DIMENSIONS;
-    }
-    if (w * h > max_pixels) {
-        snprintf(err, err_len, "%s is %lldx%lld = %lld pixels, over the limit of %lld", fmt,
-                 (long long)w, (long long)h, (long long)(w * h), (long long)max_pixels);
-        return IMG_ERR_TOO_LARGE;
-    }
-    return IMG_OK;
 }
 
 typedef enum { FMT_NONE, FMT_JPEG, FMT_PNG, FMT_WEBP } img_format;

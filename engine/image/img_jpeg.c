@@ -44,51 +44,6 @@
 /* libjpeg's fixed allocations (structs, Huffman/IDCT/range tables, pools). */
 #define JPEG_FIXED_BYTES (1024u << 10)
 
-static unsigned be16(const uint8_t *p) {
-    return (unsigned)p[0] << 8 | p[1];
-}
-
-static unsigned rd16(const uint8_t *p, int le) {
-    return le ? (unsigned)p[1] << 8 | p[0] : be16(p);
-}
-
-static uint32_t rd32(const uint8_t *p, int le) {
-    return le ? (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]
-              : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-int img_exif_orientation(const uint8_t *p, size_t n) {
-    size_t skip = n >= 6 && memcmp(p, "Exif\0\0", 6) == 0 ? 6 : 0;
-    const uint8_t *t = p + skip; /* TIFF header */
-    size_t tn = n - skip;
-    if (tn < 8)
-        return 1;
-    int le;
-    if (t[0] == 'I' && t[1] == 'I')
-        le = 1;
-    else if (t[0] == 'M' && t[1] == 'M')
-        le = 0;
-    else
-        return 1;
-    if (rd16(t + 2, le) != 42)
-        return 1;
-    uint32_t ifd = rd32(t + 4, le);
-    if (ifd > tn || tn - ifd < 2)
-        return 1;
-    unsigned count = rd16(t + ifd, le);
-    for (unsigned i = 0; i < count; i++) {
-        size_t e = (size_t)ifd + 2 + (size_t)i * 12;
-        if (e + 12 > tn)
-            return 1;
-        if (rd16(t + e, le) != 0x0112)
-            continue;
-        unsigned type = rd16(t + e + 2, le);
-        uint32_t v = type == 3 ? rd16(t + e + 8, le) : type == 4 ? rd32(t + e + 8, le) : 0;
-        return v >= 1 && v <= 8 ? (int)v : 1;
-    }
-    return 1;
-}
-
 /* PIL's "CMYK;I" unpack + cmyk2rgb, in place (4 bytes -> 3 bytes per pixel). */
 static void cmyk_to_rgb(uint8_t *px, size_t npix) {
     for (size_t i = 0; i < npix; i++) {
