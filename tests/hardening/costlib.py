@@ -34,6 +34,8 @@ class Resp:
         self.eof = False  # the server closed the connection after the answer
 
     def json(self):
+        if len(self.body) > (4 << 20):  # an amplified answer: not parsed (it is no error body)
+            return None
         try:
             return json.loads(self.body)
         except ValueError:
@@ -66,32 +68,45 @@ class Resp:
         c = self.code
         if c and c != "-":
             s += " " + c
+        if len(self.body) > (1 << 20):
+            s += f" ({len(self.body) / 2**20:.0f} MB answer)"
         if self.more:
             s += f" +{len(self.more)} more response(s)"
         return s + (f" ({self.note})" if self.note else "")
 
 
 class Reader:
-    def __init__(self, sock):
-        self.s, self.buf = sock, b""
+    """Buffered reads with an overall deadline (a slow or endless answer
+    cannot hold a case longer than its timeout)."""
+
+    def __init__(self, sock, deadline=None):
+        self.s, self.buf, self.deadline = sock, bytearray(), deadline
 
     def fill(self):
-        d = self.s.recv(1 << 16)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise socket.timeout("case deadline")
+        d = self.s.recv(1 << 20)
         if not d:
             raise EOFError
         self.buf += d
 
     def until(self, sep):
-        while sep not in self.buf:
+        start = 0
+        while True:
+            i = self.buf.find(sep, start)
+            if i >= 0:
+                break
+            start = max(0, len(self.buf) - len(sep) + 1)
             self.fill()
-        i = self.buf.index(sep)
-        out, self.buf = self.buf[:i], self.buf[i + len(sep):]
+        out = bytes(self.buf[:i])
+        del self.buf[:i + len(sep)]
         return out
 
     def take(self, n):
         while len(self.buf) < n:
             self.fill()
-        out, self.buf = self.buf[:n], self.buf[n:]
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
         return out
 
 
@@ -132,7 +147,7 @@ def exchange(port, raw, src=None, timeout=10.0, read_all=False):
         s = connect(port, src, timeout)
     except OSError as e:
         return Resp(note=f"connect failed: {e}")
-    r = Reader(s)
+    r = Reader(s, time.monotonic() + timeout)
     out = Resp()
     try:
         try:

@@ -70,6 +70,7 @@ SERVER_OPTS = [("--queue-capacity", "64"), ("--max-body-bytes", str(MAX_BODY)),
                ("--log-level", "info")]
 
 CLASSES = {
+    0: "Images from tests/lib/hostile_images.py (classes 1-3, the image module's cases)",
     1: "JPEG: a frame hidden behind FF 00 (header walk vs libjpeg)",
     2: "PNG: ancillary chunks that inflate (zTXt, iTXt, iCCP)",
     3: "JPEG: scan count within the limits",
@@ -203,6 +204,8 @@ class Battery:
             if row.bad:
                 row.why.append(f"control plane answers not 200: {row.bad[:3]}")
         sick = self.watch.killed_for_rss and "killed at the RSS cap" or self.healthy()
+        if not sick and self.report and isinstance(out, C.Resp) and out.note == "timeout":
+            sick = "the client gave up: work may be left behind"  # keep the next row clean
         if sick or any("still busy" in w for w in row.why):
             row.why.append(sick or "restarted: still busy")
             self.restart(f"after '{name}': {sick or 'still busy'}")

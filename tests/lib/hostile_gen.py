@@ -135,20 +135,22 @@ def png_gray(w, h, value=0):
     return PNG_SIG + _ihdr(w, h) + png_chunk(b"IDAT", b"".join(parts)) + png_chunk(b"IEND", b"")
 
 
-_BOMB_TEXT = 7_990_000  # under libpng's default 8,000,000-byte chunk cap: it inflates
+_BOMB_TEXT = 7_990_000  # under libpng's 8 MB chunk cap (resnetd sets 8 MiB): it inflates
 _bomb_cache = {}
 
 
-def _deflated_zeros(n):
+def _deflated(n, fill=b"A"):
+    """n bytes of `fill`, deflated (~1000:1). Not zeros: libpng keeps a text
+    chunk as a C string, so a NUL first byte would make it empty and cheap."""
     if n not in _bomb_cache:
-        _bomb_cache[n] = zlib.compress(b"\0" * n, 9)
+        _bomb_cache[n] = zlib.compress(fill * n, 9)
     return _bomb_cache[n]
 
 
 def png_text_bomb(n, kind=b"zTXt", inflated=_BOMB_TEXT):
     """Class 2: 1x1 gray PNG with n text chunks before IDAT, each inflating to
-    `inflated` bytes (~7.8 KB each on the wire)."""
-    z = _deflated_zeros(inflated)
+    `inflated` bytes of text (~7.8 KB each on the wire)."""
+    z = _deflated(inflated)
     if kind == b"zTXt":
         chunk = png_chunk(b"zTXt", b"Comment\0\0" + z)
     elif kind == b"iTXt":  # keyword, compression flag 1, method 0, language, translated
@@ -159,12 +161,22 @@ def png_text_bomb(n, kind=b"zTXt", inflated=_BOMB_TEXT):
     return PNG_SIG + _ihdr(1, 1) + chunk * n + idat + png_chunk(b"IEND", b"")
 
 
+def icc_header(size):
+    """A 128-byte ICC header libpng accepts for a gray PNG (monitor class,
+    GRAY data, XYZ PCS, 'acsp', perceptual intent, D50 illuminant), tag count 0."""
+    h = bytearray(132)
+    struct.pack_into(">I", h, 0, size)
+    struct.pack_into(">I", h, 8, 0x02100000)
+    h[12:16], h[16:20], h[20:24], h[36:40] = b"mntr", b"GRAY", b"XYZ ", b"acsp"
+    struct.pack_into(">iii", h, 68, 0xF6D6, 0x10000, 0xD32D)
+    return bytes(h)
+
+
 def png_iccp_bomb(profile_bytes=_BOMB_TEXT, copies=1):
-    """Class 2: 1x1 PNG with an iCCP chunk whose profile claims and inflates to
-    profile_bytes (a header with that length, the rest zeros): libpng inflates
-    it all before it can reject the tag table. copies > 1 repeats the chunk."""
-    header = struct.pack(">I", profile_bytes) + b"\0" * 32 + b"acsp" + b"\0" * 88
-    prof = header + b"\0" * (profile_bytes - len(header))
+    """Class 2: 1x1 gray PNG with an iCCP chunk whose profile has a valid
+    header claiming profile_bytes and inflates to that much: libpng inflates
+    it all before it checks the (empty) tag table. copies > 1 repeats it."""
+    prof = icc_header(profile_bytes) + b"A" * (profile_bytes - 132)
     chunk = png_chunk(b"iCCP", b"icc\0\0" + zlib.compress(prof, 9))
     idat = png_chunk(b"IDAT", zlib.compress(b"\0\x80", 9))
     return PNG_SIG + _ihdr(1, 1) + chunk * copies + idat + png_chunk(b"IEND", b"")
