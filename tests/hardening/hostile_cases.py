@@ -30,7 +30,6 @@ import os
 import re
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -47,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 EXAMPLE = os.path.join(ROOT, "examples", "00002_Trouser.png")
 JPEG_CODES = ("image_too_large", "image_too_complex", "invalid_image")
+MAX_BODY = 20 * 1024 * 1024  # the server's --max-body-bytes (hostile_cost.SERVER_OPTS)
 
 
 def want_error(statuses, codes=None, clean=True):
@@ -71,7 +71,9 @@ def want_predictions_or(codes):
     def chk(r):
         if r.status == 200:
             j = r.json()
-            return None if j and j.get("predictions") else f"200 without predictions: {r.body[:160]!r}"
+            if j and j.get("predictions"):
+                return None
+            return f"200 without predictions: {r.body[:160]!r}"
         return want_error(400, codes)(r)
     return chk
 
@@ -401,7 +403,8 @@ def class_9(b, tmp):
                     "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert], check=True,
                    capture_output=True)
     srv = resnetd_serve.Server(b.binary, ["--model", os.path.join(ROOT, "models", "fashion-mnist"),
-                                          "--tls-cert", cert, "--tls-key", key], scheme="https", prefix="hostile-tls-")
+                                          "--tls-cert", cert, "--tls-key", key],
+                               scheme="https", prefix="hostile-tls-")
     low = "DEFAULT:@SECLEVEL=0"  # the client must be willing: OpenSSL 3 refuses 1.0/1.1 itself
     try:
         for name, args, accept in (
@@ -497,8 +500,6 @@ def operator_data(b, model_dir, needle):
     finally:
         srv.cleanup()
 
-
-MAX_BODY = 20 * 1024 * 1024
 
 
 def run(b, only, tmp):
