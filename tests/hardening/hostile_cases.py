@@ -112,6 +112,9 @@ def class_1(b):
     data = G.jpeg_hidden_sof(8000, 1001, scans=1500)
     b.case(1, f"1,500 hidden DC scans of an 8000² frame, visible 1001² ({len(data)} B)",
            lambda: post(b, "/v1/classify", data), want_error(400, JPEG_CODES))
+    b.case(1, "two of those at once (both HTTP threads busy on the unfixed server)",
+           lambda: together(b, [lambda: post(b, "/v1/classify", data)] * 2),
+           all_of(want_error(400, JPEG_CODES)))
     data = G.jpeg_hidden_sof(16000, 2001)
     b.case(1, "hidden SOF 16000² as a v2 BYTES element",
            lambda: v2_bytes(b, [data]), want_error(400))
@@ -148,6 +151,29 @@ def v2_bytes(b, elements):
                      {"Inference-Header-Content-Length": str(len(hdr))}, timeout=b.timeout)
 
 
+def together(b, fns):
+    """Runs the requests concurrently; one Resp whose .group holds them all."""
+    out = [None] * len(fns)
+
+    def run(i):
+        out[i] = fns[i]()
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    r = C.Resp(out[0].status, out[0].headers, out[0].body, out[0].note)
+    r.group = out
+    return r
+
+
+def all_of(check):
+    def chk(r):
+        whys = dict.fromkeys(w for w in (check(x) for x in r.group) if w)
+        return "; ".join(f"{sum(check(x) == w for x in r.group)}× {w}" for w in whys) or None
+    return chk
+
+
 def class_2(b):
     for n, kind in ((100, b"zTXt"), (998, b"zTXt"), (100, b"iTXt")):
         data = G.png_text_bomb(n, kind)
@@ -166,6 +192,11 @@ def class_3(b):
         data = G.jpeg_many_scans(size, scans)
         b.case(3, f"{size}² progressive JPEG, DC scan header ×{scans} ({len(data) >> 10} KB)",
                lambda d=data: post(b, "/v1/classify", d), want_error(400, JPEG_CODES))
+    data = G.jpeg_many_scans(6320, 990)
+    b.case(3, "four 6320² ×990 at once, from four addresses",
+           lambda: together(b, [lambda s=f"127.0.1.{i}": post(b, "/v1/classify", data, src=s)
+                                for i in range(4)]),
+           all_of(want_error(400, JPEG_CODES)))
 
 
 def class_4(b):

@@ -4,7 +4,8 @@ each, against the real `resnetd serve` on loopback, measured from outside.
 
     hostile_cost.py RESNETD                 test mode: asserts, exit 1 on failure
     hostile_cost.py RESNETD --report        report mode: no asserts, markdown tables
-    options: --only 1,7,8 (classes), --out FILE (also write the tables there)
+    options: --only 1,7,8 (classes), --match TEXT (cases whose name has TEXT),
+             --out FILE (also write the tables there)
 
 The server runs with the bundled models/fashion-mnist and these options
 (chosen explicitly; a build that lacks one gets a failure in test mode and a
@@ -99,7 +100,8 @@ class Row:
 
 
 class Battery:
-    def __init__(self, binary, report, tmp):
+    def __init__(self, binary, report, tmp, match=""):
+        self.match = match
         self.binary, self.report, self.tmp = os.path.abspath(binary), report, tmp
         have = serve_options(self.binary)
         self.notes = []
@@ -150,6 +152,8 @@ class Battery:
     def case(self, cls, name, fn, check, on_main=True):
         """Runs fn() (returns a C.Resp, or a (summary, failure-or-None) pair for
         cases that check themselves), measures it, checks the answer."""
+        if self.match and self.match not in name:
+            return Row(cls, name)  # not run, not listed
         row = Row(cls, name)
         self.rows.append(row)
         pid = self.srv.proc.pid
@@ -251,13 +255,14 @@ def main():
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default="")
+    ap.add_argument("--match", default="", help="only the cases whose name contains this")
     a = ap.parse_args()
     only = {int(x) for x in a.only.split(",") if x} or set(CLASSES)
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="hostile-cost-")
     b = None
     try:
-        b = Battery(a.binary, a.report, tmp)
+        b = Battery(a.binary, a.report, tmp, a.match)
         if hostile_cases.hostile_images is None and 0 in only:
             b.notes.append("tests/lib/hostile_images.py not found: class 0 skipped")
         ref = hostile_cases.reference(b)
