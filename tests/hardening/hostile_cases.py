@@ -20,6 +20,14 @@ documented choice, never a 5xx, a 200 for a refused input, or a hang):
   images, e.g. a 6320x6320 progressive JPEG that legitimately needs ~120 MB of
   coefficients): checked for their answer and CPU, not counted in the
   battery's RSS bound.
+- over-limit Content-Length (7): the client writes the whole body, then reads
+  a JSON 413; a reset before it could read the answer is a failure.
+- held uploads (8, 64 MiB budget): at least one 503 over_budget with
+  Retry-After, every other upload answered once its last byte arrives (415:
+  the body is not an image); one client's 1,030 half-sent headers must not slow
+  /healthz from another address past 100 ms.
+- TLS (9): 1.0, 1.1, static-RSA and CBC suites refused; ECDHE AEAD on 1.2 and
+  TLS 1.3 accepted (the issue asks for forward-secret AEAD suites).
 - Latin-1 labels.txt / non-UTF-8 model directory name (10): refused at load
   (exit != 0, the message names the file or directory), or served with a
   warning and only valid UTF-8 in answers.
