@@ -87,6 +87,13 @@ def want_predictions_or(codes):
     return chk
 
 
+def ts_error(r):
+    """TorchServe-shaped errors are JSON with a 4xx status ({"code", "type", "message"})."""
+    if r.status != 400 or "json" not in r.headers.get("content-type", ""):
+        return f"got {r.summary()}, want a 400 JSON error"
+    return None if isinstance(r.json(), dict) else "not a JSON object"
+
+
 def post(b, path, body, ctype="application/octet-stream", headers=None, src=None):
     h = {"Content-Type": ctype}
     h.update(headers or {})
@@ -127,6 +134,8 @@ def class_1(b):
     data = G.jpeg_hidden_sof(16000, 2001)
     b.case(1, "hidden SOF 16000² as a v2 BYTES element",
            lambda: v2_bytes(b, [data]), want_error(400))
+    b.case(1, "hidden SOF 16000² to TorchServe /predictions/fashion-mnist",
+           lambda: post(b, "/predictions/fashion-mnist", data), ts_error)
     b.case(1, "tables-only stream behind FF 00, then a visible 16² frame",
            lambda: post(b, "/v1/classify", G.jpeg_tables_only()),
            want_error(400, ("invalid_image", "image_too_complex", "empty_image")))
