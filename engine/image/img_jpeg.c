@@ -177,6 +177,63 @@ static void fail_message(const jpg *j, size_t n, char *err, size_t err_len) {
         snprintf(err, err_len, "JPEG decoder: %s", j->msg);
 }
 
+/* Blocks of the scan's components (what libjpeg visits for the scan). */
+static uint64_t scan_blocks(j_decompress_ptr ci, const uint8_t *ids, int ns) {
+    uint64_t b = 0;
+    for (int i = 0; i < ns; i++)
+        for (int c = 0; c < ci->num_components; c++)
+            if (ci->comp_info[c].component_id == ids[i]) {
+                b += (uint64_t)ci->comp_info[c].width_in_blocks * ci->comp_info[c].height_in_blocks;
+                break;
+            }
+    return b;
+}
+
+/* Counts the scans libjpeg will start and the blocks they visit, from the
+ * first scan's data (where jpeg_read_header stopped) to EOI, with libjpeg's
+ * own marker rules: FF 00 is stuffed data and FF FF fill, RSTn and TEM have
+ * no length, every other marker segment is skipped by its length. It only
+ * lets a bomb be refused before libjpeg allocates the whole-image coefficient
+ * buffer (80-240 MB at 40 MP): the progress monitor, which sees what libjpeg
+ * really does, stays the authority, so a walk that stops early (a structure
+ * libjpeg would reject) refuses nothing. O(input bytes), no allocation. */
+static void count_scans(j_decompress_ptr ci, uint64_t *scans, uint64_t *visits) {
+    const uint8_t *p = ci->src->next_input_byte, *end = p + ci->src->bytes_in_buffer;
+    uint8_t ids[4];
+    for (int i = 0; i < ci->comps_in_scan && i < 4; i++)
+        ids[i] = (uint8_t)ci->cur_comp_info[i]->component_id;
+    *scans = 1;
+    *visits = scan_blocks(ci, ids, ci->comps_in_scan < 4 ? ci->comps_in_scan : 4);
+    for (;;) {
+        while (p < end && *p != 0xFF)
+            p++;
+        while (p < end && *p == 0xFF)
+            p++;
+        if (p >= end)
+            return;
+        unsigned m = *p++;
+        if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD7))
+            continue; /* stuffed byte, TEM, RSTn */
+        if (m == 0xD9 || end - p < 2)
+            return; /* EOI */
+        size_t len = (size_t)p[0] << 8 | p[1];
+        if (len < 2 || len > (size_t)(end - p))
+            return;
+        if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC)
+            return; /* a second frame: libjpeg stops with an error */
+        if (m == 0xDA) {
+            int ns = len >= 3 ? p[2] : 0;
+            if (ns < 1 || ns > 4 || len < (size_t)(6 + 2 * ns))
+                return;
+            for (int i = 0; i < ns; i++)
+                ids[i] = p[3 + 2 * i];
+            (*scans)++;
+            *visits += scan_blocks(ci, ids, ns);
+        }
+        p += len;
+    }
+}
+
 /* Sets up j (after the caller's setjmp), reads the header, picks the DCT
  * scale and fills *h. Errors libjpeg raises longjmp to the caller. */
 static img_status jpg_open(jpg *j, const uint8_t *d, size_t n, const img_decode_opts *o,
@@ -248,6 +305,18 @@ static img_status jpg_open(jpg *j, const uint8_t *d, size_t n, const img_decode_
     uint64_t row_samples = ((uint64_t)h->w + mcu_w - 1) / mcu_w * mcu_w + 64;
     uint64_t rowbuf = (uint64_t)nc * row_samples * ((uint64_t)ci->max_v_samp_factor * DCTSIZE * 2);
     j->max_visits = (uint64_t)MAX_PASSES_PER_BLOCK * blocks + MIN_VISIT_BUDGET;
+    if (jpeg_has_multiple_scans(ci)) {
+        uint64_t scans, visits;
+        count_scans(ci, &scans, &visits);
+        if (scans > MAX_SCANS || visits > j->max_visits) {
+            snprintf(err, err_len,
+                     "JPEG with %llu scans visiting %llu blocks is over the limit (%d scans, "
+                     "%llu block visits for this size)",
+                     (unsigned long long)scans, (unsigned long long)visits, MAX_SCANS,
+                     (unsigned long long)j->max_visits);
+            return IMG_ERR_TOO_COMPLEX;
+        }
+    }
     h->decoder_bytes = coef + rowbuf + JPEG_FIXED_BYTES;
     h->work = j->max_visits * DCTSIZE2 + (uint64_t)h->out_w * h->out_h * h->out_bpp;
     return IMG_OK;
