@@ -182,19 +182,31 @@ static img_status png_fail(const png_ctx *c, size_t n, char *err, size_t err_len
     return c->truncated ? IMG_ERR_TRUNCATED : IMG_ERR_CORRUPT;
 }
 
+/* A libpng reader over c with our error and warning hooks; IMG_ERR_NOMEM
+ * (nothing to free) when libpng cannot allocate. Free with
+ * png_destroy_read_struct(&png, &info, NULL). */
+static img_status png_create(png_ctx *c, png_structp *png, png_infop *info, char *err,
+                             size_t err_len) {
+    *png = png_create_read_struct(PNG_LIBPNG_VER_STRING, c, on_error, on_warning);
+    *info = *png ? png_create_info_struct(*png) : NULL;
+    if (!*info) {
+        png_destroy_read_struct(png, NULL, NULL);
+        snprintf(err, err_len, "out of memory creating a PNG decoder");
+        return IMG_ERR_NOMEM;
+    }
+    return IMG_OK;
+}
+
 img_status img_probe_png(const uint8_t *d, size_t n, const img_decode_opts *o, img_header *h,
                          char *err, size_t err_len) {
     img_status st = png_precheck(d, n, o, err, err_len);
     if (st != IMG_OK)
         return st;
     png_ctx c = {.d = d, .n = n};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        snprintf(err, err_len, "out of memory creating a PNG decoder");
+    png_structp png;
+    png_infop info;
+    if (png_create(&c, &png, &info, err, err_len) != IMG_OK)
         return IMG_ERR_NOMEM;
-    }
     if (setjmp(png_jmpbuf(png)))
         st = png_fail(&c, n, err, err_len);
     else
@@ -210,13 +222,10 @@ img_status img_decode_png(const uint8_t *d, size_t n, const img_decode_opts *o, 
     if (st != IMG_OK)
         return st;
     png_ctx c = {.d = d, .n = n};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, on_error, on_warning);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!info) {
-        png_destroy_read_struct(&png, NULL, NULL);
-        snprintf(err, err_len, "out of memory creating a PNG decoder");
+    png_structp png;
+    png_infop info;
+    if (png_create(&c, &png, &info, err, err_len) != IMG_OK)
         return IMG_ERR_NOMEM;
-    }
     img_header h;
     if (setjmp(png_jmpbuf(png))) {
         if (c.stopped && c.px) /* every row is in c.px */
