@@ -16,14 +16,13 @@
 #   batch 1 and 8, 2 threads: resnetd (1 context x 2 threads) vs ORT (2 intra-op threads)
 #   resnetd 2 contexts x 1 thread at batch 1 and 8 (vs the same ORT run)
 # Printed: img/s of both, ratio ours/ORT, % of the machine's 2-thread FMA
-# peak (peers/peakfma.c), peak RSS of both.
+# peak (bench/peak_fma.c), peak RSS of both.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY=/usr/bin/python3
 RESNETD="${RESNETD:-$ROOT/build/resnetd}"
 SECS="${BENCH_SECONDS:-10}"
 GFLOP="${GFLOP_PER_IMAGE:-8.18}"
-PEERS="${PEERS:-$ROOT/../shared/peers}"
 export NODE_PATH="${NODE_PATH:-$ROOT/tests/node_modules}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -36,8 +35,8 @@ if [[ -z "$MODEL" ]]; then
 fi
 [[ -f "$MODEL" ]] || { echo "engine_vs_ort: no model at '$MODEL'" >&2; exit 2; }
 
-echo "== machine peak (peakfma.c, 2 threads)" >&2
-gcc -O2 -mavx2 -mfma -pthread "$PEERS/peakfma.c" -o "$TMP/peakfma"
+echo "== machine peak (peak_fma.c, 2 threads)" >&2
+gcc -O3 -pthread "$ROOT/bench/peak_fma.c" -o "$TMP/peakfma"
 peak() { "$TMP/peakfma" 2 | sed -n 's/.*GFLOPS=\([0-9.]*\).*/\1/p'; }
 PEAK="$(peak)"
 
@@ -53,7 +52,7 @@ ours() {
 }
 # ort BATCH THREADS -> "img/s rss"
 ort() {
-  "$PY" "$ROOT/bench/peak_rss.py" node "$PEERS/bench_ort.js" "$MODEL" "$1" "$2" "$SECS" \
+  "$PY" "$ROOT/bench/peak_rss.py" node "$ROOT/bench/ort_bench.js" "$MODEL" "$1" "$2" "$SECS" \
       >"$TMP/out" 2>"$TMP/err" ||
     { echo "engine_vs_ort: ONNX Runtime failed: $(tail -1 "$TMP/err")" >&2; echo "0 0"; return; }
   local ips rss
@@ -86,7 +85,7 @@ import sys
 rows, peaks, peak0, gflop = sys.argv[1], sys.argv[2], float(sys.argv[3] or 0), float(sys.argv[4])
 peak_all = [peak0] + [float(l.split()[1]) for l in open(peaks) if l.split()[1:]]
 peak = max(peak_all)
-print("machine peak (peakfma.c, 2 threads): max %.1f GFLOPS of %s" %
+print("machine peak (peak_fma.c, 2 threads): max %.1f GFLOPS of %s" %
       (peak, ", ".join("%.1f" % p for p in peak_all)))
 cfgs = {}
 for line in open(rows):

@@ -25,7 +25,6 @@ RESNETD="${RESNETD:-$ROOT/build/resnetd}"
 SECS="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 CACHE="${MODEL_CACHE:-$ROOT/build/bench}"
-PEERS="${PEERS:-$ROOT/../shared/peers}"
 export NODE_PATH="${NODE_PATH:-$ROOT/tests/node_modules}"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 TMP="$(mktemp -d)"
@@ -89,7 +88,7 @@ ours() {
 }
 # ort MODEL BATCH -> img/s
 ort() {
-  node "$PEERS/bench_ort.js" "$1" "$2" 2 "$SECS" >"$TMP/out" 2>"$TMP/err" ||
+  node "$ROOT/bench/ort_bench.js" "$1" "$2" 2 "$SECS" >"$TMP/out" 2>"$TMP/err" ||
     { echo "int8_vs_ort: ONNX Runtime failed: $(tail -1 "$TMP/err")" >&2; echo 0; return; }
   local ips
   ips="$(sed -n 's/.*img\/s=\([0-9.]*\).*/\1/p' "$TMP/out")"
