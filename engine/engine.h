@@ -136,4 +136,48 @@ void engine_model_output_desc(const engine_model *m, int i, engine_tensor_desc *
 engine_status engine_run_tensors(engine_ctx *c, int n, const float *const *inputs,
                                  float *const *outputs, char *err, size_t err_len);
 
+/*
+ * Internal tensors ("taps"): the named float tensors of the ONNX graph that
+ * have the batch as their first dimension and that a caller may ask for
+ * besides the output (embeddings, feature maps). A tap has its ONNX meaning
+ * even where the plan fuses it away (a conv whose ReLU is fused: the conv's
+ * own output). Runs that ask for no tap run exactly the plan engine_run runs.
+ */
+int engine_model_num_taps(const engine_model *m);
+/* Name and full shape (dims[0] is -1 when the batch is dynamic). */
+void engine_model_tap_desc(const engine_model *m, int i, engine_tensor_desc *d);
+/* The tap called name, or -1. */
+int engine_model_find_tap(const engine_model *m, const char *name);
+/* The default embedding: the tap that feeds the final classifier (a ResNet's
+ * global-average-pool output), or -1 when the graph has none. */
+int engine_model_default_embedding(const engine_model *m);
+
+/* Class activation maps (Zhou et al. 2016) need a graph that ends
+ * conv features [N,C,h,w] -> global average pool -> (Flatten/Reshape) ->
+ * one Gemm/MatMul(+Add) -> (Softmax). */
+typedef struct {
+    int features_tap; /* the [N,C,h,w] tap that feeds the pooling */
+    int channels, height, width, classes;
+    const float
+        *weight; /* classes x channels, row-major: the classifier's rows (owned by the model) */
+    const float *bias; /* classes floats, or NULL */
+} engine_cam_info;
+
+/* ENGINE_OK with *ci filled, or ENGINE_ERR_UNSUPPORTED with err naming which
+ * part of that structure the graph lacks. */
+engine_status engine_model_cam_info(const engine_model *m, engine_cam_info *ci, char *err,
+                                    size_t err_len);
+
+typedef struct {
+    int image;  /* 0..n-1 */
+    int tap;    /* engine_model_find_tap() */
+    float *dst; /* receives that image's tap: the product of dims[1..] floats */
+} engine_fetch;
+
+/* engine_run that also copies the tapped tensors out: each fetch names an
+ * image of the batch and a tap (images may ask for different taps, or none).
+ * nfetch == 0 is exactly engine_run. */
+engine_status engine_run_fetch(engine_ctx *c, const float *input, int n, float *output,
+                               const engine_fetch *fetch, int nfetch, char *err, size_t err_len);
+
 #endif

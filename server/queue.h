@@ -25,10 +25,11 @@
 #include <stdint.h>
 
 typedef enum {
-    QUEUE_ITEM_OK = 0,  /* output written */
-    QUEUE_ITEM_EXPIRED, /* deadline passed before inference: dropped (504) */
-    QUEUE_ITEM_FAILED,  /* the engine failed on its batch (500) */
-    QUEUE_ITEM_ABORTED, /* drained away at shutdown (503) */
+    QUEUE_ITEM_OK = 0,    /* output written */
+    QUEUE_ITEM_EXPIRED,   /* deadline passed before inference: dropped (504) */
+    QUEUE_ITEM_FAILED,    /* the engine failed on its batch (500) */
+    QUEUE_ITEM_ABORTED,   /* drained away at shutdown (503) */
+    QUEUE_ITEM_CANCELLED, /* its client went away before its batch ran (499) */
 } queue_item_status;
 
 typedef struct queue_item {
@@ -42,6 +43,16 @@ typedef struct queue_item {
      * (whatever its status). The item may be freed inside. */
     void (*done)(struct queue_item *it);
     void *owner; /* the submitter's request */
+    /* Called by a worker just before it puts the item into a batch (may be
+     * NULL: always alive). 0 means the client is gone: the item is finished
+     * as QUEUE_ITEM_CANCELLED and never reaches the engine. Must be cheap and
+     * must not block. */
+    int (*alive)(struct queue_item *it);
+    /* An internal tensor the submitter wants besides the output (engine.h,
+     * engine_run_fetch): tap_out NULL = none; else tap is the model's tap
+     * index and tap_out receives its per-image floats. */
+    int tap;
+    float *tap_out;
 } queue_item;
 
 typedef enum { QUEUE_OK = 0, QUEUE_FULL, QUEUE_CLOSED, QUEUE_TOO_MANY } queue_status;
