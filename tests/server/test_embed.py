@@ -4,6 +4,7 @@ against PyTorch forward hooks.
     test_embed.py RESNETD fmnist            the bundled model (models/fashion-mnist)
     test_embed.py RESNETD resnet50 CACHE    torchvision ResNet-50, random weights
                                             (tests/engine/models.py, cached in CACHE)
+    test_embed.py RESNETD ort CACHE         every listed tensor of four models vs ONNX Runtime
 
 fmnist: the shipped ONNX file's folded weights loaded into the training
 script's module (tools/train_fashion_mnist.py, BatchNorm replaced by the
@@ -18,6 +19,13 @@ resnet50: /v2 infer with FP32 inputs asks for the default embedding and the
 outputs of layer2 and layer3 (the ONNX tensors those modules produce, found
 in the exported graph as the last node output of each module's scope), each
 within 1e-4 relative error of the hooks, then concurrent mixed requests.
+
+ort: every tensor the metadata lists, of the bundled model, ResNet-50 (BN
+folded by the exporter), a pre-activation ResNet-18 (BN after the residual
+Add, not foldable) and a CIFAR ResNet-20 at opset 11 (BN folded by the
+engine), asked for through /v2 and compared with ONNX Runtime's value of
+the same ONNX name (tests/server/ort_outputs.js): the fused, aliased and
+in-place tensors all have their ONNX meaning.
 """
 
 import concurrent.futures as cf
@@ -386,6 +394,92 @@ def test_fmnist_int8(binary, model_dir, imgs, refs, names):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ---------------------------------------------------------------- every tap vs ONNX Runtime
+
+def ort_all(onnx_path, names, x, tmp):
+    """{name: ORT's value} for the given tensors of the model (each made a
+    graph output of a copy of it) on input x."""
+    m = onnx.load(onnx_path)
+    have = {o.name for o in m.graph.output}
+    for n in names:
+        if n not in have:
+            m.graph.output.append(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT,
+                                                                      None))
+    mp = os.path.join(tmp, "all_outputs.onnx")
+    onnx.save(m, mp)
+    xp = os.path.join(tmp, "x.npy")
+    np.save(xp, np.ascontiguousarray(x, dtype=np.float32))
+    od = os.path.join(tmp, "ort")
+    os.makedirs(od, exist_ok=True)
+    r = subprocess.run(["node", os.path.join(HERE, "ort_outputs.js"), mp, xp, od],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, f"ort_outputs: {r.stderr}")
+    with open(os.path.join(od, "names.json")) as f:
+        got = json.load(f)
+    return {n: np.load(os.path.join(od, "%d.npy" % k)) for k, n in enumerate(got) if n}
+
+
+def every_tap_vs_ort(srv, model, onnx_path, x, tmp, most=1 << 20):
+    """Asks /v2 for every tensor the model lists (one per request, both
+    images when the answer bound allows) and compares each with ONNX
+    Runtime's value of the same name. Returns the count checked."""
+    s, _, j = srv.json("GET", f"/v2/models/{model}")
+    check(s == 200, f"metadata {s}")
+    taps = [(t["name"], t["shape"]) for t in j["tensors"]]
+    ref = ort_all(onnx_path, [n for n, _ in taps], x, tmp)
+    worst, per_tap = 0.0, []
+    for name, shape in taps:
+        check(name in ref, f"ORT has no tensor {name}")
+        per = int(np.prod(shape[1:]))
+        step = len(x) if per * len(x) <= most else 1
+        for i0 in range(0, len(x), step):
+            s, r = v2_infer(srv, model, x[i0:i0 + step], [name])
+            check(s == 200, f"v2 {name}: {s} {r}")
+            check(list(r[name].shape) == [step] + shape[1:], f"{name} shape {r[name].shape}")
+            # two float32 implementations summing in different orders: 2e-4 of
+            # the tensor's largest value through 50 layers of ResNet-50
+            e = close(r[name], ref[name][i0:i0 + step], f"{model} {name} vs ORT", tol=2e-4)
+            worst = max(worst, e)
+        per_tap.append(name)
+    print(f"{model}: all {len(per_tap)} listed tensors match ONNX Runtime, worst relative "
+          f"error {worst:.2e}")
+    return len(per_tap)
+
+
+def test_all_taps(binary, cache):
+    tmp = tempfile.mkdtemp(prefix="embed-ort-")
+    try:
+        model_dir = os.path.join(ROOT, "models", "fashion-mnist")
+        x = np.random.default_rng(5).normal(size=(3, 1, 28, 28)).astype(np.float32)
+        srv = srvtest.Server(binary, ["--model", model_dir])
+        try:
+            check(every_tap_vs_ort(srv, "fashion-mnist", os.path.join(model_dir, "model.onnx"),
+                                   x, tmp) >= 10, "fashion-mnist lists its stages")
+            check(srv.stop() == 0, "clean exit")
+        finally:
+            srv.cleanup()
+        sys.path.insert(0, os.path.join(ROOT, "tests", "engine"))
+        import models
+        for name, opset in (("resnet50", 13), ("preact_resnet18", 13), ("cifar_resnet20", 11)):
+            onnx_path = models.export(name, opset, cache)
+            d = os.path.join(tmp, name)
+            os.makedirs(d)
+            shutil.copy(onnx_path, os.path.join(d, "model.onnx"))
+            size = models.input_size(name)
+            with open(os.path.join(d, "config.json"), "w") as f:
+                json.dump({"name": name, "input": {"color": "rgb", "resize": size, "crop": size},
+                           "max_batch": 2}, f)
+            x = models.images(2, size, 9)
+            srv = srvtest.Server(binary, ["--model", d], ready_timeout=600)
+            try:
+                every_tap_vs_ort(srv, name, onnx_path, x, tmp)
+                check(srv.stop() == 0, "clean exit")
+            finally:
+                srv.cleanup()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- ResNet-50
 
 def test_resnet50(binary, cache):
@@ -486,6 +580,8 @@ if __name__ == "__main__":
         test_fmnist(binary)
     elif mode == "resnet50":
         test_resnet50(binary, sys.argv[3])
+    elif mode == "ort":
+        test_all_taps(binary, sys.argv[3])
     else:
         sys.exit("unknown mode " + mode)
     print("test_embed %s: ok" % mode)
