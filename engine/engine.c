@@ -37,6 +37,7 @@ struct engine_model {
     int *tap_t;
     int64_t (*tap_dims)[ENGINE_MAX_DIMS];
     int *tap_ndim;
+    int *tap_unfuse; /* the node a plan variant unfuses to compute the tap, or -1 */
     int default_emb; /* tap index or -1 */
     engine_cam_info cam;
     engine_status cam_st;
@@ -49,10 +50,22 @@ struct engine_model {
 #define CTX_TAP_CACHE 32
 
 typedef struct {
-    int n, tap; /* n == 0: empty */
+    const plan *pl; /* the plan it copies from; NULL: empty */
+    int tap;
     uint64_t used;
     plan_tap pt;
 } tap_slot;
+
+/* Plan variants a context keeps for taps of fused-away tensors (one per batch
+ * size and set of unfused nodes); past this the least recently used goes. */
+#define CTX_VARIANTS 4
+
+typedef struct {
+    int n;       /* batch size; 0: empty */
+    char *nodes; /* g->nn flags: the nodes built unfused */
+    plan *p;
+    uint64_t used;
+} variant_slot;
 
 struct engine_ctx {
     const engine_model *m;
@@ -63,6 +76,7 @@ struct engine_ctx {
     void *arena, *scratch; /* shared by all plans, sized for the largest */
     size_t arena_cap, scratch_cap;
     tap_slot taps[CTX_TAP_CACHE];
+    variant_slot variants[CTX_VARIANTS];
     uint64_t tick;
 };
 
@@ -152,7 +166,8 @@ static engine_status find_taps(engine_model *m, const graph_shape *a, const grap
     m->tap_t = calloc((size_t)g->nt + 1, sizeof(int));
     m->tap_dims = calloc((size_t)g->nt + 1, sizeof *m->tap_dims);
     m->tap_ndim = calloc((size_t)g->nt + 1, sizeof(int));
-    if (!m->tap_t || !m->tap_dims || !m->tap_ndim)
+    m->tap_unfuse = calloc((size_t)g->nt + 1, sizeof(int));
+    if (!m->tap_t || !m->tap_dims || !m->tap_ndim || !m->tap_unfuse)
         return ENGINE_ERR_NOMEM;
     for (int t = 0; t < g->nt; t++) {
         const graph_shape *sa = &a[t];
@@ -166,11 +181,34 @@ static engine_status find_taps(engine_model *m, const graph_shape *a, const grap
             strlen(g->t[t].name) >= sizeof(((engine_tensor_desc *)0)->name))
             continue;
         int i = m->ntaps++;
+        m->tap_unfuse[i] = -1;
         m->tap_t[i] = t;
         m->tap_ndim[i] = sa->ndim;
         memcpy(m->tap_dims[i], sa->dims, (size_t)sa->ndim * sizeof(int64_t));
         if (b)
             m->tap_dims[i][0] = -1;
+    }
+    /* the tensors fused away into a Conv's or BatchNormalization's post-ops
+     * (the value before each post-op), computed by a plan variant that runs
+     * that node unfused; they have the shape of the node's output */
+    for (int k = 0; k < g->nn; k++) {
+        const graph_node *n = &g->n[k];
+        if (n->op != OP_CONV && n->op != OP_BATCHNORM)
+            continue;
+        for (int j = 0; j < n->npost; j++) {
+            int t = n->post_in[j], o = n->out[0];
+            if (t < 0 || t >= g->nt || g->t[t].producer >= 0 || g->t[t].is_output ||
+                a[o].ndim < 1 || a[o].dims[0] != b1 || m->ntaps >= g->nt ||
+                strlen(g->t[t].name) >= sizeof(((engine_tensor_desc *)0)->name))
+                continue;
+            int i = m->ntaps++;
+            m->tap_unfuse[i] = k;
+            m->tap_t[i] = t;
+            m->tap_ndim[i] = a[o].ndim;
+            memcpy(m->tap_dims[i], a[o].dims, (size_t)a[o].ndim * sizeof(int64_t));
+            if (b)
+                m->tap_dims[i][0] = -1;
+        }
     }
     return ENGINE_OK;
 }
@@ -400,6 +438,9 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
     else if (st == ENGINE_OK && p && p->quant_path)
         st = quant_file_read(p->quant_path, m->dm.g, &m->dm.qmin, &m->dm.qmax, &m->dm.qrange, e,
                              sizeof e);
+    /* int8 plans keep their post-ops fused: no unfused taps (they are last) */
+    while (st == ENGINE_OK && m->dm.qrange && m->ntaps > 0 && m->tap_unfuse[m->ntaps - 1] >= 0)
+        m->ntaps--;
     if (st == ENGINE_OK && dnnl_engine_create(&m->dm.eng, dnnl_cpu, 0) != dnnl_success) {
         snprintf(e, sizeof e, "oneDNN: cannot create the CPU engine");
         st = ENGINE_ERR_BACKEND;
@@ -427,6 +468,7 @@ void engine_model_free(engine_model *m) {
     free(m->tap_t);
     free(m->tap_dims);
     free(m->tap_ndim);
+    free(m->tap_unfuse);
     free((void *)m->cam.weight);
     free((void *)m->cam.bias);
     free(m);
@@ -485,8 +527,12 @@ void engine_ctx_free(engine_ctx *c) {
     if (!c)
         return;
     for (int i = 0; i < CTX_TAP_CACHE; i++)
-        if (c->taps[i].n)
+        if (c->taps[i].pl)
             plan_tap_release(&c->taps[i].pt);
+    for (int i = 0; i < CTX_VARIANTS; i++) {
+        plan_free(c->variants[i].p);
+        free(c->variants[i].nodes);
+    }
     for (int i = 0; c->plans && i < c->nplans; i++)
         plan_free(c->plans[i]);
     free(c->plans);
@@ -520,6 +566,9 @@ static engine_status ctx_buffers(engine_ctx *c, plan *p, char *err, size_t err_l
         for (int i = 0; i < c->nplans; i++)
             if (c->plans[i] && c->plans[i] != p)
                 plan_bind(c->plans[i], c->arena, c->scratch);
+        for (int i = 0; i < CTX_VARIANTS; i++)
+            if (c->variants[i].p && c->variants[i].p != p)
+                plan_bind(c->variants[i].p, c->arena, c->scratch);
     }
     plan_bind(p, c->arena, c->scratch);
     return ENGINE_OK;
@@ -634,6 +683,10 @@ void engine_model_tap_desc(const engine_model *m, int i, engine_tensor_desc *d) 
     memcpy(d->dims, m->tap_dims[i], sizeof d->dims);
 }
 
+int engine_model_tap_unfused(const engine_model *m, int i) {
+    return i >= 0 && i < m->ntaps && m->tap_unfuse[i] >= 0;
+}
+
 int engine_model_find_tap(const engine_model *m, const char *name) {
     for (int i = 0; name && i < m->ntaps; i++)
         if (strcmp(m->dm.g->t[m->tap_t[i]].name, name) == 0)
@@ -657,22 +710,22 @@ engine_status engine_model_cam_info(const engine_model *m, engine_cam_info *ci, 
     return ENGINE_OK;
 }
 
-/* The context's copy-out of tap `tap` for plan p (batch n), built on first
- * use and cached (least recently used out past CTX_TAP_CACHE). */
-static engine_status ctx_tap(engine_ctx *c, plan *p, int n, int tap, uint64_t run_start,
+/* The context's copy-out of tap `tap` from plan p, built on first use and
+ * cached (least recently used out past CTX_TAP_CACHE). */
+static engine_status ctx_tap(engine_ctx *c, plan *p, int tap, uint64_t run_start,
                              const plan_tap **out, char *err, size_t err_len) {
     tap_slot *free_slot = NULL, *lru = NULL;
     for (int i = 0; i < CTX_TAP_CACHE; i++) {
         tap_slot *s = &c->taps[i];
-        if (s->n == n && s->tap == tap) {
+        if (s->pl == p && s->tap == tap) {
             s->used = ++c->tick;
             *out = &s->pt;
             return ENGINE_OK;
         }
-        if (!s->n && !free_slot)
+        if (!s->pl && !free_slot)
             free_slot = s;
         /* a slot this run already uses stays */
-        if (s->n && s->used <= run_start && (!lru || s->used < lru->used))
+        if (s->pl && s->used <= run_start && (!lru || s->used < lru->used))
             lru = s;
     }
     tap_slot *s = free_slot ? free_slot : lru;
@@ -680,9 +733,9 @@ static engine_status ctx_tap(engine_ctx *c, plan *p, int n, int tap, uint64_t ru
         set_err(err, err_len, "too many different taps in one run");
         return ENGINE_ERR_ARG;
     }
-    if (s->n) {
+    if (s->pl) {
         plan_tap_release(&s->pt);
-        s->n = 0;
+        s->pl = NULL;
     }
     char e[300] = "";
     engine_status st = plan_tap_init(&c->m->dm, p, c->m->tap_t[tap], &s->pt, e, sizeof e);
@@ -690,10 +743,55 @@ static engine_status ctx_tap(engine_ctx *c, plan *p, int n, int tap, uint64_t ru
         set_err(err, err_len, e);
         return st;
     }
-    s->n = n;
+    s->pl = p;
     s->tap = tap;
     s->used = ++c->tick;
     *out = &s->pt;
+    return ENGINE_OK;
+}
+
+/* The plan variant of batch n that runs the nodes flagged in nodes unfused
+ * (g->nn flags; taken over by the cache on success, else freed). */
+static engine_status ctx_variant(engine_ctx *c, int n, char *nodes, plan **out, char *err,
+                                 size_t err_len) {
+    int nn = c->m->dm.g->nn;
+    variant_slot *lru = NULL;
+    for (int i = 0; i < CTX_VARIANTS; i++) {
+        variant_slot *v = &c->variants[i];
+        if (v->n == n && !memcmp(v->nodes, nodes, (size_t)nn)) {
+            free(nodes);
+            v->used = ++c->tick;
+            *out = v->p;
+            return ENGINE_OK;
+        }
+        if (!lru || !v->n || (lru->n && v->used < lru->used))
+            lru = v;
+    }
+    plan *p = NULL;
+    char e[400] = "";
+    engine_status st = plan_build_unfused(&c->m->dm, n, nodes, &p, e, sizeof e);
+    if (st != ENGINE_OK) {
+        free(nodes);
+        set_err(err, err_len, e);
+        return st;
+    }
+    if (lru->n) { /* out: its tap copies, then the plan */
+        for (int i = 0; i < CTX_TAP_CACHE; i++)
+            if (c->taps[i].pl == lru->p) {
+                plan_tap_release(&c->taps[i].pt);
+                c->taps[i].pl = NULL;
+            }
+        plan_free(lru->p);
+        free(lru->nodes);
+        *lru = (variant_slot){0};
+    }
+    if ((st = ctx_buffers(c, p, err, err_len)) != ENGINE_OK) {
+        plan_free(p);
+        free(nodes);
+        return st;
+    }
+    *lru = (variant_slot){n, nodes, p, ++c->tick};
+    *out = p;
     return ENGINE_OK;
 }
 
@@ -714,15 +812,29 @@ engine_status engine_run_fetch(engine_ctx *c, const float *input, int n, float *
     if (st != ENGINE_OK)
         return st;
     plan_fetch pf[CTX_TAP_CACHE * 8];
-    uint64_t run_start = c->tick;
+    char *nodes = NULL; /* the nodes a variant must unfuse, when a tap needs one */
     for (int i = 0; i < nfetch; i++) {
         const engine_fetch *f = &fetch[i];
         if (f->image < 0 || f->image >= n || f->tap < 0 || f->tap >= c->m->ntaps || !f->dst) {
+            free(nodes);
             set_err(err, err_len, "fetch names no image of the batch or no tap of the model");
             return ENGINE_ERR_ARG;
         }
+        int u = c->m->tap_unfuse[f->tap];
+        if (u >= 0 && !nodes && !(nodes = calloc((size_t)c->m->dm.g->nn + 1, 1))) {
+            set_err(err, err_len, "out of memory");
+            return ENGINE_ERR_NOMEM;
+        }
+        if (u >= 0)
+            nodes[u] = 1;
+    }
+    if (nodes && (st = ctx_variant(c, n, nodes, &p, err, err_len)) != ENGINE_OK)
+        return st;
+    uint64_t run_start = c->tick;
+    for (int i = 0; i < nfetch; i++) {
+        const engine_fetch *f = &fetch[i];
         const plan_tap *pt;
-        if ((st = ctx_tap(c, p, n, f->tap, run_start, &pt, err, err_len)) != ENGINE_OK)
+        if ((st = ctx_tap(c, p, f->tap, run_start, &pt, err, err_len)) != ENGINE_OK)
             return st;
         pf[i] = (plan_fetch){pt, f->image, f->dst};
     }

@@ -119,6 +119,12 @@ typedef struct {
 
 /* Builds the plan for batch `batch`; *out freed with plan_free. */
 engine_status plan_build(const dnnl_model *m, int batch, plan **out, char *err, size_t err_len);
+/* The same with the nodes flagged in unfuse (g->nn entries) built without
+ * their post-ops, each post-op its own step, so that every post_in tensor
+ * of those nodes (graph.h) is computed: a plan variant for taps of tensors
+ * the passes fused away. fp32 plans only (ENGINE_ERR_UNSUPPORTED for int8). */
+engine_status plan_build_unfused(const dnnl_model *m, int batch, const char *unfuse, plan **out,
+                                 char *err, size_t err_len);
 void plan_free(plan *p);
 /* Points the plan's activations and scratchpad at the owner's buffers (at
  * least arena_size and scratch_size bytes, 64-byte aligned). Call again

@@ -257,7 +257,9 @@ engine_status plan_run_fetch(plan *p, dnnl_stream_t strm, const float *const *in
 
 /* The step after which graph tensor t holds its value: the last step of the
  * node that produces it, or, for a node without steps (a reshape aliasing
- * its source), that of its source. -1: before the first step (an input);
+ * its source), that of its source; for a tensor no node produces (a
+ * temporary, a fused-away tensor a plan variant computes) the last step that
+ * writes it. -1: before the first step (an input);
  * -2: not computed by this plan. */
 static int ready_step(const plan *p, const graph *g, int t) {
     for (int depth = 0; depth < 64 && t >= 0; depth++) {
@@ -267,7 +269,8 @@ static int ready_step(const plan *p, const graph *g, int t) {
         for (int k = p->nsteps - 1; node >= 0 && k >= 0; k--)
             if (p->steps[k].node == node)
                 return k;
-        if (t >= g->nt) { /* a temporary: the last step that writes it */
+        if (node < 0) { /* a temporary, or a post_in tensor of an unfused node:
+                           the last step that writes it */
             for (int k = p->nsteps - 1; k >= 0; k--)
                 for (int a = 0; a < p->steps[k].nargs; a++)
                     if (p->steps[k].args[a].tensor == t && p->steps[k].args[a].arg == DNNL_ARG_DST)

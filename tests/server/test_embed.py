@@ -190,7 +190,12 @@ def test_fmnist(binary):
              "stage2": "/stages/stages.2/Relu_1_output_0"}
     mods = {"stage0": net.stages[0], "stage1": net.stages[1], "stage2": net.stages[2]}
     imgs = gray_images(6)
+    mods["conv1_0"] = net.stages[0].conv1
+    mods["conv2_0"] = net.stages[0].conv2
+    mods["stem"] = net.stem
     refs = [hooked(net, fmnist_input(a), mods) for a in imgs]
+    for _, got in refs:  # stages.0's residual sum before its ReLU (identity shortcut)
+        got["add0"] = got["conv2_0"] + got["stem"]
 
     srv = srvtest.Server(binary, ["--model", model_dir, "--batch-timeout-us", "50000",
                                   "--workers", "1"])
@@ -205,8 +210,9 @@ def test_fmnist(binary):
             check(v in tensors, f"{v} not listed")
         check(tensors[names["stage1"]] == [64, 14, 14], f"shape {tensors[names['stage1']]}")
         check(tensors["/Flatten_output_0"] == [128], "flatten shape")
-        # a tensor the plan fuses away is not listed (its ONNX meaning would be wrong)
-        check("/stages/stages.0/Add_output_0" not in tensors, "fused Add listed")
+        # tensors the plan fuses away are listed too (a plan variant computes them)
+        for t in ("/stages/stages.0/Add_output_0", "/stages/stages.0/conv1/Conv_output_0"):
+            check(t in tensors, f"fused-away {t} not listed")
         s, _, j = srv.json("GET", "/v2/models/fashion-mnist")
         check(s == 200 and j["embedding"] == "/Flatten_output_0", f"/v2 metadata {s}")
         v2t = {t["name"]: t["shape"] for t in j["tensors"]}
@@ -257,9 +263,15 @@ def test_fmnist(binary):
         s, _, j = srv.json("POST", "/v1/embed?tensor=/no/such", png(imgs[0]))
         check(s == 400 and j["error"]["code"] == "unknown_tensor" and
               "/no/such" in j["error"]["message"], f"unknown tensor {s} {j}")
-        # fused away: not offered, and said so
-        s, _, j = srv.json("POST", "/v1/embed?tensor=/stages/stages.0/Add_output_0", png(imgs[0]))
-        check(s == 400 and j["error"]["code"] == "unknown_tensor", f"fused {s} {j}")
+        # fused away in the plan: the residual Add before its ReLU (negative values
+        # the ReLU would clip) and the first conv before its ReLU, as PyTorch has them
+        for a, (_, got) in zip(imgs[:2], refs[:2]):
+            for t, k in (("/stages/stages.0/Add_output_0", "add0"),
+                         ("/stages/stages.0/conv1/Conv_output_0", "conv1_0")):
+                s, _, j = srv.json("POST", f"/v1/embed?tensor={t}&pool=none", png(a))
+                check(s == 200, f"fused-away {t}: {s} {j}")
+                close(j["embedding"], got[k][0], t)
+                check(min(j["embedding"]) < 0, f"{t} is the value before the ReLU")
         s, _, j = srv.json("POST", "/v1/embed?pool=sum", png(imgs[0]))
         check(s == 400 and j["error"]["code"] == "invalid_pool", f"pool {s} {j}")
         s, _, j = srv.json("POST", "/v1/embed?normalize=l1", png(imgs[0]))
@@ -373,8 +385,13 @@ def test_fmnist_int8(binary, model_dir, imgs, refs, names):
         srv = srvtest.Server(binary, ["--model", q])
         try:
             s, _, j = srv.json("GET", "/v1/models")
-            check(s == 200 and names["stage1"] in [t["name"] for t in j["models"][0]["tensors"]],
-                  "int8 taps listed")
+            listed = [t["name"] for t in j["models"][0]["tensors"]]
+            check(s == 200 and names["stage1"] in listed, "int8 taps listed")
+            # int8 plans keep their post-ops fused: the hidden tensors are not offered
+            check("/stages/stages.0/Add_output_0" not in listed, "int8 lists a fused-away tensor")
+            s, _, j = srv.json("POST", "/v1/embed?tensor=/stages/stages.0/Add_output_0",
+                               png(imgs[0]))
+            check(s == 400 and j["error"]["code"] == "unknown_tensor", f"int8 fused {s} {j}")
             worst = 0.0
             for a, (logits, got) in zip(imgs, refs):
                 for key, want in (("fc_in", got["fc_in"][0]),
