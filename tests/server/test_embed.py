@@ -321,10 +321,12 @@ def test_fmnist(binary):
 
 
 def mixed_fmnist(srv, imgs, refs, names):
-    """Concurrent requests of four kinds share batches; each gets its own answer."""
+    """Concurrent requests of five kinds (classify, the default embedding, a
+    stage's output, v2 logits + a tap, a fused-away tensor) share batches;
+    each gets its own answer."""
     kinds = []
-    for i in range(48):
-        k = i % 4
+    for i in range(50):
+        k = i % 5
         a = i % len(imgs)
         kinds.append((k, a))
 
@@ -342,6 +344,11 @@ def mixed_fmnist(srv, imgs, refs, names):
             s, _, j = srv.json("POST", f"/v1/embed?tensor={names['stage1']}&pool=none", png(imgs[a]))
             check(s == 200, f"mixed stage1 {s}")
             close(j["embedding"], refs[a][1]["stage1"][0], "mixed stage1")
+        elif k == 4:  # a fused-away tensor: its batch runs on a plan variant
+            s, _, j = srv.json("POST", "/v1/embed?tensor=/stages/stages.0/Add_output_0&pool=max",
+                               png(imgs[a]))
+            check(s == 200, f"mixed add0 {s}")
+            close(j["embedding"], pool(refs[a][1]["add0"][0], "max"), "mixed add0")
         else:
             s, r = v2_infer(srv, "fashion-mnist", fmnist_input(imgs[a]), ["logits", names["stage2"]])
             check(s == 200, f"mixed v2 {s}")
@@ -353,7 +360,7 @@ def mixed_fmnist(srv, imgs, refs, names):
     with cf.ThreadPoolExecutor(8) as ex:
         list(ex.map(one, kinds))
     after = batches(srv)
-    print(f"fmnist mixed: 48 requests ran in {after[0] - before[0]:.0f} batches "
+    print(f"fmnist mixed: 50 requests ran in {after[0] - before[0]:.0f} batches "
           f"({after[1] - before[1]:.0f} images)")
 
 
