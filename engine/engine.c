@@ -37,9 +37,10 @@ struct engine_model {
     int *tap_t;
     int64_t (*tap_dims)[ENGINE_MAX_DIMS];
     int *tap_ndim;
-    int *tap_unfuse; /* the node a plan variant unfuses to compute the tap, or -1 */
-    int default_emb; /* tap index or -1 */
-    engine_cam_info cam;
+    int *tap_unfuse;     /* the node a plan variant unfuses to compute the tap, or -1 */
+    int default_emb;     /* tap index or -1 */
+    engine_cam_info cam; /* weight/bias: the graph's constants, or cam_own_* */
+    float *cam_own_w, *cam_own_b;
     engine_status cam_st;
     char cam_err[200];
 };
@@ -340,25 +341,34 @@ static engine_status find_classifier(engine_model *m) {
     int fi = tap_of_tensor(m, n->in[0]);
     if (fi < 0 || m->tap_ndim[fi] != 4 || m->tap_dims[fi][1] != C)
         CAM_FAIL("the global average pool does not read [N,%lld,h,w] features", (long long)C);
-    float *cw = malloc((size_t)(C * K) * sizeof(float));
-    float *cb = bf ? malloc((size_t)K * sizeof(float)) : NULL;
-    if (!cw || (bf && !cb)) {
-        free(cw);
-        free(cb);
-        return ENGINE_ERR_NOMEM;
+    /* the graph's own rows when they already are classes x channels (a
+     * PyTorch Linear exports Gemm transB=1, alpha=beta=1: no copy of
+     * ResNet-50's 8 MB); else a copy, owned by the model */
+    const float *rw = wf, *rb = bf;
+    if (!trans || alpha != 1.f) {
+        float *cw = malloc((size_t)(C * K) * sizeof(float));
+        if (!cw)
+            return ENGINE_ERR_NOMEM;
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t c = 0; c < C; c++)
+                cw[k * C + c] = alpha * (trans ? wf[k * C + c] : wf[c * K + k]);
+        rw = m->cam_own_w = cw;
     }
-    for (int64_t k = 0; k < K; k++)
-        for (int64_t c = 0; c < C; c++)
-            cw[k * C + c] = alpha * (trans ? wf[k * C + c] : wf[c * K + k]);
-    for (int64_t k = 0; bf && k < K; k++)
-        cb[k] = beta * bf[k];
+    if (bf && beta != 1.f) {
+        float *cb = malloc((size_t)K * sizeof(float));
+        if (!cb)
+            return ENGINE_ERR_NOMEM;
+        for (int64_t k = 0; k < K; k++)
+            cb[k] = beta * bf[k];
+        rb = m->cam_own_b = cb;
+    }
     m->cam = (engine_cam_info){.features_tap = fi,
                                .channels = (int)C,
                                .height = (int)m->tap_dims[fi][2],
                                .width = (int)m->tap_dims[fi][3],
                                .classes = (int)K,
-                               .weight = cw,
-                               .bias = cb};
+                               .weight = rw,
+                               .bias = rb};
     m->cam_st = ENGINE_OK;
     return ENGINE_OK;
 #undef CAM_FAIL
@@ -469,8 +479,8 @@ void engine_model_free(engine_model *m) {
     free(m->tap_dims);
     free(m->tap_ndim);
     free(m->tap_unfuse);
-    free((void *)m->cam.weight);
-    free((void *)m->cam.bias);
+    free(m->cam_own_w);
+    free(m->cam_own_b);
     free(m);
 }
 
