@@ -14,8 +14,8 @@ int embed_parse(const app_model *m, http_req *r, int nimgs, embed_opts *o, const
     memset(o, 0, sizeof *o);
     const char *name = http_query(r, "tensor"), *pool = http_query(r, "pool"),
                *norm = http_query(r, "normalize");
-    if (name) {
-        o->tap = engine_model_find_tap(m->em, name);
+    if (name) { /* (no engine model: the request fuzzer's fake has no tensors) */
+        o->tap = m->em ? engine_model_find_tap(m->em, name) : -1;
         if (o->tap < 0) {
             *code = "unknown_tensor";
             snprintf(msg, len,
@@ -24,7 +24,7 @@ int embed_parse(const app_model *m, http_req *r, int nimgs, embed_opts *o, const
                      m->mc.name, name);
             return 400;
         }
-    } else if ((o->tap = engine_model_default_embedding(m->em)) < 0) {
+    } else if ((o->tap = m->em ? engine_model_default_embedding(m->em) : -1) < 0) {
         *code = "no_default_embedding";
         snprintf(msg, len,
                  "model '%s' has no classifier input to use as its embedding; name a tensor with "
