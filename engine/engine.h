@@ -142,10 +142,26 @@ engine_status engine_run_tensors(engine_ctx *c, int n, const float *const *input
  * besides the output (embeddings, feature maps). A tap has its ONNX meaning
  * even where the plan fuses it away (a conv whose ReLU is fused: the conv's
  * own output). Runs that ask for no tap run exactly the plan engine_run runs.
+ * Listed: every tensor the optimised graph computes (each node output that
+ * survives BatchNorm folding and ReLU/Clip/residual-Add fusion, named as in
+ * the ONNX file: a fused conv+BN+ReLU is listed under the ReLU's output
+ * name, with that value), then, for fp32 models, the tensors those fusions
+ * hid (the conv+BN's output before its ReLU, the residual Add before its
+ * ReLU, the conv branch before the Add; engine_model_tap_unfused). A conv's
+ * output before a BatchNorm folded into its weights no longer exists and is
+ * not listed. Asking for a tap adds one copy (a oneDNN reorder of that image,
+ * dequantizing a u8/s8 tensor of an int8 plan) right after the step that
+ * completes it, on the model's own plan or, for a hidden tensor, on a plan
+ * variant that runs just the nodes asked for unfused.
  */
 int engine_model_num_taps(const engine_model *m);
 /* Name and full shape (dims[0] is -1 when the batch is dynamic). */
 void engine_model_tap_desc(const engine_model *m, int i, engine_tensor_desc *d);
+/* 1 when tap i is a tensor the optimised plan fuses away (a conv's output
+ * before its fused ReLU or residual sum): a run asking for it runs a plan
+ * variant with that node unfused (built on first use, cached per context,
+ * at most 4; its outputs equal the fused plan's within float rounding). */
+int engine_model_tap_unfused(const engine_model *m, int i);
 /* The tap called name, or -1. */
 int engine_model_find_tap(const engine_model *m, const char *name);
 /* The default embedding: the tap that feeds the final classifier (a ResNet's
@@ -176,7 +192,9 @@ typedef struct {
 
 /* engine_run that also copies the tapped tensors out: each fetch names an
  * image of the batch and a tap (images may ask for different taps, or none).
- * nfetch == 0 is exactly engine_run. */
+ * nfetch == 0 is exactly engine_run. The context keeps the copy primitive of
+ * each (batch size, tap) it was asked for, at most 32 (least recently used
+ * out), so one run may ask for at most 32 different taps (ENGINE_ERR_ARG). */
 engine_status engine_run_fetch(engine_ctx *c, const float *input, int n, float *output,
                                const engine_fetch *fetch, int nfetch, char *err, size_t err_len);
 

@@ -61,6 +61,58 @@ static engine_status build_node(plan_builder *b, const graph_node *n) {
     return st;
 }
 
+/* Tensor t takes the shape of `like` (a post-op keeps its input's shape). */
+static void shape_like(plan *p, int t, int like) {
+    p->shapes[t] = p->shapes[like];
+    p->shapes[t].is_const = 0;
+    p->shapes[t].f = NULL;
+    p->shapes[t].i = NULL;
+    p->shapes[t].owned = NULL;
+}
+
+/* Node n (a Conv or BatchNormalization with post-ops) unfused: the node
+ * alone writes post_in[0], then each post-op is a step of its own, post-op
+ * k reading post_in[k] and writing post_in[k+1] (the last: n's output). */
+static engine_status build_unfused(plan_builder *b, const graph_node *n) {
+    plan *p = b->p;
+    int out = n->out[0];
+    for (int k = 0; k < n->npost; k++)
+        if (n->post_in[k] < 0 || n->post_in[k] >= b->m->g->nt)
+            return pb_fail(b, ENGINE_ERR_INVALID, "post-op %d has no input tensor", k);
+    graph_node c = *n;
+    int cur = n->post_in[0], co[1] = {cur};
+    c.npost = 0;
+    c.sum_in = -1;
+    c.out = co;
+    c.nout = 1;
+    shape_like(p, cur, out);
+    engine_status st = build_node_fp32(b, &c);
+    for (int k = 0; st == ENGINE_OK && k < n->npost; k++) {
+        int next = k + 1 < n->npost ? n->post_in[k + 1] : out, ins[2] = {cur, n->sum_in},
+            os[1] = {next};
+        if (next != out)
+            shape_like(p, next, out);
+        const graph_post *q = &n->post[k];
+        graph_attr at[2] = {{.name = (char *)"min", .type = ATTR_FLOAT, .f = q->alpha},
+                            {.name = (char *)"max", .type = ATTR_FLOAT, .f = q->beta}};
+        graph_node e = {
+            .name = n->name, .op_type = n->op_type, .in = ins, .out = os, .nout = 1, .sum_in = -1};
+        if (q->kind == POST_SUM) {
+            e.op = OP_ADD;
+            e.nin = 2;
+            st = dnnl_build_binary(b, &e);
+        } else {
+            e.op = q->kind == POST_RELU ? OP_RELU : OP_CLIP;
+            e.nin = 1;
+            e.attr = at;
+            e.nattr = q->kind == POST_CLIP ? 2 : 0;
+            st = dnnl_build_eltwise(b, &e);
+        }
+        cur = next;
+    }
+    return st;
+}
+
 /* Graph output t must live in the caller's buffer, plain: bind it, or add a copy. */
 static engine_status bind_output(plan_builder *b, int t, int oi, int s0) {
     plan *p = b->p;
@@ -127,6 +179,11 @@ static engine_status plan_alloc(plan *p, int nt) {
 }
 
 engine_status plan_build(const dnnl_model *m, int batch, plan **out, char *err, size_t err_len) {
+    return plan_build_unfused(m, batch, NULL, out, err, err_len);
+}
+
+engine_status plan_build_unfused(const dnnl_model *m, int batch, const char *unfuse, plan **out,
+                                 char *err, size_t err_len) {
     const graph *g = m->g;
     plan *p = calloc(1, sizeof *p);
     *out = NULL;
@@ -155,7 +212,13 @@ engine_status plan_build(const dnnl_model *m, int batch, plan **out, char *err, 
             continue;
         b.node = i;
         int s0 = p->nsteps;
-        st = build_node(&b, n);
+        if (unfuse && unfuse[i] && n->npost > 0 && !m->qrange &&
+            (n->op == OP_CONV || n->op == OP_BATCHNORM))
+            st = build_unfused(&b, n);
+        else if (unfuse && unfuse[i] && m->qrange)
+            st = pb_fail(&b, ENGINE_ERR_UNSUPPORTED, "int8 plans keep their fused post-ops");
+        else
+            st = build_node(&b, n);
         for (int j = 0; st == ENGINE_OK && j < n->nout; j++) {
             int t = n->out[j];
             for (int o = 0; t >= 0 && o < g->nout; o++)

@@ -89,6 +89,10 @@ typedef struct {
     graph_attr *attr;
     int npost;
     graph_post post[GRAPH_MAX_POST];
+    /* the tensor that held the value before post-op k (the fused-away
+     * output of the node the post-op came from; valid for k < npost): the
+     * engine's taps can unfuse it (engine.c) */
+    int post_in[GRAPH_MAX_POST];
     int sum_in; /* residual input added in place by a POST_SUM, else -1 */
     int dead;   /* removed by a pass */
 } graph_node;

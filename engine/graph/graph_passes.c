@@ -191,6 +191,7 @@ static int fuse_eltwise(graph *g) {
                     continue;
             }
         }
+        p->post_in[p->npost] = p->out[0];
         p->post[p->npost++] = post;
         p->out[0] = e->out[0];
         g->t[e->out[0]].producer = pi;
@@ -242,6 +243,7 @@ static int fuse_add(graph *g, const graph_shape *s) {
         if (best < 0)
             continue;
         graph_node *cv = &g->n[best];
+        cv->post_in[cv->npost] = cv->out[0];
         cv->post[cv->npost++] = (graph_post){.kind = POST_SUM};
         cv->sum_in = sc;
         cv->out[0] = a->out[0];

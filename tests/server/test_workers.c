@@ -30,13 +30,23 @@ static void *fake_ctx(void *user, int worker, char *err, size_t len) {
     return f;
 }
 
-static int fake_run(void *ctx, const float *in, int n, float *out, char *err, size_t len) {
+/* The fake's taps: tap 0 is in[1] * 3, tap 1 is in[2] - 1 (one float each). */
+static int fake_run(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch,
+                    int nfetch, char *err, size_t len) {
     fake *f = ctx;
-    (void)err;
-    (void)len;
     for (int i = 0; i < n; i++) {
         out[i * OUT] = in[i * IN] * 2;
         out[i * OUT + 1] = in[i * IN + 3] + 1;
+    }
+    for (int i = 0; i < nfetch; i++) /* tap 7 cannot be copied: the run fails */
+        if (fetch[i].tap == 7) {
+            snprintf(err, len, "tap 7 cannot be copied");
+            return -1;
+        }
+    for (int i = 0; i < nfetch; i++) {
+        CHECK(fetch[i].image >= 0 && fetch[i].image < n);
+        const float *x = in + (size_t)fetch[i].image * IN;
+        fetch[i].dst[0] = fetch[i].tap == 0 ? x[1] * 3 : x[2] - 1;
     }
     atomic_fetch_add(&f->runs, 1);
     atomic_fetch_add(&f->images, n);
@@ -56,7 +66,7 @@ static void fake_free(void *ctx) {
 
 typedef struct {
     queue_item qi;
-    float in[IN], out[OUT];
+    float in[IN], out[OUT], tap[1];
     _Atomic int done;
 } item;
 
@@ -123,6 +133,12 @@ static void test_concurrent(void) {
     for (int i = 0; i < P * N; i++) {
         items[i].in[0] = (float)i;
         items[i].in[3] = (float)-i;
+        items[i].in[1] = (float)(i % 7);
+        items[i].in[2] = (float)(i % 5);
+        if (i % 3) { /* mixed batches: some items want no tap, others tap 0 or 1 */
+            items[i].qi.tap = i % 3 - 1;
+            items[i].qi.tap_out = items[i].tap;
+        }
         items[i].qi.input = items[i].in;
         items[i].qi.output = items[i].out;
         items[i].qi.done = on_done;
@@ -142,6 +158,8 @@ static void test_concurrent(void) {
         CHECK(items[i].qi.status == QUEUE_ITEM_OK);
         CHECK(items[i].out[0] == 2.0f * (float)i);
         CHECK(items[i].out[1] == (float)-i + 1);
+        if (i % 3)
+            CHECK(items[i].tap[0] == (i % 3 == 1 ? (float)(i % 7) * 3 : (float)(i % 5) - 1));
     }
     CHECK(atomic_load(&f.max_seen) <= 8);
     CHECK(atomic_load(&f.images) == P * N + 2 * 36);
@@ -237,7 +255,40 @@ static void test_deadline_abort(void) {
     queue_destroy(q);
 }
 
+/* A batch whose tap cannot be copied: the items that asked for taps fail,
+ * the others still get their output (the batch is run again without taps). */
+static void test_tap_failure(void) {
+    fake f = {0};
+    queue *q = queue_create(8, NULL, NULL);
+    CHECK(q);
+    workers_pool *b = start(&f, q, 1, 4, 2000000000LL); /* the batch fills to 4 */
+    item it[4];
+    queue_item *ptr[4];
+    memset(it, 0, sizeof it);
+    for (int i = 0; i < 4; i++) {
+        it[i].in[0] = (float)(i + 1);
+        it[i].qi.input = it[i].in;
+        it[i].qi.output = it[i].out;
+        it[i].qi.done = on_done;
+        ptr[i] = &it[i].qi;
+    }
+    it[1].qi.tap = 7;
+    it[1].qi.tap_out = it[1].tap;
+    it[2].qi.tap = 0;
+    it[2].qi.tap_out = it[2].tap;
+    atomic_store(&g_done, 0);
+    CHECK(queue_push(q, ptr, 4) == QUEUE_OK);
+    wait_done(4);
+    CHECK(it[0].qi.status == QUEUE_ITEM_OK && it[0].out[0] == 2.0f);
+    CHECK(it[3].qi.status == QUEUE_ITEM_OK && it[3].out[0] == 8.0f);
+    CHECK(it[1].qi.status == QUEUE_ITEM_FAILED && it[2].qi.status == QUEUE_ITEM_FAILED);
+    queue_close(q);
+    workers_join(b);
+    queue_destroy(q);
+}
+
 int main(void) {
+    test_tap_failure();
     test_full();
     test_timeout();
     test_deadline_abort();
