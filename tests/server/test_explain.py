@@ -1,0 +1,300 @@
+"""POST /v1/models/{m}/explain end to end: the real `resnetd serve` on
+127.0.0.1, real image bytes, class activation maps checked against PyTorch
+(cam_reference.py: a forward hook on the torch module the ONNX file was
+exported from, or the bundled model's ONNX graph evaluated in torch) with
+torchvision + PIL preprocessing.
+
+  small       a gray CNN (srvtest), a BGR CNN, the bundled fashion-mnist model
+              (when in the tree): JSON map cosine >= 0.9999, default class =
+              top-1, probability = softmax, label; ?class=K; the PNG decodes at
+              the crop size and matches the reference picture (the map upsampled
+              bilinearly, jet, blended over the crop; BGR drawn as RGB, gray as
+              gray); multipart with one file; the errors (bad class, bad
+              format, a model without GAP -> linear, 405, 404, two files, empty
+              and non-image bodies) and nothing run for them.
+  resnet18    torchvision ResNet-18 / ResNet-50 (random weights, BN statistics
+  resnet50    from data: tests/engine/models.py, cached in CACHE_DIR), ImageNet
+              preprocessing: 7x7 maps (default class and two others) and the
+              224x224 PNG against PyTorch.
+
+usage: test_explain.py RESNETD_BINARY MODE [CACHE_DIR]"""
+
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torchvision.transforms as T
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(SRC, "tests", "engine"))
+import cam_reference as ref  # noqa: E402
+import srvtest  # noqa: E402
+from srvtest import check  # noqa: E402
+
+COS_MIN = 0.9999
+
+
+def export(net, shape, d, cfg):
+    os.makedirs(d, exist_ok=True)
+    torch.onnx.export(net, torch.zeros(*shape), os.path.join(d, "model.onnx"),
+                      input_names=["input"], output_names=["logits"], opset_version=13,
+                      dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return d
+
+
+def bgr_model(tmp):
+    """3x32x32 BGR input (resize 36, crop 32), 7 classes, no labels: 16x16 maps."""
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(12, 7)).eval()
+    inp = {"color": "bgr", "resize": 36, "crop": 32, "scale": 255.0,
+           "mean": [0.406, 0.456, 0.485], "std": [0.225, 0.224, 0.229]}
+    d = export(net, (1, 3, 32, 32), os.path.join(tmp, "bgr"),
+               {"name": "bgr", "input": inp, "max_batch": 4})
+    return d, net, inp
+
+
+def nogap_model(tmp):
+    """Conv -> ReLU -> Flatten -> Linear: no global average pooling, no CAM."""
+    torch.manual_seed(4)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 28 * 28, 10)).eval()
+    inp = {"color": "gray", "resize": 28, "crop": 28, "scale": 255.0, "mean": [0.5],
+           "std": [0.5]}
+    return export(net, (1, 1, 28, 28), os.path.join(tmp, "nogap"),
+                  {"name": "nogap", "input": inp, "max_batch": 2})
+
+
+def preprocess(data, inp):
+    """torchvision + PIL: (tensor [1,C,H,W] in the model's channel order, the
+    crop as RGB uint8 [H,W,3] -- what the PNG is drawn over)."""
+    gray = inp["color"] == "gray"
+    im = Image.open(io.BytesIO(data)).convert("L" if gray else "RGB")
+    crop = T.CenterCrop(inp["crop"])(T.Resize(inp["resize"])(im))
+    x = T.ToTensor()(crop)
+    if inp["color"] == "bgr":
+        x = x.flip(0)
+    x = T.Normalize(inp["mean"][:x.shape[0]], inp["std"][:x.shape[0]])(x)
+    rgb = np.asarray(crop.convert("RGB"), dtype=np.uint8)
+    return x[None], rgb
+
+
+def softmax(z):
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def explain(srv, model, data, query="", headers=None):
+    return srv.request("POST", f"/v1/models/{model}/explain{query}", data, headers)
+
+
+def check_json(srv, model, data, want, labels, what, query=""):
+    """want = (logits, k, map): the answer's class, label, probability, map."""
+    logits, k, cam = want
+    s, h, b = explain(srv, model, data, query)
+    check(s == 200 and h["content-type"] == "application/json", f"{what}: {s} {b[:300]!r}")
+    j = json.loads(b)
+    check(j["model"] == model and j["class"] == k, f"{what}: class {j['class']} vs torch's {k}")
+    check(j["label"] == (labels[k] if labels else str(k)), f"{what}: label {j['label']!r}")
+    p = softmax(logits)[k]
+    check(abs(j["probability"] - p) < 1e-4 + 1e-4 * p, f"{what}: p {j['probability']} vs {p}")
+    m = j["map"]
+    check((m["height"], m["width"]) == cam.shape and len(m["values"]) == cam.size,
+          f"{what}: map {m['height']}x{m['width']} vs {cam.shape}")
+    got = np.array(m["values"], dtype=np.float64).reshape(cam.shape)
+    check(got.min() == 0 and got.max() == 1, f"{what}: scaled to 0..1: {got.min()}..{got.max()}")
+    cos = ref.cosine(got, cam)
+    check(cos >= COS_MIN, f"{what}: cosine {cos:.6f} < {COS_MIN}\n{got}\n{cam}")
+    check(h["x-class"] == str(k), f"{what}: X-Class {h.get('x-class')}")
+    return cos
+
+
+def check_png(srv, model, data, want_cam, crop_rgb, what, query=""):
+    s, h, b = explain(srv, model, data, "?format=png" + query)
+    check(s == 200 and h["content-type"] == "image/png", f"{what}: {s} {b[:200]!r}")
+    im = Image.open(io.BytesIO(b))
+    H, W = crop_rgb.shape[:2]
+    check(im.format == "PNG" and im.mode == "RGB" and im.size == (W, H),
+          f"{what}: {im.format} {im.mode} {im.size}, want RGB {W}x{H}")
+    got = np.asarray(im, dtype=np.int16)
+    exp = ref.picture(crop_rgb, want_cam).astype(np.int16)
+    diff = np.abs(got - exp)
+    # the map differs from torch's in the 6th digit: a colour or the blend
+    # may round the other way
+    check(diff.max() <= 2 and diff.mean() < 0.05,
+          f"{what}: PNG vs reference: max {diff.max()}, mean {diff.mean():.4f}")
+    return diff.max()
+
+
+def is_error(resp, status, code, what, contains=()):
+    s, h, b = resp
+    check(s == status, f"{what}: {s} != {status}: {b[:300]!r}")
+    e = json.loads(b)["error"]
+    check(e["code"] == code, f"{what}: code {e['code']} != {code}")
+    for c in contains:
+        check(c in e["message"], f"{what}: {c!r} not in {e['message']!r}")
+    return e["message"]
+
+
+def test_small(binary, tmp):
+    tiny_dir, tiny = srvtest.export_model(tmp, "tiny")
+    tiny_in = {"color": "gray", "resize": 28, "crop": 28, "mean": [0.5], "std": [0.5]}
+    bgr_dir, bgr, bgr_in = bgr_model(tmp)
+    nogap_dir = nogap_model(tmp)
+    fm = os.path.join(SRC, "models", "fashion-mnist")
+    has_fm = os.path.isfile(os.path.join(fm, "model.onnx"))
+    args = ["--model", tiny_dir, "--model", bgr_dir, "--model", nogap_dir]
+    if has_fm:
+        args += ["--model", fm]
+    images = srvtest.make_images(tmp, 4)
+    srv = srvtest.Server(binary, args)
+    try:
+        cosines = []
+        for i, path in enumerate(images):
+            data = open(path, "rb").read()
+            # gray tiny model: hook on the ReLU that feeds the pooling
+            x, crop = preprocess(data, tiny_in)
+            want = ref.torch_cam(tiny, tiny[-4], tiny[-1], x)
+            cosines.append(check_json(srv, "tiny", data, want, srvtest.LABELS, f"tiny img{i}"))
+            k = (want[1] + 3) % 10
+            w2 = ref.torch_cam(tiny, tiny[-4], tiny[-1], x, k)
+            cosines.append(check_json(srv, "tiny", data, w2, srvtest.LABELS,
+                                      f"tiny img{i} class {k}", f"?class={k}"))
+            check_png(srv, "tiny", data, w2[2], crop, f"tiny png img{i}", f"&class={k}")
+            # BGR model: the tensor is BGR, the picture RGB
+            x, crop = preprocess(data, bgr_in)
+            want = ref.torch_cam(bgr, bgr[-4], bgr[-1], x)
+            cosines.append(check_json(srv, "bgr", data, want, None, f"bgr img{i}"))
+            check_png(srv, "bgr", data, want[2], crop, f"bgr png img{i}")
+        if has_fm:
+            labels = open(os.path.join(fm, "labels.txt")).read().splitlines()
+            fm_in = json.load(open(os.path.join(fm, "config.json")))["input"]
+            ex = os.path.join(SRC, "examples")
+            for name in sorted(f for f in os.listdir(ex) if f.endswith(".png")):
+                data = open(os.path.join(ex, name), "rb").read()
+                x, crop = preprocess(data, fm_in)
+                want = ref.onnx_cam(os.path.join(fm, "model.onnx"), x)
+                cosines.append(check_json(srv, "fashion-mnist", data, want, labels,
+                                          f"fashion-mnist {name}"))
+                check_png(srv, "fashion-mnist", data, want[2], crop, f"fashion-mnist png {name}")
+                k = (want[1] + 5) % 10
+                cosines.append(check_json(srv, "fashion-mnist", data,
+                                          ref.onnx_cam(os.path.join(fm, "model.onnx"), x, k),
+                                          labels, f"fashion-mnist {name} class {k}",
+                                          f"?class={k}&format=json"))
+        # multipart with one file: the same answer as the raw body
+        data = open(images[0], "rb").read()
+        body, ct = srvtest.multipart([("a.png", data)])
+        s, _, b1 = explain(srv, "tiny", body, "", {"Content-Type": ct})
+        s2, _, b2 = explain(srv, "tiny", data)
+        check(s == 200 and json.loads(b1) == json.loads(b2), f"multipart one file: {s} {b1[:200]}")
+
+        # errors, and no image runs for them
+        before = srv.metric("resnetd_images_total", {"model": "tiny"})
+        for q in ["-1", "10", "1.5", "abc", "", "1e1", "0x1", " 1", "99999999999999999999"]:
+            is_error(explain(srv, "tiny", data, f"?class={q}"), 400, "invalid_class",
+                     f"class={q!r}", ["[0, 9]"])
+        is_error(explain(srv, "bgr", data, "?class=7"), 400, "invalid_class", "bgr class 7",
+                 ["[0, 6]"])
+        for q in ["xml", "", "PNG", "json,png"]:
+            is_error(explain(srv, "tiny", data, f"?format={q}"), 400, "invalid_format",
+                     f"format={q!r}", ["json or png"])
+        msg = is_error(explain(srv, "nogap", data), 400, "cam_unsupported", "no GAP",
+                       ["'nogap'", "global average pool"])
+        is_error(explain(srv, "nogap", data, "?format=png"), 400, "cam_unsupported", "no GAP png")
+        s, h, b = srv.request("GET", "/v1/models/tiny/explain")
+        check(s == 405 and h.get("allow") == "POST", f"GET: {s} {h.get('allow')}")
+        is_error(explain(srv, "nope", data), 404, "model_not_found", "unknown model")
+        body, ct = srvtest.multipart([("a.png", data), ("b.png", data)])
+        is_error(explain(srv, "tiny", body, "", {"Content-Type": ct}), 400, "one_image",
+                 "two files", ["exactly one image"])
+        is_error(explain(srv, "tiny", b""), 400, "empty_image", "empty body")
+        is_error(explain(srv, "tiny", b"hello, not an image"), 415, "unsupported_image",
+                 "not an image")
+        after = srv.metric("resnetd_images_total", {"model": "tiny"})
+        check(after == before, f"refused requests ran images: {before} -> {after}")
+        s, _, b = srv.request("GET", "/healthz")
+        check(s == 200, "healthy after the errors")
+        print(f"explain small: {len(cosines)} maps, min cosine {min(cosines):.7f}; "
+              f"no-GAP message: {msg}")
+    finally:
+        rc = srv.stop()
+        srv.cleanup()
+    check(rc == 0, f"server exit code {rc}")
+
+
+def photo(i, w, h, fmt):
+    """A photo-like test image: smooth colour fields, shapes, noise."""
+    rng = np.random.default_rng(50 + i)
+    low = rng.uniform(0, 255, size=(6, 8, 3)).astype(np.uint8)
+    img = np.asarray(Image.fromarray(low).resize((w, h), Image.BICUBIC), dtype=np.float64)
+    y, x = np.mgrid[0:h, 0:w]
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(15, 60)
+        img[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    img += rng.normal(0, 8, img.shape)
+    b = io.BytesIO()
+    Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(b, fmt, quality=90)
+    return b.getvalue()
+
+
+def test_resnet(binary, tmp, name, cache):
+    import models  # tests/engine/models.py: the same builds the engine tests use
+    onnx_path = models.export(name, 13, cache)
+    net = models.build(name)
+    net.load_state_dict(torch.load(os.path.join(cache, models.cache_key(name, 0)
+                                                .replace(".onnx", ".pt"))))
+    net.eval()
+    d = os.path.join(tmp, name)
+    os.makedirs(d)
+    shutil.copy(onnx_path, os.path.join(d, "model.onnx"))  # ImageNet defaults, labels 0..N-1
+    inp = {"color": "rgb", "resize": 256, "crop": 224, "mean": [0.485, 0.456, 0.406],
+           "std": [0.229, 0.224, 0.225]}
+    srv = srvtest.Server(binary, ["--model", d, "--max-batch", "2"], ready_timeout=600)
+    try:
+        cosines, diffs = [], []
+        for i, (w, h, fmt) in enumerate([(320, 240, "JPEG"), (250, 300, "PNG")]):
+            data = photo(i, w, h, fmt)
+            x, crop = preprocess(data, inp)
+            want = ref.torch_cam(net, net.layer4, net.fc, x)
+            cosines.append(check_json(srv, name, data, want, None, f"{name} img{i}"))
+            diffs.append(check_png(srv, name, data, want[2], crop, f"{name} png img{i}"))
+            for k in [int(np.argsort(want[0])[-2]), (want[1] + 500) % 1000]:
+                w2 = ref.torch_cam(net, net.layer4, net.fc, x, k)
+                cosines.append(check_json(srv, name, data, w2, None, f"{name} img{i} class {k}",
+                                          f"?class={k}"))
+        print(f"explain {name}: {len(cosines)} 7x7 maps, min cosine {min(cosines):.7f}; "
+              f"224x224 PNGs within {max(diffs)} of the reference")
+    finally:
+        rc = srv.stop()
+        srv.cleanup()
+    check(rc == 0, f"server exit code {rc}")
+
+
+def main():
+    binary, mode = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory(prefix="explain-") as tmp:
+        if mode == "small":
+            test_small(binary, tmp)
+        elif mode in ("resnet18", "resnet50"):
+            cache = sys.argv[3] if len(sys.argv) > 3 else os.path.join(tmp, "cache")
+            test_resnet(binary, tmp, mode, cache)
+        else:
+            raise SystemExit(f"unknown mode {mode}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
