@@ -32,7 +32,27 @@ struct engine_model {
     engine_model_info info;
     int64_t (*out_dims)[ENGINE_MAX_DIMS]; /* per output; -1 where the batch goes */
     int *out_ndim;
+    /* taps (engine.h): graph tensor, full dims (dims[0] -1 when dynamic) */
+    int ntaps;
+    int *tap_t;
+    int64_t (*tap_dims)[ENGINE_MAX_DIMS];
+    int *tap_ndim;
+    int default_emb; /* tap index or -1 */
+    engine_cam_info cam;
+    engine_status cam_st;
+    char cam_err[200];
 };
+
+/* Tap copies a context keeps ready (one per batch size and tap asked for);
+ * past this the least recently used is dropped. Also the most different
+ * taps one run may ask for. */
+#define CTX_TAP_CACHE 32
+
+typedef struct {
+    int n, tap; /* n == 0: empty */
+    uint64_t used;
+    plan_tap pt;
+} tap_slot;
 
 struct engine_ctx {
     const engine_model *m;
@@ -42,6 +62,8 @@ struct engine_ctx {
     int nplans;
     void *arena, *scratch; /* shared by all plans, sized for the largest */
     size_t arena_cap, scratch_cap;
+    tap_slot taps[CTX_TAP_CACHE];
+    uint64_t tick;
 };
 
 static void set_err(char *err, size_t len, const char *msg) {
@@ -122,6 +144,36 @@ engine_status engine_model_load(const char *path, const engine_load_params *p, e
     return st;
 }
 
+/* The taps: every computed float tensor whose first dimension is the batch
+ * (a: shapes at batch b1; b: at batch 2, NULL for a fixed batch). */
+static engine_status find_taps(engine_model *m, const graph_shape *a, const graph_shape *b,
+                               int b1) {
+    graph *g = m->dm.g;
+    m->tap_t = calloc((size_t)g->nt + 1, sizeof(int));
+    m->tap_dims = calloc((size_t)g->nt + 1, sizeof *m->tap_dims);
+    m->tap_ndim = calloc((size_t)g->nt + 1, sizeof(int));
+    if (!m->tap_t || !m->tap_dims || !m->tap_ndim)
+        return ENGINE_ERR_NOMEM;
+    for (int t = 0; t < g->nt; t++) {
+        const graph_shape *sa = &a[t];
+        if (g->t[t].is_input || g->t[t].producer < 0 || sa->is_const || sa->dtype != GRAPH_F32 ||
+            sa->ndim < 1 || sa->dims[0] != b1 ||
+            (b && (b[t].ndim != sa->ndim || b[t].dims[0] != 2)))
+            continue;
+        int64_t per = graph_numel(sa->dims + 1, sa->ndim - 1);
+        if (per < 1 || per > INT32_MAX ||
+            strlen(g->t[t].name) >= sizeof(((engine_tensor_desc *)0)->name))
+            continue;
+        int i = m->ntaps++;
+        m->tap_t[i] = t;
+        m->tap_ndim[i] = sa->ndim;
+        memcpy(m->tap_dims[i], sa->dims, (size_t)sa->ndim * sizeof(int64_t));
+        if (b)
+            m->tap_dims[i][0] = -1;
+    }
+    return ENGINE_OK;
+}
+
 /* Output shapes with the batch dim marked: infer at two batch sizes and compare. */
 static engine_status output_dims(engine_model *m, char *err, size_t err_len) {
     graph *g = m->dm.g;
@@ -153,12 +205,124 @@ static engine_status output_dims(engine_model *m, char *err, size_t err_len) {
             }
             m->info.num_classes = (int)per;
         }
+        if (st == ENGINE_OK)
+            st = find_taps(m, a, m->info.fixed_batch ? NULL : b, b1);
     }
     graph_shapes_release(a, g->nt);
     graph_shapes_release(b, g->nt);
     free(a);
     free(b);
     return st;
+}
+
+static int tap_of_tensor(const engine_model *m, int t) {
+    for (int i = 0; t >= 0 && i < m->ntaps; i++)
+        if (m->tap_t[i] == t)
+            return i;
+    return -1;
+}
+
+static const float *const_f32(const graph *g, int t, int64_t count) {
+    return t >= 0 && g->t[t].is_const && g->t[t].dtype == GRAPH_F32 && g->t[t].f &&
+                   g->t[t].count == count
+               ? g->t[t].f
+               : NULL;
+}
+
+/* The classifier at the end of the graph (engine.h: default embedding, class
+ * activation maps): output <- (Softmax) <- Gemm | MatMul (+ Add) <- x, and
+ * x <- (Flatten/Reshape) <- GlobalAveragePool <- features. Records what is
+ * missing in cam_st/cam_err; fails only when out of memory. */
+static engine_status find_classifier(engine_model *m) {
+    graph *g = m->dm.g;
+    m->default_emb = -1;
+    m->cam_st = ENGINE_ERR_UNSUPPORTED;
+    m->cam.features_tap = -1;
+#define CAM_FAIL(...)                                                                              \
+    do {                                                                                           \
+        snprintf(m->cam_err, sizeof m->cam_err, __VA_ARGS__);                                      \
+        return ENGINE_OK;                                                                          \
+    } while (0)
+    if (g->nout != 1)
+        CAM_FAIL("the model has %d outputs, not one classifier output", g->nout);
+    int t = g->outputs[0];
+    const graph_node *n = g->t[t].producer >= 0 ? &g->n[g->t[t].producer] : NULL;
+    if (n && n->op == OP_SOFTMAX) {
+        t = n->in[0];
+        n = g->t[t].producer >= 0 ? &g->n[g->t[t].producer] : NULL;
+    }
+    int bias_t = -1, wt = -1, x = -1, trans = 0;
+    float alpha = 1.f, beta = 1.f;
+    if (n && n->op == OP_ADD && n->nin == 2) { /* MatMul + bias */
+        int j = g->t[n->in[0]].is_const ? 0 : 1;
+        bias_t = n->in[j];
+        t = n->in[1 - j];
+        n = g->t[t].producer >= 0 ? &g->n[g->t[t].producer] : NULL;
+        if (!n || n->op != OP_MATMUL)
+            CAM_FAIL("the output is not computed by a Gemm or MatMul (+Add) classifier");
+    }
+    if (n && n->op == OP_GEMM && n->nin >= 2 && !graph_attr_int(n, "transA", 0)) {
+        x = n->in[0];
+        wt = n->in[1];
+        trans = (int)graph_attr_int(n, "transB", 0);
+        alpha = graph_attr_float(n, "alpha", 1.f);
+        beta = graph_attr_float(n, "beta", 1.f);
+        if (n->nin > 2)
+            bias_t = n->in[2];
+    } else if (n && n->op == OP_MATMUL && n->nin == 2) {
+        x = n->in[0];
+        wt = n->in[1];
+    } else {
+        CAM_FAIL("the output is not computed by a Gemm or MatMul (+Add) classifier");
+    }
+    m->default_emb = tap_of_tensor(m, x);
+    int ti = m->default_emb;
+    if (ti < 0 || m->tap_ndim[ti] != 2)
+        CAM_FAIL("the classifier's input is not a per-image vector");
+    int64_t C = m->tap_dims[ti][1];
+    int64_t K = m->info.num_classes;
+    const graph_tensor *w = &g->t[wt];
+    const float *wf = const_f32(g, wt, C * K);
+    if (!wf || w->ndim != 2)
+        CAM_FAIL("the classifier's weights are not a constant %lld x %lld matrix", (long long)C,
+                 (long long)K);
+    const float *bf = bias_t >= 0 ? const_f32(g, bias_t, K) : NULL;
+    if (bias_t >= 0 && !bf)
+        CAM_FAIL("the classifier's bias is not a constant vector of %lld", (long long)K);
+    /* x <- Flatten/Reshape <- GlobalAveragePool <- features [N,C,h,w] */
+    int f = x;
+    n = g->t[f].producer >= 0 ? &g->n[g->t[f].producer] : NULL;
+    while (n && (n->op == OP_FLATTEN || n->op == OP_RESHAPE || n->op == OP_SQUEEZE)) {
+        f = n->in[0];
+        n = g->t[f].producer >= 0 ? &g->n[g->t[f].producer] : NULL;
+    }
+    if (!n || n->op != OP_GLOBALAVGPOOL)
+        CAM_FAIL("the classifier's input is not a global average pool");
+    int fi = tap_of_tensor(m, n->in[0]);
+    if (fi < 0 || m->tap_ndim[fi] != 4 || m->tap_dims[fi][1] != C)
+        CAM_FAIL("the global average pool does not read [N,%lld,h,w] features", (long long)C);
+    float *cw = malloc((size_t)(C * K) * sizeof(float));
+    float *cb = bf ? malloc((size_t)K * sizeof(float)) : NULL;
+    if (!cw || (bf && !cb)) {
+        free(cw);
+        free(cb);
+        return ENGINE_ERR_NOMEM;
+    }
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t c = 0; c < C; c++)
+            cw[k * C + c] = alpha * (trans ? wf[k * C + c] : wf[c * K + k]);
+    for (int64_t k = 0; bf && k < K; k++)
+        cb[k] = beta * bf[k];
+    m->cam = (engine_cam_info){.features_tap = fi,
+                               .channels = (int)C,
+                               .height = (int)m->tap_dims[fi][2],
+                               .width = (int)m->tap_dims[fi][3],
+                               .classes = (int)K,
+                               .weight = cw,
+                               .bias = cb};
+    m->cam_st = ENGINE_OK;
+    return ENGINE_OK;
+#undef CAM_FAIL
 }
 
 /* A QDQ model's ranges (graph_lower_qdq kept them in the tensors). A scales
@@ -226,6 +390,8 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
             m->info.width = (int)in->dims[3];
         }
         st = output_dims(m, e, sizeof e);
+        if (st == ENGINE_OK)
+            st = find_classifier(m);
     }
     m->dm.winograd = p ? p->winograd : 1;
     if (st == ENGINE_OK && qdq)
@@ -257,6 +423,11 @@ void engine_model_free(engine_model *m) {
     graph_free(m->dm.g);
     free(m->out_dims);
     free(m->out_ndim);
+    free(m->tap_t);
+    free(m->tap_dims);
+    free(m->tap_ndim);
+    free((void *)m->cam.weight);
+    free((void *)m->cam.bias);
     free(m);
 }
 
@@ -312,6 +483,9 @@ engine_status engine_ctx_create(const engine_model *m, const engine_ctx_params *
 void engine_ctx_free(engine_ctx *c) {
     if (!c)
         return;
+    for (int i = 0; i < CTX_TAP_CACHE; i++)
+        if (c->taps[i].n)
+            plan_tap_release(&c->taps[i].pt);
     for (int i = 0; c->plans && i < c->nplans; i++)
         plan_free(c->plans[i]);
     free(c->plans);
@@ -444,6 +618,120 @@ engine_status engine_run(engine_ctx *c, const float *input, int n, float *output
     const float *in[1] = {input};
     float *outp[1] = {output};
     return engine_run_tensors(c, n, in, outp, err, err_len);
+}
+
+int engine_model_num_taps(const engine_model *m) {
+    return m->ntaps;
+}
+
+void engine_model_tap_desc(const engine_model *m, int i, engine_tensor_desc *d) {
+    memset(d, 0, sizeof *d);
+    if (i < 0 || i >= m->ntaps)
+        return;
+    snprintf(d->name, sizeof d->name, "%s", m->dm.g->t[m->tap_t[i]].name);
+    d->ndim = m->tap_ndim[i];
+    memcpy(d->dims, m->tap_dims[i], sizeof d->dims);
+}
+
+int engine_model_find_tap(const engine_model *m, const char *name) {
+    for (int i = 0; name && i < m->ntaps; i++)
+        if (strcmp(m->dm.g->t[m->tap_t[i]].name, name) == 0)
+            return i;
+    return -1;
+}
+
+int engine_model_default_embedding(const engine_model *m) {
+    return m->default_emb;
+}
+
+engine_status engine_model_cam_info(const engine_model *m, engine_cam_info *ci, char *err,
+                                    size_t err_len) {
+    if (m->cam_st != ENGINE_OK) {
+        memset(ci, 0, sizeof *ci);
+        ci->features_tap = -1;
+        set_err(err, err_len, m->cam_err);
+        return m->cam_st;
+    }
+    *ci = m->cam;
+    return ENGINE_OK;
+}
+
+/* The context's copy-out of tap `tap` for plan p (batch n), built on first
+ * use and cached (least recently used out past CTX_TAP_CACHE). */
+static engine_status ctx_tap(engine_ctx *c, plan *p, int n, int tap, uint64_t run_start,
+                             const plan_tap **out, char *err, size_t err_len) {
+    tap_slot *free_slot = NULL, *lru = NULL;
+    for (int i = 0; i < CTX_TAP_CACHE; i++) {
+        tap_slot *s = &c->taps[i];
+        if (s->n == n && s->tap == tap) {
+            s->used = ++c->tick;
+            *out = &s->pt;
+            return ENGINE_OK;
+        }
+        if (!s->n && !free_slot)
+            free_slot = s;
+        /* a slot this run already uses stays */
+        if (s->n && s->used <= run_start && (!lru || s->used < lru->used))
+            lru = s;
+    }
+    tap_slot *s = free_slot ? free_slot : lru;
+    if (!s) {
+        set_err(err, err_len, "too many different taps in one run");
+        return ENGINE_ERR_ARG;
+    }
+    if (s->n) {
+        plan_tap_release(&s->pt);
+        s->n = 0;
+    }
+    char e[300] = "";
+    engine_status st = plan_tap_init(&c->m->dm, p, c->m->tap_t[tap], &s->pt, e, sizeof e);
+    if (st != ENGINE_OK) {
+        set_err(err, err_len, e);
+        return st;
+    }
+    s->n = n;
+    s->tap = tap;
+    s->used = ++c->tick;
+    *out = &s->pt;
+    return ENGINE_OK;
+}
+
+engine_status engine_run_fetch(engine_ctx *c, const float *input, int n, float *output,
+                               const engine_fetch *fetch, int nfetch, char *err, size_t err_len) {
+    if (nfetch <= 0)
+        return engine_run(c, input, n, output, err, err_len);
+    if (c->m->dm.g->nin != 1 || c->m->dm.g->nout != 1) {
+        set_err(err, err_len, "engine_run_fetch needs a model with one input and one output");
+        return ENGINE_ERR_ARG;
+    }
+    if (nfetch > CTX_TAP_CACHE * 8) {
+        set_err(err, err_len, "too many fetches in one run");
+        return ENGINE_ERR_ARG;
+    }
+    plan *p;
+    engine_status st = get_plan(c, n, &p, err, err_len);
+    if (st != ENGINE_OK)
+        return st;
+    plan_fetch pf[CTX_TAP_CACHE * 8];
+    uint64_t run_start = c->tick;
+    for (int i = 0; i < nfetch; i++) {
+        const engine_fetch *f = &fetch[i];
+        if (f->image < 0 || f->image >= n || f->tap < 0 || f->tap >= c->m->ntaps || !f->dst) {
+            set_err(err, err_len, "fetch names no image of the batch or no tap of the model");
+            return ENGINE_ERR_ARG;
+        }
+        const plan_tap *pt;
+        if ((st = ctx_tap(c, p, n, f->tap, run_start, &pt, err, err_len)) != ENGINE_OK)
+            return st;
+        pf[i] = (plan_fetch){pt, f->image, f->dst};
+    }
+    const float *in[1] = {input};
+    float *outp[1] = {output};
+    char e[300] = "";
+    st = plan_run_fetch(p, c->strm, in, outp, pf, nfetch, e, sizeof e);
+    if (st != ENGINE_OK)
+        set_err(err, err_len, e);
+    return st;
 }
 
 const char *engine_cpu_isa(void) {

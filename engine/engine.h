@@ -142,6 +142,13 @@ engine_status engine_run_tensors(engine_ctx *c, int n, const float *const *input
  * besides the output (embeddings, feature maps). A tap has its ONNX meaning
  * even where the plan fuses it away (a conv whose ReLU is fused: the conv's
  * own output). Runs that ask for no tap run exactly the plan engine_run runs.
+ * Listed today: the tensors the optimised graph still computes (every node
+ * output that survives BatchNorm folding and ReLU/Clip/residual-Add fusion,
+ * named as in the ONNX file: a fused conv+BN+ReLU is listed under the ReLU's
+ * output name, with that value); a tensor fused away (the conv's output
+ * before its BN/ReLU) is not listed, so find_tap returns -1 for it. Asking
+ * for a tap adds one copy (a oneDNN reorder of that image, dequantizing a
+ * u8/s8 tensor of an int8 plan) right after the step that completes it.
  */
 int engine_model_num_taps(const engine_model *m);
 /* Name and full shape (dims[0] is -1 when the batch is dynamic). */
@@ -176,7 +183,9 @@ typedef struct {
 
 /* engine_run that also copies the tapped tensors out: each fetch names an
  * image of the batch and a tap (images may ask for different taps, or none).
- * nfetch == 0 is exactly engine_run. */
+ * nfetch == 0 is exactly engine_run. The context keeps the copy primitive of
+ * each (batch size, tap) it was asked for, at most 32 (least recently used
+ * out), so one run may ask for at most 32 different taps (ENGINE_ERR_ARG). */
 engine_status engine_run_fetch(engine_ctx *c, const float *input, int n, float *output,
                                const engine_fetch *fetch, int nfetch, char *err, size_t err_len);
 

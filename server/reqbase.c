@@ -187,8 +187,9 @@ void reqbase_done(req_base *b, int status) {
     free(b->imgs);
     free(b->in);
     free(b->out);
+    free(b->tap_out);
     b->imgs = NULL;
-    b->in = b->out = NULL;
+    b->in = b->out = b->tap_out = NULL;
     budget_release(&a->mem, b->reserved);
     b->reserved = 0;
 }
@@ -241,6 +242,39 @@ int reqbase_images(req_base *b, int n) {
         return 500;
     }
     b->nimgs = n;
+    return 0;
+}
+
+int reqbase_tap(req_base *b, int tap) {
+    app *a = b->a;
+    const app_model *m = &a->models[b->model];
+    if (tap < 0 || tap >= engine_model_num_taps(m->em) || b->tap_out || !b->imgs) {
+        reqbase_fail(b, 400, "bad_request", "no such tensor");
+        return 400;
+    }
+    engine_tensor_desc d;
+    engine_model_tap_desc(m->em, tap, &d);
+    size_t per = 1;
+    for (int i = 1; i < d.ndim; i++)
+        per *= (size_t)d.dims[i];
+    uint64_t bytes = (uint64_t)b->nimgs * per * sizeof(float);
+    if (budget_reserve(&a->mem, bytes)) {
+        metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
+        reqbase_fail(b, 503, "over_budget",
+                     "the requested tensors do not fit the server's max_inflight_bytes now; "
+                     "retry later");
+        return 503;
+    }
+    b->reserved += bytes;
+    if (!(b->tap_out = malloc((size_t)bytes + 1))) {
+        reqbase_fail(b, 500, "internal", "out of memory");
+        return 500;
+    }
+    b->tap_floats = per;
+    for (int i = 0; i < b->nimgs; i++) {
+        b->imgs[i].qi.tap = tap;
+        b->imgs[i].qi.tap_out = b->tap_out + (size_t)i * per;
+    }
     return 0;
 }
 

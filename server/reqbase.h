@@ -49,7 +49,9 @@ struct req_base {
     /* images (reqbase_images / reqbase_submit) */
     reqbase_img *imgs;
     int nimgs;
-    float *in, *out;   /* nimgs tensors in, nimgs rows of num_classes out */
+    float *in, *out; /* nimgs tensors in, nimgs rows of num_classes out */
+    float *tap_out;  /* reqbase_tap: nimgs rows of tap_floats, or NULL */
+    size_t tap_floats;
     uint64_t reserved; /* bytes held in a->mem until reqbase_done */
     int each;          /* 1: an image that fails to decode is skipped (/v1
                           multipart), 0: it fails the request */
@@ -125,6 +127,13 @@ void reqbase_fail(req_base *b, int status, const char *code, const char *msg);
  * of memory, 413 too_many_images when n is over queue_capacity, 503
  * over_budget). Once per request. */
 int reqbase_images(req_base *b, int n);
+
+/* After reqbase_images: every image also asks for tap `tap` of the model
+ * (engine.h taps; the worker copies it out with engine_run_fetch) into its
+ * row of b->tap_out (tap_floats floats: the tap's per-image size), reserved
+ * in the server's budget until reqbase_done. Returns 0, or the HTTP status
+ * recorded with reqbase_fail (400 no such tap, 503 over_budget, 500). */
+int reqbase_tap(req_base *b, int tap);
 
 /* Runs the request's images: suspends it and hands a job to the decode
  * pool, which calls prepare(b) (may be NULL: on a pool thread, for work that

@@ -4,6 +4,7 @@
  * image is back), health, readiness, models and metrics, JSON errors.
  */
 #include "app.h"
+#include "embed.h"
 #include "json.h"
 #include "predict.h"
 #include "proto.h"
@@ -22,6 +23,8 @@ typedef struct {
     req_base b; /* first: the shared request state (a, r, id, model, images...) */
     int is_classify;
     int top_k;
+    int is_embed; /* /v1/embed: a classify's path with emb's tensor answered */
+    embed_opts emb;
 } req;
 
 static void respond_json(req *q, int status, char *body, size_t len) {
@@ -117,11 +120,13 @@ void routes_on_headers(http_req *r, void *cls) {
         return;
     }
     allow = "POST";
-    if (!strcmp(path, "/v1/classify")) {
+    if (!strcmp(path, "/v1/classify") || !strcmp(path, "/v1/embed")) {
         q->b.model = 0;
+        q->is_embed = !strcmp(path, "/v1/embed");
     } else if (!strncmp(path, "/v1/models/", 11)) {
         const char *name = path + 11, *slash = strchr(name, '/');
-        if (!slash || strcmp(slash, "/classify") != 0) {
+        q->is_embed = slash && !strcmp(slash, "/embed");
+        if (!slash || (strcmp(slash, "/classify") != 0 && !q->is_embed)) {
             respond_error(q, 404, "not_found", "no such path");
             return;
         }
@@ -214,6 +219,13 @@ static void classify_finish(req_base *b) {
     free(preds);
 }
 
+static void embed_finish(req_base *b) {
+    int status;
+    size_t len = 0;
+    char *body = embed_answer(b, &((req *)b)->emb, &status, &len);
+    respond_json((req *)b, status, body, len);
+}
+
 void routes_on_body(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) {
         proto_on_body(r, cls); /* submits, or answers */
@@ -239,7 +251,7 @@ void routes_on_body(http_req *r, void *cls) {
         return;
     }
     q->top_k = (int)a->cfg->top_k;
-    const char *tk = http_query(r, "top_k");
+    const char *tk = q->is_embed ? NULL : http_query(r, "top_k");
     if (tk) {
         long long v = reqbase_parse_nonneg(tk);
         if (v < 1 || v > MAX_TOP_K) {
@@ -264,8 +276,15 @@ void routes_on_body(http_req *r, void *cls) {
         respond_error(q, 400, "no_image", "multipart body has no file part");
         return;
     }
+    char emsg[400];
+    const char *ecode;
+    int est = q->is_embed ? embed_parse(m, r, n, &q->emb, &ecode, emsg, sizeof emsg) : 0;
+    if (est) {
+        respond_error(q, est, ecode, emsg);
+        return;
+    }
     /* the part count against queue_capacity and the budget, before any decode */
-    if (reqbase_images(&q->b, n)) {
+    if (reqbase_images(&q->b, n) || (q->is_embed && reqbase_tap(&q->b, q->emb.tap))) {
         respond_error(q, q->b.err_status, q->b.err_code, q->b.err_msg);
         return;
     }
@@ -277,7 +296,7 @@ void routes_on_body(http_req *r, void *cls) {
         if (!im->data) /* an empty body: decoded (and refused) as zero bytes */
             im->data = "";
     }
-    reqbase_submit(&q->b, NULL, classify_finish);
+    reqbase_submit(&q->b, NULL, q->is_embed ? embed_finish : classify_finish);
 }
 
 void routes_on_complete(http_req *r, void *cls) {

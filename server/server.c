@@ -60,15 +60,18 @@ typedef struct {
     int fixed;
 } ctx_pair;
 
-static int ctx_run(void *ctx, const float *in, int n, float *out, char *err, size_t err_len) {
-    return engine_run(ctx, in, n, out, err, err_len) == ENGINE_OK ? 0 : -1;
+static int ctx_run(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch,
+                   int nfetch, char *err, size_t err_len) {
+    return engine_run_fetch(ctx, in, n, out, fetch, nfetch, err, err_len) == ENGINE_OK ? 0 : -1;
 }
 
-static int ctx_run_fixed(void *ctx, const float *in, int n, float *out, char *err, size_t err_len) {
+static int ctx_run_fixed(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch,
+                         int nfetch, char *err, size_t err_len) {
     /* a fixed-batch model always runs its full batch; rows past n are padding */
     ctx_pair *p = ctx;
     (void)n;
-    return engine_run(p->c, in, p->fixed, out, err, err_len) == ENGINE_OK ? 0 : -1;
+    return engine_run_fetch(p->c, in, p->fixed, out, fetch, nfetch, err, err_len) == ENGINE_OK ? 0
+                                                                                               : -1;
 }
 
 static void *ctx_create_fixed(void *user, int worker, char *err, size_t err_len) {

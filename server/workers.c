@@ -45,8 +45,9 @@ static void *worker_main(void *arg) {
     float *in = calloc((size_t)p->max_batch * p->in_floats, sizeof(float));
     float *out = malloc((size_t)p->max_batch * p->out_floats * sizeof(float));
     queue_item **items = malloc((size_t)p->max_batch * sizeof(*items));
+    engine_fetch *fetch = malloc((size_t)p->max_batch * sizeof(*fetch));
     void *ctx = NULL;
-    int ok = in && out && items;
+    int ok = in && out && items && fetch;
     if (!ok)
         fail(b, "worker: out of memory");
     else if (!(ctx = p->ctx_create(p->user, w->index, err, sizeof err))) {
@@ -55,7 +56,7 @@ static void *worker_main(void *arg) {
     }
     /* Warm-up: every batch size once, so no request pays for first-run setup. */
     for (int n = 1; ok && n <= p->max_batch; n++)
-        if (p->run(ctx, in, n, out, err, sizeof err)) {
+        if (p->run(ctx, in, n, out, NULL, 0, err, sizeof err)) {
             fail(b, err);
             ok = 0;
         }
@@ -85,8 +86,12 @@ static void *worker_main(void *arg) {
         }
         if (k == 0)
             continue;
+        int nfetch = 0;
+        for (int i = 0; i < k; i++)
+            if (items[i]->tap_out)
+                fetch[nfetch++] = (engine_fetch){i, items[i]->tap, items[i]->tap_out};
         int64_t t0 = queue_now_ns();
-        int rc = p->run(ctx, in, k, out, err, sizeof err);
+        int rc = p->run(ctx, in, k, out, fetch, nfetch, err, sizeof err);
         if (p->metrics) {
             metrics_observe(p->metrics, METRICS_H_INFERENCE, p->model,
                             (double)(queue_now_ns() - t0) / 1e9);
@@ -106,6 +111,7 @@ static void *worker_main(void *arg) {
     free(in);
     free(out);
     free(items);
+    free(fetch);
     return NULL;
 }
 

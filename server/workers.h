@@ -11,6 +11,7 @@
 #ifndef RESNETD_WORKERS_H
 #define RESNETD_WORKERS_H
 
+#include "engine.h"
 #include "metrics.h"
 #include "queue.h"
 
@@ -25,9 +26,13 @@ typedef struct {
     size_t in_floats;  /* per image */
     size_t out_floats; /* per image */
     /* Engine hooks, called from the worker threads. ctx_create returns a
-     * context or NULL with err set; run returns 0 or -1 with err set. */
+     * context or NULL with err set; run returns 0 or -1 with err set. run
+     * also copies out the taps the batch's items asked for (queue_item.tap,
+     * tap_out): fetch[0..nfetch) as engine_run_fetch takes them, image being
+     * the item's place in the batch (nfetch 0: no item asked). */
     void *(*ctx_create)(void *user, int worker, char *err, size_t err_len);
-    int (*run)(void *ctx, const float *in, int n, float *out, char *err, size_t err_len);
+    int (*run)(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch, int nfetch,
+               char *err, size_t err_len);
     void (*ctx_free)(void *ctx);
     void *user;
     metrics *metrics; /* may be NULL */

@@ -114,6 +114,7 @@ typedef struct {
     dnnl_memory_t *dyn;
     int *dyn_root;
     int ndyn;
+    void *arena_base; /* what plan_bind was last given (taps read from it) */
 } plan;
 
 /* Builds the plan for batch `batch`; *out freed with plan_free. */
@@ -134,5 +135,39 @@ typedef void (*plan_observe_fn)(void *ud, int tensor, const float *data, size_t 
 engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t s, const float *const *inputs,
                                float *const *outputs, plan_observe_fn fn, void *ud, char *err,
                                size_t err_len);
+
+/*
+ * Taps: one tensor of a plan copied out per image, in plain f32 layout,
+ * right after the step that completes it (before any later step may reuse
+ * its bytes). A tap adds one reorder per fetched image to the run and
+ * changes nothing else: the plan's own steps and memory are those of
+ * plan_run. u8/s8 tensors of int8 plans are dequantized by the reorder.
+ */
+typedef struct {
+    int tensor;        /* graph tensor */
+    int after;         /* step that completes it (-1: before the first step) */
+    size_t per;        /* floats per image */
+    size_t img_stride; /* bytes between two images in the runtime layout */
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, dst; /* handles set at run time */
+} plan_tap;
+
+/* Prepares the tap of graph tensor t (which the plan computes) in p.
+ * ENGINE_ERR_UNSUPPORTED when the plan holds t in a layout that cannot be
+ * split per image. Release with plan_tap_release. */
+engine_status plan_tap_init(const dnnl_model *m, const plan *p, int t, plan_tap *out, char *err,
+                            size_t err_len);
+void plan_tap_release(plan_tap *pt);
+
+typedef struct {
+    const plan_tap *tap;
+    int image;  /* 0..batch-1 */
+    float *dst; /* tap->per floats */
+} plan_fetch;
+
+/* plan_run that also copies out each fetch's image of its tap. */
+engine_status plan_run_fetch(plan *p, dnnl_stream_t s, const float *const *inputs,
+                             float *const *outputs, const plan_fetch *f, int nf, char *err,
+                             size_t err_len);
 
 #endif

@@ -129,6 +129,7 @@ engine_status plan_finalize(plan_builder *b) {
 }
 
 void plan_bind(plan *p, void *arena, void *scratch) {
+    p->arena_base = arena;
     for (int i = 0; i < p->namem; i++)
         dnnl_memory_set_data_handle(
             p->amem[i], p->aoff[i] == SCRATCH_OFF ? scratch : (char *)arena + p->aoff[i]);
@@ -158,15 +159,58 @@ static void observe(const plan *p, const graph *g, int k, plan_observe_fn fn, vo
     }
 }
 
-engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t strm,
+/* The data of tensor t (its buffer's root) as bound for this run. */
+static void *tensor_data(const plan *p, int t, const float *const *inputs, float *const *outputs) {
+    int r = root_of(p, t);
+    switch (p->bind[r]) {
+    case BIND_ARENA:
+        return p->first[r] >= 0 && p->arena_base ? (char *)p->arena_base + p->off[r] : NULL;
+    case BIND_INPUT:
+        return (void *)inputs[p->bind_idx[r]];
+    case BIND_OUTPUT:
+        return outputs[p->bind_idx[r]];
+    default:
+        return p->cdata[r];
+    }
+}
+
+/* Copies out the fetches whose tap is complete after step k. */
+static engine_status fetch_after(plan *p, dnnl_stream_t strm, int k, const float *const *inputs,
+                                 float *const *outputs, const plan_fetch *f, int nf, char *err,
+                                 size_t err_len) {
+    for (int i = 0; i < nf; i++) {
+        const plan_tap *pt = f[i].tap;
+        if (pt->after != k)
+            continue;
+        char *base = tensor_data(p, pt->tensor, inputs, outputs);
+        if (!base) {
+            snprintf(err, err_len, "tap tensor %d has no data", pt->tensor);
+            return ENGINE_ERR_BACKEND;
+        }
+        dnnl_memory_set_data_handle(pt->src, base + (size_t)f[i].image * pt->img_stride);
+        dnnl_memory_set_data_handle(pt->dst, f[i].dst);
+        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, pt->src}, {DNNL_ARG_TO, pt->dst}};
+        if (dnnl_primitive_execute(pt->prim, strm, 2, ea) != dnnl_success) {
+            snprintf(err, err_len, "oneDNN failed copying out tap tensor %d", pt->tensor);
+            return ENGINE_ERR_BACKEND;
+        }
+    }
+    return ENGINE_OK;
+}
+
+static engine_status run_steps(plan *p, const graph *g, dnnl_stream_t strm,
                                const float *const *inputs, float *const *outputs,
-                               plan_observe_fn fn, void *ud, char *err, size_t err_len) {
+                               plan_observe_fn fn, void *ud, const plan_fetch *f, int nf, char *err,
+                               size_t err_len) {
     for (int i = 0; i < p->ndyn; i++) {
         int r = p->dyn_root[i];
         void *h = p->bind[r] == BIND_INPUT ? (void *)inputs[p->bind_idx[r]]
                                            : (void *)outputs[p->bind_idx[r]];
         dnnl_memory_set_data_handle(p->dyn[i], h);
     }
+    engine_status est = ENGINE_OK;
+    if (nf && (est = fetch_after(p, strm, -1, inputs, outputs, f, nf, err, err_len)) != ENGINE_OK)
+        return est;
     for (int k = 0; k < p->nsteps; k++) {
         plan_step *s = &p->steps[k];
         if (s->custom != CUSTOM_NONE) {
@@ -177,23 +221,139 @@ engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t strm,
             dnnl_run_custom(s, bufs);
             if (fn)
                 observe(p, g, k, fn, ud);
-            continue;
+        } else {
+            dnnl_status_t st = dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);
+            if (st != dnnl_success) {
+                snprintf(err, err_len, "oneDNN failed executing step %d (%d)", k, st);
+                return ENGINE_ERR_BACKEND;
+            }
+            if (fn) {
+                dnnl_stream_wait(strm);
+                observe(p, g, k, fn, ud);
+            }
         }
-        dnnl_status_t st = dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);
-        if (st != dnnl_success) {
-            snprintf(err, err_len, "oneDNN failed executing step %d (%d)", k, st);
-            return ENGINE_ERR_BACKEND;
-        }
-        if (fn) {
-            dnnl_stream_wait(strm);
-            observe(p, g, k, fn, ud);
-        }
+        if (nf &&
+            (est = fetch_after(p, strm, k, inputs, outputs, f, nf, err, err_len)) != ENGINE_OK)
+            return est;
     }
     if (dnnl_stream_wait(strm) != dnnl_success) {
         snprintf(err, err_len, "oneDNN stream failed");
         return ENGINE_ERR_BACKEND;
     }
     return ENGINE_OK;
+}
+
+engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t strm,
+                               const float *const *inputs, float *const *outputs,
+                               plan_observe_fn fn, void *ud, char *err, size_t err_len) {
+    return run_steps(p, g, strm, inputs, outputs, fn, ud, NULL, 0, err, err_len);
+}
+
+engine_status plan_run_fetch(plan *p, dnnl_stream_t strm, const float *const *inputs,
+                             float *const *outputs, const plan_fetch *f, int nf, char *err,
+                             size_t err_len) {
+    return run_steps(p, NULL, strm, inputs, outputs, NULL, NULL, f, nf, err, err_len);
+}
+
+/* The step after which graph tensor t holds its value: the last step of the
+ * node that produces it, or, for a node without steps (a reshape aliasing
+ * its source), that of its source. -1: before the first step (an input);
+ * -2: not computed by this plan. */
+static int ready_step(const plan *p, const graph *g, int t) {
+    for (int depth = 0; depth < 64 && t >= 0; depth++) {
+        if (t < g->nt && g->t[t].is_input)
+            return -1;
+        int node = t < g->nt ? g->t[t].producer : -1;
+        for (int k = p->nsteps - 1; node >= 0 && k >= 0; k--)
+            if (p->steps[k].node == node)
+                return k;
+        if (t >= g->nt) { /* a temporary: the last step that writes it */
+            for (int k = p->nsteps - 1; k >= 0; k--)
+                for (int a = 0; a < p->steps[k].nargs; a++)
+                    if (p->steps[k].args[a].tensor == t && p->steps[k].args[a].arg == DNNL_ARG_DST)
+                        return k;
+        }
+        t = p->alias[t];
+    }
+    return -2;
+}
+
+engine_status plan_tap_init(const dnnl_model *m, const plan *p, int t, plan_tap *out, char *err,
+                            size_t err_len) {
+    memset(out, 0, sizeof *out);
+    out->tensor = t;
+    const graph *g = m->g;
+    if (t < 0 || t >= g->nt || !p->has_md[t] || p->shapes[t].is_const || p->shapes[t].ndim < 1 ||
+        p->shapes[t].dims[0] != p->batch) {
+        snprintf(err, err_len, "tensor '%s' is not computed per image by the plan",
+                 t >= 0 && t < g->nt ? g->t[t].name : "?");
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    if ((out->after = ready_step(p, g, t)) < -1) {
+        snprintf(err, err_len, "tensor '%s' is not written by the plan", g->t[t].name);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    const dnnl_memory_desc_t *md = &p->md[t];
+    int blocked_batch = 0;
+    if (md->format_kind == dnnl_blocked)
+        for (int i = 0; i < md->format_desc.blocking.inner_nblks; i++)
+            blocked_batch |= md->format_desc.blocking.inner_idxs[i] == 0;
+    dnnl_dims_t one, zero = {0};
+    memcpy(one, md->dims, sizeof one);
+    one[0] = 1;
+    dnnl_memory_desc_t src, dst;
+    if (md->format_kind != dnnl_blocked || blocked_batch || md->offset0 != 0 ||
+        dnnl_memory_desc_init_submemory(&src, md, one, zero) != dnnl_success) {
+        snprintf(err, err_len, "tensor '%s' has a layout that cannot be split per image",
+                 g->t[t].name);
+        return ENGINE_ERR_UNSUPPORTED;
+    }
+    size_t dt = md->data_type == dnnl_f32 ? 4 : md->data_type == dnnl_s32 ? 4 : 1;
+    out->img_stride = (size_t)md->format_desc.blocking.strides[0] * dt;
+    int64_t d1[GRAPH_MAX_DIMS];
+    memcpy(d1, p->shapes[t].dims, sizeof d1);
+    d1[0] = 1;
+    md_plain(&dst, d1, p->shapes[t].ndim);
+    int64_t per = graph_numel(d1, p->shapes[t].ndim);
+    out->per = per > 0 ? (size_t)per : 0;
+    float scale = md->data_type == dnnl_u8 || md->data_type == dnnl_s8
+                      ? (p->qscale[t] > 0 ? 1.0f / p->qscale[t] : 1.0f)
+                      : 1.0f;
+    dnnl_primitive_attr_t attr = NULL;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) {
+        snprintf(err, err_len, "out of memory");
+        return ENGINE_ERR_NOMEM;
+    }
+    if (scale != 1.0f)
+        dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&pd, &src, m->eng, &dst, m->eng, attr);
+    dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&out->prim, pd);
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&out->src, &src, m->eng, DNNL_MEMORY_NONE);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&out->dst, &dst, m->eng, DNNL_MEMORY_NONE);
+    if (st != dnnl_success) {
+        plan_tap_release(out);
+        snprintf(err, err_len, "oneDNN cannot copy out tensor '%s' (%d)", g->t[t].name, st);
+        return ENGINE_ERR_BACKEND;
+    }
+    return ENGINE_OK;
+}
+
+void plan_tap_release(plan_tap *pt) {
+    if (pt->prim)
+        dnnl_primitive_destroy(pt->prim);
+    if (pt->src)
+        dnnl_memory_destroy(pt->src);
+    if (pt->dst)
+        dnnl_memory_destroy(pt->dst);
+    pt->prim = NULL;
+    pt->src = pt->dst = NULL;
 }
 
 void plan_free(plan *p) {

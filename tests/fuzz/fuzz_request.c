@@ -53,8 +53,9 @@ static void *fake_ctx_create(void *user, int worker, char *err, size_t err_len) 
 }
 
 /* out[i][j] depends on the image, so top-k and JSON see varied values. */
-static int fake_run(void *ctx, const float *in, int n, float *out, char *err, size_t err_len) {
-    (void)err, (void)err_len;
+static int fake_run(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch,
+                    int nfetch, char *err, size_t err_len) {
+    (void)err, (void)err_len, (void)fetch, (void)nfetch;
     size_t in_floats = ((const app_model *)ctx)->in_floats;
     for (int i = 0; i < n; i++) {
         float s = 0;

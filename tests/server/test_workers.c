@@ -30,13 +30,20 @@ static void *fake_ctx(void *user, int worker, char *err, size_t len) {
     return f;
 }
 
-static int fake_run(void *ctx, const float *in, int n, float *out, char *err, size_t len) {
+/* The fake's taps: tap 0 is in[1] * 3, tap 1 is in[2] - 1 (one float each). */
+static int fake_run(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch,
+                    int nfetch, char *err, size_t len) {
     fake *f = ctx;
     (void)err;
     (void)len;
     for (int i = 0; i < n; i++) {
         out[i * OUT] = in[i * IN] * 2;
         out[i * OUT + 1] = in[i * IN + 3] + 1;
+    }
+    for (int i = 0; i < nfetch; i++) {
+        CHECK(fetch[i].image >= 0 && fetch[i].image < n);
+        const float *x = in + (size_t)fetch[i].image * IN;
+        fetch[i].dst[0] = fetch[i].tap == 0 ? x[1] * 3 : x[2] - 1;
     }
     atomic_fetch_add(&f->runs, 1);
     atomic_fetch_add(&f->images, n);
@@ -56,7 +63,7 @@ static void fake_free(void *ctx) {
 
 typedef struct {
     queue_item qi;
-    float in[IN], out[OUT];
+    float in[IN], out[OUT], tap[1];
     _Atomic int done;
 } item;
 
@@ -123,6 +130,12 @@ static void test_concurrent(void) {
     for (int i = 0; i < P * N; i++) {
         items[i].in[0] = (float)i;
         items[i].in[3] = (float)-i;
+        items[i].in[1] = (float)(i % 7);
+        items[i].in[2] = (float)(i % 5);
+        if (i % 3) { /* mixed batches: some items want no tap, others tap 0 or 1 */
+            items[i].qi.tap = i % 3 - 1;
+            items[i].qi.tap_out = items[i].tap;
+        }
         items[i].qi.input = items[i].in;
         items[i].qi.output = items[i].out;
         items[i].qi.done = on_done;
@@ -142,6 +155,8 @@ static void test_concurrent(void) {
         CHECK(items[i].qi.status == QUEUE_ITEM_OK);
         CHECK(items[i].out[0] == 2.0f * (float)i);
         CHECK(items[i].out[1] == (float)-i + 1);
+        if (i % 3)
+            CHECK(items[i].tap[0] == (i % 3 == 1 ? (float)(i % 7) * 3 : (float)(i % 5) - 1));
     }
     CHECK(atomic_load(&f.max_seen) <= 8);
     CHECK(atomic_load(&f.images) == P * N + 2 * 36);
