@@ -41,7 +41,7 @@
 typedef struct {
     req_base b; /* first: the shared request state */
     int want_body;
-    int png;     /* format=png */
+    int png;   /* format=png */
     int klass; /* ?class=K, or -1: the top-1 class */
     engine_cam_info ci;
 } explain_req;
@@ -109,7 +109,8 @@ static int parse_query(explain_req *q, const app_model *m) {
     q->klass = -1;
     const char *k = http_query(q->b.r, "class");
     if (k) {
-        long long v = reqbase_parse_nonneg(k);
+        /* decimal digits only: no sign, space or exponent */
+        long long v = k[0] && strspn(k, "0123456789") == strlen(k) ? reqbase_parse_nonneg(k) : -1;
         if (v < 0 || v >= q->ci.classes) {
             char msg[160];
             snprintf(msg, sizeof msg, "class must be an integer in [0, %d]", q->ci.classes - 1);
@@ -182,7 +183,8 @@ static void explain_finish(req_base *b) {
         respond_error(q, 500, "internal", "out of memory");
         return;
     }
-    cam_map(b->tap_out, q->ci.channels, h, w, q->ci.weight + (size_t)k * (size_t)q->ci.channels, map);
+    cam_map(b->tap_out, q->ci.channels, h, w, q->ci.weight + (size_t)k * (size_t)q->ci.channels,
+            map);
     cam_normalize(map, (size_t)h * (size_t)w);
     char kbuf[16], pbuf[32];
     snprintf(kbuf, sizeof kbuf, "%d", k);

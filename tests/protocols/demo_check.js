@@ -58,19 +58,29 @@ async function whyView(page) {
 }
 
 // Presses "why?" with the keyboard and waits for the map; returns the view,
-// the explain request's URL and status, and the sha256 of the PNG it got.
+// the explain request's URL and status, and the sha256 of the RGB pixels the
+// page shows (read back through a canvas).
 async function showWhy(page, outDir, shot) {
   const resp = page.waitForResponse((r) => r.url().includes('/explain'), { timeout: 60000 });
   await page.focus('#why');
   await page.keyboard.press('Enter');
   const r = await resp;
-  const png = await r.body();
   await page.waitForSelector('body[data-why="shown"], body[data-why="error"]', { timeout: 60000 });
   const view = await whyView(page);
+  const rgba = await page.evaluate(() => {
+    const cam = document.getElementById('cam');
+    const c = document.createElement('canvas');
+    c.width = cam.naturalWidth;
+    c.height = cam.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(cam, 0, 0);
+    return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+  });
+  const rgb = Buffer.from(rgba.filter((_, i) => i % 4 !== 3));
   await page.screenshot({ path: path.join(outDir, shot), fullPage: true });
   return {
     view, url: r.url(), status: r.status(), type: r.headers()['content-type'],
-    sha256: crypto.createHash('sha256').update(png).digest('hex'),
+    sha256: crypto.createHash('sha256').update(rgb).digest('hex'),
   };
 }
 

@@ -14,6 +14,7 @@ the box is torchvision's Resize + CenterCrop), and hides it again.
 usage: test_demo.py RESNETD_BINARY NODE OUT_DIR [FASHION_MNIST_DATA_DIR] [--auth]"""
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -62,7 +63,7 @@ def crop_box(path, resize, crop):
     return [left / s / w * 100, top / s / h * 100, crop / s / w * 100, crop / s / h * 100]
 
 
-def check_why(page, apis, model, wide):
+def check_why(page, apis, model, want):
     """The "why?" toggle: off and enabled after a classification, the map of
     the top-1 class shown by keyboard over the model's crop, hidden again."""
     print(json.dumps({k: page[k] for k in ("whyBefore", "why", "whyOff", "why2")}, indent=1))
@@ -76,7 +77,7 @@ def check_why(page, apis, model, wide):
         check(w["status"] == 200 and w["type"] == "image/png" and
               w["url"].endswith(f"/v1/models/{m}/explain?format=png&class={rows[0]['index']}"),
               f"why? asked for the top-1 class's PNG: {w['url']} {w['status']}")
-        check(w["sha256"] == api, f"why? on {m}: the page got the API's PNG")
+        check(w["sha256"] == api, f"why? on {m}: the page shows the API's PNG, pixel for pixel")
         check(v["state"] == "shown" and v["pressed"] == "true" and not v["camHidden"] and
               tuple(v["camSize"]) == size, f"why? on {m}: the map is shown: {v}")
         check(rows[0]["label"] in v["note"] and rows[0]["label"] in v["camAlt"],
@@ -86,7 +87,6 @@ def check_why(page, apis, model, wide):
         check(all(abs(a - 100 * (i >= 2)) < 1e-3
                   for i, a in enumerate(page["why"]["view"]["box"])),
               f"why? a square picture: the map covers it: {page['why']['view']['box']}")
-    want = crop_box(wide, 36, 32)
     got = page["why2"]["view"]["box"]
     check(all(abs(a - b) < 1e-3 for a, b in zip(got, want)),
           f"why? on a {page['why2']['view']['previewSize']} picture: box {got} vs {want}")
@@ -204,7 +204,10 @@ def main():
                             "POST", f"/v1/models/{m}/explain?format=png&class={rows[0]['index']}",
                             f.read())
                     check(s == 200, f"explain {m}: {s}")
-                    apis.append(hashlib.sha256(png).hexdigest())
+                    from PIL import Image
+                    px = Image.open(io.BytesIO(png)).convert("RGB").tobytes()
+                    apis.append(hashlib.sha256(px).hexdigest())
+                wide_box = crop_box(wide, 36, 32)
         rc = srv.rc
     check(rc == 0, f"server exit code {rc}")
     served = ["rgb", "gray"] + (["fashion-mnist"] if model == "fashion-mnist" else [])
@@ -244,7 +247,7 @@ def main():
           f"requests {page['requests']}")
     check(not page["consoleErrors"] or all("415" in e for e in page["consoleErrors"]),
           f"console errors {page['consoleErrors']}")
-    check_why(page, apis, model, wide)
+    check_why(page, apis, model, wide_box)
     check_screenshots(out_dir, ["demo.png", "demo-error.png", "demo-why.png", "demo-why-2.png"])
     print(f"demo ok: top-1 '{page['rows'][0]['label']}' equals the API's; screenshots in {out_dir}")
     return 0

@@ -203,7 +203,8 @@ def test_small(binary, tmp):
 
         # errors, and no image runs for them
         before = srv.metric("resnetd_images_total", {"model": "tiny"})
-        for q in ["-1", "10", "1.5", "abc", "", "1e1", "0x1", " 1", "99999999999999999999"]:
+        for q in ["-1", "10", "1.5", "abc", "", "1e1", "0x1", "%201", "%2B1",
+                  "99999999999999999999"]:
             is_error(explain(srv, "tiny", data, f"?class={q}"), 400, "invalid_class",
                      f"class={q!r}", ["[0, 9]"])
         is_error(explain(srv, "bgr", data, "?class=7"), 400, "invalid_class", "bgr class 7",
