@@ -25,6 +25,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
@@ -138,6 +139,13 @@ def check_png(srv, model, data, want_cam, crop_rgb, what, query=""):
     return diff.max()
 
 
+def gauge(srv, name):
+    for line in srv.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics")
+
+
 def is_error(resp, status, code, what, contains=()):
     s, h, b = resp
     check(s == status, f"{what}: {s} != {status}: {b[:300]!r}")
@@ -228,6 +236,16 @@ def test_small(binary, tmp):
         check(after == before, f"refused requests ran images: {before} -> {after}")
         s, _, b = srv.request("GET", "/healthz")
         check(s == 200, "healthy after the errors")
+        # every reservation (tensors, tap, map, picture, answer) was returned
+        # (a request returns them when it completes, just after its answer is out)
+        deadline = time.monotonic() + 10
+        while True:
+            held = gauge(srv, "resnetd_inflight_bytes")
+            if held == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        check(held == 0, f"{held} bytes still reserved after every request was answered")
+        check(gauge(srv, "resnetd_inflight_bytes_peak") > 0, "the budget saw the requests")
         print(f"explain small: {len(cosines)} maps, min cosine {min(cosines):.7f}; "
               f"no-GAP message: {msg}")
     finally:
