@@ -113,6 +113,36 @@ static json_t *tuned_obj(const json_model_info *m) {
                    : NULL;
 }
 
+/* The model's taps: [{"name", "shape": [dims past the batch]}, ...]. */
+static json_t *taps_array(const engine_model *em) {
+    json_t *a = json_array();
+    int n = engine_model_num_taps(em);
+    for (int i = 0; a && i < n; i++) {
+        engine_tensor_desc d;
+        engine_model_tap_desc(em, i, &d);
+        json_t *sh = json_array();
+        for (int k = 1; sh && k < d.ndim; k++)
+            json_array_append_new(sh, json_integer((json_int_t)d.dims[k]));
+        if (json_array_append_new(a, json_pack("{s:s,s:o}", "name", d.name, "shape", sh))) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* Adds "embedding" and "tensors" to model entry e; 0 or -1. */
+static int add_taps(json_t *e, const engine_model *em) {
+    if (!em)
+        return 0;
+    int def = engine_model_default_embedding(em);
+    engine_tensor_desc d;
+    if (def >= 0)
+        engine_model_tap_desc(em, def, &d);
+    return json_object_set_new(e, "embedding", def >= 0 ? json_string(d.name) : json_null()) ||
+           json_object_set_new(e, "tensors", taps_array(em));
+}
+
 char *json_models_body(const json_model_info *m, int n, size_t *len) {
     json_t *a = json_array();
     for (int i = 0; a && i < n; i++) {
@@ -123,7 +153,7 @@ char *json_models_body(const json_model_info *m, int n, size_t *len) {
                               "config", "input", input_obj(&m[i].mc->input), "max_batch",
                               m[i].max_batch, "workers", m[i].workers, "threads_per_worker",
                               m[i].threads, "tuned", tuned_obj(&m[i]));
-        if (!e || json_array_append_new(a, e)) {
+        if (!e || add_taps(e, m[i].em) || json_array_append_new(a, e)) {
             json_decref(a);
             return NULL;
         }

@@ -8,6 +8,7 @@
 #ifndef RESNETD_JSON_H
 #define RESNETD_JSON_H
 
+#include "engine.h"
 #include "json_client.h" /* json_client_string: client bytes as JSON strings */
 #include "model_config.h"
 #include "predict.h"
@@ -41,12 +42,14 @@ typedef struct {
     const char *tuned_file; /* NULL: no tuned.json value in effect */
     const char *tuned_goal; /* "throughput" | "latency" */
     unsigned tuned;         /* which came from tuned_file: 1 workers, 2 threads, 4 max_batch */
+    const engine_model *em; /* NULL: no "tensors"/"embedding" */
 } json_model_info;
 
 /* {"models": [{"name", "input_shape": [C,H,W], "classes", "max_batch",
  * "workers", "ready", "labels": bool, "config": {"input": {...}, "max_batch",
  * "workers", "threads_per_worker", "tuned": false | {"file", "goal",
- * "applied": ["workers", ...]}}}]} */
+ * "applied": ["workers", ...]}}, "embedding": tensor name | null,
+ * "tensors": [{"name", "shape": [per-image dims]}, ...]}]} (engine.h taps) */
 char *json_models_body(const json_model_info *m, int n, size_t *len);
 
 #endif

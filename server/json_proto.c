@@ -371,6 +371,20 @@ char *jp_v2_model_metadata(const char *name, const char *version, const char *pl
                 DUMP6, len);
 }
 
+char *jp_v2_model_metadata_taps(const char *name, const char *version, const char *platform,
+                                const jp_v2_tensor_meta *in, int nin, const jp_v2_tensor_meta *out,
+                                int nout, const jp_v2_tensor_meta *taps, int ntaps,
+                                const char *embedding, size_t *len) {
+    json_t *o = json_pack("{s:s,s:[s],s:s,s:o,s:o,s:o}", "name", name, "versions", version,
+                          "platform", platform, "inputs", tensor_metas(in, nin), "outputs",
+                          tensor_metas(out, nout), "tensors", tensor_metas(taps, ntaps));
+    if (o && embedding && json_object_set_new(o, "embedding", json_string(embedding))) {
+        json_decref(o);
+        o = NULL;
+    }
+    return dump(o, DUMP6, len);
+}
+
 char *jp_v2_model_config(const char *name, const char *platform, int max_batch, const char *in_name,
                          const int64_t chw[3], const char *out_name, int64_t classes,
                          const char *label_file, size_t *len) {

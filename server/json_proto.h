@@ -77,7 +77,7 @@ typedef struct {
     const char *name;
     const char *datatype; /* "FP32" or "BYTES" */
     int ndim;
-    int64_t shape[2];
+    int64_t shape[JP_MAX_DIMS];
     size_t count;
     const float *f32;        /* FP32 data for JSON */
     const char *const *strs; /* BYTES data for JSON */
@@ -108,6 +108,14 @@ typedef struct {
 char *jp_v2_model_metadata(const char *name, const char *version, const char *platform,
                            const jp_v2_tensor_meta *in, int nin, const jp_v2_tensor_meta *out,
                            int nout, size_t *len);
+
+/* The same with the internal tensors an infer request may name as outputs
+ * (engine.h taps): "tensors": [tensor metadata, ...] and "embedding": the
+ * default embedding's name (omitted when NULL). */
+char *jp_v2_model_metadata_taps(const char *name, const char *version, const char *platform,
+                                const jp_v2_tensor_meta *in, int nin, const jp_v2_tensor_meta *out,
+                                int nout, const jp_v2_tensor_meta *taps, int ntaps,
+                                const char *embedding, size_t *len);
 
 /* GET /v2/models/{m}/config: Triton's model configuration for the model's
  * one input and output (NCHW FP32 in, [classes] FP32 out). label_file may

@@ -74,7 +74,8 @@ static void route_models(req *q) {
                                     m->threads,
                                     m->tuned ? m->tuned_path : NULL,
                                     m->tuned_goal,
-                                    m->tuned};
+                                    m->tuned,
+                                    m->em};
     }
     size_t len;
     char *body = json_models_body(info, n, &len);

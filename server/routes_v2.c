@@ -95,9 +95,25 @@ static void model_metadata(proto_req *p) {
     jp_v2_tensor_meta ti = {
         in.name, "FP32", 4, {-1, m->info.channels, m->info.height, m->info.width}};
     jp_v2_tensor_meta to = {out.name, "FP32", 2, {-1, m->info.num_classes}};
+    /* the internal tensors an infer request may name as outputs */
+    int nt = engine_model_num_taps(m->em), def = engine_model_default_embedding(m->em);
+    engine_tensor_desc *td = calloc((size_t)nt + 1, sizeof *td);
+    jp_v2_tensor_meta *tm = calloc((size_t)nt + 1, sizeof *tm);
     size_t len = 0;
-    v2_json(p, jp_v2_model_metadata(m->mc.name, V2_VERSION, V2_PLATFORM, &ti, 1, &to, 1, &len),
-            &len);
+    char *body = NULL;
+    if (td && tm) {
+        for (int i = 0; i < nt; i++) {
+            engine_model_tap_desc(m->em, i, &td[i]);
+            tm[i] = (jp_v2_tensor_meta){td[i].name, "FP32", td[i].ndim, {0}};
+            memcpy(tm[i].shape, td[i].dims, sizeof tm[i].shape);
+            tm[i].shape[0] = -1;
+        }
+        body = jp_v2_model_metadata_taps(m->mc.name, V2_VERSION, V2_PLATFORM, &ti, 1, &to, 1, tm,
+                                         nt, def >= 0 ? td[def].name : NULL, &len);
+    }
+    free(td);
+    free(tm);
+    v2_json(p, body, &len);
 }
 
 static void model_configuration(proto_req *p) {

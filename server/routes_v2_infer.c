@@ -5,6 +5,7 @@
  * BYTES images, then the requested outputs as JSON or binary, raw or as
  * Triton classification strings. Routing and metadata are in routes_v2.c.
  */
+#include "embed.h"
 #include "json_proto.h"
 #include "proto.h"
 
@@ -23,6 +24,8 @@ typedef struct {
     jp_v2_output *outputs; /* requested outputs (the default when none is named) */
     int noutputs;
     int binary_output;   /* parameters.binary_data_output */
+    int tap;             /* the internal tensor (engine.h tap) requested, or -1 */
+    int tap_binary;      /* ...answered as binary data */
     char *id;            /* the request's "id", or NULL */
     char input[128];     /* the input's name, for image errors */
     unsigned char **b64; /* base64-decoded images (JSON BYTES), nb64 of them */
@@ -279,31 +282,54 @@ static int prepare(proto_req *p, jp_v2_request *rq, const unsigned char *bin, si
     return 400;
 }
 
-/* The requested outputs: each a distinct name of a real output of the model
- * (it has one), so the answer holds each output once whatever the request
- * says; none named, or "outputs": [], means the default (the one output, as
- * Triton answers). classification is clamped to the model's classes. */
+/* The requested outputs: each a distinct name of the model's output or of
+ * one of its internal tensors (engine.h taps, listed by GET /v2/models/{m}
+ * under "tensors"; at most one per request, FP32 only), so the answer holds
+ * each output once whatever the request says; none named, or "outputs": [],
+ * means the default (the one output, as Triton answers). classification is
+ * clamped to the model's classes. */
 static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg, size_t ml) {
     const app_model *m = &p->b.a->models[p->b.model];
     engine_tensor_desc d;
     engine_model_output_desc(m->em, 0, &d);
     int n = rq->noutputs > 0 ? rq->noutputs : 1;
     st->binary_output = rq->binary_output;
+    st->tap = -1;
     for (int i = 0; i < rq->noutputs; i++) {
-        if (strcmp(rq->outputs[i].name, d.name) != 0) {
+        const jp_v2_output *o = &rq->outputs[i];
+        int tap = strcmp(o->name, d.name) ? engine_model_find_tap(m->em, o->name) : -1;
+        if (tap < 0 && strcmp(o->name, d.name) != 0) {
             snprintf(msg, ml,
-                     "unexpected inference output '%s' (entry %d of \"outputs\") for model '%s' "
-                     "(its output is '%s')",
-                     rq->outputs[i].name, i, m->mc.name, d.name);
+                     "unexpected inference output '%.120s' (entry %d of \"outputs\") for model "
+                     "'%.100s' (its output is '%.120s'; its metadata lists the internal tensors "
+                     "under \"tensors\")",
+                     o->name, i, m->mc.name, d.name);
             return 400;
         }
-        if (i > 0) { /* every name is the one output's: a second entry repeats it */
+        for (int j = 0; j < i; j++)
+            if (!strcmp(rq->outputs[j].name, o->name)) {
+                snprintf(msg, ml,
+                         "output '%s' is requested twice (entries %d and %d of \"outputs\"); "
+                         "each output may be named once",
+                         o->name, j, i);
+                return 400;
+            }
+        if (tap < 0)
+            continue;
+        if (st->tap >= 0) {
             snprintf(msg, ml,
-                     "output '%s' is requested twice (entries 0 and %d of \"outputs\"); each "
-                     "output may be named once",
-                     rq->outputs[i].name, i);
+                     "output '%s' (entry %d of \"outputs\") is a second internal tensor; a "
+                     "request may name at most one",
+                     o->name, i);
             return 400;
         }
+        if (o->classification > 0) {
+            snprintf(msg, ml, "output '%s' is an internal tensor: classification does not apply",
+                     o->name);
+            return 400;
+        }
+        st->tap = tap;
+        st->tap_binary = o->binary > 0 || (o->binary < 0 && rq->binary_output);
     }
     if (!(st->outputs = calloc((size_t)n, sizeof(*st->outputs)))) {
         snprintf(msg, ml, "out of memory");
@@ -315,9 +341,36 @@ static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg
         st->outputs[0].binary = -1;
         return 0;
     }
-    st->outputs[0] = rq->outputs[0];
-    if (st->outputs[0].classification > m->info.num_classes)
-        st->outputs[0].classification = m->info.num_classes;
+    for (int i = 0; i < n; i++) {
+        st->outputs[i] = rq->outputs[i];
+        if (st->outputs[i].classification > m->info.num_classes)
+            st->outputs[i].classification = m->info.num_classes;
+    }
+    return 0;
+}
+
+/* After the images exist: the requested internal tensor's rows, within the
+ * answer bound (embed.h) and reserved in the budget. */
+static int take_tap(proto_req *p, v2_state *st, char *msg, size_t ml) {
+    const app_model *m = &p->b.a->models[p->b.model];
+    engine_tensor_desc d;
+    engine_model_tap_desc(m->em, st->tap, &d);
+    uint64_t per = 1;
+    for (int i = 1; i < d.ndim; i++)
+        per *= (uint64_t)d.dims[i];
+    uint64_t most = st->tap_binary ? EMBED_MAX_ANSWER_FLOATS : EMBED_MAX_JSON_FLOATS;
+    if (per * (uint64_t)p->b.nimgs > most) {
+        snprintf(msg, ml,
+                 "output '%s' holds %llu floats per image: %d image(s) is more than the %llu "
+                 "floats one answer may hold%s",
+                 d.name, (unsigned long long)per, p->b.nimgs, (unsigned long long)most,
+                 st->tap_binary ? "" : " as JSON (binary data allows more)");
+        return 413;
+    }
+    if (reqbase_tap(&p->b, st->tap)) {
+        snprintf(msg, ml, "%s", p->b.err_msg);
+        return p->b.err_status;
+    }
     return 0;
 }
 
@@ -368,6 +421,8 @@ static int infer_prepare(proto_req *p) {
         snprintf(st->input, sizeof st->input, "%s", rq.inputs[0].name);
         status = prepare(p, &rq, (const unsigned char *)st->body + st->jlen, st->len - st->jlen,
                          msg, sizeof msg);
+        if (!status && st->tap >= 0)
+            status = take_tap(p, st, msg, sizeof msg);
     }
     if (!status && rq.has_id && !(st->id = strdup(rq.id))) {
         snprintf(msg, sizeof msg, "out of memory");
@@ -533,7 +588,18 @@ static void infer_finish(proto_req *p) {
         d->ndim = 2;
         d->shape[0] = n;
         size_t size = 0;
-        if (k > 0) {
+        int tap = st->tap >= 0 ? engine_model_find_tap(m->em, want->name) : -1;
+        if (tap >= 0 && tap == st->tap) { /* the internal tensor, [n, dims...] */
+            engine_tensor_desc td;
+            engine_model_tap_desc(m->em, tap, &td);
+            d->datatype = "FP32";
+            d->ndim = td.ndim;
+            for (int i = 1; i < td.ndim; i++)
+                d->shape[i] = td.dims[i];
+            d->count = (size_t)n * p->b.tap_floats;
+            d->f32 = p->b.tap_out;
+            size = d->count * sizeof(float);
+        } else if (k > 0) {
             d->datatype = "BYTES";
             d->shape[1] = k;
             d->count = (size_t)n * (size_t)k;
