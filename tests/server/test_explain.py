@@ -11,7 +11,11 @@ torchvision + PIL preprocessing.
               bilinearly, jet, blended over the crop; BGR drawn as RGB, gray as
               gray); multipart with one file; the errors (bad class, bad
               format, a model without GAP -> linear, 405, 404, two files, empty
-              and non-image bodies) and nothing run for them.
+              and non-image bodies) and nothing run for them; concurrent
+              explain and classify requests sharing batches (each map is its
+              image's); the budget: a PNG whose picture does not fit
+              max_inflight_bytes is 503 over_budget while a classify of the same
+              image is answered, and every reserved byte comes back.
   resnet18    torchvision ResNet-18 / ResNet-50 (random weights, BN statistics
   resnet50    from data: tests/engine/models.py, cached in CACHE_DIR), ImageNet
               preprocessing: 7x7 maps (default class and two others) and the
@@ -254,6 +258,95 @@ def test_small(binary, tmp):
     check(rc == 0, f"server exit code {rc}")
 
 
+def test_concurrent(binary, tmp):
+    """Explain and classify at once from 8 clients on a model that batches:
+    the features tap of each image goes to its own request."""
+    from concurrent.futures import ThreadPoolExecutor
+    d, net = srvtest.export_model(tmp, "conc", seed=5)
+    inp = {"color": "gray", "resize": 28, "crop": 28, "mean": [0.5], "std": [0.5]}
+    images = [open(p, "rb").read() for p in srvtest.make_images(tmp, 6)]
+    want = {}
+    for i, data in enumerate(images):
+        x, _ = preprocess(data, inp)
+        for k in range(10):
+            want[(i, k)] = ref.torch_cam(net, net[-4], net[-1], x, k)
+        want[(i, None)] = ref.torch_cam(net, net[-4], net[-1], x)
+    srv = srvtest.Server(binary, ["--model", d, "--max-batch", "8", "--batch-timeout-us", "20000"])
+    try:
+        def client(c):
+            out = []
+            conn = srv.conn()
+            for r in range(12):
+                i, k = (c + r) % len(images), [None, (c + r) % 10, (c + r + 4) % 10][r % 3]
+                if (c + r) % 4 == 3:  # a classify in the same batches
+                    s, _, b = srv.request("POST", "/v1/models/conc/classify", images[i], conn=conn)
+                    check(s == 200, f"classify {s} {b[:200]!r}")
+                    continue
+                q = "" if k is None else f"?class={k}"
+                s, _, b = srv.request("POST", f"/v1/models/conc/explain{q}", images[i], conn=conn)
+                out.append((i, k, s, b))
+            conn.close()
+            return out
+        with ThreadPoolExecutor(8) as ex:
+            results = [x for f in [ex.submit(client, c) for c in range(8)] for x in f.result()]
+        worst = 1.0
+        for i, k, s, b in results:
+            check(s == 200, f"explain image {i} class {k}: {s} {b[:200]!r}")
+            j = json.loads(b)
+            logits, kk, cam = want[(i, k)]
+            check(j["class"] == kk, f"image {i}: class {j['class']} vs {kk}")
+            cos = ref.cosine(np.array(j["map"]["values"]).reshape(cam.shape), cam)
+            check(cos >= COS_MIN, f"image {i} class {kk} in a shared batch: cosine {cos}")
+            worst = min(worst, cos)
+        m = srv.metrics().splitlines()
+
+        def sample(name):
+            return [float(x.split()[-1]) for x in m
+                    if x.startswith(name + "{") and 'model="conc"' in x][0]
+        mean = sample("resnetd_batch_size_sum") / sample("resnetd_batch_size_count")
+        print(f"explain concurrent: {len(results)} maps among classifies from 8 clients, "
+              f"min cosine {worst:.7f}, mean batch {mean:.2f}")
+    finally:
+        rc = srv.stop()
+        srv.cleanup()
+    check(rc == 0, f"server exit code {rc}")
+
+
+def test_budget(binary, tmp):
+    """400x400 gray input, a 400x400 PNG, max_inflight_bytes = 2 MiB: a
+    classify's tensor (640 KB) and decode (< 1 MiB) fit; an explain PNG also
+    holds the features tap (160 KB), its picture and the encoder's bound
+    (~1 MB), and does not."""
+    torch.manual_seed(6)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 4, stride=4), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 3)).eval()
+    inp = {"color": "gray", "resize": 400, "crop": 400, "scale": 255.0, "mean": [0.5],
+           "std": [0.5]}
+    d = export(net, (1, 1, 400, 400), os.path.join(tmp, "big"),
+               {"name": "big", "input": inp, "max_batch": 1})
+    y, x = np.mgrid[0:400, 0:400]
+    b = io.BytesIO()
+    Image.fromarray(((x + y) % 256).astype(np.uint8)).save(b, "PNG")
+    data = b.getvalue()
+    srv = srvtest.Server(binary, ["--model", d, "--max-inflight-bytes", str(2 << 20)])
+    try:
+        s, _, body = srv.request("POST", "/v1/models/big/classify", data)
+        check(s == 200, f"classify within the budget: {s} {body[:200]!r}")
+        s, h, body = explain(srv, "big", data, "?format=png")
+        is_error((s, h, body), 503, "over_budget", "PNG over the budget", ["max_inflight_bytes"])
+        check(h.get("retry-after") == "1", "Retry-After on over_budget")
+        deadline = time.monotonic() + 10
+        while gauge(srv, "resnetd_inflight_bytes") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(gauge(srv, "resnetd_inflight_bytes") == 0, "budget returned")
+        print("explain budget: PNG 503 over_budget at 2 MiB while classify answers")
+    finally:
+        rc = srv.stop()
+        srv.cleanup()
+    check(rc == 0, f"server exit code {rc}")
+
+
 def photo(i, w, h, fmt):
     """A photo-like test image: smooth colour fields, shapes, noise."""
     rng = np.random.default_rng(50 + i)
@@ -307,6 +400,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="explain-") as tmp:
         if mode == "small":
             test_small(binary, tmp)
+            test_concurrent(binary, tmp)
+            test_budget(binary, tmp)
         elif mode in ("resnet18", "resnet50"):
             cache = sys.argv[3] if len(sys.argv) > 3 else os.path.join(tmp, "cache")
             test_resnet(binary, tmp, mode, cache)
