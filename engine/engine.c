@@ -158,8 +158,9 @@ static engine_status find_taps(engine_model *m, const graph_shape *a, const grap
         const graph_shape *sa = &a[t];
         if (g->t[t].is_input || g->t[t].producer < 0 || sa->is_const || sa->dtype != GRAPH_F32 ||
             sa->ndim < 1 || sa->dims[0] != b1 ||
-            (b && (b[t].ndim != sa->ndim || b[t].dims[0] != 2)))
-            continue;
+            (b && (b[t].ndim != sa->ndim || b[t].dims[0] != 2 ||
+                   memcmp(b[t].dims + 1, sa->dims + 1, (size_t)(sa->ndim - 1) * sizeof(int64_t)))))
+            continue; /* not per image: the batch must be dim 0 and only dim 0 */
         int64_t per = graph_numel(sa->dims + 1, sa->ndim - 1);
         if (per < 1 || per > INT32_MAX ||
             strlen(g->t[t].name) >= sizeof(((engine_tensor_desc *)0)->name))

@@ -91,7 +91,12 @@ static void *worker_main(void *arg) {
             if (items[i]->tap_out)
                 fetch[nfetch++] = (engine_fetch){i, items[i]->tap, items[i]->tap_out};
         int64_t t0 = queue_now_ns();
-        int rc = p->run(ctx, in, k, out, fetch, nfetch, err, sizeof err);
+        int rc = p->run(ctx, in, k, out, fetch, nfetch, err, sizeof err), tap_failed = 0;
+        if (rc && nfetch) { /* a tap that cannot be copied fails its own items only */
+            log_msg(LOG_ERROR, "inference with internal tensors failed", err);
+            tap_failed = 1;
+            rc = p->run(ctx, in, k, out, NULL, 0, err, sizeof err);
+        }
         if (p->metrics) {
             metrics_observe(p->metrics, METRICS_H_INFERENCE, p->model,
                             (double)(queue_now_ns() - t0) / 1e9);
@@ -103,7 +108,8 @@ static void *worker_main(void *arg) {
             if (!rc)
                 memcpy(items[i]->output, out + (size_t)i * p->out_floats,
                        p->out_floats * sizeof(float));
-            finish(items[i], rc ? QUEUE_ITEM_FAILED : QUEUE_ITEM_OK);
+            finish(items[i],
+                   rc || (tap_failed && items[i]->tap_out) ? QUEUE_ITEM_FAILED : QUEUE_ITEM_OK);
         }
     }
     if (ctx)

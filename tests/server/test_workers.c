@@ -34,12 +34,15 @@ static void *fake_ctx(void *user, int worker, char *err, size_t len) {
 static int fake_run(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch,
                     int nfetch, char *err, size_t len) {
     fake *f = ctx;
-    (void)err;
-    (void)len;
     for (int i = 0; i < n; i++) {
         out[i * OUT] = in[i * IN] * 2;
         out[i * OUT + 1] = in[i * IN + 3] + 1;
     }
+    for (int i = 0; i < nfetch; i++) /* tap 7 cannot be copied: the run fails */
+        if (fetch[i].tap == 7) {
+            snprintf(err, len, "tap 7 cannot be copied");
+            return -1;
+        }
     for (int i = 0; i < nfetch; i++) {
         CHECK(fetch[i].image >= 0 && fetch[i].image < n);
         const float *x = in + (size_t)fetch[i].image * IN;
@@ -252,7 +255,40 @@ static void test_deadline_abort(void) {
     queue_destroy(q);
 }
 
+/* A batch whose tap cannot be copied: the items that asked for taps fail,
+ * the others still get their output (the batch is run again without taps). */
+static void test_tap_failure(void) {
+    fake f = {0};
+    queue *q = queue_create(8, NULL, NULL);
+    CHECK(q);
+    workers_pool *b = start(&f, q, 1, 4, 2000000000LL); /* the batch fills to 4 */
+    item it[4];
+    queue_item *ptr[4];
+    memset(it, 0, sizeof it);
+    for (int i = 0; i < 4; i++) {
+        it[i].in[0] = (float)(i + 1);
+        it[i].qi.input = it[i].in;
+        it[i].qi.output = it[i].out;
+        it[i].qi.done = on_done;
+        ptr[i] = &it[i].qi;
+    }
+    it[1].qi.tap = 7;
+    it[1].qi.tap_out = it[1].tap;
+    it[2].qi.tap = 0;
+    it[2].qi.tap_out = it[2].tap;
+    atomic_store(&g_done, 0);
+    CHECK(queue_push(q, ptr, 4) == QUEUE_OK);
+    wait_done(4);
+    CHECK(it[0].qi.status == QUEUE_ITEM_OK && it[0].out[0] == 2.0f);
+    CHECK(it[3].qi.status == QUEUE_ITEM_OK && it[3].out[0] == 8.0f);
+    CHECK(it[1].qi.status == QUEUE_ITEM_FAILED && it[2].qi.status == QUEUE_ITEM_FAILED);
+    queue_close(q);
+    workers_join(b);
+    queue_destroy(q);
+}
+
 int main(void) {
+    test_tap_failure();
     test_full();
     test_timeout();
     test_deadline_abort();
