@@ -15,7 +15,9 @@ torchvision + PIL preprocessing.
               explain and classify requests sharing batches (each map is its
               image's); the budget: a PNG whose picture does not fit
               max_inflight_bytes is 503 over_budget while a classify of the same
-              image is answered, and every reserved byte comes back.
+              image is answered, and every reserved byte comes back; the
+              bundled model quantized to int8: same class, map cosine >= 0.99 to
+              the fp32 model's.
   resnet18    torchvision ResNet-18 / ResNet-50 (random weights, BN statistics
   resnet50    from data: tests/engine/models.py, cached in CACHE_DIR), ImageNet
               preprocessing: 7x7 maps (default class and two others) and the
@@ -27,6 +29,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +48,7 @@ import srvtest  # noqa: E402
 from srvtest import check  # noqa: E402
 
 COS_MIN = 0.9999
+INT8_COS_MIN = 0.99  # int8 features and weights against the fp32 model's map
 
 
 def export(net, shape, d, cfg):
@@ -347,6 +351,45 @@ def test_budget(binary, tmp):
     check(rc == 0, f"server exit code {rc}")
 
 
+def test_int8(binary, tmp):
+    """The bundled model quantized to int8 (`resnetd quantize`, the examples
+    as calibration): the CAM comes from its int8 features and classifier and
+    stays close to the fp32 model's in PyTorch."""
+    fm = os.path.join(SRC, "models", "fashion-mnist")
+    if not os.path.isfile(os.path.join(fm, "model.onnx")):
+        print("explain int8: skipped (no models/fashion-mnist)")
+        return
+    ex = os.path.join(SRC, "examples")
+    cal = os.path.join(tmp, "cal")
+    os.makedirs(cal)
+    for f in os.listdir(ex):
+        if f.endswith(".png"):
+            shutil.copy(os.path.join(ex, f), cal)
+    q = os.path.join(tmp, "fm8")
+    subprocess.run([binary, "quantize", "--model", fm, "--calibration", cal, "--out", q],
+                   check=True, stdout=subprocess.DEVNULL)
+    fm_in = json.load(open(os.path.join(fm, "config.json")))["input"]
+    srv = srvtest.Server(binary, ["--model", q])
+    try:
+        worst = 1.0
+        for name in sorted(os.listdir(cal)):
+            data = open(os.path.join(cal, name), "rb").read()
+            x, _ = preprocess(data, fm_in)
+            logits, k, cam = ref.onnx_cam(os.path.join(fm, "model.onnx"), x)
+            s, _, b = explain(srv, "fm8", data)
+            check(s == 200, f"int8 {name}: {s} {b[:200]!r}")
+            j = json.loads(b)
+            check(j["class"] == k, f"int8 {name}: class {j['class']} vs fp32 {k}")
+            cos = ref.cosine(np.array(j["map"]["values"]).reshape(cam.shape), cam)
+            check(cos >= INT8_COS_MIN, f"int8 {name}: cosine {cos} to the fp32 map")
+            worst = min(worst, cos)
+        print(f"explain int8: {len(os.listdir(cal))} maps, min cosine to fp32 {worst:.5f}")
+    finally:
+        rc = srv.stop()
+        srv.cleanup()
+    check(rc == 0, f"server exit code {rc}")
+
+
 def photo(i, w, h, fmt):
     """A photo-like test image: smooth colour fields, shapes, noise."""
     rng = np.random.default_rng(50 + i)
@@ -402,6 +445,7 @@ def main():
             test_small(binary, tmp)
             test_concurrent(binary, tmp)
             test_budget(binary, tmp)
+            test_int8(binary, tmp)
         elif mode in ("resnet18", "resnet50"):
             cache = sys.argv[3] if len(sys.argv) > 3 else os.path.join(tmp, "cache")
             test_resnet(binary, tmp, mode, cache)
