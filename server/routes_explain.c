@@ -97,7 +97,13 @@ static int parse_query(explain_req *q, const app_model *m) {
     }
     q->png = f && !strcmp(f, "png");
     char err[256];
-    if (engine_model_cam_info(m->em, &q->ci, err, sizeof err) != ENGINE_OK) {
+    engine_status st = engine_model_cam_info(m->em, &q->ci, err, sizeof err);
+    if (st == ENGINE_OK && q->ci.classes != m->info.num_classes) { /* e.g. a head after it */
+        snprintf(err, sizeof err, "the classifier has %d rows but the output %d classes",
+                 q->ci.classes, m->info.num_classes);
+        st = ENGINE_ERR_UNSUPPORTED;
+    }
+    if (st != ENGINE_OK) {
         char msg[512];
         snprintf(msg, sizeof msg,
                  "model '%s' has no class activation map: it needs conv features -> global "

@@ -86,6 +86,19 @@ def nogap_model(tmp):
                   {"name": "nogap", "input": inp, "max_batch": 2})
 
 
+def twofc_model(tmp):
+    """GAP -> Linear -> ReLU -> Linear: pooled, but no single linear classifier."""
+    torch.manual_seed(8)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 6), torch.nn.ReLU(),
+                              torch.nn.Linear(6, 10)).eval()
+    inp = {"color": "gray", "resize": 28, "crop": 28, "scale": 255.0, "mean": [0.5],
+           "std": [0.5]}
+    return export(net, (1, 1, 28, 28), os.path.join(tmp, "twofc"),
+                  {"name": "twofc", "input": inp, "max_batch": 2})
+
+
 def preprocess(data, inp):
     """torchvision + PIL: (tensor [1,C,H,W] in the model's channel order, the
     crop as RGB uint8 [H,W,3] -- what the PNG is drawn over)."""
@@ -169,9 +182,10 @@ def test_small(binary, tmp):
     tiny_in = {"color": "gray", "resize": 28, "crop": 28, "mean": [0.5], "std": [0.5]}
     bgr_dir, bgr, bgr_in = bgr_model(tmp)
     nogap_dir = nogap_model(tmp)
+    twofc_dir = twofc_model(tmp)
     fm = os.path.join(SRC, "models", "fashion-mnist")
     has_fm = os.path.isfile(os.path.join(fm, "model.onnx"))
-    args = ["--model", tiny_dir, "--model", bgr_dir, "--model", nogap_dir]
+    args = ["--model", tiny_dir, "--model", bgr_dir, "--model", nogap_dir, "--model", twofc_dir]
     if has_fm:
         args += ["--model", fm]
     images = srvtest.make_images(tmp, 4)
@@ -231,6 +245,10 @@ def test_small(binary, tmp):
         msg = is_error(explain(srv, "nogap", data), 400, "cam_unsupported", "no GAP",
                        ["'nogap'", "global average pool"])
         is_error(explain(srv, "nogap", data, "?format=png"), 400, "cam_unsupported", "no GAP png")
+        msg2 = is_error(explain(srv, "twofc", data), 400, "cam_unsupported", "two linear layers",
+                        ["'twofc'"])
+        s, _, b = srv.request("POST", "/v1/models/twofc/classify", data)
+        check(s == 200, f"twofc still classifies: {s}")
         s, h, b = srv.request("GET", "/v1/models/tiny/explain")
         check(s == 405 and h.get("allow") == "POST", f"GET: {s} {h.get('allow')}")
         is_error(explain(srv, "nope", data), 404, "model_not_found", "unknown model")
@@ -255,7 +273,7 @@ def test_small(binary, tmp):
         check(held == 0, f"{held} bytes still reserved after every request was answered")
         check(gauge(srv, "resnetd_inflight_bytes_peak") > 0, "the budget saw the requests")
         print(f"explain small: {len(cosines)} maps, min cosine {min(cosines):.7f}; "
-              f"no-GAP message: {msg}")
+              f"no-GAP message: {msg}; two linear layers: {msg2}")
     finally:
         rc = srv.stop()
         srv.cleanup()
