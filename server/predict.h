@@ -17,4 +17,8 @@ typedef struct {
  * res must hold k entries. Returns the count written; allocates nothing. */
 int predict_top_k(const float *row, int classes, int k, predict_entry *res);
 
+/* The probability of class i (0 <= i < classes) as predict_top_k reads the
+ * row. */
+double predict_probability(const float *row, int classes, int i);
+
 #endif

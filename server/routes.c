@@ -9,6 +9,7 @@
 #include "predict.h"
 #include "proto.h"
 #include "reqbase.h"
+#include "routes_explain.h"
 #include "status.h"
 
 #include <stdio.h>
@@ -86,6 +87,10 @@ static void route_models(req *q) {
 void routes_on_headers(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) { /* /v2, TorchServe, the demo page */
         proto_on_headers(r, cls);
+        return;
+    }
+    if (routes_explain_owns(http_path(r))) { /* /v1/models/{m}/explain */
+        routes_explain_on_headers(r, cls);
         return;
     }
     app *a = cls;
@@ -227,6 +232,10 @@ void routes_on_body(http_req *r, void *cls) {
         proto_on_body(r, cls); /* submits, or answers */
         return;
     }
+    if (routes_explain_owns(http_path(r))) {
+        routes_explain_on_body(r, cls);
+        return;
+    }
     app *a = cls;
     req *q = http_user(r);
     if (!q || !q->is_classify)
@@ -294,6 +303,10 @@ void routes_on_body(http_req *r, void *cls) {
 void routes_on_complete(http_req *r, void *cls) {
     if (proto_owns(http_path(r))) {
         proto_on_complete(r, cls);
+        return;
+    }
+    if (routes_explain_owns(http_path(r))) {
+        routes_explain_on_complete(r, cls);
         return;
     }
     req *q = http_user(r);

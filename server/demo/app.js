@@ -4,6 +4,9 @@
 // When the server has an api_key, /v1 answers 401: the page then asks for the
 // key, keeps it in sessionStorage (this tab only) and sends it as
 // "Authorization: Bearer <key>" on every API request.
+// The "why?" toggle asks POST /v1/models/{name}/explain?format=png for the
+// class activation map of the top-1 class and lays it over the picture where
+// the model's centre crop lies (the PNG is the crop as the model saw it).
 'use strict';
 
 (function () {
@@ -16,10 +19,13 @@
     keyPanel: $('key-panel'), keyForm: $('key-form'), keyInput: $('api-key'),
     keyAlertTitle: $('key-alert-title'), keyAlertDetail: $('key-alert-detail'),
     keyStatus: $('key-status'), forgetKey: $('forget-key'),
+    stage: $('stage'), cam: $('cam'), why: $('why'), whyNote: $('why-note'),
   };
+  const WHY_HINT = 'Shows where the model looked for its answer.';
   const KEY_ITEM = 'resnetd.apiKey';
   const state = {
     file: null, models: [], seq: 0, modelsSeq: 0, previewUrl: null, key: storedKey(), fails: 0,
+    top: null, camUrl: null, whySeq: 0,
   };
 
   // sessionStorage may be unavailable (storage disabled): the key then lives
@@ -186,6 +192,9 @@
     el.modelInfo.textContent = '';
     el.predictions.textContent = '';
     el.timing.textContent = '';
+    state.top = null;
+    hideCam();
+    el.why.disabled = true;
     delete document.body.dataset.modelsLoaded;
     delete document.body.dataset.state;
   }
@@ -227,6 +236,9 @@
     clearError();
     el.predictions.textContent = '';
     el.timing.textContent = '';
+    state.top = null;
+    hideCam();
+    el.why.disabled = true;
     document.body.dataset.state = 'busy';
     setStatus(`Classifying with ${model}…`, true);
     const t0 = performance.now();
@@ -261,12 +273,111 @@
     }
     render(body.predictions);
     const top = body.predictions[0];
+    state.top = top || null;
+    el.why.disabled = !top;
     setStatus(top ? `${model}: ${top.label}` : `${model}: no prediction`);
     const srv = serverMs(resp);
     el.timing.textContent = srv !== null
       ? `Server time ${srv.toFixed(1)} ms (round trip ${rtt.toFixed(1)} ms)`
       : `Round trip ${rtt.toFixed(1)} ms (the server sent no Server-Timing)`;
     document.body.dataset.state = 'done';
+    if (top && whyOn()) explain();
+  }
+
+  function whyOn() {
+    return el.why.getAttribute('aria-pressed') === 'true';
+  }
+
+  function setWhyNote(text, state) {
+    el.whyNote.textContent = text;
+    document.body.dataset.why = state;
+  }
+
+  // Removes the map from the picture (the toggle keeps its state).
+  function hideCam() {
+    state.whySeq++; // an explain request in flight is dropped
+    el.cam.hidden = true;
+    el.cam.removeAttribute('src');
+    if (state.camUrl) URL.revokeObjectURL(state.camUrl);
+    state.camUrl = null;
+    el.stage.classList.remove('explained');
+    setWhyNote(WHY_HINT, 'off');
+  }
+
+  // Where the model's input lies in the picture, in percent of it:
+  // torchvision's Resize(shorter side = resize) then CenterCrop(crop).
+  function cropBox(m, w, h) {
+    const inp = m && m.config && m.config.input;
+    const shape = m && m.input_shape;
+    if (!inp || !Array.isArray(shape) || !w || !h) return null;
+    const ch = shape[1], cw = shape[2], s = inp.resize / Math.min(w, h);
+    const rw = w <= h ? inp.resize : Math.floor(inp.resize * w / h);
+    const rh = h <= w ? inp.resize : Math.floor(inp.resize * h / w);
+    // torchvision rounds the crop's offset half to even (Python's round)
+    const even = (x) => (Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : Math.round(x));
+    const left = even((rw - cw) / 2), top = even((rh - ch) / 2);
+    return {
+      left: left / s / w * 100, top: top / s / h * 100,
+      width: cw / s / w * 100, height: ch / s / h * 100,
+    };
+  }
+
+  function placeCam() {
+    const box = el.preview.hidden ? null
+      : cropBox(currentModel(), el.preview.naturalWidth, el.preview.naturalHeight);
+    el.stage.classList.toggle('cam-only', !box); // no picture to lay it on: the map alone
+    for (const k of ['left', 'top', 'width', 'height']) {
+      el.cam.style[k] = box ? `${box[k].toFixed(4)}%` : '';
+    }
+    el.cam.classList.toggle('small', el.cam.naturalWidth < 96);
+  }
+
+  async function explain() {
+    const file = state.file, model = el.model.value, top = state.top;
+    if (!file || !model || !top) return;
+    hideCam();
+    const seq = state.whySeq, sentKey = !!state.key;
+    setWhyNote(`Computing where ${model} sees “${top.label}”…`, 'loading');
+    let resp, blob = null, body = null;
+    try {
+      resp = await apiFetch(
+        `/v1/models/${encodeURIComponent(model)}/explain?format=png&class=${top.index}`, {
+          method: 'POST', body: file,
+          headers: { 'Content-Type': file.type || 'application/octet-stream' },
+        });
+      if (resp.ok) blob = await resp.blob();
+      else body = await readJson(resp);
+    } catch (e) {
+      if (seq !== state.whySeq) return;
+      setWhyNote(`The request failed: ${String(e && e.message || e)}`, 'error');
+      return;
+    }
+    if (seq !== state.whySeq || !whyOn()) return; // superseded, or switched off
+    if (resp.status === 401) {
+      askForKey(resp, body, sentKey);
+      setWhyNote('The server needs the API key to explain this image.', 'error');
+      return;
+    }
+    if (!blob) {
+      const d = describeError(resp, body);
+      setWhyNote(`${d.title}${d.detail ? ': ' + d.detail : ''}`, 'error');
+      return;
+    }
+    state.camUrl = URL.createObjectURL(blob);
+    el.cam.onload = () => {
+      if (seq !== state.whySeq) return;
+      placeCam();
+      el.cam.hidden = false;
+      el.stage.classList.add('explained');
+      setWhyNote(`Where ${model} sees “${top.label}”: red weighs most for this class ` +
+        '(class activation map of the area the model saw).', 'shown');
+    };
+    el.cam.onerror = () => {
+      if (seq === state.whySeq) setWhyNote('The browser cannot show the map.', 'error');
+    };
+    el.cam.alt = `Class activation map for ${top.label}, over the part of the picture the ` +
+      'model saw';
+    el.cam.src = state.camUrl;
   }
 
   function useFile(file) {
@@ -286,6 +397,13 @@
   el.preview.addEventListener('load', () => {
     el.preview.hidden = false;
     el.preview.classList.toggle('small', el.preview.naturalWidth < 96);
+    if (!el.cam.hidden) placeCam();
+  });
+  el.why.addEventListener('click', () => {
+    const on = !whyOn();
+    el.why.setAttribute('aria-pressed', String(on));
+    if (on) explain();
+    else hideCam();
   });
   el.file.addEventListener('change', () => useFile(el.file.files[0]));
   el.model.addEventListener('change', () => {

@@ -13,8 +13,11 @@ against it with the images in examples/.
 2. Every `curl` line of README.md's code blocks that targets
    127.0.0.1:8080 or localhost:8080 and uses only files from examples/ is run
    too (port rewritten, --fail added) and must succeed (HTTP 2xx, no "error"
-   in a JSON answer, each example image's top-1 label its true class); lines
-   for other models (e.g. resnet50) are skipped.
+   in a JSON answer, each example image's top-1 label its true class; an
+   explain answer without ?class= names the true class too); lines for other
+   models (e.g. resnet50) are skipped. A line's `-o FILE` is written into a
+   temporary directory (not the source tree) and must be a PNG when it ends
+   in .png.
 """
 
 import csv
@@ -24,6 +27,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -117,8 +121,18 @@ def main():
         assert m and float(m.group(1)) >= 6, f"resnetd_images_total: {m and m.group(0)}"
 
         extra = readme_curl_lines(root)
+        outdir = tempfile.TemporaryDirectory(prefix="readme-")
         for line in extra:
-            body = curl(root, line, p)  # --fail: any HTTP error fails the test
+            outs = re.findall(r"-o\s+(\S+)", line)
+            run = re.sub(r"-o\s+(\S+)",
+                         lambda m: "-o " + os.path.join(outdir.name, os.path.basename(m.group(1))),
+                         line)
+            body = curl(root, run, p)  # --fail: any HTTP error fails the test
+            for o in outs:
+                with open(os.path.join(outdir.name, os.path.basename(o)), "rb") as f:
+                    data = f.read()
+                assert not o.endswith(".png") or data.startswith(b"\x89PNG\r\n\x1a\n"), \
+                    f"`{line}`: {o} is not a PNG: {data[:40]!r}"
             if not body.lstrip().startswith("{"):
                 continue
             out = json.loads(body)
@@ -127,6 +141,8 @@ def main():
             files = re.findall(r"@examples/([^\s'\";]+)", line)
             if "predictions" in out and len(files) == 1:
                 assert out["predictions"][0]["label"] == truth[files[0]], f"`{line}`: {out}"
+            if "map" in out and "class=" not in line and len(files) == 1:  # explain
+                assert out["label"] == truth[files[0]], f"`{line}`: {body[:300]}"
             for r in out.get("results", []):
                 assert r["predictions"][0]["label"] == truth[r["filename"]], f"`{line}`: {r}"
         print(f"checked {len(samples[:3])} examples, 6 built-in commands and "

@@ -6,7 +6,11 @@
 // no key, a wrong key, the right key, classify, reload, forget; it writes
 // OUT_DIR/demo-key.png, demo-key-wrong.png and demo-key-done.png.
 // Requests to anything but BASE_URL are aborted (the page must work offline).
+// Without API_KEY the "why?" toggle is driven too (keyboard on, the map shown,
+// off): demo-why.png; with DEMO_WHY_IMAGE=MODEL:PATH in the environment also
+// on that model and image (the map over the model's crop): demo-why-2.png.
 'use strict';
+const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
@@ -31,6 +35,53 @@ async function keyView(page) {
     modelsLoaded: document.body.dataset.modelsLoaded || null,
     status: document.getElementById('status').textContent,
   }));
+}
+
+// What the page shows of the "why?" toggle and the map.
+async function whyView(page) {
+  return page.evaluate(() => {
+    const cam = document.getElementById('cam'), why = document.getElementById('why');
+    const prev = document.getElementById('preview');
+    return {
+      state: document.body.dataset.why || '',
+      pressed: why.getAttribute('aria-pressed'),
+      disabled: why.disabled,
+      note: document.getElementById('why-note').textContent.replace(/\s+/g, ' ').trim(),
+      camHidden: cam.hidden,
+      camSize: [cam.naturalWidth, cam.naturalHeight],
+      camAlt: cam.alt,
+      previewSize: [prev.naturalWidth, prev.naturalHeight],
+      box: ['left', 'top', 'width', 'height'].map((k) => parseFloat(cam.style[k])),
+      camOnly: document.getElementById('stage').classList.contains('cam-only'),
+    };
+  });
+}
+
+// Presses "why?" with the keyboard and waits for the map; returns the view,
+// the explain request's URL and status, and the sha256 of the RGB pixels the
+// page shows (read back through a canvas).
+async function showWhy(page, outDir, shot) {
+  const resp = page.waitForResponse((r) => r.url().includes('/explain'), { timeout: 60000 });
+  await page.focus('#why');
+  await page.keyboard.press('Enter');
+  const r = await resp;
+  await page.waitForSelector('body[data-why="shown"], body[data-why="error"]', { timeout: 60000 });
+  const view = await whyView(page);
+  const rgba = await page.evaluate(() => {
+    const cam = document.getElementById('cam');
+    const c = document.createElement('canvas');
+    c.width = cam.naturalWidth;
+    c.height = cam.naturalHeight;
+    const g = c.getContext('2d');
+    g.drawImage(cam, 0, 0);
+    return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+  });
+  const rgb = Buffer.from(rgba.filter((_, i) => i % 4 !== 3));
+  await page.screenshot({ path: path.join(outDir, shot), fullPage: true });
+  return {
+    view, url: r.url(), status: r.status(), type: r.headers()['content-type'],
+    sha256: crypto.createHash('sha256').update(rgb).digest('hex'),
+  };
 }
 
 async function predictions(page) {
@@ -126,6 +177,24 @@ async function plainFlow(page, out, base, model, image, bad, outDir) {
   out.status = await page.textContent('#status');
   out.timing = await page.textContent('#timing');
   await page.screenshot({ path: path.join(outDir, 'demo.png'), fullPage: true });
+
+  // "why?": the class activation map of the top-1 class over the picture, then off
+  out.whyBefore = await whyView(page);
+  out.why = await showWhy(page, outDir, 'demo-why.png');
+  await page.click('#why');
+  out.whyOff = await whyView(page);
+  const second = process.env.DEMO_WHY_IMAGE;
+  if (second) { // another model and a non-square picture: the map sits on the crop
+    const [m2, img2] = [second.slice(0, second.indexOf(':')), second.slice(second.indexOf(':') + 1)];
+    await page.selectOption('#model', m2);
+    await page.setInputFiles('#file', img2);
+    await page.waitForSelector('body[data-state="done"]', { timeout: 60000 });
+    await page.waitForFunction(() => document.getElementById('preview').naturalWidth > 0);
+    out.rows2 = await predictions(page);
+    out.why2 = await showWhy(page, outDir, 'demo-why-2.png');
+    await page.click('#why'); // off again for what follows
+    await page.selectOption('#model', model);
+  }
 
   // an API error is shown, not swallowed
   await page.setInputFiles('#file', bad);

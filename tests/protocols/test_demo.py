@@ -6,9 +6,15 @@ outside the server. Screenshots are kept in OUT_DIR as test artifacts.
 With --auth the server runs with an api_key: the page still loads without
 one, asks for the key (401 shown), refuses a wrong one, lists the models and
 classifies with the right one (same top-1 as the API with the key), keeps it
-over a reload (sessionStorage) and forgets it on request.
+over a reload (sessionStorage) and forgets it on request. Without --auth the
+"why?" toggle is checked too: by keyboard it shows the class activation map of
+the top-1 class (the very PNG /v1/models/{m}/explain gives for it) over the
+part of the picture the model saw (a non-square picture on the rgb model:
+the box is torchvision's Resize + CenterCrop), and hides it again.
 usage: test_demo.py RESNETD_BINARY NODE OUT_DIR [FASHION_MNIST_DATA_DIR] [--auth]"""
 
+import hashlib
+import io
 import json
 import os
 import subprocess
@@ -42,6 +48,52 @@ def test_image(tmp, data_dir):
 def check_screenshots(out_dir, names):
     for f in names:
         check(os.path.getsize(os.path.join(out_dir, f)) > 5000, f"screenshot {f}")
+
+
+def crop_box(path, resize, crop):
+    """Where torchvision's Resize(resize) + CenterCrop(crop) lie in the
+    picture, in percent: [left, top, width, height]."""
+    import torchvision.transforms as T
+    from PIL import Image
+    im = Image.open(path)
+    w, h = im.size
+    rw, rh = T.Resize(resize)(im).size
+    s = resize / min(w, h)
+    left, top = int(round((rw - crop) / 2.0)), int(round((rh - crop) / 2.0))
+    return [left / s / w * 100, top / s / h * 100, crop / s / w * 100, crop / s / h * 100]
+
+
+def check_why(page, apis, model, want):
+    """The "why?" toggle: off and enabled after a classification, the map of
+    the top-1 class shown by keyboard over the model's crop, hidden again."""
+    print(json.dumps({k: page[k] for k in ("whyBefore", "why", "whyOff", "why2")}, indent=1))
+    v = page["whyBefore"]
+    check(v["state"] == "off" and v["pressed"] == "false" and not v["disabled"] and
+          v["camHidden"], f"why? before: off, enabled: {v}")
+    crop = 28  # the gray and fashion-mnist models
+    for w, api, rows, m, size in [(page["why"], apis[0], page["rows"], model, (crop, crop)),
+                                  (page["why2"], apis[1], page["rows2"], "rgb", (32, 32))]:
+        v = w["view"]
+        check(w["status"] == 200 and w["type"] == "image/png" and
+              w["url"].endswith(f"/v1/models/{m}/explain?format=png&class={rows[0]['index']}"),
+              f"why? asked for the top-1 class's PNG: {w['url']} {w['status']}")
+        check(w["sha256"] == api, f"why? on {m}: the page shows the API's PNG, pixel for pixel")
+        check(v["state"] == "shown" and v["pressed"] == "true" and not v["camHidden"] and
+              tuple(v["camSize"]) == size, f"why? on {m}: the map is shown: {v}")
+        check(rows[0]["label"] in v["note"] and rows[0]["label"] in v["camAlt"],
+              f"why? names the class: {v['note']!r}")
+        check(not v["camOnly"], f"why? on {m}: laid over the picture")
+    if model == "fashion-mnist":  # a 28x28 picture: the map covers it
+        check(all(abs(a - 100 * (i >= 2)) < 1e-3
+                  for i, a in enumerate(page["why"]["view"]["box"])),
+              f"why? a square picture: the map covers it: {page['why']['view']['box']}")
+    got = page["why2"]["view"]["box"]
+    check(all(abs(a - b) < 1e-3 for a, b in zip(got, want)),
+          f"why? on a {page['why2']['view']['previewSize']} picture: box {got} vs {want}")
+    check(want[2] < 100 or want[3] < 100, f"the second picture is not square: {want}")
+    v = page["whyOff"]
+    check(v["state"] == "off" and v["pressed"] == "false" and v["camHidden"],
+          f"why? off again: {v}")
 
 
 def check_auth_page(page, api, served, model, key, base):
@@ -119,6 +171,9 @@ def main():
             f.write("this is not an image\n")
         if key:
             args += ["--api-key", key]
+        wide = os.path.join(tmp, "wide.jpg")  # a non-square picture for the rgb model
+        with open(wide, "wb") as f:
+            f.write(ptest.make_image(4, "jpg"))
         srv = ptest.Server(binary, args)
         with srv.session():
             with open(image, "rb") as f:
@@ -135,11 +190,24 @@ def main():
             r = subprocess.run([node, os.path.join(HERE, "demo_check.js"), srv.url, model, image,
                                 bad, out_dir] + ([key] if key else []), capture_output=True,
                                timeout=240,
-                               env=dict(os.environ, NODE_PATH=os.path.join(ptest.SRC, "tests",
-                                                                            "node_modules")))
+                               env=dict(os.environ, DEMO_WHY_IMAGE=f"rgb:{wide}",
+                                        NODE_PATH=os.path.join(ptest.SRC, "tests",
+                                                               "node_modules")))
             if r.returncode != 0:
                 raise AssertionError("demo_check.js failed:\n" + r.stderr.decode(errors="replace"))
             page = json.loads(r.stdout)
+            if not key:  # the PNGs the API gives for the classes the page explained
+                apis = []
+                for m, path, rows in [(model, image, page["rows"]), ("rgb", wide, page["rows2"])]:
+                    with open(path, "rb") as f:
+                        s, h, png = srv.request(
+                            "POST", f"/v1/models/{m}/explain?format=png&class={rows[0]['index']}",
+                            f.read())
+                    check(s == 200, f"explain {m}: {s}")
+                    from PIL import Image
+                    px = Image.open(io.BytesIO(png)).convert("RGB").tobytes()
+                    apis.append(hashlib.sha256(px).hexdigest())
+                wide_box = crop_box(wide, 36, 32)
         rc = srv.rc
     check(rc == 0, f"server exit code {rc}")
     served = ["rgb", "gray"] + (["fashion-mnist"] if model == "fashion-mnist" else [])
@@ -179,7 +247,8 @@ def main():
           f"requests {page['requests']}")
     check(not page["consoleErrors"] or all("415" in e for e in page["consoleErrors"]),
           f"console errors {page['consoleErrors']}")
-    check_screenshots(out_dir, ["demo.png", "demo-error.png"])
+    check_why(page, apis, model, wide_box)
+    check_screenshots(out_dir, ["demo.png", "demo-error.png", "demo-why.png", "demo-why-2.png"])
     print(f"demo ok: top-1 '{page['rows'][0]['label']}' equals the API's; screenshots in {out_dir}")
     return 0
 
