@@ -53,6 +53,7 @@ struct gstream {
     size_t hdr_bytes;   /* header list bytes so far (name + value + 32 each) */
     char rid[72];       /* x-request-id when printable and short, else generated */
     int64_t t0_ns;
+    int64_t t_last; /* last header or DATA byte of the request, or the answer */
     /* the request message */
     uint8_t pre[GRPC_PREFIX];
     int npre;
