@@ -102,6 +102,9 @@ app *grpc_app(const gstream *s);
 grpc_server *grpc_srv(const gstream *s);
 int64_t grpc_msg_max(const grpc_server *srv);
 
+/* grpc_server.c: a call starts (counted until the transport frees it). */
+void grpc_server_call_add(grpc_server *srv);
+
 /* grpc_server.c: the call's images are back (any thread). */
 void grpc_server_wake(req_base *b);
 

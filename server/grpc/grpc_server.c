@@ -49,6 +49,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GRPC_MAX_STREAMS 128
@@ -104,6 +105,7 @@ struct grpc_server {
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
     int tls;
+    _Atomic long calls; /* ModelInfer calls not yet freed */
 };
 
 static int64_t now_ns(void) {
@@ -786,8 +788,13 @@ void grpc_server_wake(req_base *b) {
     }
 }
 
+void grpc_server_call_add(grpc_server *srv) {
+    atomic_fetch_add(&srv->calls, 1);
+}
+
 static void call_free(grpc_call *c) {
     app *a = c->srv->a;
+    atomic_fetch_sub(&c->srv->calls, 1);
     reqbase_done(&c->b, 0);
     grpc_call_free_service(c);
     free(c->msg);
@@ -1144,7 +1151,20 @@ void grpc_fuzz_input(grpc_server *srv, const uint8_t *d, size_t n) {
         flush(c);
         drain_done(srv);
     }
+    /* the calls come back through the decode pool, the queue and a worker:
+     * answer them on the open connection (up to 5 s), as a client would wait */
+    for (int i = 0; i < 5000 && !c->dead && atomic_load(&srv->calls) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        drain_done(srv);
+        flush(c);
+    }
     conn_free(c);
+    for (int i = 0; i < 5000 && atomic_load(&srv->calls) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        drain_done(srv);
+    }
     drain_done(srv);
 }
 
