@@ -270,6 +270,49 @@ def test_tls(binary, models, pb, pbg, tmp):
     check(rc == 0, f"exit code {rc}")
 
 
+def big_png(seed):
+    """A 3000x3000 gradient PNG: small to send, ~0.2 s to decode."""
+    import io
+    from PIL import Image
+    y, x = np.mgrid[0:3000, 0:3000]
+    img = ((x * (seed + 1) + y * 3) % 256).astype(np.uint8)
+    b = io.BytesIO()
+    Image.fromarray(img, "L").save(b, "PNG")
+    return b.getvalue()
+
+
+def test_drain(binary, models, pb, pbg):
+    """SIGTERM while a ModelInfer is being decoded: it is answered OK, a new
+    ModelInfer is refused (UNAVAILABLE), the server exits 0."""
+    import signal
+    import time
+    srv = ptest.Server(binary, ["--model", models["gray"][0], "--max-image-pixels", "10000000"])
+    with srv.session():
+        ch = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+        st = pbg.GRPCInferenceServiceStub(ch)
+        check(st.ServerReady(pb.ServerReadyRequest()).ready, "ready")
+        imgs = [big_png(i) for i in range(16)]
+        fut = st.ModelInfer.future(infer_req(pb, "gray", "input", "BYTES", [16],
+                                             raw=bytes_elems(imgs)), timeout=120)
+        time.sleep(0.05)  # ordering only: the call is on its way (nothing asserts on time)
+        srv.proc.send_signal(signal.SIGTERM)
+        while not srv.log_lines("draining") and srv.alive():
+            time.sleep(0.01)
+        # refused: UNAVAILABLE "draining" from the gate, or REFUSED_STREAM after GOAWAY
+        expect_code(lambda: st.ModelInfer(infer_req(pb, "gray", "input", "BYTES", [1],
+                                                    raw=bytes_elems(imgs[:1])), timeout=10),
+                    grpc.StatusCode.UNAVAILABLE)
+        r = fut.result()
+        check(list(r.outputs[0].shape) == [16, 10] and len(r.raw_output_contents[0]) == 640,
+              f"the call accepted before SIGTERM is answered: {r.outputs}")
+        ch.close()
+        lines = [x.get("msg") or x.get("path") for x in srv.log_lines()]
+        infer_at = max(i for i, x in enumerate(lines) if str(x).endswith("/ModelInfer"))
+        in_flight = infer_at > lines.index("SIGTERM")
+    check(srv.rc == 0, f"exit code {srv.rc}")
+    return in_flight
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="proto-grpc-") as tmp:
@@ -288,7 +331,10 @@ def main():
         check(srv.rc == 0, f"server exit code {srv.rc}")
         test_auth_limits(binary, models, pb, pbg)
         test_tls(binary, models, pb, pbg, tmp)
+        in_flight = test_drain(binary, models, pb, pbg)
     print(f"grpc ok: {n} ModelInfer answers equal the HTTP v2 route's bytes and torch")
+    print(f"grpc ok: drain answered the call {'in flight at' if in_flight else 'done before'} "
+          "SIGTERM")
     return 0
 
 
