@@ -324,6 +324,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     s->id = f->hd.stream_id;
     s->model = -1;
     s->enc_identity = 1;
+    s->timeout_ns = -1;
     s->t0_ns = s->t_last = now_ns();
     snprintf(s->path, sizeof s->path, "-");
     snprintf(s->rid, sizeof s->rid, "%016llx%08llx", (unsigned long long)a->id_seed,

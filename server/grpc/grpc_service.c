@@ -523,7 +523,7 @@ static void model_infer(gstream *s) {
         return;
     }
     int64_t ns = (int64_t)a->cfg->request_timeout_ms * 1000000;
-    if (s->timeout_ns > 0 && s->timeout_ns < ns)
+    if (s->timeout_ns >= 0 && s->timeout_ns < ns)
         ns = s->timeout_ns;
     b->deadline_ns = b->t0_ns + ns;
     c->msg = s->msg;
