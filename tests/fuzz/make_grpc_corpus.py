@@ -6,7 +6,10 @@ python3-grpc-tools into a temporary directory). Each file is one
 connection's bytes: the preface, SETTINGS, then the streams. The model is
 fuzz_grpc's: "m" (corpus/onnx/res_gray8.onnx), input "x" 1x8x8 FP32 or BYTES images, output "y".
 
-usage: /usr/bin/python3 tests/fuzz/make_grpc_corpus.py   (rewrites the directory)"""
+The grpcio_* seeds next to them are captures of a real client library
+(python3-grpcio), made by capture_grpc.py.
+
+usage: /usr/bin/python3 tests/fuzz/make_grpc_corpus.py   (rewrites its seeds)"""
 
 import io
 import os
@@ -67,8 +70,6 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         pb = stubs(tmp)
     os.makedirs(OUT, exist_ok=True)
-    for f in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, f))
 
     def infer(datatype, shape, raw=None, fp32=None, blobs=None, k=0, model="m", rid="r1"):
         r = pb.ModelInferRequest(model_name=model, id=rid)
