@@ -185,6 +185,64 @@ static void model_metadata(gstream *s, int mi) {
 
 static void model_infer(gstream *s);
 
+/* ModelStatistics from the metrics (every protocol): one model, or all when
+ * the name is empty. inference_count is the images answered, execution_count
+ * the engine_run calls; success counts 200 answers with the time of every
+ * answered request, fail the others; queue, compute_input (decode +
+ * preprocess) and compute_infer are the histograms' counts and sums. */
+static void model_statistics(gstream *s, const Inference__ModelStatisticsRequest *q) {
+    app *a = grpc_app(s);
+    int only = -1;
+    if (q->name[0] && (only = find_model(s, q->name, q->version)) < 0)
+        return;
+    int n = only >= 0 ? 1 : a->nmodels;
+    Inference__ModelStatistics *ms = calloc((size_t)n + 1, sizeof(*ms));
+    Inference__ModelStatistics **pms = calloc((size_t)n + 1, sizeof(*pms));
+    Inference__InferStatistics *is = calloc((size_t)n + 1, sizeof(*is));
+    Inference__StatisticDuration *d = calloc(6 * ((size_t)n + 1), sizeof(*d));
+    if (!ms || !pms || !is || !d) {
+        free(ms), free(pms), free(is), free(d);
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int mi = only >= 0 ? only : i;
+        metrics_model_totals t;
+        metrics_totals(a->metrics, mi, &t);
+        Inference__StatisticDuration *di = d + 6 * i;
+        for (int k = 0; k < 6; k++)
+            inference__statistic_duration__init(&di[k]);
+        di[0].count = t.ok;
+        di[0].ns = t.ns[METRICS_H_REQUEST];
+        di[1].count = t.failed;
+        di[2].count = t.count[METRICS_H_QUEUE];
+        di[2].ns = t.ns[METRICS_H_QUEUE];
+        di[3].count = t.count[METRICS_H_PREPROCESS];
+        di[3].ns = t.ns[METRICS_H_PREPROCESS];
+        di[4].count = t.count[METRICS_H_INFERENCE];
+        di[4].ns = t.ns[METRICS_H_INFERENCE];
+        inference__infer_statistics__init(&is[i]);
+        is[i].success = &di[0];
+        is[i].fail = &di[1];
+        is[i].queue = &di[2];
+        is[i].compute_input = &di[3];
+        is[i].compute_infer = &di[4];
+        is[i].compute_output = &di[5];
+        inference__model_statistics__init(&ms[i]);
+        ms[i].name = (char *)a->models[mi].mc.name;
+        ms[i].version = V2_VERSION;
+        ms[i].inference_count = t.images;
+        ms[i].execution_count = t.count[METRICS_H_INFERENCE];
+        ms[i].inference_stats = &is[i];
+        pms[i] = &ms[i];
+    }
+    Inference__ModelStatisticsResponse r = INFERENCE__MODEL_STATISTICS_RESPONSE__INIT;
+    r.n_model_stats = (size_t)n;
+    r.model_stats = pms;
+    answer_msg(s, &r.base);
+    free(ms), free(pms), free(is), free(d);
+}
+
 void grpc_dispatch(gstream *s) {
     app *a = grpc_app(s);
     unpack_limit l;
@@ -236,6 +294,10 @@ void grpc_dispatch(gstream *s) {
         break;
     case GM_MODEL_INFER:
         model_infer(s);
+        break;
+    case GM_MODEL_STATISTICS:
+        if ((m = unpack_small(s, &inference__model_statistics_request__descriptor, &l, &al)))
+            model_statistics(s, (Inference__ModelStatisticsRequest *)m);
         break;
     case GM_REPOSITORY_INDEX:
     case GM_REPOSITORY_LOAD:

@@ -3,7 +3,8 @@ python3-grpcio, whose stubs are generated here from server/grpc/grpc_service.pro
 by grpc_tools (python3-grpc-tools). Against a real `resnetd serve`:
 
   * ServerLive / ServerReady / ServerMetadata / ModelMetadata / ModelReady;
-    ModelMetadata says what GET /v2/models/{m} says;
+    ModelMetadata says what GET /v2/models/{m} says, ModelStatistics what
+    /metrics says;
   * ModelInfer: BYTES images (PNG, JPEG, WebP; raw_input_contents and
     contents.bytes_contents) and FP32 tensors (raw and fp32_contents): the
     raw output bytes equal the HTTP /v2 route's binary output for the same
@@ -259,6 +260,26 @@ def test_raw(pb, srv):
     check(h.get(":status") == "405", h)
 
 
+def test_statistics(pb, st, srv):
+    """ModelStatistics says what /metrics says (no traffic in between)."""
+    r = st.ModelStatistics(pb.ModelStatisticsRequest(name="gray"))
+    check(len(r.model_stats) == 1, r)
+    g = r.model_stats[0]
+    check(g.name == "gray" and g.version == "1", g)
+    check(g.inference_count == srv.metric("resnetd_images_total", {"model": "gray"}) > 0,
+          f"inference_count {g.inference_count}")
+    check(g.execution_count == srv.metric("resnetd_inference_duration_seconds_count",
+                                          {"model": "gray"}) > 0, f"{g.execution_count}")
+    check(g.inference_stats.queue.count == srv.metric("resnetd_queue_duration_seconds_count",
+                                                      {"model": "gray"}), g.inference_stats)
+    check(g.inference_stats.success.count >= 5 and g.inference_stats.compute_infer.ns > 0,
+          g.inference_stats)
+    r = st.ModelStatistics(pb.ModelStatisticsRequest())
+    check(sorted(m.name for m in r.model_stats) == ["gray", "rgb"], r)
+    expect_code(lambda: st.ModelStatistics(pb.ModelStatisticsRequest(name="nope")),
+                grpc.StatusCode.NOT_FOUND)
+
+
 def test_metrics_log(srv, n_ok):
     ok = srv.metric("resnetd_requests_total", {"code": "200", "protocol": "grpc"})
     check(ok >= n_ok, f"grpc 200s counted: {ok} < {n_ok}")
@@ -386,6 +407,7 @@ def main():
             n = test_infer(pb, st, srv, models)
             test_errors(pb, st, srv, ch)
             test_raw(pb, srv)
+            test_statistics(pb, st, srv)
             test_metrics_log(srv, n)
             ch.close()
         check(srv.rc == 0, f"server exit code {srv.rc}")
