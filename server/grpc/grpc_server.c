@@ -105,7 +105,8 @@ struct grpc_server {
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
     int tls;
-    _Atomic long calls; /* ModelInfer calls not yet freed */
+    _Atomic long calls;    /* ModelInfer calls not yet freed */
+    int64_t accept_paused; /* out of file descriptors: accept again after this */
 };
 
 static int64_t now_ns(void) {
@@ -836,8 +837,16 @@ static void accept_all(grpc_server *srv) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the listener would stay readable: pause it instead of spinning */
+                epoll_ctl(srv->ep, EPOLL_CTL_DEL, srv->lfd, NULL);
+                srv->accept_paused = now_ns() + 100000000;
+                log_msg(LOG_WARN, "grpc: cannot accept (out of file descriptors or memory)",
+                        strerror(errno));
+            }
             return;
+        }
         char ip[64] = "";
         getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, NULL, 0, NI_NUMERICHOST);
         int same = 0;
@@ -902,6 +911,11 @@ static void stream_timeouts(gconn *c, int64_t t, int64_t limit) {
 static void tick(grpc_server *srv) {
     int64_t t = now_ns(), limit = (int64_t)srv->cfg->connection_timeout_s * 1000000000;
     int draining = atomic_load(&srv->a->draining);
+    if (srv->accept_paused && t >= srv->accept_paused) {
+        struct epoll_event el = {.events = EPOLLIN, .data.ptr = &srv->lfd};
+        epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->lfd, &el);
+        srv->accept_paused = 0;
+    }
     for (gconn *c = srv->conns; c; c = c->next) {
         if (c->dead)
             continue;
