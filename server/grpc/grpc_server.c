@@ -187,13 +187,12 @@ static void stream_unlink(gstream *s) {
     c->nstreams--;
 }
 
-/* Counts and logs the answer of s (once). */
-static void account(gstream *s, int status, size_t bytes) {
+/* Counts and logs the answer of s (once), by its HTTP(-equivalent) status. */
+static void account(gstream *s, int http, size_t bytes) {
     if (s->counted)
         return;
     s->counted = 1;
     app *a = s->c->srv->a;
-    int http = grpc_status_http(status);
     metrics_request_proto(a->metrics, s->model, http, METRICS_PROTO_GRPC);
     double secs = (double)(now_ns() - s->t0_ns) / 1e9;
     if (s->model >= 0)
@@ -212,7 +211,7 @@ static void stream_free(gstream *s) {
         s->call = NULL;
     }
     if (!s->counted)
-        account(s, GRPC_CANCELLED, 0);
+        account(s, grpc_status_http(GRPC_CANCELLED), 0);
     free(s->msg);
     free(s->out);
     budget_release(&a->mem, s->msg_reserved + s->out_reserved + sizeof(gstream));
@@ -283,7 +282,7 @@ void grpc_answer(gstream *s, int status, const char *message, uint8_t *msg, size
         nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_out};
         if (nghttp2_submit_response(s->c->h2, s->id, nva, 2, &dp) != 0)
             s->c->dead = 1;
-        account(s, status, s->out_len);
+        account(s, grpc_status_http(status), s->out_len);
         return;
     }
     char st[8], enc[1200];
@@ -293,7 +292,7 @@ void grpc_answer(gstream *s, int status, const char *message, uint8_t *msg, size
                          NV("grpc-status", st), NV("grpc-message", enc)};
     if (nghttp2_submit_response(s->c->h2, s->id, nva, enc[0] ? 4 : 3, NULL) != 0)
         s->c->dead = 1;
-    account(s, status, 0);
+    account(s, grpc_status_http(status), 0);
 }
 
 /* An HTTP-level refusal (not a gRPC request at all). */
@@ -302,7 +301,7 @@ static void answer_http(gstream *s, const char *status) {
     s->discard = 1;
     nghttp2_nv nva[1] = {NV(":status", status)};
     nghttp2_submit_response(s->c->h2, s->id, nva, 1, NULL);
-    account(s, GRPC_INVALID_ARGUMENT, 0);
+    account(s, atoi(status), 0);
 }
 
 /* ---- nghttp2 callbacks ---- */
