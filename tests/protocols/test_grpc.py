@@ -16,6 +16,7 @@ by grpc_tools (python3-grpc-tools). Against a real `resnetd serve`:
     same bad shape), UNIMPLEMENTED (unknown method, repository RPCs, a gzip
     message), UNAUTHENTICATED (api_key), RESOURCE_EXHAUSTED (max_body_bytes);
   * the protocol label on resnetd_requests_total and the access log;
+  * gRPC and HTTP requests batched together (one batch of 8 from 4 + 4);
   * TLS with ALPN h2 (a self-signed certificate made here);
   * a clean exit (SIGTERM drain) every time, and a drain with a ModelInfer in
     flight: answered OK, a new one refused UNAVAILABLE.
@@ -393,6 +394,63 @@ def test_drain(binary, models, pb, pbg):
     return in_flight
 
 
+def test_mixed_batching(binary, models, pb, pbg):
+    """4 gRPC and 4 HTTP v2 requests of one image each meet in the model's
+    one queue and run as ONE batch of 8: an HTTP upload held half-sent keeps
+    the forming batch waiting (queue_expect), max_batch 8 closes it as soon
+    as the 8 images are queued (the 10 s batch timeout never decides)."""
+    import socket
+    import threading
+    _, net, inp = models["gray"]
+    srv = ptest.Server(binary, ["--model", models["gray"][0], "--workers", "1", "--max-batch", "8",
+                                "--batch-timeout-us", "10000000"])
+    with srv.session():
+        b0 = srv.metric("resnetd_batch_size_count", {"model": "gray"})
+        s0 = srv.metric("resnetd_batch_size_sum", {"model": "gray"})
+        held = b'{"inputs": []}'
+        up = socket.create_connection(("127.0.0.1", srv.port), timeout=120)
+        up.sendall(b"POST /v2/models/gray/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                   b"\r\n" % len(held) + held[:5])
+        imgs = [ptest.make_image(30 + i, "png") for i in range(8)]
+        ch = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+        st = pbg.GRPCInferenceServiceStub(ch)
+        out, errs = [None] * 8, []
+        barrier = threading.Barrier(8)
+
+        def run(i):
+            try:
+                barrier.wait()
+                if i % 2 == 0:
+                    r = st.ModelInfer(infer_req(pb, "gray", "input", "BYTES", [1],
+                                                raw=bytes_elems([imgs[i]])), timeout=120)
+                    out[i] = r.raw_output_contents[0]
+                else:
+                    out[i] = http_v2_binary(srv, "gray", "input", "BYTES", [1],
+                                            bytes_elems([imgs[i]]))[1]
+            except Exception as e:  # reported below
+                errs.append(repr(e))
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not errs, f"mixed requests failed: {errs}")
+        for i, o in enumerate(out):
+            y = np.frombuffer(o, "<f4")
+            t = ptest.torch_reference(net, inp, imgs[i])
+            check(np.abs(y - t).max() < 2e-3, f"request {i} vs torch: {np.abs(y - t).max()}")
+        batches = srv.metric("resnetd_batch_size_count", {"model": "gray"}) - b0
+        images = srv.metric("resnetd_batch_size_sum", {"model": "gray"}) - s0
+        check(batches == 1 and images == 8, f"4 gRPC + 4 HTTP requests ran in {batches} batches "
+              f"of {images} images (expected one of 8)")
+        up.sendall(held[5:])
+        reply = up.recv(65536)
+        up.close()
+        check(reply.startswith(b"HTTP/1.1 400"), f"the held upload (no inputs): {reply[:80]!r}")
+        ch.close()
+    check(srv.rc == 0, f"exit code {srv.rc}")
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="proto-grpc-") as tmp:
@@ -414,6 +472,7 @@ def main():
         test_auth_limits(binary, models, pb, pbg)
         test_tls(binary, models, pb, pbg, tmp)
         in_flight = test_drain(binary, models, pb, pbg)
+        test_mixed_batching(binary, models, pb, pbg)
     print(f"grpc ok: {n} ModelInfer answers equal the HTTP v2 route's bytes and torch")
     print(f"grpc ok: drain answered the call {'in flight at' if in_flight else 'done before'} "
           "SIGTERM")
