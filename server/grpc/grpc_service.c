@@ -536,7 +536,10 @@ static int infer_prepare(req_base *b) {
                  q->model_name, q->model_version, V2_VERSION);
         return fail(b, 404, msg);
     }
-    b->model = mi;
+    if (b->model != mi) { /* announced to another model (model_name twice: the last wins) */
+        reqbase_expect(b, 0);
+        b->model = mi;
+    }
     if (strlen(q->id) > 255)
         return fail(b, 400, "id is longer than 255 bytes");
     if (utf8_invalid_at(q->id, strlen(q->id)) >= 0) /* it is echoed in a proto3 string */
@@ -558,6 +561,51 @@ static int infer_prepare(req_base *b) {
     for (int i = 0; i < b->nimgs; i++)
         b->imgs[i].qi.alive = call_alive;
     return 0;
+}
+
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (int sh = 0; *p < end && sh < 64; sh += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7F) << sh;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* The model a serialized ModelInferRequest names (field 1), found by one
+ * pass over its top-level fields without unpacking; -1 when absent or
+ * unknown (the unpack on the decode pool says why). */
+static int peek_model(const app *a, const uint8_t *m, size_t len) {
+    const uint8_t *p = m, *end = m + len;
+    while (p < end) {
+        uint64_t key, n;
+        if (varint(&p, end, &key))
+            return -1;
+        switch (key & 7) {
+        case 0:
+            if (varint(&p, end, &n))
+                return -1;
+            break;
+        case 1:
+            p += 8;
+            break;
+        case 5:
+            p += 4;
+            break;
+        case 2:
+            if (varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return -1;
+            if (key >> 3 == 1)
+                return proto_find_model(a, (const char *)p, (size_t)n);
+            p += n;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return -1;
 }
 
 static void model_infer(gstream *s) {
@@ -584,6 +632,10 @@ static void model_infer(gstream *s) {
         free(c);
         return;
     }
+    /* announce it to its model's queue, as HTTP does from its headers: a
+     * forming batch waits for it (queue_expect) while it is decoded */
+    b->model = peek_model(a, s->msg, s->len);
+    reqbase_expect(b, 1);
     int64_t ns = (int64_t)a->cfg->request_timeout_ms * 1000000;
     if (s->timeout_ns >= 0 && s->timeout_ns < ns)
         ns = s->timeout_ns;
