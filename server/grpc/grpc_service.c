@@ -293,6 +293,11 @@ void grpc_dispatch(gstream *s) {
         }
         break;
     case GM_MODEL_INFER:
+        s->dmsg = s->msg;
+        s->dlen = s->len;
+        s->dreserved = s->msg_reserved;
+        s->msg = NULL;
+        s->msg_reserved = 0;
         model_infer(s);
         break;
     case GM_MODEL_STATISTICS:
@@ -307,9 +312,8 @@ void grpc_dispatch(gstream *s) {
                     "have yet: the models are fixed at start-up (--model, --model-repository)",
                     NULL, 0);
         break;
-    case GM_MODEL_STREAM_INFER:
-        grpc_answer(s, GRPC_UNIMPLEMENTED, "ModelStreamInfer is not implemented; use ModelInfer",
-                    NULL, 0);
+    case GM_MODEL_STREAM_INFER: /* each message of the stream, one after the other */
+        model_infer(s);
         break;
     default: {
         char msg[200];
@@ -563,6 +567,40 @@ static int infer_prepare(req_base *b) {
     return 0;
 }
 
+/* A ModelInfer's error: the RPC's status (unary), or one
+ * ModelStreamInferResponse with error_message on a ModelStreamInfer stream,
+ * which goes on. */
+static void infer_error(gstream *s, int status, const char *msg, int64_t t0, int model) {
+    if (!s->streaming) {
+        grpc_answer(s, status, msg, NULL, 0);
+        return;
+    }
+    Inference__ModelStreamInferResponse r = INFERENCE__MODEL_STREAM_INFER_RESPONSE__INIT;
+    r.error_message = (char *)msg;
+    size_t len = protobuf_c_message_get_packed_size(&r.base);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        protobuf_c_message_pack(&r.base, buf);
+    grpc_stream_push(s, buf, len, grpc_status_http(status), model, 0, t0);
+}
+
+/* A ModelInfer's answer: the RPC's (unary) or one ModelStreamInferResponse. */
+static void infer_answer(gstream *s, Inference__ModelInferResponse *r, int model, int images,
+                         int64_t t0) {
+    if (!s->streaming) {
+        answer_msg(s, &r->base);
+        return;
+    }
+    Inference__ModelStreamInferResponse sr = INFERENCE__MODEL_STREAM_INFER_RESPONSE__INIT;
+    sr.error_message = "";
+    sr.infer_response = r;
+    size_t len = protobuf_c_message_get_packed_size(&sr.base);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        protobuf_c_message_pack(&sr.base, buf);
+    grpc_stream_push(s, buf, len, 200, model, images, t0);
+}
+
 static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
     *v = 0;
     for (int sh = 0; *p < end && sh < 64; sh += 7) {
@@ -610,15 +648,16 @@ static int peek_model(const app *a, const uint8_t *m, size_t len) {
 
 static void model_infer(gstream *s) {
     app *a = grpc_app(s);
+    int64_t t0 = s->streaming ? queue_now_ns() : s->t0_ns; /* a stream's messages: each its own */
     grpc_call *c = calloc(1, sizeof(*c));
     if (!c) {
-        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        infer_error(s, GRPC_INTERNAL, "out of memory", t0, -1);
         return;
     }
     req_base *b = &c->b;
     b->a = a;
     b->model = -1;
-    b->t0_ns = s->t0_ns;
+    b->t0_ns = t0;
     b->wake = grpc_server_wake;
     b->protocol = METRICS_PROTO_GRPC;
     b->counted = 1; /* the transport counts the answer */
@@ -627,24 +666,25 @@ static void model_infer(gstream *s) {
     const char *code, *why;
     int st = reqbase_gate(b, &code, &why);
     if (st) {
-        grpc_answer(s, grpc_status_from_http(st), why, NULL, 0);
+        infer_error(s, grpc_status_from_http(st), why, t0, -1);
         reqbase_done(b, st);
         free(c);
         return;
     }
     /* announce it to its model's queue, as HTTP does from its headers: a
      * forming batch waits for it (queue_expect) while it is decoded */
-    b->model = peek_model(a, s->msg, s->len);
+    b->model = peek_model(a, s->dmsg, s->dlen);
     reqbase_expect(b, 1);
-    int64_t ns = (int64_t)a->cfg->request_timeout_ms * 1000000;
-    if (s->timeout_ns >= 0 && s->timeout_ns < ns)
-        ns = s->timeout_ns;
-    b->deadline_ns = b->t0_ns + ns;
-    c->msg = s->msg;
-    c->msg_len = s->len;
-    c->msg_reserved = s->msg_reserved;
-    s->msg = NULL;
-    s->msg_reserved = 0;
+    /* request_timeout_ms from the message's start; grpc-timeout from the
+     * stream's (the same for ModelInfer) */
+    b->deadline_ns = b->t0_ns + (int64_t)a->cfg->request_timeout_ms * 1000000;
+    if (s->timeout_ns >= 0 && s->t0_ns + s->timeout_ns < b->deadline_ns)
+        b->deadline_ns = s->t0_ns + s->timeout_ns;
+    c->msg = s->dmsg;
+    c->msg_len = s->dlen;
+    c->msg_reserved = s->dreserved;
+    s->dmsg = NULL;
+    s->dreserved = 0;
     c->s = s;
     s->call = c;
     grpc_server_call_add(c->srv);
@@ -685,7 +725,8 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     req_base *b = &c->b;
     const char *code, *why;
     int st = reqbase_result(b, &code, &why);
-    s->model = b->model;
+    if (!s->streaming)
+        s->model = b->model;
     if (st != 200) {
         char msg[700];
         const Inference__ModelInferRequest *q = c->req;
@@ -694,7 +735,7 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
                      b->err_image, why);
         else
             snprintf(msg, sizeof msg, "%s", why ? why : "internal error");
-        grpc_answer(s, grpc_status_from_http(st), msg, NULL, 0);
+        infer_error(s, grpc_status_from_http(st), msg, b->t0_ns, b->model);
         return;
     }
     const Inference__ModelInferRequest *q = c->req;
@@ -703,7 +744,7 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     size_t rlen = 0;
     uint8_t *raw = raw_output(m, b->out, n, k, &rlen);
     if (!raw) {
-        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        infer_error(s, GRPC_INTERNAL, "out of memory", b->t0_ns, b->model);
         return;
     }
     int64_t shape[2] = {n, k ? k : m->info.num_classes};
@@ -723,8 +764,9 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     r.outputs = os;
     r.n_raw_output_contents = 1;
     r.raw_output_contents = &rd;
-    s->images = b->images_ok;
-    answer_msg(s, &r.base);
+    if (!s->streaming)
+        s->images = b->images_ok;
+    infer_answer(s, &r, b->model, b->images_ok, b->t0_ns);
     free(raw);
 }
 

@@ -119,6 +119,11 @@ def main():
             ("ServerLive", frame(b"") + frame(b""), []),
             ("ServerLive", b"\0\0", []),
             ("ServerLive", frame(b""), [("grpc-timeout", "bogus")])]),
+        "stream": conversation([
+            ("ModelStreamInfer", frame(infer("FP32", [1, 1, 8, 8], raw=x[:64].tobytes())) +
+             frame(infer("FP32", [1], model="nope")) +
+             frame(infer("BYTES", [2], raw=elems, k=2)), []),
+            ("ModelStreamInfer", b"", [])]),
         "resets": conversation([("ModelInfer", frame(infer("FP32", [2, 1, 8, 8],
                                                            raw=x.tobytes())), [])] * 6,
                                reset_after=(1, 5, 9)),

@@ -12,6 +12,7 @@ by grpc_tools (python3-grpc-tools). Against a real `resnetd serve`:
     protocols_v2); classification strings equal the HTTP route's; id echoed;
   * grpc-timeout 0n: DEADLINE_EXCEEDED (the worker drops the image); not gRPC
     (content-type, method): HTTP 415 / 405 (python3-h2 for these);
+  * ModelStreamInfer: one answer per message, in order, equal to ModelInfer's;
   * errors: NOT_FOUND, INVALID_ARGUMENT (with the HTTP route's message for the
     same bad shape), UNIMPLEMENTED (unknown method, repository RPCs, a gzip
     message), UNAUTHENTICATED (api_key), RESOURCE_EXHAUSTED (max_body_bytes);
@@ -174,6 +175,26 @@ def test_infer(pb, st, srv, models):
         check(r5.raw_output_contents[0] == tail, f"{name}: fp32_contents output != HTTP v2")
         n += 5
     return n
+
+
+def test_stream(pb, st):
+    """ModelStreamInfer: one answer per request message, in order, each what
+    ModelInfer answers (an error as error_message; the stream goes on)."""
+    img = ptest.make_image(4, "png")
+    good = infer_req(pb, "gray", "input", "BYTES", [1], raw=bytes_elems([img]), rid="s1")
+    bad = infer_req(pb, "nope", "input", "BYTES", [1], raw=bytes_elems([img]), rid="s2")
+    cls = infer_req(pb, "gray", "input", "BYTES", [1], raw=bytes_elems([img]), out_name="logits",
+                    classification=2, rid="s3")
+    want = st.ModelInfer(good).raw_output_contents[0]
+    want_cls = st.ModelInfer(cls).raw_output_contents[0]
+    got = list(st.ModelStreamInfer(iter([good, bad, cls, good]), timeout=60))
+    check(len(got) == 4, f"{len(got)} answers for 4 messages")
+    check(got[0].error_message == "" and got[0].infer_response.id == "s1" and
+          got[0].infer_response.raw_output_contents[0] == want, got[0])
+    check("nope" in got[1].error_message and not got[1].HasField("infer_response"), got[1])
+    check(got[2].infer_response.raw_output_contents[0] == want_cls, got[2])
+    check(got[3].infer_response.raw_output_contents[0] == want, got[3])
+    check(list(st.ModelStreamInfer(iter([]), timeout=30)) == [], "an empty stream")
 
 
 def test_errors(pb, st, srv, channel):
@@ -463,6 +484,7 @@ def main():
             st = pbg.GRPCInferenceServiceStub(ch)
             test_control(pb, st, srv)
             n = test_infer(pb, st, srv, models)
+            test_stream(pb, st)
             test_errors(pb, st, srv, ch)
             test_raw(pb, srv)
             test_statistics(pb, st, srv)
