@@ -130,7 +130,8 @@ def infer_req(pb, model, inp_name, datatype, shape, raw=None, fp32=None, bytes_=
 
 def test_infer(pb, st, srv, models):
     n = 0
-    for name, inp_name, out_name in (("gray", "input", "logits"), ("rgb", "pixel_values", "scores")):
+    for name, inp_name, out_name in (("gray", "input", "logits"),
+                                     ("rgb", "pixel_values", "scores")):
         _, net, inp = models[name]
         imgs = [ptest.make_image(i, f) for i, f in enumerate(["png", "jpg", "webp"])]
         # BYTES in raw_input_contents
