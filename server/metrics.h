@@ -14,6 +14,7 @@
 #include "budget.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct metrics metrics;
 
@@ -35,6 +36,10 @@ typedef enum {
     METRICS_H_COUNT
 } metrics_hist;
 
+/* The protocol a request came in by: the "protocol" label of
+ * resnetd_requests_total and resnetd_request_duration_seconds. */
+typedef enum { METRICS_PROTO_HTTP = 0, METRICS_PROTO_GRPC, METRICS_PROTO_COUNT } metrics_proto;
+
 /* Creates the registry for n models (names copied). max_batch sizes the
  * batch-size histogram. Returns NULL when out of memory. */
 metrics *metrics_create(const char *const *model_names, int n, int max_batch);
@@ -43,10 +48,15 @@ metrics *metrics_create(const char *const *model_names, int n, int max_batch);
 void metrics_destroy(metrics *m);
 
 /* model is an index in [0, n) or -1 for "no model". Thread-safe, lock-free. */
-void metrics_request(metrics *m, int model, int http_status);
+void metrics_request(metrics *m, int model, int http_status); /* protocol="http" */
+/* A request of protocol p; a gRPC answer is counted by the HTTP status its
+ * gRPC status stands for (docs/grpc.md), so code=~"5.." means the same. */
+void metrics_request_proto(metrics *m, int model, int http_status, int p);
 void metrics_images(metrics *m, int model, int n);
 void metrics_rejected(metrics *m, metrics_reason r);
 void metrics_observe(metrics *m, metrics_hist h, int model, double seconds);
+/* METRICS_H_REQUEST of protocol p (metrics_observe's is protocol="http"). */
+void metrics_observe_request(metrics *m, int model, int p, double seconds);
 void metrics_batch_size(metrics *m, int model, int n);
 void metrics_queue_depth_add(metrics *m, int model, int delta);
 void metrics_inflight_add(metrics *m, int delta);
@@ -54,6 +64,16 @@ void metrics_inflight_add(metrics *m, int delta);
 /* Exports b (read at each render) as resnetd_inflight_bytes{,_limit,_peak}.
  * b must outlive m; NULL: not exported. */
 void metrics_set_budget(metrics *m, const budget *b);
+
+/* A model's totals so far (the gRPC ModelStatistics RPC): requests
+ * answered 200 and otherwise (every protocol), images answered, and the
+ * count and summed nanoseconds of its request, queue, preprocess and
+ * inference histograms (inference: one per engine_run call). */
+typedef struct {
+    uint64_t ok, failed, images;
+    uint64_t count[METRICS_H_COUNT], ns[METRICS_H_COUNT];
+} metrics_model_totals;
+void metrics_totals(const metrics *m, int model, metrics_model_totals *t);
 
 /* Current queue depth gauge of a model (for tests and drain). */
 long metrics_queue_depth(const metrics *m, int model);
