@@ -61,12 +61,18 @@ void log_msg(int level, const char *msg, const char *detail) {
 
 void log_access(const char *id, const char *method, const char *path, int status, size_t bytes,
                 double ms, const char *model, int images) {
+    log_access_proto(id, method, path, status, bytes, ms, model, images, "http");
+}
+
+void log_access_proto(const char *id, const char *method, const char *path, int status,
+                      size_t bytes, double ms, const char *model, int images,
+                      const char *protocol) {
     if (!log_enabled(LOG_INFO))
         return;
     char t[64];
     now_iso(t, sizeof t);
-    emit(json_pack("{s:s,s:s,s:o,s:o,s:i,s:I,s:f,s:s,s:i}", "time", t, "id", id, "method",
+    emit(json_pack("{s:s,s:s,s:o,s:o,s:i,s:I,s:f,s:s,s:i,s:s}", "time", t, "id", id, "method",
                    json_client_string(method), "path", json_client_string(path), "status", status,
                    "bytes", (json_int_t)bytes, "ms", ms, "model", model ? model : "", "images",
-                   images));
+                   images, "protocol", protocol));
 }

@@ -3,7 +3,7 @@
  * event, written with one stdio call so lines from concurrent threads never
  * interleave. Two streams share it:
  *   events  {"time","level","msg"[,"detail"]}            log_msg()
- *   access  {"time","id","method","path","status","bytes","ms","model","images"}
+ *   access  {"time","id","method","path","status","bytes","ms","model","images","protocol"}
  *           one per answered request, at level info     log_access()
  * The keys are an interface: tests and dashboards parse them (docs/api.md,
  * "Logs"). The level is process-wide, set once at start (serve: log_level).
@@ -34,5 +34,12 @@ void log_msg(int level, const char *msg, const char *detail);
  * request arrived, the model's name ("" when none) and the images in it. */
 void log_access(const char *id, const char *method, const char *path, int status, size_t bytes,
                 double ms, const char *model, int images);
+
+/* The same with the protocol the request came in by ("http", "grpc");
+ * log_access writes "http". For gRPC, method is "POST", path the RPC's
+ * (/inference.GRPCInferenceService/ModelInfer) and status the HTTP status
+ * the gRPC status stands for (docs/grpc.md). */
+void log_access_proto(const char *id, const char *method, const char *path, int status,
+                      size_t bytes, double ms, const char *model, int images, const char *protocol);
 
 #endif

@@ -41,6 +41,11 @@ static const opt OPTS[] = {
      "--host", "address to listen on"},
     {"port", T_INT, OFF(port), 0, 0, 65535, "8080", "RESNETD_PORT", "--port",
      "TCP port (0 = any free port, printed on stderr)"},
+    {"grpc_port", T_INT, OFF(grpc_port), 0, -1, 65535, "8081", "RESNETD_GRPC_PORT", "--grpc-port",
+     "gRPC port (KServe v2 / Triton GRPCInferenceService, docs/grpc.md; 0 = any free port, "
+     "printed on stderr; -1 = no gRPC port)"},
+    {"grpc_host", T_STR, OFF(grpc_host), sizeof(((cfg_t *)0)->grpc_host), 0, 0, "",
+     "RESNETD_GRPC_HOST", "--grpc-host", "address the gRPC port listens on (empty = host)"},
     {"model", T_LIST, OFF(models), 0, 0, 0, "", "RESNETD_MODEL", "--model",
      "model directory or .onnx file; repeatable (env: comma-separated); "
      "default: the bundled models/fashion-mnist"},

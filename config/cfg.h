@@ -24,6 +24,8 @@ typedef enum { CFG_TUNE_THROUGHPUT = 0, CFG_TUNE_LATENCY, CFG_TUNE_OFF } cfg_tun
 typedef struct {
     char host[256];
     int64_t port;
+    int64_t grpc_port;            /* -1 = no gRPC port */
+    char grpc_host[256];          /* "" = host */
     char *models[CFG_MAX_MODELS]; /* malloc'd paths (repeatable --model) */
     int num_models;
     char model_repository[4096];

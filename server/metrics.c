@@ -19,6 +19,7 @@ static const int CODES[] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 504};
 
 static const char *REASONS[METRICS_REJECT_COUNT] = {"queue_full", "draining",       "not_ready",
                                                     "deadline",   "body_too_large", "over_budget"};
+static const char *PROTOS[METRICS_PROTO_COUNT] = {"http", "grpc"};
 static const char *HNAMES[METRICS_H_COUNT] = {
     "resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
     "resnetd_preprocess_duration_seconds", "resnetd_inference_duration_seconds"};
@@ -34,10 +35,11 @@ typedef struct {
 
 typedef struct {
     char *name;
-    _Atomic uint64_t requests[NCODES];
+    _Atomic uint64_t requests[METRICS_PROTO_COUNT][NCODES];
     _Atomic uint64_t images;
     _Atomic long depth;
-    hist h[METRICS_H_COUNT];
+    hist h[METRICS_H_COUNT]; /* METRICS_H_REQUEST: in hreq, by protocol */
+    hist hreq[METRICS_PROTO_COUNT];
     hist batch;
 } model_metrics;
 
@@ -89,11 +91,17 @@ void metrics_destroy(metrics *m) {
 #define LOAD(a) atomic_load_explicit(&(a), memory_order_relaxed)
 
 void metrics_request(metrics *m, int model, int http_status) {
+    metrics_request_proto(m, model, http_status, METRICS_PROTO_HTTP);
+}
+
+void metrics_request_proto(metrics *m, int model, int http_status, int p) {
     int c = NCODES - 1;
     for (int i = 0; i < NCODES - 1; i++)
         if (CODES[i] == http_status)
             c = i;
-    ADD(slot(m, model)->requests[c], 1);
+    if (p < 0 || p >= METRICS_PROTO_COUNT)
+        p = METRICS_PROTO_HTTP;
+    ADD(slot(m, model)->requests[p][c], 1);
 }
 
 void metrics_images(metrics *m, int model, int n) {
@@ -104,8 +112,7 @@ void metrics_rejected(metrics *m, metrics_reason r) {
     ADD(m->rejected[r], 1);
 }
 
-void metrics_observe(metrics *m, metrics_hist h, int model, double seconds) {
-    hist *x = &slot(m, model)->h[h];
+static void observe(hist *x, double seconds) {
     int b = 0;
     double ub = 0.0005;
     while (b < NDUR && seconds > ub) {
@@ -114,6 +121,17 @@ void metrics_observe(metrics *m, metrics_hist h, int model, double seconds) {
     }
     ADD(x->b[b], 1);
     ADD(x->sum_ns, (uint64_t)(seconds > 0 ? seconds * 1e9 : 0));
+}
+
+void metrics_observe(metrics *m, metrics_hist h, int model, double seconds) {
+    model_metrics *mm = slot(m, model);
+    observe(h == METRICS_H_REQUEST ? &mm->hreq[METRICS_PROTO_HTTP] : &mm->h[h], seconds);
+}
+
+void metrics_observe_request(metrics *m, int model, int p, double seconds) {
+    if (p < 0 || p >= METRICS_PROTO_COUNT)
+        p = METRICS_PROTO_HTTP;
+    observe(&slot(m, model)->hreq[p], seconds);
 }
 
 void metrics_batch_size(metrics *m, int model, int n) {
@@ -185,8 +203,9 @@ static void sb_label(sbuf *s, const char *v) {
     }
 }
 
-static void render_hist(sbuf *s, const char *name, const char *model, const hist *x, int nb,
-                        int linear, int is_time) {
+/* extra: "" or more labels after model, e.g. ",protocol=\"http\"" */
+static void render_hist(sbuf *s, const char *name, const char *model, const char *extra,
+                        const hist *x, int nb, int linear, int is_time) {
     uint64_t cum = 0;
     double ub = 0.0005;
     for (int b = 0; b <= nb; b++) {
@@ -194,23 +213,23 @@ static void render_hist(sbuf *s, const char *name, const char *model, const hist
         sb_printf(s, "%s_bucket{model=\"", name);
         sb_label(s, model);
         if (b == nb)
-            sb_printf(s, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+            sb_printf(s, "\"%s,le=\"+Inf\"} %llu\n", extra, (unsigned long long)cum);
         else if (linear)
-            sb_printf(s, "\",le=\"%d\"} %llu\n", b + 1, (unsigned long long)cum);
+            sb_printf(s, "\"%s,le=\"%d\"} %llu\n", extra, b + 1, (unsigned long long)cum);
         else
-            sb_printf(s, "\",le=\"%g\"} %llu\n", ub, (unsigned long long)cum);
+            sb_printf(s, "\"%s,le=\"%g\"} %llu\n", extra, ub, (unsigned long long)cum);
         ub *= 2;
     }
     uint64_t sum = LOAD(((hist *)x)->sum_ns);
     sb_printf(s, "%s_sum{model=\"", name);
     sb_label(s, model);
     if (is_time)
-        sb_printf(s, "\"} %.9f\n", (double)sum / 1e9);
+        sb_printf(s, "\"%s} %.9f\n", extra, (double)sum / 1e9);
     else
-        sb_printf(s, "\"} %llu\n", (unsigned long long)sum);
+        sb_printf(s, "\"%s} %llu\n", extra, (unsigned long long)sum);
     sb_printf(s, "%s_count{model=\"", name);
     sb_label(s, model);
-    sb_printf(s, "\"} %llu\n", (unsigned long long)cum);
+    sb_printf(s, "\"%s} %llu\n", extra, (unsigned long long)cum);
 }
 
 static void render_process(sbuf *s) {
@@ -275,20 +294,24 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
     sbuf s = {malloc(16384), 0, 16384, 0};
     if (!s.p)
         return -1;
-    sb_printf(&s, "# HELP resnetd_requests_total HTTP requests answered, by model and status "
-                  "code.\n# TYPE resnetd_requests_total counter\n");
-    for (int i = 0; i <= m->n; i++)
-        for (int c = 0; c < NCODES; c++) {
-            uint64_t v = LOAD(m->mm[i].requests[c]);
-            if (!v && i == m->n)
-                continue; /* keep the "no model" series sparse */
-            sb_printf(&s, "resnetd_requests_total{model=\"");
-            sb_label(&s, m->mm[i].name);
-            if (c < NCODES - 1)
-                sb_printf(&s, "\",code=\"%d\"} %llu\n", CODES[c], (unsigned long long)v);
-            else
-                sb_printf(&s, "\",code=\"other\"} %llu\n", (unsigned long long)v);
-        }
+    sb_printf(&s, "# HELP resnetd_requests_total Requests answered, by model, status code (HTTP, "
+                  "or the one a gRPC status stands for) and protocol.\n"
+                  "# TYPE resnetd_requests_total counter\n");
+    for (int p = 0; p < METRICS_PROTO_COUNT; p++)
+        for (int i = 0; i <= m->n; i++)
+            for (int c = 0; c < NCODES; c++) {
+                uint64_t v = LOAD(m->mm[i].requests[p][c]);
+                if (!v && i == m->n)
+                    continue; /* keep the "no model" series sparse */
+                sb_printf(&s, "resnetd_requests_total{model=\"");
+                sb_label(&s, m->mm[i].name);
+                if (c < NCODES - 1)
+                    sb_printf(&s, "\",code=\"%d\",protocol=\"%s\"} %llu\n", CODES[c], PROTOS[p],
+                              (unsigned long long)v);
+                else
+                    sb_printf(&s, "\",code=\"other\",protocol=\"%s\"} %llu\n", PROTOS[p],
+                              (unsigned long long)v);
+            }
     sb_printf(
         &s, "# HELP resnetd_images_total Images classified (answered with predictions), by model.\n"
             "# TYPE resnetd_images_total counter\n");
@@ -304,13 +327,23 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
                   (unsigned long long)LOAD(m->rejected[r]));
     for (int h = 0; h < METRICS_H_COUNT; h++) {
         sb_printf(&s, "# HELP %s %s\n# TYPE %s histogram\n", HNAMES[h], HHELP[h], HNAMES[h]);
-        for (int i = 0; i < m->n; i++)
-            render_hist(&s, HNAMES[h], m->mm[i].name, &m->mm[i].h[h], NDUR, 0, 1);
+        for (int i = 0; i < m->n; i++) {
+            if (h != METRICS_H_REQUEST) {
+                render_hist(&s, HNAMES[h], m->mm[i].name, "", &m->mm[i].h[h], NDUR, 0, 1);
+                continue;
+            }
+            for (int p = 0; p < METRICS_PROTO_COUNT; p++) {
+                char extra[32];
+                snprintf(extra, sizeof extra, ",protocol=\"%s\"", PROTOS[p]);
+                render_hist(&s, HNAMES[h], m->mm[i].name, extra, &m->mm[i].hreq[p], NDUR, 0, 1);
+            }
+        }
     }
     sb_printf(&s, "# HELP resnetd_batch_size Images per engine_run call.\n"
                   "# TYPE resnetd_batch_size histogram\n");
     for (int i = 0; i < m->n; i++)
-        render_hist(&s, "resnetd_batch_size", m->mm[i].name, &m->mm[i].batch, m->max_batch, 1, 0);
+        render_hist(&s, "resnetd_batch_size", m->mm[i].name, "", &m->mm[i].batch, m->max_batch, 1,
+                    0);
     sb_printf(&s, "# HELP resnetd_queue_depth Images waiting in the model's queue.\n"
                   "# TYPE resnetd_queue_depth gauge\n");
     for (int i = 0; i < m->n; i++) {

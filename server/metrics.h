@@ -35,6 +35,10 @@ typedef enum {
     METRICS_H_COUNT
 } metrics_hist;
 
+/* The protocol a request came in by: the "protocol" label of
+ * resnetd_requests_total and resnetd_request_duration_seconds. */
+typedef enum { METRICS_PROTO_HTTP = 0, METRICS_PROTO_GRPC, METRICS_PROTO_COUNT } metrics_proto;
+
 /* Creates the registry for n models (names copied). max_batch sizes the
  * batch-size histogram. Returns NULL when out of memory. */
 metrics *metrics_create(const char *const *model_names, int n, int max_batch);
@@ -43,10 +47,15 @@ metrics *metrics_create(const char *const *model_names, int n, int max_batch);
 void metrics_destroy(metrics *m);
 
 /* model is an index in [0, n) or -1 for "no model". Thread-safe, lock-free. */
-void metrics_request(metrics *m, int model, int http_status);
+void metrics_request(metrics *m, int model, int http_status); /* protocol="http" */
+/* A request of protocol p; a gRPC answer is counted by the HTTP status its
+ * gRPC status stands for (docs/grpc.md), so code=~"5.." means the same. */
+void metrics_request_proto(metrics *m, int model, int http_status, int p);
 void metrics_images(metrics *m, int model, int n);
 void metrics_rejected(metrics *m, metrics_reason r);
 void metrics_observe(metrics *m, metrics_hist h, int model, double seconds);
+/* METRICS_H_REQUEST of protocol p (metrics_observe's is protocol="http"). */
+void metrics_observe_request(metrics *m, int model, int p, double seconds);
 void metrics_batch_size(metrics *m, int model, int n);
 void metrics_queue_depth_add(metrics *m, int model, int delta);
 void metrics_inflight_add(metrics *m, int delta);

@@ -136,7 +136,7 @@ int reqbase_gate(req_base *b, const char **code, const char **msg) {
 }
 
 int reqbase_over_budget(req_base *b, const char **code, const char **msg) {
-    if (http_body_refused(b->r) != HTTP_BODY_OVER_BUDGET)
+    if (!b->r || http_body_refused(b->r) != HTTP_BODY_OVER_BUDGET)
         return 0;
     metrics_rejected(b->a->metrics, METRICS_REJECT_OVER_BUDGET);
     *code = "over_budget";
@@ -173,8 +173,8 @@ void reqbase_done(req_base *b, int status) {
     int images = b->nimgs;
     app *a = b->a;
     if (!b->counted) /* no response was queued (the client went away) */
-        metrics_request(a->metrics, b->model, status);
-    if (log_enabled(LOG_INFO)) { /* the access log */
+        metrics_request_proto(a->metrics, b->model, status, b->protocol);
+    if (b->r && log_enabled(LOG_INFO)) { /* the access log (other transports write their own) */
         double ms = (double)(queue_now_ns() - b->t0_ns) / 1e6;
         const char *model = b->model >= 0 ? a->models[b->model].mc.name : "";
         log_access(b->id, http_method(b->r), http_path(b->r), status, http_bytes(b->r), ms, model,
@@ -281,18 +281,26 @@ static int decode_one(req_base *b, int i) {
     return 1;
 }
 
+/* The images are back (or the request failed): its transport takes over. */
+static void wake(req_base *b) {
+    if (b->wake)
+        b->wake(b);
+    else
+        http_resume(b->r);
+}
+
 static void item_done(queue_item *it) {
     req_base *b = it->owner;
     /* acq_rel: the resuming HTTP thread sees every worker's output */
     if (atomic_fetch_sub_explicit(&b->remaining, 1, memory_order_acq_rel) == 1)
-        http_resume(b->r);
+        wake(b);
 }
 
 /* Ends the job without a push: the HTTP thread answers with the error. */
 static void resume_now(req_base *b) {
     reqbase_expect(b, 0);
     atomic_store_explicit(&b->remaining, 0, memory_order_release);
-    http_resume(b->r);
+    wake(b);
 }
 
 static const char *push_error(queue_status qs, int *status, const char **msg) {
@@ -389,6 +397,11 @@ static void run_job(decode_job *j, int aborted) {
 static void resumed(http_req *r, void *cls) {
     req_base *b = http_user(r);
     (void)cls;
+    reqbase_collect(b);
+    b->finish(b);
+}
+
+void reqbase_collect(req_base *b) {
     (void)atomic_load_explicit(&b->remaining, memory_order_acquire);
     /* resnetd_images_total counts images answered with an output: every
      * pushed image that ran, unless one failure fails the whole request */
@@ -401,7 +414,6 @@ static void resumed(http_req *r, void *cls) {
             all = all && b->each;
     }
     b->images_ok = all ? ok : 0;
-    b->finish(b);
 }
 
 void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b)) {
@@ -410,6 +422,18 @@ void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req
     b->err_image = -1;
     b->job.run = run_job;
     http_suspend(b->r, resumed);
+    if (decode_submit(b->a->decode, &b->job)) {
+        metrics_rejected(b->a->metrics, METRICS_REJECT_QUEUE_FULL);
+        reqbase_fail(b, 503, "queue_full", "the decode queue is full; retry later");
+        resume_now(b);
+    }
+}
+
+void reqbase_submit_async(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b)) {
+    b->prepare = prepare;
+    b->finish = finish;
+    b->err_image = -1;
+    b->job.run = run_job;
     if (decode_submit(b->a->decode, &b->job)) {
         metrics_rejected(b->a->metrics, METRICS_REJECT_QUEUE_FULL);
         reqbase_fail(b, 503, "queue_full", "the decode queue is full; retry later");

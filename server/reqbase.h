@@ -62,6 +62,12 @@ struct req_base {
     int (*prepare)(req_base *b);
     void (*finish)(req_base *b);
     decode_job job;
+    /* Another transport than http.c (the gRPC server, server/grpc/): r is
+     * NULL, and wake(b) is called (from any thread, once per submit) where
+     * http_resume(r) would be; the transport then calls reqbase_collect and
+     * b->finish itself. protocol is the metrics label (METRICS_PROTO_*). */
+    void (*wake)(req_base *b);
+    int protocol;
 };
 
 /* Counts a new request in flight and allocates `size` zeroed bytes whose
@@ -137,6 +143,16 @@ int reqbase_images(req_base *b, int n);
  * b->err_status, then each image). A full pool is a 503 queue_full. Call from
  * on_body only, as the last thing it does. */
 void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b));
+
+/* reqbase_submit for a request of another transport (b->r NULL, b->wake
+ * set): nothing is suspended; wake(b) runs once the images are back or the
+ * request failed (a full decode pool included), then the transport calls
+ * reqbase_collect(b) and finish(b) on its own thread. */
+void reqbase_submit_async(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b));
+
+/* Once every image is back: counts the images answered with an output
+ * (b->images_ok), as the HTTP resume does before finish. */
+void reqbase_collect(req_base *b);
 
 /* After finish: 200 when the request has no error and every image has its
  * output, else the HTTP status with *code and *msg naming the first error. */

@@ -8,6 +8,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "grpc_server.h"
 #include "json.h"
 #include "log.h"
 #include "tuned.h"
@@ -297,6 +298,7 @@ static void raise_fd_limit(const cfg_t *c) {
 }
 
 int server_run(const cfg_t *c) {
+    grpc_server *g = NULL;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -402,6 +404,18 @@ int server_run(const cfg_t *c) {
     char where[300];
     snprintf(where, sizeof where, "%s:%d", c->host, http_port(h));
     log_msg(LOG_INFO, "listening", where);
+    if (c->grpc_port >= 0) { /* the gRPC port (server/grpc/, docs/grpc.md) */
+        const char *gh = c->grpc_host[0] ? c->grpc_host : c->host;
+        if (!(g = grpc_start(&a, gh, (int)c->grpc_port, err, sizeof err))) {
+            log_msg(LOG_ERROR, "cannot start gRPC", err);
+            http_quiesce(h);
+            http_stop(h);
+            goto out;
+        }
+        char gwhere[300];
+        snprintf(gwhere, sizeof gwhere, "%s:%d", gh, grpc_port(g));
+        log_msg(LOG_INFO, "grpc listening", gwhere);
+    }
     int started = 0;
     for (; started < n; started++) {
         app_model *m = &a.models[started];
@@ -466,6 +480,8 @@ int server_run(const cfg_t *c) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
+    grpc_stop(g); /* every call has come back: the queues and the decode pool are done */
+    g = NULL;
     http_stop(h);
     log_msg(LOG_INFO, "stopped", NULL);
 out:

@@ -263,7 +263,7 @@ def test_overload(tmp):
     m = s.metrics()
     check('resnetd_queue_depth{model="heavy"} 0' in m, "queue depth did not return to 0")
     check(f'resnetd_rejected_total{{reason="queue_full"}} {n503}' in m, "rejected_total wrong")
-    check(f'resnetd_requests_total{{model="heavy",code="503"}} {n503}' in m, "503 count")
+    check(f'resnetd_requests_total{{model="heavy",code="503",protocol="http"}} {n503}' in m, "503 count")
     rc = s.stop()
     check(rc == 0, f"exit code {rc}")
     s.cleanup()

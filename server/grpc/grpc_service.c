@@ -1,0 +1,622 @@
+/*
+ * grpc_service.c — what each RPC of inference.GRPCInferenceService answers
+ * (docs/grpc.md). The control RPCs answer on the event-loop thread (small
+ * messages); ModelInfer is a req_base request like /v2/models/{m}/infer:
+ * its message is unpacked and checked on the decode pool (infer_prepare,
+ * with the same input checks as the REST route: v2_infer.h), its images are
+ * decoded there and queued with HTTP's, and grpc_call_finish builds the
+ * answer with the same output bytes (raw FP32, or Triton's classification
+ * strings from v2_classify_strings) as the REST route's binary outputs.
+ *
+ * Unpacking is bounded: protobuf-c allocates through an allocator that
+ * refuses past the message's size plus GRPC_UNPACK_SLACK, reserved in the
+ * budget first, so a message of small fields whose decoded form is far
+ * larger than its bytes (an int64 varint is 1 byte on the wire and 8 in
+ * memory) is refused instead of expanded.
+ */
+#include "grpc_internal.h"
+#include "grpc_service.pb-c.h"
+#include "v2_infer.h"
+#include "proto.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SERVICE "/inference.GRPCInferenceService/"
+#define V2_VERSION "1"
+#define V2_PLATFORM "onnxruntime_onnx"
+#define GRPC_UNPACK_SLACK (256u << 10)
+
+static const struct {
+    const char *name;
+    grpc_method m;
+} METHODS[] = {
+    {"ServerLive", GM_SERVER_LIVE},
+    {"ServerReady", GM_SERVER_READY},
+    {"ModelReady", GM_MODEL_READY},
+    {"ServerMetadata", GM_SERVER_METADATA},
+    {"ModelMetadata", GM_MODEL_METADATA},
+    {"ModelInfer", GM_MODEL_INFER},
+    {"ModelStreamInfer", GM_MODEL_STREAM_INFER},
+    {"ModelStatistics", GM_MODEL_STATISTICS},
+    {"ModelConfig", GM_MODEL_CONFIG},
+    {"RepositoryIndex", GM_REPOSITORY_INDEX},
+    {"RepositoryModelLoad", GM_REPOSITORY_LOAD},
+    {"RepositoryModelUnload", GM_REPOSITORY_UNLOAD},
+};
+
+grpc_method grpc_method_of(const char *path, size_t len) {
+    size_t pl = sizeof SERVICE - 1;
+    if (len <= pl || memcmp(path, SERVICE, pl) != 0)
+        return GM_UNKNOWN;
+    for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)
+        if (strlen(METHODS[i].name) == len - pl && !memcmp(path + pl, METHODS[i].name, len - pl))
+            return METHODS[i].m;
+    return GM_UNKNOWN;
+}
+
+int grpc_method_open(grpc_method m) {
+    return m == GM_SERVER_LIVE ||
+           m == GM_SERVER_READY; /* health checks, as /v2/health/live and /ready */
+}
+
+/* ---- a bounded allocator for protobuf-c ---- */
+
+typedef struct {
+    uint64_t used, cap;
+} unpack_limit;
+
+typedef struct {
+    size_t size;
+    size_t pad;
+} lim_hdr;
+
+static void *lim_alloc(void *ud, size_t size) {
+    unpack_limit *l = ud;
+    uint64_t n = size + sizeof(lim_hdr);
+    if (l->used + n > l->cap)
+        return NULL;
+    lim_hdr *h = malloc(n);
+    if (!h)
+        return NULL;
+    h->size = size;
+    l->used += n;
+    return h + 1;
+}
+
+static void lim_free(void *ud, void *p) {
+    unpack_limit *l = ud;
+    if (!p)
+        return;
+    lim_hdr *h = (lim_hdr *)p - 1;
+    l->used -= h->size + sizeof(lim_hdr);
+    free(h);
+}
+
+/* A control RPC's request: small, unpacked on the loop thread with a cap
+ * of its size plus the slack (not reserved: at most ~256 KiB, one at a
+ * time). NULL when it does not parse (answered INVALID_ARGUMENT). */
+static ProtobufCMessage *unpack_small(gstream *s, const ProtobufCMessageDescriptor *d,
+                                      unpack_limit *l, ProtobufCAllocator *al) {
+    l->used = 0;
+    l->cap = (uint64_t)s->len + GRPC_UNPACK_SLACK;
+    al->alloc = lim_alloc;
+    al->free = lim_free;
+    al->allocator_data = l;
+    ProtobufCMessage *m =
+        s->len > GRPC_UNPACK_SLACK ? NULL : protobuf_c_message_unpack(d, al, s->len, s->msg);
+    if (!m) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the request message does not parse as %s", d->name);
+        grpc_answer(s, GRPC_INVALID_ARGUMENT, msg, NULL, 0);
+    }
+    return m;
+}
+
+static void answer_msg(gstream *s, const ProtobufCMessage *m) {
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    protobuf_c_message_pack(m, buf);
+    grpc_answer(s, GRPC_OK, NULL, buf, len);
+}
+
+/* The model a name (and version: "" or "1") names, or -1 answered NOT_FOUND. */
+static int find_model(gstream *s, const char *name, const char *version) {
+    app *a = grpc_app(s);
+    int m = proto_find_model(a, name, strlen(name));
+    char msg[400];
+    if (m < 0) {
+        snprintf(msg, sizeof msg, "unknown model '%.200s'", name);
+        grpc_answer(s, GRPC_NOT_FOUND, msg, NULL, 0);
+        return -1;
+    }
+    if (version[0] && strcmp(version, V2_VERSION) != 0) {
+        snprintf(msg, sizeof msg, "model '%.200s' has no version '%.40s' (it has version %s)", name,
+                 version, V2_VERSION);
+        grpc_answer(s, GRPC_NOT_FOUND, msg, NULL, 0);
+        return -1;
+    }
+    s->model = m;
+    return m;
+}
+
+static int server_ready(const app *a) {
+    return atomic_load(&((app *)a)->ready) && !atomic_load(&((app *)a)->draining);
+}
+
+static void model_metadata(gstream *s, int mi) {
+    const app_model *m = &grpc_app(s)->models[mi];
+    engine_tensor_desc in, out;
+    engine_model_input_desc(m->em, 0, &in);
+    engine_model_output_desc(m->em, 0, &out);
+    int64_t ishape[4] = {-1, m->info.channels, m->info.height, m->info.width};
+    int64_t oshape[2] = {-1, m->info.num_classes};
+    Inference__ModelMetadataResponse__TensorMetadata ti =
+        INFERENCE__MODEL_METADATA_RESPONSE__TENSOR_METADATA__INIT;
+    Inference__ModelMetadataResponse__TensorMetadata to =
+        INFERENCE__MODEL_METADATA_RESPONSE__TENSOR_METADATA__INIT;
+    ti.name = (char *)in.name;
+    ti.datatype = "FP32";
+    ti.n_shape = 4;
+    ti.shape = ishape;
+    to.name = (char *)out.name;
+    to.datatype = "FP32";
+    to.n_shape = 2;
+    to.shape = oshape;
+    Inference__ModelMetadataResponse__TensorMetadata *tis[1] = {&ti}, *tos[1] = {&to};
+    char *versions[1] = {V2_VERSION};
+    Inference__ModelMetadataResponse r = INFERENCE__MODEL_METADATA_RESPONSE__INIT;
+    r.name = (char *)m->mc.name;
+    r.n_versions = 1;
+    r.versions = versions;
+    r.platform = V2_PLATFORM;
+    r.n_inputs = 1;
+    r.inputs = tis;
+    r.n_outputs = 1;
+    r.outputs = tos;
+    answer_msg(s, &r.base);
+}
+
+static void model_infer(gstream *s);
+
+void grpc_dispatch(gstream *s) {
+    app *a = grpc_app(s);
+    unpack_limit l;
+    ProtobufCAllocator al;
+    ProtobufCMessage *m = NULL;
+    switch (s->method) {
+    case GM_SERVER_LIVE:
+        if ((m = unpack_small(s, &inference__server_live_request__descriptor, &l, &al))) {
+            Inference__ServerLiveResponse r = INFERENCE__SERVER_LIVE_RESPONSE__INIT;
+            r.live = 1;
+            answer_msg(s, &r.base);
+        }
+        break;
+    case GM_SERVER_READY:
+        if ((m = unpack_small(s, &inference__server_ready_request__descriptor, &l, &al))) {
+            Inference__ServerReadyResponse r = INFERENCE__SERVER_READY_RESPONSE__INIT;
+            r.ready = server_ready(a);
+            answer_msg(s, &r.base);
+        }
+        break;
+    case GM_SERVER_METADATA:
+        if ((m = unpack_small(s, &inference__server_metadata_request__descriptor, &l, &al))) {
+            static char *ext[] = {"classification", "model_repository"};
+            Inference__ServerMetadataResponse r = INFERENCE__SERVER_METADATA_RESPONSE__INIT;
+            r.name = "resnetd";
+            r.version = RESNETD_VERSION;
+            r.n_extensions = 2;
+            r.extensions = ext;
+            answer_msg(s, &r.base);
+        }
+        break;
+    case GM_MODEL_READY:
+        if ((m = unpack_small(s, &inference__model_ready_request__descriptor, &l, &al))) {
+            Inference__ModelReadyRequest *q = (Inference__ModelReadyRequest *)m;
+            if (find_model(s, q->name, q->version) >= 0) {
+                Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
+                r.ready = server_ready(a);
+                answer_msg(s, &r.base);
+            }
+        }
+        break;
+    case GM_MODEL_METADATA:
+        if ((m = unpack_small(s, &inference__model_metadata_request__descriptor, &l, &al))) {
+            Inference__ModelMetadataRequest *q = (Inference__ModelMetadataRequest *)m;
+            int mi = find_model(s, q->name, q->version);
+            if (mi >= 0)
+                model_metadata(s, mi);
+        }
+        break;
+    case GM_MODEL_INFER:
+        model_infer(s);
+        break;
+    case GM_REPOSITORY_INDEX:
+    case GM_REPOSITORY_LOAD:
+    case GM_REPOSITORY_UNLOAD:
+        grpc_answer(s, GRPC_UNIMPLEMENTED,
+                    "the model repository RPCs need a model registry, which resnetd does not "
+                    "have yet: the models are fixed at start-up (--model, --model-repository)",
+                    NULL, 0);
+        break;
+    case GM_MODEL_STREAM_INFER:
+        grpc_answer(s, GRPC_UNIMPLEMENTED, "ModelStreamInfer is not implemented; use ModelInfer",
+                    NULL, 0);
+        break;
+    default: {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s is not implemented by resnetd", s->path);
+        grpc_answer(s, GRPC_UNIMPLEMENTED, msg, NULL, 0);
+    }
+    }
+    if (m)
+        protobuf_c_message_free_unpacked(m, &al);
+}
+
+/* ---- ModelInfer ---- */
+
+static int call_alive(queue_item *it) {
+    grpc_call *c = it->owner;
+    return !atomic_load_explicit(&c->gone, memory_order_relaxed);
+}
+
+static void no_finish(req_base *b) {
+    (void)b;
+}
+
+/* The integer value of an InferParameter: 0 and *v set, or -1. */
+static int param_int(const Inference__InferParameter *p, int64_t *v) {
+    if (!p)
+        return -1;
+    switch (p->parameter_choice_case) {
+    case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_INT64_PARAM:
+        *v = p->int64_param;
+        return 0;
+    case INFERENCE__INFER_PARAMETER__PARAMETER_CHOICE_UINT64_PARAM:
+        *v = p->uint64_param > INT64_MAX ? INT64_MAX : (int64_t)p->uint64_param;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static int fail(req_base *b, int status, const char *msg) {
+    reqbase_fail(b, status, NULL, msg);
+    return status;
+}
+
+/* The requested outputs: as the REST route, each must name the model's one
+ * output, at most once; classification is clamped to the model's classes. */
+static int take_outputs(grpc_call *c, const Inference__ModelInferRequest *q, char *msg, size_t ml) {
+    const app_model *m = &c->b.a->models[c->b.model];
+    engine_tensor_desc d;
+    engine_model_output_desc(m->em, 0, &d);
+    snprintf(c->out_name, sizeof c->out_name, "%s", d.name);
+    for (size_t i = 0; i < q->n_outputs; i++) {
+        const Inference__ModelInferRequest__InferRequestedOutputTensor *o = q->outputs[i];
+        if (strcmp(o->name, d.name) != 0) {
+            snprintf(msg, ml,
+                     "unexpected inference output '%.127s' (entry %zu of outputs) for model '%s' "
+                     "(its output is '%s')",
+                     o->name, i, m->mc.name, d.name);
+            return 400;
+        }
+        if (i > 0) {
+            snprintf(msg, ml,
+                     "output '%.127s' is requested twice (entries 0 and %zu of outputs); each "
+                     "output may be named once",
+                     o->name, i);
+            return 400;
+        }
+        for (size_t k = 0; k < o->n_parameters; k++) {
+            if (strcmp(o->parameters[k]->key, "classification") != 0)
+                continue;
+            int64_t v;
+            if (param_int(o->parameters[k]->value, &v) || v < 0) {
+                snprintf(msg, ml,
+                         "output '%.127s': parameter classification must be a non-negative "
+                         "integer (int64_param)",
+                         o->name);
+                return 400;
+            }
+            c->classification = v > m->info.num_classes ? m->info.num_classes : (int)v;
+        }
+    }
+    return 0;
+}
+
+/* One jp_v2_input from the message's input (its data pointing into q). */
+static int take_input(grpc_call *c, const Inference__ModelInferRequest *q, char *msg, size_t ml) {
+    req_base *b = &c->b;
+    const app_model *m = &b->a->models[b->model];
+    if (q->n_inputs != 1) {
+        snprintf(msg, ml, "expected 1 input but got %zu inputs for model '%s'", q->n_inputs,
+                 m->mc.name);
+        return 400;
+    }
+    const Inference__ModelInferRequest__InferInputTensor *t = q->inputs[0];
+    jp_v2_input in;
+    memset(&in, 0, sizeof in);
+    snprintf(in.name, sizeof in.name, "%s", t->name);
+    snprintf(in.datatype, sizeof in.datatype, "%s", t->datatype);
+    if (t->n_shape > JP_MAX_DIMS) {
+        snprintf(msg, ml, "input '%s': %zu dimensions, at most %d", in.name, t->n_shape,
+                 JP_MAX_DIMS);
+        return 400;
+    }
+    in.ndim = (int)t->n_shape;
+    for (size_t i = 0; i < t->n_shape; i++)
+        in.shape[i] = t->shape[i];
+    in.binary_size = -1;
+    if (q->n_raw_input_contents > 1) {
+        snprintf(msg, ml, "%zu raw_input_contents for 1 input", q->n_raw_input_contents);
+        return 400;
+    }
+    const Inference__InferTensorContents *ct = t->contents;
+    const unsigned char *bin = NULL;
+    int fp32 = !strcmp(t->datatype, "FP32"), bytes = !strcmp(t->datatype, "BYTES");
+    if (!fp32 && !bytes) {
+        snprintf(msg, ml,
+                 "input '%s' has datatype %s; model '%s' takes FP32 [N,%d,%d,%d] or BYTES "
+                 "(encoded images)",
+                 in.name, in.datatype, m->mc.name, m->info.channels, m->info.height, m->info.width);
+        return 400;
+    }
+    size_t typed = ct ? ct->n_bool_contents + ct->n_int_contents + ct->n_int64_contents +
+                            ct->n_uint_contents + ct->n_uint64_contents + ct->n_fp64_contents +
+                            (fp32 ? ct->n_bytes_contents : ct->n_fp32_contents)
+                      : 0;
+    if (typed) {
+        snprintf(msg, ml, "input '%s' (%s) carries contents of another datatype", in.name,
+                 in.datatype);
+        return 400;
+    }
+    size_t n_own = ct ? (fp32 ? ct->n_fp32_contents : ct->n_bytes_contents) : 0;
+    if (q->n_raw_input_contents == 1) {
+        if (n_own) {
+            snprintf(msg, ml, "input '%s' has both contents and raw_input_contents", in.name);
+            return 400;
+        }
+        bin = q->raw_input_contents[0].data;
+        in.binary_size = (int64_t)q->raw_input_contents[0].len;
+        if (!bin)
+            bin = (const unsigned char *)"";
+    } else if (!n_own) {
+        snprintf(msg, ml, "input '%s' has neither contents nor raw_input_contents", in.name);
+        return 400;
+    } else if (fp32) {
+        in.has_data = 1;
+        in.count = ct->n_fp32_contents;
+        in.f32 = ct->fp32_contents;
+    } else {
+        in.has_data = 1;
+        in.count = ct->n_bytes_contents;
+        /* pointers into the message: freed with it, after the decode */
+        in.bytes = malloc(in.count * sizeof(char *));
+        in.bytes_len = malloc(in.count * sizeof(size_t));
+        if (!in.bytes || !in.bytes_len) {
+            free(in.bytes);
+            free(in.bytes_len);
+            snprintf(msg, ml, "out of memory");
+            return 500;
+        }
+        for (size_t i = 0; i < in.count; i++) {
+            in.bytes[i] = (char *)ct->bytes_contents[i].data;
+            in.bytes_len[i] = ct->bytes_contents[i].len;
+        }
+    }
+    int st;
+    if (fp32) {
+        st = v2_take_fp32(b, &in, bin, msg, ml);
+    } else {
+        unsigned char **none = NULL;
+        int nnone = 0;
+        st = v2_take_bytes(b, &in, bin, V2_BYTES_RAW, &none, &nnone, msg, ml);
+    }
+    free(in.bytes);
+    free(in.bytes_len);
+    return st;
+}
+
+/* On a decode thread: unpack, find the model, check outputs and input. */
+static int infer_prepare(req_base *b) {
+    grpc_call *c = (grpc_call *)b;
+    app *a = b->a;
+    char msg[600];
+    uint64_t cap = (uint64_t)c->msg_len + GRPC_UNPACK_SLACK;
+    if (budget_reserve(&a->mem, cap)) {
+        metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
+        reqbase_fail(b, 503, "over_budget",
+                     "unpacking the message does not fit the server's max_inflight_bytes now; "
+                     "retry later");
+        return 503;
+    }
+    c->unpack_reserved = cap;
+    unpack_limit *l = calloc(1, sizeof(*l));
+    ProtobufCAllocator *al = calloc(1, sizeof(*al));
+    if (!l || !al) {
+        free(l);
+        free(al);
+        return fail(b, 500, "out of memory");
+    }
+    l->cap = cap;
+    al->alloc = lim_alloc;
+    al->free = lim_free;
+    al->allocator_data = l;
+    Inference__ModelInferRequest *q =
+        inference__model_infer_request__unpack(al, c->msg_len, c->msg);
+    c->req = q;
+    c->req_alloc = al;
+    /* the serialized bytes are no longer needed */
+    free(c->msg);
+    c->msg = NULL;
+    budget_release(&a->mem, c->msg_reserved);
+    c->msg_reserved = 0;
+    if (!q) {
+        snprintf(msg, sizeof msg,
+                 "the request message does not parse as inference.ModelInferRequest%s",
+                 l->used + 64 > l->cap ? " (or decodes to more than its size + 256 KiB)" : "");
+        return fail(b, 400, msg);
+    }
+    int mi = proto_find_model(a, q->model_name, strlen(q->model_name));
+    if (mi < 0) {
+        snprintf(msg, sizeof msg, "unknown model '%.200s'", q->model_name);
+        return fail(b, 404, msg);
+    }
+    if (q->model_version[0] && strcmp(q->model_version, V2_VERSION) != 0) {
+        snprintf(msg, sizeof msg, "model '%.200s' has no version '%.40s' (it has version %s)",
+                 q->model_name, q->model_version, V2_VERSION);
+        return fail(b, 404, msg);
+    }
+    b->model = mi;
+    if (strlen(q->id) > 255)
+        return fail(b, 400, "id is longer than 255 bytes");
+    for (size_t k = 0; k < q->n_parameters; k++) {
+        int64_t v;
+        if (strcmp(q->parameters[k]->key, "timeout") != 0)
+            continue;
+        if (param_int(q->parameters[k]->value, &v) || v < 0)
+            return fail(b, 400, "parameter timeout must be a non-negative integer (microseconds)");
+        if (v > 0 && v < INT64_MAX / 1000 && b->t0_ns + v * 1000 < b->deadline_ns)
+            b->deadline_ns = b->t0_ns + v * 1000;
+    }
+    int st = take_outputs(c, q, msg, sizeof msg);
+    if (!st)
+        st = take_input(c, q, msg, sizeof msg);
+    if (st)
+        return fail(b, st, msg);
+    for (int i = 0; i < b->nimgs; i++)
+        b->imgs[i].qi.alive = call_alive;
+    return 0;
+}
+
+static void model_infer(gstream *s) {
+    app *a = grpc_app(s);
+    grpc_call *c = calloc(1, sizeof(*c));
+    if (!c) {
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    req_base *b = &c->b;
+    b->a = a;
+    b->model = -1;
+    b->t0_ns = s->t0_ns;
+    b->wake = grpc_server_wake;
+    b->protocol = METRICS_PROTO_GRPC;
+    b->counted = 1; /* the transport counts the answer */
+    snprintf(b->id, sizeof b->id, "%s", s->rid);
+    c->srv = grpc_srv(s);
+    const char *code, *why;
+    int st = reqbase_gate(b, &code, &why);
+    if (st) {
+        grpc_answer(s, grpc_status_from_http(st), why, NULL, 0);
+        reqbase_done(b, st);
+        free(c);
+        return;
+    }
+    int64_t ns = (int64_t)a->cfg->request_timeout_ms * 1000000;
+    if (s->timeout_ns > 0 && s->timeout_ns < ns)
+        ns = s->timeout_ns;
+    b->deadline_ns = b->t0_ns + ns;
+    c->msg = s->msg;
+    c->msg_len = s->len;
+    c->msg_reserved = s->msg_reserved;
+    s->msg = NULL;
+    s->msg_reserved = 0;
+    c->s = s;
+    s->call = c;
+    reqbase_submit_async(b, infer_prepare, no_finish);
+}
+
+/* The raw output bytes as the REST route's binary outputs: FP32 floats
+ * little-endian, or BYTES strings each after its 4-byte length. */
+static uint8_t *raw_output(const app_model *m, const float *out, int n, int k, size_t *len) {
+    if (k == 0) {
+        *len = (size_t)n * (size_t)m->info.num_classes * sizeof(float);
+        uint8_t *p = malloc(*len ? *len : 1);
+        if (p)
+            memcpy(p, out, *len);
+        return p;
+    }
+    char **strs = v2_classify_strings(m, out, n, k);
+    if (!strs)
+        return NULL;
+    size_t count = (size_t)n * (size_t)k, total = 0;
+    for (size_t i = 0; i < count; i++)
+        total += 4 + strlen(strs[i]);
+    uint8_t *p = malloc(total ? total : 1);
+    size_t off = 0;
+    for (size_t i = 0; p && i < count; i++) {
+        uint32_t l = (uint32_t)strlen(strs[i]);
+        uint8_t le[4] = {(uint8_t)l, (uint8_t)(l >> 8), (uint8_t)(l >> 16), (uint8_t)(l >> 24)};
+        memcpy(p + off, le, 4);
+        memcpy(p + off + 4, strs[i], l);
+        off += 4 + l;
+    }
+    v2_free_strs(strs, count);
+    *len = total;
+    return p;
+}
+
+void grpc_call_finish(grpc_call *c, gstream *s) {
+    req_base *b = &c->b;
+    const char *code, *why;
+    int st = reqbase_result(b, &code, &why);
+    s->model = b->model;
+    if (st != 200) {
+        char msg[700];
+        const Inference__ModelInferRequest *q = c->req;
+        if (b->err_image >= 0 && q && q->n_inputs == 1)
+            snprintf(msg, sizeof msg, "input '%.127s' element %d: %s", q->inputs[0]->name,
+                     b->err_image, why);
+        else
+            snprintf(msg, sizeof msg, "%s", why ? why : "internal error");
+        grpc_answer(s, grpc_status_from_http(st), msg, NULL, 0);
+        return;
+    }
+    const Inference__ModelInferRequest *q = c->req;
+    const app_model *m = &b->a->models[b->model];
+    int n = b->nimgs, k = c->classification;
+    size_t rlen = 0;
+    uint8_t *raw = raw_output(m, b->out, n, k, &rlen);
+    if (!raw) {
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    int64_t shape[2] = {n, k ? k : m->info.num_classes};
+    Inference__ModelInferResponse__InferOutputTensor o =
+        INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT;
+    o.name = c->out_name;
+    o.datatype = k ? "BYTES" : "FP32";
+    o.n_shape = 2;
+    o.shape = shape;
+    Inference__ModelInferResponse__InferOutputTensor *os[1] = {&o};
+    ProtobufCBinaryData rd = {rlen, raw};
+    Inference__ModelInferResponse r = INFERENCE__MODEL_INFER_RESPONSE__INIT;
+    r.model_name = (char *)m->mc.name;
+    r.model_version = V2_VERSION;
+    r.id = q->id;
+    r.n_outputs = 1;
+    r.outputs = os;
+    r.n_raw_output_contents = 1;
+    r.raw_output_contents = &rd;
+    s->images = b->images_ok;
+    answer_msg(s, &r.base);
+    free(raw);
+}
+
+void grpc_call_free_service(grpc_call *c) {
+    if (c->req)
+        protobuf_c_message_free_unpacked(&c->req->base, c->req_alloc);
+    if (c->req_alloc) {
+        free(c->req_alloc->allocator_data);
+        free(c->req_alloc);
+    }
+    c->req = NULL;
+    c->req_alloc = NULL;
+}
