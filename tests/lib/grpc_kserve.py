@@ -257,6 +257,7 @@ class H2:
         import h2.connection
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(src, 0) if src else None)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.scheme = "http"
         if tls is not None:
             tls.set_alpn_protocols(["h2"])
