@@ -11,7 +11,7 @@ References: the HTTP /v2 infer route of the same server for the same input
 the JSON numbers as float32), which tests/protocols/test_v2.py ties to
 `resnetd infer`, /v1 and torch/torchvision; here once more torch for images.
 
-usage: test_grpc.py RESNETD_BINARY {api|node|auth|tls|concurrency|drain} [STUB_DIR]
+usage: test_grpc_clients.py RESNETD_BINARY {api|node|auth|tls|concurrency|drain} [STUB_DIR]
   api          every RPC, FP32 raw + typed, BYTES images (PNG/JPEG/WebP), classification,
                errors and their status codes, deadlines, metrics and access log
   node         the same calls through @grpc/grpc-js
