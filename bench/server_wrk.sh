@@ -71,7 +71,7 @@ echo "== resnetd bench --batch 1,$MAXB --threads $THREADS" >&2
 cat "$TMP/engine.jsonl"
 
 # (3) the server
-"$RESNETD" serve --model "$MODEL" --host 127.0.0.1 --port 0 --log-level info \
+"$RESNETD" serve --model "$MODEL" --host 127.0.0.1 --port 0 --grpc-port 0 --log-level info \
   --queue-capacity 256 ${SERVE_ARGS:-} 2> "$OUT/serve.log" &
 SERVER_PID=$!
 PORT=""

@@ -7,9 +7,10 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config clang clang-format
   libdnnl-dev libmicrohttpd-dev libjansson-dev libjpeg-dev
-  libpng-dev libwebp-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev)
+  libpng-dev libwebp-dev libprotobuf-c-dev protobuf-c-compiler libonnx-dev libnghttp2-dev)
 test_pkgs=(python3 python3-numpy python3-pil python3-yaml python3-torch python3-torchvision
-  python3-onnx python3-prometheus-client libonnx-testdata dataset-fashion-mnist
+  python3-onnx python3-prometheus-client python3-grpcio python3-grpc-tools python3-h2
+  libonnx-testdata dataset-fashion-mnist
   curl wrk nginx haproxy prometheus libclang-rt-14-dev
   chromium gnuplot-nox openssl gnutls-bin
   python3-grpcio python3-grpc-tools python3-protobuf python3-h2 nghttp2-client  # gRPC tests, bench

@@ -53,6 +53,7 @@ struct gstream {
     size_t hdr_bytes;   /* header list bytes so far (name + value + 32 each) */
     char rid[72];       /* x-request-id when printable and short, else generated */
     int64_t t0_ns;
+    int64_t t_last; /* last header or DATA byte of the request, or the answer */
     /* the request message */
     uint8_t pre[GRPC_PREFIX];
     int npre;
@@ -100,6 +101,9 @@ void grpc_answer(gstream *s, int status, const char *message, uint8_t *msg, size
 app *grpc_app(const gstream *s);
 grpc_server *grpc_srv(const gstream *s);
 int64_t grpc_msg_max(const grpc_server *srv);
+
+/* grpc_server.c: a call starts (counted until the transport frees it). */
+void grpc_server_call_add(grpc_server *srv);
 
 /* grpc_server.c: the call's images are back (any thread). */
 void grpc_server_wake(req_base *b);

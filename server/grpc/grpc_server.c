@@ -49,6 +49,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GRPC_MAX_STREAMS 128
@@ -104,6 +105,7 @@ struct grpc_server {
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
     int tls;
+    _Atomic long calls; /* ModelInfer calls not yet freed */
 };
 
 static int64_t now_ns(void) {
@@ -250,6 +252,7 @@ void grpc_answer(gstream *s, int status, const char *message, uint8_t *msg, size
     app *a = s->c->srv->a;
     s->answered = 1;
     s->discard = 1;
+    s->t_last = now_ns();
     if (msg && status == GRPC_OK) {
         uint64_t n = GRPC_PREFIX + (uint64_t)len;
         int reserved = len <= UINT32_MAX && budget_reserve(&a->mem, n) == 0;
@@ -316,7 +319,7 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     s->id = f->hd.stream_id;
     s->model = -1;
     s->enc_identity = 1;
-    s->t0_ns = now_ns();
+    s->t0_ns = s->t_last = now_ns();
     snprintf(s->path, sizeof s->path, "-");
     snprintf(s->rid, sizeof s->rid, "%016llx%08llx", (unsigned long long)a->id_seed,
              (unsigned long long)atomic_fetch_add(&a->next_id, 1));
@@ -501,8 +504,10 @@ static int on_data(nghttp2_session *h2, uint8_t flags, int32_t id, const uint8_t
     (void)flags;
     (void)ud;
     gstream *s = nghttp2_session_get_stream_user_data(h2, id);
-    if (s)
+    if (s) {
+        s->t_last = now_ns();
         feed(s, d, n);
+    }
     return 0;
 }
 
@@ -535,6 +540,18 @@ static int on_frame(nghttp2_session *h2, const nghttp2_frame *f, void *ud) {
         check_headers(s);
     if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
         end_of_request(s);
+    return 0;
+}
+
+/* An answer that ended the stream before the request did (an early error):
+ * tell the peer to stop sending (RST_STREAM NO_ERROR, RFC 9113 8.1) instead
+ * of reading and dropping the rest of its message. */
+static int on_frame_sent(nghttp2_session *h2, const nghttp2_frame *f, void *ud) {
+    (void)ud;
+    if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) &&
+        f->hd.flags & NGHTTP2_FLAG_END_STREAM &&
+        nghttp2_session_get_stream_remote_close(h2, f->hd.stream_id) == 0)
+        nghttp2_submit_rst_stream(h2, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -597,6 +614,7 @@ static gconn *conn_new(grpc_server *srv, int fd, const char *ip) {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_sent);
     nghttp2_option *opt;
     if (nghttp2_option_new(&opt)) {
         nghttp2_session_callbacks_del(cb);
@@ -726,7 +744,9 @@ static void conn_readable(gconn *c) {
         c->t_io = now_ns();
         set_events(c, EPOLLIN);
     }
-    for (int i = 0; i < 16 && !c->dead; i++) { /* bounded: other connections get their turn */
+    /* bounded (other connections get their turn; epoll is level-triggered),
+     * except for records GnuTLS already holds: epoll cannot see those */
+    for (int i = 0; !c->dead && (i < 16 || (c->tls && gnutls_record_check_pending(c->tls))); i++) {
         ssize_t n;
         if (c->tls) {
             n = gnutls_record_recv(c->tls, buf, sizeof buf);
@@ -768,8 +788,13 @@ void grpc_server_wake(req_base *b) {
     }
 }
 
+void grpc_server_call_add(grpc_server *srv) {
+    atomic_fetch_add(&srv->calls, 1);
+}
+
 static void call_free(grpc_call *c) {
     app *a = c->srv->a;
+    atomic_fetch_sub(&c->srv->calls, 1);
     reqbase_done(&c->b, 0);
     grpc_call_free_service(c);
     free(c->msg);
@@ -850,11 +875,32 @@ static void accept_all(grpc_server *srv) {
     }
 }
 
-/* Timers: idle, stalled output, slow handshakes; the drain's GOAWAY. */
+/* Streams that hold memory without progress: a request whose bytes
+ * stopped coming, or an answer the peer does not take (no WINDOW_UPDATE),
+ * for connection_timeout_s: reset (CANCEL). A call in flight is not timed
+ * here (its deadline is). */
+static void stream_timeouts(gconn *c, int64_t t, int64_t limit) {
+    int reset = 0;
+    for (gstream *s = c->streams; s; s = s->next)
+        if (!s->call && !(s->dispatched && !s->answered) && t - s->t_last > limit) {
+            nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+            s->t_last = t; /* once */
+            reset = 1;
+        }
+    if (reset)
+        flush(c);
+}
+
+/* Timers: idle, stalled output, slow handshakes, stalled streams; the
+ * drain's GOAWAY. */
 static void tick(grpc_server *srv) {
     int64_t t = now_ns(), limit = (int64_t)srv->cfg->connection_timeout_s * 1000000000;
     int draining = atomic_load(&srv->a->draining);
     for (gconn *c = srv->conns; c; c = c->next) {
+        if (c->dead)
+            continue;
+        if (c->nstreams)
+            stream_timeouts(c, t, limit);
         if (c->dead)
             continue;
         if (c->handshaking && t - c->t_open > limit)
@@ -921,10 +967,29 @@ static void *loop(void *arg) {
         }
         reap(srv);
     }
-    while (srv->conns) {
-        srv->conns->dead = 1;
-        conn_free(srv->conns);
+    /* stopping: the answers already submitted go out (up to 1 s), then
+     * every connection closes */
+    drain_done(srv);
+    for (int round = 0; round < 100; round++) {
+        int pending = 0;
+        for (gconn *c = srv->conns; c; c = c->next) {
+            if (c->dead || c->fake || c->handshaking)
+                continue;
+            if (!c->goaway) {
+                c->goaway = 1;
+                nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
+                                      nghttp2_session_get_last_proc_stream_id(c->h2),
+                                      NGHTTP2_NO_ERROR, NULL, 0);
+            }
+            flush(c);
+            pending |= !c->dead && (c->woff < c->wlen || nghttp2_session_want_write(c->h2));
+        }
+        if (!pending)
+            break;
+        epoll_wait(srv->ep, ev, 64, 10);
     }
+    while (srv->conns)
+        conn_free(srv->conns);
     drain_done(srv);
     return NULL;
 }
@@ -1086,7 +1151,20 @@ void grpc_fuzz_input(grpc_server *srv, const uint8_t *d, size_t n) {
         flush(c);
         drain_done(srv);
     }
+    /* the calls come back through the decode pool, the queue and a worker:
+     * answer them on the open connection (up to 5 s), as a client would wait */
+    for (int i = 0; i < 5000 && !c->dead && atomic_load(&srv->calls) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        drain_done(srv);
+        flush(c);
+    }
     conn_free(c);
+    for (int i = 0; i < 5000 && atomic_load(&srv->calls) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        drain_done(srv);
+    }
     drain_done(srv);
 }
 

@@ -530,6 +530,7 @@ static void model_infer(gstream *s) {
     s->msg_reserved = 0;
     c->s = s;
     s->call = c;
+    grpc_server_call_add(c->srv);
     reqbase_submit_async(b, infer_prepare, no_finish);
 }
 

@@ -243,7 +243,7 @@ def prom_get(port, path):
 
 
 def resnetd_argv(binary, port, model=None, extra=()):
-    argv = [binary, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [binary, "serve", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", "0"]
     if model:
         argv += ["--model", model]
     return argv + list(extra)

@@ -225,7 +225,8 @@ class ImageEnvTest(unittest.TestCase):
             repo = os.path.join(tmp, "models")
             os.mkdir(repo)
             port = dl.free_port()
-            env.update(RESNETD_MODEL_REPOSITORY=repo, RESNETD_HOST="127.0.0.1", RESNETD_PORT=str(port))
+            env.update(RESNETD_MODEL_REPOSITORY=repo, RESNETD_HOST="127.0.0.1", RESNETD_PORT=str(port),
+                       RESNETD_GRPC_PORT="0")
             full = {k: v for k, v in os.environ.items() if not k.startswith("RESNETD_")}
             p = dl.Proc("resnetd-installed", [binary, "serve"], tmp, env={**full, **env})
             try:

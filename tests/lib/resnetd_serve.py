@@ -9,7 +9,10 @@ and tests/quant/test_tuned_plan.py (and the bench scripts that import them).
     finally:
         srv.cleanup()
 
-It runs `BINARY serve ARGS --host 127.0.0.1 --port 0`: the OS picks a free port
+It runs `BINARY serve ARGS --host 127.0.0.1 --port 0`, with RESNETD_GRPC_PORT=0
+in its environment unless the caller's env sets it (the gRPC port then also
+is a free one, grpc_port, from {"msg":"grpc listening"}; --grpc-port in ARGS
+wins over it): the OS picks a free port
 (no race between finding one and binding it), read back from the server's JSON
 log line {"msg":"listening","detail":"HOST:PORT"}; then /readyz is polled until
 it answers 200. stdout and stderr go to one log file (logs(), log_lines()).
@@ -34,6 +37,7 @@ import tempfile
 import time
 
 _LISTENING = re.compile(rb'"msg":"listening","detail":"[^"]*:(\d+)"')
+_GRPC_LISTENING = re.compile(rb'"msg":"grpc listening","detail":"[^"]*:(\d+)"')
 
 
 class Server:
@@ -76,8 +80,9 @@ class Server:
         self.cmd = ([binary] + list(command) + self.args +
                     (["--host", host] if host else []) + ["--port", "0"])
         self.port = None
+        self.grpc_port = None  # read with the HTTP port when the server has a gRPC port
         self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=self.log, stderr=self.log,
-                                     env=dict(os.environ, **(env or {})))
+                                     env={**os.environ, "RESNETD_GRPC_PORT": "0", **(env or {})})
         atexit.register(self._kill)  # a failing test must not leave a server behind
         try:
             why = self._wait_ready(ready_timeout, probe_timeout)
@@ -105,6 +110,7 @@ class Server:
                 time.sleep(0.05)
         if self.scheme != "http":
             time.sleep(0.5)
+            self._find_grpc_port()
             return None
         while True:
             if self.proc.poll() is not None:
@@ -113,10 +119,16 @@ class Server:
                 return f"/readyz not 200 within {ready_timeout:g} s"
             try:
                 if self.http_request("GET", "/readyz", timeout=probe_timeout)[0] == 200:
+                    self._find_grpc_port()
                     return None
             except OSError:
                 pass
             time.sleep(0.05)
+
+    def _find_grpc_port(self):
+        # written right after the HTTP "listening" line, before the workers start
+        g = _GRPC_LISTENING.search(self.logs())
+        self.grpc_port = int(g.group(1)) if g else None
 
     def _kill(self):
         if self.proc.poll() is None:
@@ -177,12 +189,18 @@ class Server:
         return self.http_request("GET", "/metrics")[2].decode()
 
     def metric(self, name, labels):
-        """The value of one sample of /metrics (0.0 when absent)."""
-        want = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+        """The sum of the samples of /metrics named name whose labels include
+        labels (0.0 when none): {"model": "m", "code": "200"} of
+        resnetd_requests_total adds its protocol="http" and "grpc" series."""
+        total = 0.0
         for line in self.metrics().splitlines():
-            if line.startswith(name + want + " "):
-                return float(line.split()[-1])
-        return 0.0
+            m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
+            if not m or m.group(1) != name:
+                continue
+            have = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+            if all(have.get(k) == str(v) for k, v in labels.items()):
+                total += float(m.group(3))
+        return total
 
     def stop(self, timeout=None):
         """SIGTERM, then SIGKILL after timeout (default stop_timeout) seconds;

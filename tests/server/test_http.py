@@ -412,10 +412,13 @@ def test_metrics(tmp):
     bs_count = samples("resnetd_batch_size", "_count")[0].value
     inf_count = samples("resnetd_inference_duration_seconds", "_count")[0].value
     check(bs_sum == 12 and bs_count == inf_count and 1 <= bs_count <= 12, (bs_sum, bs_count))
-    rd = samples("resnetd_request_duration_seconds", "_count")[0].value
+    def http_only(xs):  # the protocol="http" series (this test sends no gRPC)
+        return [x for x in xs if x.labels.get("protocol") == "http"]
+
+    rd = http_only(samples("resnetd_request_duration_seconds", "_count"))[0].value
     model_reqs = sum(x.value for x in req if x.labels["model"] == "tiny")
     check(rd == model_reqs, (rd, model_reqs))
-    buckets = samples("resnetd_request_duration_seconds", "_bucket")
+    buckets = http_only(samples("resnetd_request_duration_seconds", "_bucket"))
     check(buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == rd, buckets[-1])
     check([b.value for b in buckets] == sorted(b.value for b in buckets), "buckets not cumulative")
     check(samples("process_resident_memory_bytes")[0].value > 1e6, "rss")
