@@ -1,20 +1,25 @@
 #!/usr/bin/env python3
-"""Seeds for the gRPC fuzz target: real client exchanges, captured.
+"""Seeds for fuzz_grpc captured from a real client library: python3-grpcio
+(gRPC's C core: its own SETTINGS, WINDOW_UPDATEs, Huffman-coded HPACK with a
+dynamic table, user-agent and grpc-* metadata), beside make_grpc_corpus.py's
+python3-h2 conversations.
 
-    make_grpc_seeds.py RESNETD_BINARY OUT_DIR
+    /usr/bin/python3 tests/fuzz/make_grpc_seeds.py RESNETD_BINARY [OUT_DIR]
 
-Starts `resnetd serve --grpc-port 0` with a small torch-exported model, puts
-a TCP proxy in front of the gRPC port and makes real python3-grpcio calls
-through it, one channel (one connection) per exchange: every RPC, FP32 raw
-and typed, BYTES images (PNG, JPEG, WebP), classification, metadata (bearer
-token, grpc-timeout), an unknown model. Each file in OUT_DIR is everything
-the client wrote on one connection (preface, SETTINGS, HEADERS, DATA,
-WINDOW_UPDATE, ...), the bytes a server reads; `<name>.msg` files are the
-bare request messages (protobuf, without the 5-byte prefix).
-tests/fuzz/corpus/<target>/ holds the committed output.
+Starts `resnetd serve --grpc-port 0` with fuzz_grpc's model ("m":
+corpus/onnx/res_gray8.onnx, input "x" 1x8x8, output "y"), puts a TCP proxy in
+front of the gRPC port and makes grpcio calls through it, one channel (one
+connection) per exchange: every served RPC, FP32 raw and typed, BYTES images
+(PNG, JPEG, WebP) raw and typed, classification, metadata (bearer token,
+x-request-id, a deadline: grpc-timeout), an unknown model. Each file
+OUT_DIR/grpcio_<exchange> (default tests/fuzz/corpus/grpc) is everything
+the client wrote on that connection: the bytes a server reads.
 """
 
+import io
+import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -22,12 +27,18 @@ import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, os.path.join(HERE, "..", "protocols"))
 import grpc_kserve as gk  # noqa: E402
-import ptest  # noqa: E402
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+def small_image(i, fmt):
+    from PIL import Image
+    rng = np.random.default_rng(i)
+    b = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (12 + i, 10 + 2 * i, 3), np.uint8)).save(b, fmt)
+    return b.getvalue()
 
 
 class Proxy:
@@ -82,20 +93,28 @@ class Proxy:
 
 
 def main():
-    binary, out = os.path.abspath(sys.argv[1]), sys.argv[2]
+    binary = os.path.abspath(sys.argv[1])
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "corpus", "grpc")
     os.makedirs(out, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="grpc-seeds-") as tmp:
         pb2, pb2_grpc = gk.stubs(os.path.join(tmp, "stubs"))
-        models = ptest.export_models(tmp)
-        srv = gk.GrpcServer(binary, ["--model", models["gray"][0], "--model", models["rgb"][0]])
+        m = os.path.join(tmp, "m")
+        os.makedirs(m)
+        shutil.copy(os.path.join(HERE, "corpus", "onnx", "res_gray8.onnx"),
+                    os.path.join(m, "model.onnx"))
+        with open(os.path.join(m, "config.json"), "w") as f:
+            json.dump({"name": "m", "input": {"color": "gray", "resize": 8, "crop": 8,
+                                              "scale": 255.0, "mean": [0.5], "std": [0.5]},
+                       "max_batch": 8}, f)
+        srv = gk.GrpcServer(binary, ["--model", m])
         try:
             proxy = Proxy(srv.grpc_port)
-            x = np.random.default_rng(1).standard_normal((2, 1, 28, 28)).astype(np.float32)
-            imgs = [ptest.make_image(i, f) for i, f in enumerate(["png", "jpg", "webp"])]
+            x = np.random.default_rng(1).standard_normal((2, 1, 8, 8)).astype(np.float32)
+            imgs = [small_image(i, f) for i, f in enumerate(["PNG", "JPEG", "WEBP"])]
 
             def infer_fp32(typed):
-                r = pb2.ModelInferRequest(model_name="gray", id="seed")
-                t = r.inputs.add(name="input", datatype="FP32", shape=list(x.shape))
+                r = pb2.ModelInferRequest(model_name="m", id="seed")
+                t = r.inputs.add(name="x", datatype="FP32", shape=list(x.shape))
                 if typed:
                     t.contents.fp32_contents.extend(x.ravel().tolist())
                 else:
@@ -103,7 +122,7 @@ def main():
                 return r
 
             def infer_images(k=0, typed=False):
-                r = pb2.ModelInferRequest(model_name="rgb")
+                r = pb2.ModelInferRequest(model_name="m")
                 t = r.inputs.add(name="image", datatype="BYTES", shape=[3, 1])
                 if typed:
                     t.contents.bytes_contents.extend(imgs)
@@ -111,7 +130,7 @@ def main():
                     r.raw_input_contents.append(b"".join(len(b).to_bytes(4, "little") + b
                                                          for b in imgs))
                 if k:
-                    o = r.outputs.add(name="scores")
+                    o = r.outputs.add(name="y")
                     o.parameters["classification"].int64_param = k
                 r.parameters["timeout"].int64_param = 5000000
                 return r
@@ -119,9 +138,9 @@ def main():
             calls = [
                 ("server_live", "ServerLive", pb2.ServerLiveRequest(), ()),
                 ("server_ready", "ServerReady", pb2.ServerReadyRequest(), ()),
-                ("model_ready", "ModelReady", pb2.ModelReadyRequest(name="gray", version="1"), ()),
+                ("model_ready", "ModelReady", pb2.ModelReadyRequest(name="m", version="1"), ()),
                 ("server_metadata", "ServerMetadata", pb2.ServerMetadataRequest(), ()),
-                ("model_metadata", "ModelMetadata", pb2.ModelMetadataRequest(name="rgb"), ()),
+                ("model_metadata", "ModelMetadata", pb2.ModelMetadataRequest(name="m"), ()),
                 ("infer_fp32_raw", "ModelInfer", infer_fp32(False), ()),
                 ("infer_fp32_typed", "ModelInfer", infer_fp32(True), ()),
                 ("infer_images_raw", "ModelInfer", infer_images(), ()),
@@ -141,11 +160,9 @@ def main():
                         if name != "infer_unknown_model":
                             raise
                         assert e.code() == grpc.StatusCode.NOT_FOUND, e
-                with open(os.path.join(out, name + ".msg"), "wb") as f:
-                    f.write(req.SerializeToString())
             proxy.close()
             for (name, _, _, _), rec in zip(calls, proxy.captures):
-                with open(os.path.join(out, name + ".h2"), "wb") as f:
+                with open(os.path.join(out, "grpcio_" + name), "wb") as f:
                     f.write(bytes(rec))
             print(f"{len(proxy.captures)} connections captured into {out}")
         finally:

@@ -1,5 +1,5 @@
 """gRPC (KServe v2 / Triton `inference.GRPCInferenceService`) for the Python
-tests and benchmarks, shared by tests/protocols/test_grpc.py,
+tests and benchmarks, shared by tests/protocols/test_grpc_clients.py,
 tests/hardening/h2_hostile.py, tests/fuzz/make_grpc_seeds.py and
 bench/grpc_vs_http.py.
 

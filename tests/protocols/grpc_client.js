@@ -1,4 +1,4 @@
-// A second real gRPC client for tests/protocols/test_grpc.py: npm's
+// A second real gRPC client for tests/protocols/test_grpc_clients.py: npm's
 // @grpc/grpc-js with @grpc/proto-loader (tests/node_modules), loading the
 // repository's .proto at run time.
 //
