@@ -88,7 +88,7 @@ def main():
         b = io.BytesIO()
         Image.fromarray(a).save(b, "JPEG", quality=90)
         img = b.getvalue()
-    srv = gk.GrpcServer(binary, ["--model", model_dir, "--log-level", "warn"] + serve_args,
+    srv = gk.GrpcServer(binary, ["--model", model_dir] + serve_args,
                         prefix="grpc-bench-")
     try:
         s, _, idx = srv.json("POST", "/v2/repository/index", b"{}")

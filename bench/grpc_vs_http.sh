@@ -10,7 +10,8 @@
 # dynamic batch, ImageNet preprocessing) with tests/engine/models.py, offline.
 # Env: RESNETD (default build/resnetd), REQUESTS (per throughput run, default
 # 2000), ROUNDS (alternating gRPC/HTTP runs, default 3), LATENCY_REQUESTS
-# (default 400), SERVE_ARGS (extra serve flags).
+# (default 400), SERVE_ARGS (extra serve flags), IMAGE (the image sent; default a
+# 500x375 photo-like JPEG made here).
 #
 # Per model: throughput at 8 gRPC streams on one connection vs 8 HTTP/1.1
 # connections (median img/s of the alternated runs; target gRPC >= 1.0x
@@ -37,6 +38,6 @@ for m in "${MODELS[@]}"; do
     m="$($PY "$ROOT/tests/engine/models.py" resnet50 13 "$ROOT/build/bench" 2>/dev/null | tail -1)"
   fi
   echo "== $m"
-  $PY "$ROOT/bench/grpc_vs_http.py" "$RESNETD" "$m"
+  $PY "$ROOT/bench/grpc_vs_http.py" "$RESNETD" "$m" ${IMAGE:+"$IMAGE"}
 done
 echo "== uptime after: $(uptime)"
