@@ -298,6 +298,32 @@ def case_rapid_reset(port, ctx):
     return ok, (f"{sent} streams reset; then ServerLive {st}; goaway {c.goaway and c.goaway[:2]}")
 
 
+def case_rapid_reset_spread(port, ctx):
+    """Under the per-connection reset limit, spread out: 16 connections x 150
+    streams of HEADERS + an 8-image ModelInfer + RST_STREAM. Reports how many
+    of the 19200 cancelled images still reached the engine."""
+    imgs0 = ctx["images"]()
+    body = infer_msg("tiny", 8)
+    conns = []
+    for _ in range(16):
+        c = Raw(port)
+        c.send(b"".join(stream(2 * i + 1, body) + rst(2 * i + 1) for i in range(150)))
+        conns.append(c)
+    live = []
+    for c in conns:
+        c.send(headers_frame(301, req_block(path=SVC + "ServerLive")) +
+               data_frames(301, gk.message(b"")))
+    for c in conns:
+        c.wait(lambda: c.done(301), 20)
+        live.append(c.status(301))
+        c.close()
+    time.sleep(0.5)
+    ran = ctx["images"]() - imgs0
+    ok = all(s == gk.OK or c.goaway is not None for s, c in zip(live, conns))
+    return ok, (f"2400 streams reset; {ran:.0f} of 19200 images inferred; ServerLive after: "
+                f"{sorted(set(map(str, live)))}")
+
+
 def case_continuation_flood(port, ctx):
     """One HEADERS without END_HEADERS, then up to 200000 CONTINUATION frames
     of a 40-byte header each (8 MB), never ending the block."""
@@ -606,7 +632,8 @@ def case_slowloris_preface(port, ctx):
                                       f"{len(open_)} still open 20 s after going silent")
 
 
-CASES = [("rapid_reset", case_rapid_reset), ("continuation_flood", case_continuation_flood),
+CASES = [("rapid_reset", case_rapid_reset), ("rapid_reset_spread", case_rapid_reset_spread),
+         ("continuation_flood", case_continuation_flood),
          ("huge_header_list", case_huge_header_list), ("hpack_bomb", case_hpack_bomb),
          ("table_size_update", case_table_size_update),
          ("table_size_settings", case_table_size_settings),
@@ -708,6 +735,8 @@ def main():
             idle_fds = fds(pid)
             watch = C.Watch(pid, srv.port, rss_cap=RSS_CAP, probe_timeout=5.0)
             probe = GrpcProbe(port)
+            ctx = {"idle_fds": idle_fds,
+                   "images": lambda: srv.metric("resnetd_batch_size_sum", {"model": "tiny"})}
             for name, fn in CASES:
                 if a.match and a.match not in name:
                     continue
@@ -716,7 +745,7 @@ def main():
                 cpu0, t0 = C.cpu_seconds(pid), time.monotonic()
                 watch.case = probe.case = st
                 try:
-                    ok, what = fn(port, {"idle_fds": idle_fds})
+                    ok, what = fn(port, ctx)
                 except Exception as e:  # noqa: BLE001 - a client error is a finding
                     ok, what = False, f"client error {e!r}"
                 wall = time.monotonic() - t0
