@@ -49,7 +49,7 @@ struct gstream {
     char enc[32];       /* grpc-encoding as sent (cut) */
     int auth_ok;        /* authorization carries the api_key (or none is needed) */
     int bad_timeout;    /* grpc-timeout present but malformed */
-    int64_t timeout_ns; /* grpc-timeout, 0 = none */
+    int64_t timeout_ns; /* grpc-timeout, -1 = none (0: the deadline is now) */
     size_t hdr_bytes;   /* header list bytes so far (name + value + 32 each) */
     char rid[72];       /* x-request-id when printable and short, else generated */
     int64_t t0_ns;

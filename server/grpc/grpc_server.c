@@ -214,7 +214,7 @@ static void stream_free(gstream *s) {
         account(s, GRPC_CANCELLED, 0);
     free(s->msg);
     free(s->out);
-    budget_release(&a->mem, s->msg_reserved + s->out_reserved);
+    budget_release(&a->mem, s->msg_reserved + s->out_reserved + sizeof(gstream));
     metrics_inflight_add(a->metrics, -1);
     free(s);
 }
@@ -310,15 +310,21 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     gconn *c = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    gstream *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     app *a = c->srv->a;
+    /* the stream's own state is in the budget too (128 per connection) */
+    if (budget_reserve(&a->mem, sizeof(gstream)))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* nghttp2 resets the stream */
+    gstream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        budget_release(&a->mem, sizeof(gstream));
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     metrics_inflight_add(a->metrics, 1);
     s->c = c;
     s->id = f->hd.stream_id;
     s->model = -1;
     s->enc_identity = 1;
+    s->timeout_ns = -1;
     s->t0_ns = s->t_last = now_ns();
     snprintf(s->path, sizeof s->path, "-");
     snprintf(s->rid, sizeof s->rid, "%016llx%08llx", (unsigned long long)a->id_seed,

@@ -18,6 +18,7 @@
 #include "grpc_service.pb-c.h"
 #include "v2_infer.h"
 #include "proto.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -476,6 +477,8 @@ static int infer_prepare(req_base *b) {
     b->model = mi;
     if (strlen(q->id) > 255)
         return fail(b, 400, "id is longer than 255 bytes");
+    if (utf8_invalid_at(q->id, strlen(q->id)) >= 0) /* it is echoed in a proto3 string */
+        return fail(b, 400, "id is not valid UTF-8");
     for (size_t k = 0; k < q->n_parameters; k++) {
         int64_t v;
         if (strcmp(q->parameters[k]->key, "timeout") != 0)
@@ -520,7 +523,7 @@ static void model_infer(gstream *s) {
         return;
     }
     int64_t ns = (int64_t)a->cfg->request_timeout_ms * 1000000;
-    if (s->timeout_ns > 0 && s->timeout_ns < ns)
+    if (s->timeout_ns >= 0 && s->timeout_ns < ns)
         ns = s->timeout_ns;
     b->deadline_ns = b->t0_ns + ns;
     c->msg = s->msg;

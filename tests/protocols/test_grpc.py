@@ -9,12 +9,15 @@ by grpc_tools (python3-grpc-tools). Against a real `resnetd serve`:
     raw output bytes equal the HTTP /v2 route's binary output for the same
     input, and the images' logits are torch + torchvision/PIL's (< 2e-3, as
     protocols_v2); classification strings equal the HTTP route's; id echoed;
+  * grpc-timeout 0n: DEADLINE_EXCEEDED (the worker drops the image); not gRPC
+    (content-type, method): HTTP 415 / 405 (python3-h2 for these);
   * errors: NOT_FOUND, INVALID_ARGUMENT (with the HTTP route's message for the
     same bad shape), UNIMPLEMENTED (unknown method, repository RPCs, a gzip
     message), UNAUTHENTICATED (api_key), RESOURCE_EXHAUSTED (max_body_bytes);
   * the protocol label on resnetd_requests_total and the access log;
   * TLS with ALPN h2 (a self-signed certificate made here);
-  * a clean exit (SIGTERM drain) every time.
+  * a clean exit (SIGTERM drain) every time, and a drain with a ModelInfer in
+    flight: answered OK, a new one refused UNAVAILABLE.
 
 usage: test_grpc.py RESNETD_BINARY"""
 
@@ -200,6 +203,62 @@ def test_errors(pb, st, srv, channel):
     check(st.ServerLive(pb.ServerLiveRequest()).live, "live after errors")
 
 
+def raw_call(port, path, body, headers=(), method="POST", ctype="application/grpc"):
+    """One request with python3-h2 on a fresh plaintext connection, for what a
+    gRPC library will not send (grpc-timeout 0, a wrong content-type, GET):
+    (response headers, DATA bytes, trailers) as dicts / bytes."""
+    import socket
+    import h2.config
+    import h2.connection
+    import h2.events
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    c.initiate_connection()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    c.send_headers(1, [(":method", method), (":scheme", "http"), (":path", path),
+                       (":authority", "127.0.0.1"), ("content-type", ctype),
+                       ("te", "trailers")] + list(headers))
+    c.send_data(1, struct.pack(">BI", 0, len(body)) + body, end_stream=True)
+    sock.sendall(c.data_to_send())
+    hdrs, data, trailers, done = {}, b"", {}, False
+    while not done:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        for ev in c.receive_data(chunk):
+            if isinstance(ev, h2.events.ResponseReceived):
+                hdrs = {k.decode(): v.decode() for k, v in ev.headers}
+            elif isinstance(ev, h2.events.DataReceived):
+                data += ev.data
+                c.acknowledge_received_data(ev.flow_controlled_length, 1)
+            elif isinstance(ev, h2.events.TrailersReceived):
+                trailers = {k.decode(): v.decode() for k, v in ev.headers}
+            if isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
+                done = True
+        sock.sendall(c.data_to_send())
+    sock.close()
+    return hdrs, data, trailers
+
+
+def test_raw(pb, srv):
+    """A deadline already passed (grpc-timeout 0n): DEADLINE_EXCEEDED from the
+    worker, which drops the image before inference; not gRPC: HTTP 415/405."""
+    img = ptest.make_image(3, "png")
+    msg = infer_req(pb, "gray", "input", "BYTES", [1], raw=bytes_elems([img])).SerializeToString()
+    path = "/inference.GRPCInferenceService/ModelInfer"
+    before = srv.metric("resnetd_rejected_total", {"reason": "deadline"})
+    h, _, tr = raw_call(srv.grpc_port, path, msg, [("grpc-timeout", "0n")])
+    st = {**h, **tr}
+    check(st.get("grpc-status") == "4" and "deadline" in st.get("grpc-message", ""), st)
+    check(srv.metric("resnetd_rejected_total", {"reason": "deadline"}) == before + 1,
+          "dropped by the worker (rejected deadline)")
+    h, data, tr = raw_call(srv.grpc_port, path, msg, [("grpc-timeout", "20S")])
+    check(tr.get("grpc-status") == "0" and len(data) > 5, f"{h} {tr}")
+    h, _, _ = raw_call(srv.grpc_port, path, msg, ctype="application/json")
+    check(h.get(":status") == "415", h)
+    h, _, _ = raw_call(srv.grpc_port, path, msg, method="PUT")
+    check(h.get(":status") == "405", h)
+
+
 def test_metrics_log(srv, n_ok):
     ok = srv.metric("resnetd_requests_total", {"code": "200", "protocol": "grpc"})
     check(ok >= n_ok, f"grpc 200s counted: {ok} < {n_ok}")
@@ -270,6 +329,49 @@ def test_tls(binary, models, pb, pbg, tmp):
     check(rc == 0, f"exit code {rc}")
 
 
+def big_png(seed):
+    """A 3000x3000 gradient PNG: small to send, ~0.2 s to decode."""
+    import io
+    from PIL import Image
+    y, x = np.mgrid[0:3000, 0:3000]
+    img = ((x * (seed + 1) + y * 3) % 256).astype(np.uint8)
+    b = io.BytesIO()
+    Image.fromarray(img, "L").save(b, "PNG")
+    return b.getvalue()
+
+
+def test_drain(binary, models, pb, pbg):
+    """SIGTERM while a ModelInfer is being decoded: it is answered OK, a new
+    ModelInfer is refused (UNAVAILABLE), the server exits 0."""
+    import signal
+    import time
+    srv = ptest.Server(binary, ["--model", models["gray"][0], "--max-image-pixels", "10000000"])
+    with srv.session():
+        ch = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+        st = pbg.GRPCInferenceServiceStub(ch)
+        check(st.ServerReady(pb.ServerReadyRequest()).ready, "ready")
+        imgs = [big_png(i) for i in range(16)]
+        fut = st.ModelInfer.future(infer_req(pb, "gray", "input", "BYTES", [16],
+                                             raw=bytes_elems(imgs)), timeout=120)
+        time.sleep(0.05)  # ordering only: the call is on its way (nothing asserts on time)
+        srv.proc.send_signal(signal.SIGTERM)
+        while not srv.log_lines("draining") and srv.alive():
+            time.sleep(0.01)
+        # refused: UNAVAILABLE "draining" from the gate, or REFUSED_STREAM after GOAWAY
+        expect_code(lambda: st.ModelInfer(infer_req(pb, "gray", "input", "BYTES", [1],
+                                                    raw=bytes_elems(imgs[:1])), timeout=10),
+                    grpc.StatusCode.UNAVAILABLE)
+        r = fut.result()
+        check(list(r.outputs[0].shape) == [16, 10] and len(r.raw_output_contents[0]) == 640,
+              f"the call accepted before SIGTERM is answered: {r.outputs}")
+        ch.close()
+        lines = [x.get("msg") or x.get("path") for x in srv.log_lines()]
+        infer_at = max(i for i, x in enumerate(lines) if str(x).endswith("/ModelInfer"))
+        in_flight = infer_at > lines.index("SIGTERM")
+    check(srv.rc == 0, f"exit code {srv.rc}")
+    return in_flight
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="proto-grpc-") as tmp:
@@ -283,12 +385,16 @@ def main():
             test_control(pb, st, srv)
             n = test_infer(pb, st, srv, models)
             test_errors(pb, st, srv, ch)
+            test_raw(pb, srv)
             test_metrics_log(srv, n)
             ch.close()
         check(srv.rc == 0, f"server exit code {srv.rc}")
         test_auth_limits(binary, models, pb, pbg)
         test_tls(binary, models, pb, pbg, tmp)
+        in_flight = test_drain(binary, models, pb, pbg)
     print(f"grpc ok: {n} ModelInfer answers equal the HTTP v2 route's bytes and torch")
+    print(f"grpc ok: drain answered the call {'in flight at' if in_flight else 'done before'} "
+          "SIGTERM")
     return 0
 
 
