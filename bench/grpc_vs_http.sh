@@ -9,8 +9,8 @@
 # "resnet50" exports torchvision's ResNet-50 (random weights, opset 13,
 # dynamic batch, ImageNet preprocessing) with tests/engine/models.py, offline.
 # Env: RESNETD (default build/resnetd), REQUESTS (per throughput run, default
-# 2000), ROUNDS (alternating gRPC/HTTP runs, default 3), LATENCY_REQUESTS
-# (default 400), SERVE_ARGS (extra serve flags), IMAGE (the image sent; default a
+# 2000), ROUNDS (alternating gRPC/HTTP runs, default 5), LATENCY_REQUESTS
+# (per round, default 200), SERVE_ARGS (extra serve flags), IMAGE (the image sent; default a
 # 500x375 photo-like JPEG made here).
 #
 # Per model: throughput at 8 gRPC streams on one connection vs 8 HTTP/1.1
