@@ -152,6 +152,39 @@ void metrics_inflight_add(metrics *m, int delta) {
     ADD(m->inflight, delta);
 }
 
+static uint64_t hist_count(const hist *x, int nb) {
+    uint64_t n = 0;
+    for (int b = 0; b <= nb; b++)
+        n += LOAD(((hist *)x)->b[b]);
+    return n;
+}
+
+void metrics_totals(const metrics *mc, int model, metrics_model_totals *t) {
+    metrics *m = (metrics *)mc;
+    model_metrics *mm = slot(m, model);
+    memset(t, 0, sizeof *t);
+    for (int p = 0; p < METRICS_PROTO_COUNT; p++)
+        for (int c = 0; c < NCODES; c++) {
+            uint64_t v = LOAD(mm->requests[p][c]);
+            if (c < NCODES - 1 && CODES[c] == 200)
+                t->ok += v;
+            else
+                t->failed += v;
+        }
+    t->images = LOAD(mm->images);
+    for (int h = 0; h < METRICS_H_COUNT; h++) {
+        if (h == METRICS_H_REQUEST) {
+            for (int p = 0; p < METRICS_PROTO_COUNT; p++) {
+                t->count[h] += hist_count(&mm->hreq[p], NDUR);
+                t->ns[h] += LOAD(mm->hreq[p].sum_ns);
+            }
+        } else {
+            t->count[h] = hist_count(&mm->h[h], NDUR);
+            t->ns[h] = LOAD(mm->h[h].sum_ns);
+        }
+    }
+}
+
 long metrics_queue_depth(const metrics *m, int model) {
     return LOAD(((metrics *)m)->mm[model].depth);
 }

@@ -14,6 +14,7 @@
 #include "budget.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct metrics metrics;
 
@@ -63,6 +64,16 @@ void metrics_inflight_add(metrics *m, int delta);
 /* Exports b (read at each render) as resnetd_inflight_bytes{,_limit,_peak}.
  * b must outlive m; NULL: not exported. */
 void metrics_set_budget(metrics *m, const budget *b);
+
+/* A model's totals so far (the gRPC ModelStatistics RPC): requests
+ * answered 200 and otherwise (every protocol), images answered, and the
+ * count and summed nanoseconds of its request, queue, preprocess and
+ * inference histograms (inference: one per engine_run call). */
+typedef struct {
+    uint64_t ok, failed, images;
+    uint64_t count[METRICS_H_COUNT], ns[METRICS_H_COUNT];
+} metrics_model_totals;
+void metrics_totals(const metrics *m, int model, metrics_model_totals *t);
 
 /* Current queue depth gauge of a model (for tests and drain). */
 long metrics_queue_depth(const metrics *m, int model);

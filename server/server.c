@@ -281,7 +281,8 @@ static void drain(app *a) {
  * reported: connections past it are refused at accept, not a crash. */
 static void raise_fd_limit(const cfg_t *c) {
     struct rlimit rl;
-    rlim_t want = (rlim_t)c->max_connections + 256 + 128;
+    /* the gRPC port has its own max_connections */
+    rlim_t want = (rlim_t)c->max_connections * (c->grpc_port >= 0 ? 2 : 1) + 256 + 128;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
         return;
     rlim_t old = rl.rlim_cur;

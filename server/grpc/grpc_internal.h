@@ -66,6 +66,20 @@ struct gstream {
     int discard;     /* answered early: further DATA is dropped */
     int dispatched;  /* handed to the service */
     grpc_call *call; /* ModelInfer in flight (owned by the call) */
+    /* the message model_infer takes (moved from msg, or a stream's next) */
+    uint8_t *dmsg;
+    size_t dlen;
+    uint64_t dreserved;
+    /* ModelStreamInfer: messages wait in `pending` and run one at a time;
+     * each answer is appended to `out` as it comes */
+    int streaming;
+    struct gmsg *pending, **pending_tail;
+    int npending;
+    uint64_t pending_bytes;
+    int remote_done;  /* the client's END_STREAM */
+    int resp_started; /* response headers submitted */
+    int out_done;     /* no more answers: trailers once out is sent */
+    int deferred;     /* the data provider waits for output */
     /* the answer */
     int answered; /* a response was submitted */
     int status;   /* gRPC status */
@@ -101,6 +115,12 @@ void grpc_answer(gstream *s, int status, const char *message, uint8_t *msg, size
 app *grpc_app(const gstream *s);
 grpc_server *grpc_srv(const gstream *s);
 int64_t grpc_msg_max(const grpc_server *srv);
+
+/* grpc_server.c: appends one answer message (taken over; NULL: out of
+ * memory) to a ModelStreamInfer stream, counted and logged as one request
+ * of `model` with HTTP-equivalent status http since t0. */
+void grpc_stream_push(gstream *s, uint8_t *msg, size_t len, int http, int model, int images,
+                      int64_t t0);
 
 /* grpc_server.c: a call starts (counted until the transport frees it). */
 void grpc_server_call_add(grpc_server *srv);

@@ -61,6 +61,14 @@
 #define GRPC_RESET_BURST 200.0       /* peer resets before the bucket runs dry */
 #define GRPC_RESET_RATE 50.0         /* ...refilled per second */
 #define GRPC_READ_CHUNK 16384
+#define GRPC_STREAM_PENDING 16 /* ModelStreamInfer messages waiting per stream */
+
+typedef struct gmsg {
+    struct gmsg *next;
+    uint8_t *msg;
+    size_t len;
+    uint64_t reserved;
+} gmsg;
 
 typedef struct {
     size_t size;
@@ -105,7 +113,8 @@ struct grpc_server {
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
     int tls;
-    _Atomic long calls; /* ModelInfer calls not yet freed */
+    _Atomic long calls;    /* ModelInfer calls not yet freed */
+    int64_t accept_paused; /* out of file descriptors: accept again after this */
 };
 
 static int64_t now_ns(void) {
@@ -186,13 +195,12 @@ static void stream_unlink(gstream *s) {
     c->nstreams--;
 }
 
-/* Counts and logs the answer of s (once). */
-static void account(gstream *s, int status, size_t bytes) {
+/* Counts and logs the answer of s (once), by its HTTP(-equivalent) status. */
+static void account(gstream *s, int http, size_t bytes) {
     if (s->counted)
         return;
     s->counted = 1;
     app *a = s->c->srv->a;
-    int http = grpc_status_http(status);
     metrics_request_proto(a->metrics, s->model, http, METRICS_PROTO_GRPC);
     double secs = (double)(now_ns() - s->t0_ns) / 1e9;
     if (s->model >= 0)
@@ -211,10 +219,18 @@ static void stream_free(gstream *s) {
         s->call = NULL;
     }
     if (!s->counted)
-        account(s, GRPC_CANCELLED, 0);
+        account(s, grpc_status_http(GRPC_CANCELLED), 0);
+    while (s->pending) {
+        gmsg *m = s->pending;
+        s->pending = m->next;
+        budget_release(&a->mem, m->reserved);
+        free(m->msg);
+        free(m);
+    }
     free(s->msg);
+    free(s->dmsg);
     free(s->out);
-    budget_release(&a->mem, s->msg_reserved + s->out_reserved + sizeof(gstream));
+    budget_release(&a->mem, s->msg_reserved + s->dreserved + s->out_reserved + sizeof(gstream));
     metrics_inflight_add(a->metrics, -1);
     free(s);
 }
@@ -226,9 +242,24 @@ static ssize_t read_out(nghttp2_session *h2, int32_t id, uint8_t *buf, size_t le
     size_t n = s->out_len - s->out_off;
     if (n > length)
         n = length;
-    memcpy(buf, s->out + s->out_off, n);
-    s->out_off += n;
-    if (s->out_off == s->out_len) {
+    if (n) { /* sent bytes leave the budget as they go */
+        memcpy(buf, s->out + s->out_off, n);
+        s->out_off += n;
+        budget_release(&s->c->srv->a->mem, n);
+        s->out_reserved -= n;
+        if (s->out_off == s->out_len) {
+            free(s->out);
+            s->out = NULL;
+            s->out_len = s->out_off = 0;
+        }
+    }
+    if (s->out_len == 0) {
+        if (s->streaming && !s->out_done) {
+            if (n)
+                return (ssize_t)n;
+            s->deferred = 1; /* grpc_stream_push or the end resumes it */
+            return NGHTTP2_ERR_DEFERRED;
+        }
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
         char st[8], msg[1200];
         snprintf(st, sizeof st, "%d", s->status);
@@ -282,7 +313,7 @@ void grpc_answer(gstream *s, int status, const char *message, uint8_t *msg, size
         nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_out};
         if (nghttp2_submit_response(s->c->h2, s->id, nva, 2, &dp) != 0)
             s->c->dead = 1;
-        account(s, status, s->out_len);
+        account(s, grpc_status_http(status), s->out_len);
         return;
     }
     char st[8], enc[1200];
@@ -292,7 +323,7 @@ void grpc_answer(gstream *s, int status, const char *message, uint8_t *msg, size
                          NV("grpc-status", st), NV("grpc-message", enc)};
     if (nghttp2_submit_response(s->c->h2, s->id, nva, enc[0] ? 4 : 3, NULL) != 0)
         s->c->dead = 1;
-    account(s, status, 0);
+    account(s, grpc_status_http(status), 0);
 }
 
 /* An HTTP-level refusal (not a gRPC request at all). */
@@ -301,7 +332,147 @@ static void answer_http(gstream *s, const char *status) {
     s->discard = 1;
     nghttp2_nv nva[1] = {NV(":status", status)};
     nghttp2_submit_response(s->c->h2, s->id, nva, 1, NULL);
-    account(s, GRPC_INVALID_ARGUMENT, 0);
+    account(s, atoi(status), 0);
+}
+
+/* ---- ModelStreamInfer ---- */
+
+static void resume(gstream *s) {
+    if (s->deferred) {
+        s->deferred = 0;
+        nghttp2_session_resume_data(s->c->h2, s->id);
+    }
+}
+
+/* Ends a stream: trailers after what is queued (or Trailers-Only). */
+static void stream_finish(gstream *s, int status, const char *message) {
+    if (!s->resp_started) {
+        grpc_answer(s, status, message, NULL, 0);
+        return;
+    }
+    if (s->out_done)
+        return;
+    s->out_done = 1;
+    s->answered = 1;
+    s->discard = 1;
+    s->status = status;
+    snprintf(s->message, sizeof s->message, "%s", message ? message : "");
+    resume(s);
+}
+
+/* One message's answer, counted and logged as a request of its own. */
+static void account_msg(gstream *s, int http, int model, int images, int64_t t0, size_t bytes) {
+    app *a = s->c->srv->a;
+    double secs = (double)(now_ns() - t0) / 1e9;
+    metrics_request_proto(a->metrics, model, http, METRICS_PROTO_GRPC);
+    if (model >= 0)
+        metrics_observe_request(a->metrics, model, METRICS_PROTO_GRPC, secs);
+    if (images > 0 && model >= 0)
+        metrics_images(a->metrics, model, images);
+    log_access_proto(s->rid, "POST", s->path, http, bytes, secs * 1e3,
+                     model >= 0 ? a->models[model].mc.name : "", images, "grpc");
+}
+
+void grpc_stream_push(gstream *s, uint8_t *msg, size_t len, int http, int model, int images,
+                      int64_t t0) {
+    app *a = s->c->srv->a;
+    account_msg(s, http, model, images, t0, msg ? len : 0);
+    s->t_last = now_ns();
+    if (s->out_done) {
+        free(msg);
+        return;
+    }
+    uint64_t n = GRPC_PREFIX + (uint64_t)len;
+    if (!msg || len > UINT32_MAX) {
+        free(msg);
+        stream_finish(s, GRPC_INTERNAL, "out of memory");
+        return;
+    }
+    if (budget_reserve(&a->mem, n)) {
+        free(msg);
+        metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
+        stream_finish(s, GRPC_UNAVAILABLE,
+                      "the answers do not fit the server's max_inflight_bytes now; retry later");
+        return;
+    }
+    uint8_t *o = realloc(s->out, s->out_len + n);
+    if (!o) {
+        budget_release(&a->mem, n);
+        free(msg);
+        stream_finish(s, GRPC_INTERNAL, "out of memory");
+        return;
+    }
+    s->out = o;
+    grpc_prefix_write(o + s->out_len, (uint32_t)len);
+    memcpy(o + s->out_len + GRPC_PREFIX, msg, len);
+    s->out_len += n;
+    s->out_reserved += n;
+    free(msg);
+    if (s->resp_started) {
+        resume(s);
+        return;
+    }
+    s->resp_started = 1;
+    s->status = GRPC_OK;
+    nghttp2_nv nva[2] = {NV(":status", "200"), NV("content-type", "application/grpc")};
+    nghttp2_data_provider dp = {.source.ptr = s, .read_callback = read_out};
+    if (nghttp2_submit_response(s->c->h2, s->id, nva, 2, &dp) != 0)
+        s->c->dead = 1;
+}
+
+/* Runs the stream's next message when none is in flight; ends the stream
+ * once the client has finished and every message is answered. */
+static void stream_pump(gstream *s) {
+    app *a = s->c->srv->a;
+    while (!s->call && !s->out_done && !s->answered) {
+        if (s->pending) {
+            gmsg *m = s->pending;
+            if (!(s->pending = m->next))
+                s->pending_tail = &s->pending;
+            s->npending--;
+            s->pending_bytes -= m->len;
+            free(s->dmsg); /* a message an error left behind */
+            budget_release(&a->mem, s->dreserved);
+            s->dmsg = m->msg;
+            s->dlen = m->len;
+            s->dreserved = m->reserved;
+            free(m);
+            s->counted = 1; /* its messages are counted one by one */
+            grpc_dispatch(s);
+            continue;
+        }
+        if (s->remote_done)
+            stream_finish(s, GRPC_OK, NULL);
+        break;
+    }
+}
+
+/* A complete message of a ModelStreamInfer stream. */
+static void stream_message(gstream *s) {
+    char msg[200];
+    gmsg *m = calloc(1, sizeof(*m));
+    if (!m || s->npending >= GRPC_STREAM_PENDING ||
+        s->pending_bytes + s->len > (uint64_t)grpc_msg_max(s->c->srv)) {
+        free(m);
+        snprintf(msg, sizeof msg,
+                 "more than %d messages or max_body_bytes wait on this stream; send the next "
+                 "after an answer",
+                 GRPC_STREAM_PENDING);
+        stream_finish(s, m ? GRPC_RESOURCE_EXHAUSTED : GRPC_INTERNAL, msg);
+        return;
+    }
+    m->msg = s->msg;
+    m->len = s->len;
+    m->reserved = s->msg_reserved;
+    s->msg = NULL;
+    s->msg_reserved = 0;
+    if (!s->pending_tail)
+        s->pending_tail = &s->pending;
+    *s->pending_tail = m;
+    s->pending_tail = &m->next;
+    s->npending++;
+    s->pending_bytes += m->len;
+    stream_pump(s);
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -412,12 +583,23 @@ static void check_headers(gstream *s) {
                     "this server needs 'authorization: Bearer <api_key>' metadata", NULL, 0);
         return;
     }
-    if (s->bad_timeout)
+    if (s->bad_timeout) {
         grpc_answer(s, GRPC_INVALID_ARGUMENT, "malformed grpc-timeout", NULL, 0);
+        return;
+    }
+    s->streaming = s->method == GM_MODEL_STREAM_INFER;
 }
 
 /* The request stream ended: dispatch its one message. */
 static void end_of_request(gstream *s) {
+    if (s->streaming && !s->answered) {
+        s->remote_done = 1;
+        if (s->npre || s->have_len)
+            stream_finish(s, GRPC_INVALID_ARGUMENT, "the last request message is truncated");
+        else
+            stream_pump(s);
+        return;
+    }
     if (s->discard || s->answered || s->dispatched)
         return;
     if (s->nmsgs == 0) {
@@ -438,7 +620,7 @@ static void feed(gstream *s, const uint8_t *d, size_t n) {
     char msg[300];
     while (n && !s->discard) {
         if (!s->have_len) {
-            if (s->nmsgs) {
+            if (s->nmsgs && !s->streaming) {
                 grpc_answer(s, GRPC_INVALID_ARGUMENT,
                             "more than one request message on a unary RPC", NULL, 0);
                 return;
@@ -501,6 +683,8 @@ static void feed(gstream *s, const uint8_t *d, size_t n) {
             s->nmsgs++;
             s->have_len = 0;
             s->npre = 0;
+            if (s->streaming)
+                stream_message(s);
         }
     }
 }
@@ -822,6 +1006,8 @@ static void drain_done(grpc_server *srv) {
             s->call = NULL;
             c->s = NULL;
             grpc_call_finish(c, s);
+            if (s->streaming)
+                stream_pump(s);
             if (!s->c->dead)
                 flush(s->c);
         }
@@ -836,8 +1022,16 @@ static void accept_all(grpc_server *srv) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the listener would stay readable: pause it instead of spinning */
+                epoll_ctl(srv->ep, EPOLL_CTL_DEL, srv->lfd, NULL);
+                srv->accept_paused = now_ns() + 100000000;
+                log_msg(LOG_WARN, "grpc: cannot accept (out of file descriptors or memory)",
+                        strerror(errno));
+            }
             return;
+        }
         char ip[64] = "";
         getnameinfo((struct sockaddr *)&ss, sl, ip, sizeof ip, NULL, 0, NI_NUMERICHOST);
         int same = 0;
@@ -888,7 +1082,8 @@ static void accept_all(grpc_server *srv) {
 static void stream_timeouts(gconn *c, int64_t t, int64_t limit) {
     int reset = 0;
     for (gstream *s = c->streams; s; s = s->next)
-        if (!s->call && !(s->dispatched && !s->answered) && t - s->t_last > limit) {
+        if (!s->call && (s->streaming || !(s->dispatched && !s->answered)) &&
+            t - s->t_last > limit) {
             nghttp2_submit_rst_stream(c->h2, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
             s->t_last = t; /* once */
             reset = 1;
@@ -902,6 +1097,11 @@ static void stream_timeouts(gconn *c, int64_t t, int64_t limit) {
 static void tick(grpc_server *srv) {
     int64_t t = now_ns(), limit = (int64_t)srv->cfg->connection_timeout_s * 1000000000;
     int draining = atomic_load(&srv->a->draining);
+    if (srv->accept_paused && t >= srv->accept_paused) {
+        struct epoll_event el = {.events = EPOLLIN, .data.ptr = &srv->lfd};
+        epoll_ctl(srv->ep, EPOLL_CTL_ADD, srv->lfd, &el);
+        srv->accept_paused = 0;
+    }
     for (gconn *c = srv->conns; c; c = c->next) {
         if (c->dead)
             continue;

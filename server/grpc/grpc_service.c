@@ -185,6 +185,64 @@ static void model_metadata(gstream *s, int mi) {
 
 static void model_infer(gstream *s);
 
+/* ModelStatistics from the metrics (every protocol): one model, or all when
+ * the name is empty. inference_count is the images answered, execution_count
+ * the engine_run calls; success counts 200 answers with the time of every
+ * answered request, fail the others; queue, compute_input (decode +
+ * preprocess) and compute_infer are the histograms' counts and sums. */
+static void model_statistics(gstream *s, const Inference__ModelStatisticsRequest *q) {
+    app *a = grpc_app(s);
+    int only = -1;
+    if (q->name[0] && (only = find_model(s, q->name, q->version)) < 0)
+        return;
+    int n = only >= 0 ? 1 : a->nmodels;
+    Inference__ModelStatistics *ms = calloc((size_t)n + 1, sizeof(*ms));
+    Inference__ModelStatistics **pms = calloc((size_t)n + 1, sizeof(*pms));
+    Inference__InferStatistics *is = calloc((size_t)n + 1, sizeof(*is));
+    Inference__StatisticDuration *d = calloc(6 * ((size_t)n + 1), sizeof(*d));
+    if (!ms || !pms || !is || !d) {
+        free(ms), free(pms), free(is), free(d);
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        int mi = only >= 0 ? only : i;
+        metrics_model_totals t;
+        metrics_totals(a->metrics, mi, &t);
+        Inference__StatisticDuration *di = d + 6 * i;
+        for (int k = 0; k < 6; k++)
+            inference__statistic_duration__init(&di[k]);
+        di[0].count = t.ok;
+        di[0].ns = t.ns[METRICS_H_REQUEST];
+        di[1].count = t.failed;
+        di[2].count = t.count[METRICS_H_QUEUE];
+        di[2].ns = t.ns[METRICS_H_QUEUE];
+        di[3].count = t.count[METRICS_H_PREPROCESS];
+        di[3].ns = t.ns[METRICS_H_PREPROCESS];
+        di[4].count = t.count[METRICS_H_INFERENCE];
+        di[4].ns = t.ns[METRICS_H_INFERENCE];
+        inference__infer_statistics__init(&is[i]);
+        is[i].success = &di[0];
+        is[i].fail = &di[1];
+        is[i].queue = &di[2];
+        is[i].compute_input = &di[3];
+        is[i].compute_infer = &di[4];
+        is[i].compute_output = &di[5];
+        inference__model_statistics__init(&ms[i]);
+        ms[i].name = (char *)a->models[mi].mc.name;
+        ms[i].version = V2_VERSION;
+        ms[i].inference_count = t.images;
+        ms[i].execution_count = t.count[METRICS_H_INFERENCE];
+        ms[i].inference_stats = &is[i];
+        pms[i] = &ms[i];
+    }
+    Inference__ModelStatisticsResponse r = INFERENCE__MODEL_STATISTICS_RESPONSE__INIT;
+    r.n_model_stats = (size_t)n;
+    r.model_stats = pms;
+    answer_msg(s, &r.base);
+    free(ms), free(pms), free(is), free(d);
+}
+
 void grpc_dispatch(gstream *s) {
     app *a = grpc_app(s);
     unpack_limit l;
@@ -235,7 +293,16 @@ void grpc_dispatch(gstream *s) {
         }
         break;
     case GM_MODEL_INFER:
+        s->dmsg = s->msg;
+        s->dlen = s->len;
+        s->dreserved = s->msg_reserved;
+        s->msg = NULL;
+        s->msg_reserved = 0;
         model_infer(s);
+        break;
+    case GM_MODEL_STATISTICS:
+        if ((m = unpack_small(s, &inference__model_statistics_request__descriptor, &l, &al)))
+            model_statistics(s, (Inference__ModelStatisticsRequest *)m);
         break;
     case GM_REPOSITORY_INDEX:
     case GM_REPOSITORY_LOAD:
@@ -245,9 +312,8 @@ void grpc_dispatch(gstream *s) {
                     "have yet: the models are fixed at start-up (--model, --model-repository)",
                     NULL, 0);
         break;
-    case GM_MODEL_STREAM_INFER:
-        grpc_answer(s, GRPC_UNIMPLEMENTED, "ModelStreamInfer is not implemented; use ModelInfer",
-                    NULL, 0);
+    case GM_MODEL_STREAM_INFER: /* each message of the stream, one after the other */
+        model_infer(s);
         break;
     default: {
         char msg[200];
@@ -474,7 +540,10 @@ static int infer_prepare(req_base *b) {
                  q->model_name, q->model_version, V2_VERSION);
         return fail(b, 404, msg);
     }
-    b->model = mi;
+    if (b->model != mi) { /* announced to another model (model_name twice: the last wins) */
+        reqbase_expect(b, 0);
+        b->model = mi;
+    }
     if (strlen(q->id) > 255)
         return fail(b, 400, "id is longer than 255 bytes");
     if (utf8_invalid_at(q->id, strlen(q->id)) >= 0) /* it is echoed in a proto3 string */
@@ -498,17 +567,97 @@ static int infer_prepare(req_base *b) {
     return 0;
 }
 
+/* A ModelInfer's error: the RPC's status (unary), or one
+ * ModelStreamInferResponse with error_message on a ModelStreamInfer stream,
+ * which goes on. */
+static void infer_error(gstream *s, int status, const char *msg, int64_t t0, int model) {
+    if (!s->streaming) {
+        grpc_answer(s, status, msg, NULL, 0);
+        return;
+    }
+    Inference__ModelStreamInferResponse r = INFERENCE__MODEL_STREAM_INFER_RESPONSE__INIT;
+    r.error_message = (char *)msg;
+    size_t len = protobuf_c_message_get_packed_size(&r.base);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        protobuf_c_message_pack(&r.base, buf);
+    grpc_stream_push(s, buf, len, grpc_status_http(status), model, 0, t0);
+}
+
+/* A ModelInfer's answer: the RPC's (unary) or one ModelStreamInferResponse. */
+static void infer_answer(gstream *s, Inference__ModelInferResponse *r, int model, int images,
+                         int64_t t0) {
+    if (!s->streaming) {
+        answer_msg(s, &r->base);
+        return;
+    }
+    Inference__ModelStreamInferResponse sr = INFERENCE__MODEL_STREAM_INFER_RESPONSE__INIT;
+    sr.error_message = "";
+    sr.infer_response = r;
+    size_t len = protobuf_c_message_get_packed_size(&sr.base);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        protobuf_c_message_pack(&sr.base, buf);
+    grpc_stream_push(s, buf, len, 200, model, images, t0);
+}
+
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
+    *v = 0;
+    for (int sh = 0; *p < end && sh < 64; sh += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7F) << sh;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/* The model a serialized ModelInferRequest names (field 1), found by one
+ * pass over its top-level fields without unpacking; -1 when absent or
+ * unknown (the unpack on the decode pool says why). */
+static int peek_model(const app *a, const uint8_t *m, size_t len) {
+    const uint8_t *p = m, *end = m + len;
+    while (p < end) {
+        uint64_t key, n;
+        if (varint(&p, end, &key))
+            return -1;
+        switch (key & 7) {
+        case 0:
+            if (varint(&p, end, &n))
+                return -1;
+            break;
+        case 1:
+            p += 8;
+            break;
+        case 5:
+            p += 4;
+            break;
+        case 2:
+            if (varint(&p, end, &n) || n > (uint64_t)(end - p))
+                return -1;
+            if (key >> 3 == 1)
+                return proto_find_model(a, (const char *)p, (size_t)n);
+            p += n;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return -1;
+}
+
 static void model_infer(gstream *s) {
     app *a = grpc_app(s);
+    int64_t t0 = s->streaming ? queue_now_ns() : s->t0_ns; /* a stream's messages: each its own */
     grpc_call *c = calloc(1, sizeof(*c));
     if (!c) {
-        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        infer_error(s, GRPC_INTERNAL, "out of memory", t0, -1);
         return;
     }
     req_base *b = &c->b;
     b->a = a;
     b->model = -1;
-    b->t0_ns = s->t0_ns;
+    b->t0_ns = t0;
     b->wake = grpc_server_wake;
     b->protocol = METRICS_PROTO_GRPC;
     b->counted = 1; /* the transport counts the answer */
@@ -517,20 +666,25 @@ static void model_infer(gstream *s) {
     const char *code, *why;
     int st = reqbase_gate(b, &code, &why);
     if (st) {
-        grpc_answer(s, grpc_status_from_http(st), why, NULL, 0);
+        infer_error(s, grpc_status_from_http(st), why, t0, -1);
         reqbase_done(b, st);
         free(c);
         return;
     }
-    int64_t ns = (int64_t)a->cfg->request_timeout_ms * 1000000;
-    if (s->timeout_ns >= 0 && s->timeout_ns < ns)
-        ns = s->timeout_ns;
-    b->deadline_ns = b->t0_ns + ns;
-    c->msg = s->msg;
-    c->msg_len = s->len;
-    c->msg_reserved = s->msg_reserved;
-    s->msg = NULL;
-    s->msg_reserved = 0;
+    /* announce it to its model's queue, as HTTP does from its headers: a
+     * forming batch waits for it (queue_expect) while it is decoded */
+    b->model = peek_model(a, s->dmsg, s->dlen);
+    reqbase_expect(b, 1);
+    /* request_timeout_ms from the message's start; grpc-timeout from the
+     * stream's (the same for ModelInfer) */
+    b->deadline_ns = b->t0_ns + (int64_t)a->cfg->request_timeout_ms * 1000000;
+    if (s->timeout_ns >= 0 && s->t0_ns + s->timeout_ns < b->deadline_ns)
+        b->deadline_ns = s->t0_ns + s->timeout_ns;
+    c->msg = s->dmsg;
+    c->msg_len = s->dlen;
+    c->msg_reserved = s->dreserved;
+    s->dmsg = NULL;
+    s->dreserved = 0;
     c->s = s;
     s->call = c;
     grpc_server_call_add(c->srv);
@@ -571,7 +725,8 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     req_base *b = &c->b;
     const char *code, *why;
     int st = reqbase_result(b, &code, &why);
-    s->model = b->model;
+    if (!s->streaming)
+        s->model = b->model;
     if (st != 200) {
         char msg[700];
         const Inference__ModelInferRequest *q = c->req;
@@ -580,7 +735,7 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
                      b->err_image, why);
         else
             snprintf(msg, sizeof msg, "%s", why ? why : "internal error");
-        grpc_answer(s, grpc_status_from_http(st), msg, NULL, 0);
+        infer_error(s, grpc_status_from_http(st), msg, b->t0_ns, b->model);
         return;
     }
     const Inference__ModelInferRequest *q = c->req;
@@ -589,7 +744,7 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     size_t rlen = 0;
     uint8_t *raw = raw_output(m, b->out, n, k, &rlen);
     if (!raw) {
-        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        infer_error(s, GRPC_INTERNAL, "out of memory", b->t0_ns, b->model);
         return;
     }
     int64_t shape[2] = {n, k ? k : m->info.num_classes};
@@ -609,8 +764,9 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     r.outputs = os;
     r.n_raw_output_contents = 1;
     r.raw_output_contents = &rd;
-    s->images = b->images_ok;
-    answer_msg(s, &r.base);
+    if (!s->streaming)
+        s->images = b->images_ok;
+    infer_answer(s, &r, b->model, b->images_ok, b->t0_ns);
     free(raw);
 }
 

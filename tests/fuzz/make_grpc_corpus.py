@@ -6,7 +6,10 @@ python3-grpc-tools into a temporary directory). Each file is one
 connection's bytes: the preface, SETTINGS, then the streams. The model is
 fuzz_grpc's: "m" (corpus/onnx/res_gray8.onnx), input "x" 1x8x8 FP32 or BYTES images, output "y".
 
-usage: /usr/bin/python3 tests/fuzz/make_grpc_corpus.py   (rewrites the directory)"""
+The grpcio_* seeds next to them are captures of a real client library
+(python3-grpcio), made by capture_grpc.py.
+
+usage: /usr/bin/python3 tests/fuzz/make_grpc_corpus.py   (rewrites its seeds)"""
 
 import io
 import os
@@ -67,8 +70,6 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         pb = stubs(tmp)
     os.makedirs(OUT, exist_ok=True)
-    for f in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, f))
 
     def infer(datatype, shape, raw=None, fp32=None, blobs=None, k=0, model="m", rid="r1"):
         r = pb.ModelInferRequest(model_name=model, id=rid)
@@ -118,6 +119,11 @@ def main():
             ("ServerLive", frame(b"") + frame(b""), []),
             ("ServerLive", b"\0\0", []),
             ("ServerLive", frame(b""), [("grpc-timeout", "bogus")])]),
+        "stream": conversation([
+            ("ModelStreamInfer", frame(infer("FP32", [1, 1, 8, 8], raw=x[:64].tobytes())) +
+             frame(infer("FP32", [1], model="nope")) +
+             frame(infer("BYTES", [2], raw=elems, k=2)), []),
+            ("ModelStreamInfer", b"", [])]),
         "resets": conversation([("ModelInfer", frame(infer("FP32", [2, 1, 8, 8],
                                                            raw=x.tobytes())), [])] * 6,
                                reset_after=(1, 5, 9)),

@@ -3,7 +3,8 @@ python3-grpcio, whose stubs are generated here from server/grpc/grpc_service.pro
 by grpc_tools (python3-grpc-tools). Against a real `resnetd serve`:
 
   * ServerLive / ServerReady / ServerMetadata / ModelMetadata / ModelReady;
-    ModelMetadata says what GET /v2/models/{m} says;
+    ModelMetadata says what GET /v2/models/{m} says, ModelStatistics what
+    /metrics says;
   * ModelInfer: BYTES images (PNG, JPEG, WebP; raw_input_contents and
     contents.bytes_contents) and FP32 tensors (raw and fp32_contents): the
     raw output bytes equal the HTTP /v2 route's binary output for the same
@@ -11,10 +12,12 @@ by grpc_tools (python3-grpc-tools). Against a real `resnetd serve`:
     protocols_v2); classification strings equal the HTTP route's; id echoed;
   * grpc-timeout 0n: DEADLINE_EXCEEDED (the worker drops the image); not gRPC
     (content-type, method): HTTP 415 / 405 (python3-h2 for these);
+  * ModelStreamInfer: one answer per message, in order, equal to ModelInfer's;
   * errors: NOT_FOUND, INVALID_ARGUMENT (with the HTTP route's message for the
     same bad shape), UNIMPLEMENTED (unknown method, repository RPCs, a gzip
     message), UNAUTHENTICATED (api_key), RESOURCE_EXHAUSTED (max_body_bytes);
   * the protocol label on resnetd_requests_total and the access log;
+  * gRPC and HTTP requests batched together (one batch of 8 from 4 + 4);
   * TLS with ALPN h2 (a self-signed certificate made here);
   * a clean exit (SIGTERM drain) every time, and a drain with a ModelInfer in
     flight: answered OK, a new one refused UNAVAILABLE.
@@ -174,6 +177,26 @@ def test_infer(pb, st, srv, models):
     return n
 
 
+def test_stream(pb, st):
+    """ModelStreamInfer: one answer per request message, in order, each what
+    ModelInfer answers (an error as error_message; the stream goes on)."""
+    img = ptest.make_image(4, "png")
+    good = infer_req(pb, "gray", "input", "BYTES", [1], raw=bytes_elems([img]), rid="s1")
+    bad = infer_req(pb, "nope", "input", "BYTES", [1], raw=bytes_elems([img]), rid="s2")
+    cls = infer_req(pb, "gray", "input", "BYTES", [1], raw=bytes_elems([img]), out_name="logits",
+                    classification=2, rid="s3")
+    want = st.ModelInfer(good).raw_output_contents[0]
+    want_cls = st.ModelInfer(cls).raw_output_contents[0]
+    got = list(st.ModelStreamInfer(iter([good, bad, cls, good]), timeout=60))
+    check(len(got) == 4, f"{len(got)} answers for 4 messages")
+    check(got[0].error_message == "" and got[0].infer_response.id == "s1" and
+          got[0].infer_response.raw_output_contents[0] == want, got[0])
+    check("nope" in got[1].error_message and not got[1].HasField("infer_response"), got[1])
+    check(got[2].infer_response.raw_output_contents[0] == want_cls, got[2])
+    check(got[3].infer_response.raw_output_contents[0] == want, got[3])
+    check(list(st.ModelStreamInfer(iter([]), timeout=30)) == [], "an empty stream")
+
+
 def test_errors(pb, st, srv, channel):
     bad = [1, 1, 27, 28]
     d = expect_code(lambda: st.ModelInfer(infer_req(pb, "gray", "input", "FP32", bad,
@@ -257,6 +280,26 @@ def test_raw(pb, srv):
     check(h.get(":status") == "415", h)
     h, _, _ = raw_call(srv.grpc_port, path, msg, method="PUT")
     check(h.get(":status") == "405", h)
+
+
+def test_statistics(pb, st, srv):
+    """ModelStatistics says what /metrics says (no traffic in between)."""
+    r = st.ModelStatistics(pb.ModelStatisticsRequest(name="gray"))
+    check(len(r.model_stats) == 1, r)
+    g = r.model_stats[0]
+    check(g.name == "gray" and g.version == "1", g)
+    check(g.inference_count == srv.metric("resnetd_images_total", {"model": "gray"}) > 0,
+          f"inference_count {g.inference_count}")
+    check(g.execution_count == srv.metric("resnetd_inference_duration_seconds_count",
+                                          {"model": "gray"}) > 0, f"{g.execution_count}")
+    check(g.inference_stats.queue.count == srv.metric("resnetd_queue_duration_seconds_count",
+                                                      {"model": "gray"}), g.inference_stats)
+    check(g.inference_stats.success.count >= 5 and g.inference_stats.compute_infer.ns > 0,
+          g.inference_stats)
+    r = st.ModelStatistics(pb.ModelStatisticsRequest())
+    check(sorted(m.name for m in r.model_stats) == ["gray", "rgb"], r)
+    expect_code(lambda: st.ModelStatistics(pb.ModelStatisticsRequest(name="nope")),
+                grpc.StatusCode.NOT_FOUND)
 
 
 def test_metrics_log(srv, n_ok):
@@ -372,6 +415,63 @@ def test_drain(binary, models, pb, pbg):
     return in_flight
 
 
+def test_mixed_batching(binary, models, pb, pbg):
+    """4 gRPC and 4 HTTP v2 requests of one image each meet in the model's
+    one queue and run as ONE batch of 8: an HTTP upload held half-sent keeps
+    the forming batch waiting (queue_expect), max_batch 8 closes it as soon
+    as the 8 images are queued (the 10 s batch timeout never decides)."""
+    import socket
+    import threading
+    _, net, inp = models["gray"]
+    srv = ptest.Server(binary, ["--model", models["gray"][0], "--workers", "1", "--max-batch", "8",
+                                "--batch-timeout-us", "10000000"])
+    with srv.session():
+        b0 = srv.metric("resnetd_batch_size_count", {"model": "gray"})
+        s0 = srv.metric("resnetd_batch_size_sum", {"model": "gray"})
+        held = b'{"inputs": []}'
+        up = socket.create_connection(("127.0.0.1", srv.port), timeout=120)
+        up.sendall(b"POST /v2/models/gray/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                   b"\r\n" % len(held) + held[:5])
+        imgs = [ptest.make_image(30 + i, "png") for i in range(8)]
+        ch = grpc.insecure_channel(f"127.0.0.1:{srv.grpc_port}")
+        st = pbg.GRPCInferenceServiceStub(ch)
+        out, errs = [None] * 8, []
+        barrier = threading.Barrier(8)
+
+        def run(i):
+            try:
+                barrier.wait()
+                if i % 2 == 0:
+                    r = st.ModelInfer(infer_req(pb, "gray", "input", "BYTES", [1],
+                                                raw=bytes_elems([imgs[i]])), timeout=120)
+                    out[i] = r.raw_output_contents[0]
+                else:
+                    out[i] = http_v2_binary(srv, "gray", "input", "BYTES", [1],
+                                            bytes_elems([imgs[i]]))[1]
+            except Exception as e:  # reported below
+                errs.append(repr(e))
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not errs, f"mixed requests failed: {errs}")
+        for i, o in enumerate(out):
+            y = np.frombuffer(o, "<f4")
+            t = ptest.torch_reference(net, inp, imgs[i])
+            check(np.abs(y - t).max() < 2e-3, f"request {i} vs torch: {np.abs(y - t).max()}")
+        batches = srv.metric("resnetd_batch_size_count", {"model": "gray"}) - b0
+        images = srv.metric("resnetd_batch_size_sum", {"model": "gray"}) - s0
+        check(batches == 1 and images == 8, f"4 gRPC + 4 HTTP requests ran in {batches} batches "
+              f"of {images} images (expected one of 8)")
+        up.sendall(held[5:])
+        reply = up.recv(65536)
+        up.close()
+        check(reply.startswith(b"HTTP/1.1 400"), f"the held upload (no inputs): {reply[:80]!r}")
+        ch.close()
+    check(srv.rc == 0, f"exit code {srv.rc}")
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory(prefix="proto-grpc-") as tmp:
@@ -384,14 +484,17 @@ def main():
             st = pbg.GRPCInferenceServiceStub(ch)
             test_control(pb, st, srv)
             n = test_infer(pb, st, srv, models)
+            test_stream(pb, st)
             test_errors(pb, st, srv, ch)
             test_raw(pb, srv)
+            test_statistics(pb, st, srv)
             test_metrics_log(srv, n)
             ch.close()
         check(srv.rc == 0, f"server exit code {srv.rc}")
         test_auth_limits(binary, models, pb, pbg)
         test_tls(binary, models, pb, pbg, tmp)
         in_flight = test_drain(binary, models, pb, pbg)
+        test_mixed_batching(binary, models, pb, pbg)
     print(f"grpc ok: {n} ModelInfer answers equal the HTTP v2 route's bytes and torch")
     print(f"grpc ok: drain answered the call {'in flight at' if in_flight else 'done before'} "
           "SIGTERM")
