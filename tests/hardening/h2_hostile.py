@@ -13,6 +13,7 @@ SETTINGS_HEADER_TABLE_SIZE games), SETTINGS flood (and one SETTINGS frame of
 thousands of entries), PING flood, more concurrent streams than advertised
 and many held half-sent streams, a peer that never reads (large responses of a
 65536-class model stuck behind TCP and behind a zero flow-control window), a
+ModelStreamInfer stream flooded with messages (and never read), a
 length prefix over max_body_bytes (up to 4 GiB), the compressed flag with an
 unsupported grpc-encoding (and a gzip bomb), garbage instead of the preface,
 slowloris on the preface.
@@ -511,6 +512,31 @@ def case_never_reads(port, ctx):
     return True, "128 MB of answers never read"
 
 
+def case_stream_flood(port, ctx):
+    """ModelStreamInfer: 2000 messages written at once on one stream (the server
+    lets 16 wait); then, on a connection never read, 200 messages of 8 images
+    for the 65536-class model (400 MB of answers) on 4 streams."""
+    c = Raw(port)
+    one = infer_msg("tiny", 1)
+    c.send(headers_frame(1, req_block(path=SVC + "ModelStreamInfer")) +
+           data_frames(1, one * 2000))
+    c.wait(lambda: c.done(1), 30)
+    st = c.status(1)
+    answered = len(gk.unframe(bytes(c.data.get(1, b"")))) if st is not None else -1
+    c.close()
+    big = infer_msg("wide", 8)
+    d = Raw(port, read=False)
+    d.s.settimeout(5)
+    for k in range(4):
+        sid = 2 * k + 1
+        d.send(headers_frame(sid, req_block(path=SVC + "ModelStreamInfer")) +
+               data_frames(sid, big * 50))
+    time.sleep(3)
+    d.close()
+    return st in (gk.OK, gk.RESOURCE_EXHAUSTED), (f"2000 messages: grpc-status {st} after "
+                                                  f"{answered} answers; 200 x 2 MB never read")
+
+
 def case_oversized_message(port, ctx):
     """Length prefixes over max_body_bytes (4 MiB + 1, 1 GiB, 4 GiB - 1) with
     only a few bytes behind them, 30 streams each: RESOURCE_EXHAUSTED at
@@ -640,6 +666,7 @@ CASES = [("rapid_reset", case_rapid_reset), ("rapid_reset_spread", case_rapid_re
          ("settings_flood", case_settings_flood), ("settings_many", case_settings_many),
          ("ping_flood", case_ping_flood), ("too_many_streams", case_too_many_streams),
          ("held_streams", case_held_streams), ("never_reads", case_never_reads),
+         ("stream_flood", case_stream_flood),
          ("oversized_message", case_oversized_message), ("compressed", case_compressed),
          ("garbage_preface", case_garbage_preface),
          ("slowloris_preface", case_slowloris_preface)]

@@ -12,7 +12,8 @@ the JSON numbers as float32), which tests/protocols/test_v2.py ties to
 `resnetd infer`, /v1 and torch/torchvision; here once more torch for images.
 
 usage: test_grpc_clients.py RESNETD_BINARY {api|node|auth|tls|concurrency|drain} [STUB_DIR]
-  api          every RPC, FP32 raw + typed, BYTES images (PNG/JPEG/WebP), classification,
+  api          every RPC (ModelStreamInfer too), FP32 raw + typed, BYTES images (PNG/JPEG/WebP),
+               classification,
                errors and their status codes, deadlines, metrics and access log
   node         the same calls through @grpc/grpc-js
   auth         api_key: UNAUTHENTICATED without / with a wrong bearer token (grpcio and node)
@@ -278,6 +279,36 @@ def test_images(srv, stub, binary, models, tmp, imgs):
     return n
 
 
+def test_stream(srv, stub, imgs):
+    """ModelStreamInfer: messages answered one each, in order, equal to HTTP /v2;
+    a failing message answered with error_message while the stream goes on."""
+    x = np.random.default_rng(11).standard_normal((2, 1, 28, 28)).astype(np.float32)
+    _, fp_ref = http_fp32(srv, "gray", x)
+    refs = [http_images(srv, "gray", [b])[1] for b in imgs["gray"]]
+    reqs = [fp32_request("gray", x, rid="s0")]
+    reqs += [image_request("gray", [b]) for b in imgs["gray"]]
+    reqs.append(fp32_request("nope", x, rid="bad"))
+    reqs.append(fp32_request("gray", x, typed=True, rid="s5"))
+    for i, r in enumerate(reqs):
+        if not r.id:
+            r.id = f"s{i}"
+    out = list(stub.ModelStreamInfer(iter(reqs), timeout=60))
+    check(len(out) == len(reqs), f"ModelStreamInfer: {len(out)} answers for {len(reqs)}")
+    want = [fp_ref] + refs + [None, fp_ref]
+    for i, (o, w) in enumerate(zip(out, want)):
+        if w is None:
+            check(o.error_message and "nope" in o.error_message,
+                  f"stream message {i}: error_message {o.error_message!r}")
+            continue
+        check(not o.error_message, f"stream message {i}: {o.error_message}")
+        check(o.infer_response.id == reqs[i].id, f"stream message {i}: id "
+              f"{o.infer_response.id!r}, order kept")
+        check(output_bytes(o.infer_response) == w, f"stream message {i}: != HTTP /v2")
+    # an empty stream ends OK with no answer
+    check(list(stub.ModelStreamInfer(iter([]), timeout=30)) == [], "empty stream")
+    return len(out)
+
+
 def test_errors(srv, stub, chan):
     x = np.zeros((1, 1, 28, 28), np.float32)
     INV = grpc.StatusCode.INVALID_ARGUMENT
@@ -472,12 +503,13 @@ def run_api(binary, stub_dir):
                 test_health_metadata(srv, stub, models)
                 test_fp32(srv, stub, binary, models, tmp)
                 n = test_images(srv, stub, binary, models, tmp, imgs)
+                ns = test_stream(srv, stub, imgs)
                 test_errors(srv, stub, ch)
                 test_metrics_log(srv, stub)
         check(srv.rc == 0, f"exit code {srv.rc}")
         lim = test_limits(binary, models, stub_dir)
     print(f"grpc api ok: every RPC; {n} BYTES requests and FP32 raw/typed equal HTTP /v2 bit for "
-          f"bit; errors, metrics, access log; limits {lim}")
+          f"bit; ModelStreamInfer {ns} messages; errors, metrics, access log; limits {lim}")
 
 
 # ----------------------------------------------------------------- node
