@@ -197,7 +197,8 @@ class Server:
             m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$', line)
             if not m or m.group(1) != name:
                 continue
-            have = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+            have = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"',
+                                   m.group(2) or ""))
             if all(have.get(k) == str(v) for k, v in labels.items()):
                 total += float(m.group(3))
         return total
