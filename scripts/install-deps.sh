@@ -13,7 +13,7 @@ test_pkgs=(python3 python3-numpy python3-pil python3-yaml python3-torch python3-
   libonnx-testdata dataset-fashion-mnist
   curl wrk nginx haproxy prometheus libclang-rt-14-dev
   chromium gnuplot-nox openssl gnutls-bin
-  python3-grpcio python3-grpc-tools python3-protobuf python3-h2 nghttp2-client  # gRPC tests, bench
+  python3-protobuf nghttp2-client  # gRPC tests (protobuf runtime), bench/grpc_vs_http.sh (h2load)
   docker.io debootstrap docker-compose systemd man-db)  # the containers stage
 
 want=("${build_pkgs[@]}")
