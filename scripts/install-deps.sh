@@ -13,6 +13,7 @@ test_pkgs=(python3 python3-numpy python3-pil python3-yaml python3-torch python3-
   libonnx-testdata dataset-fashion-mnist
   curl wrk nginx haproxy prometheus libclang-rt-14-dev
   chromium gnuplot-nox openssl gnutls-bin
+  python3-protobuf nghttp2-client  # gRPC tests (protobuf runtime), bench/grpc_vs_http.sh (h2load)
   docker.io debootstrap docker-compose systemd man-db)  # the containers stage
 
 want=("${build_pkgs[@]}")
@@ -44,7 +45,7 @@ fi
 if [[ "${1:-}" == "--test" ]]; then
   here=$(cd "$(dirname "$0")/.." && pwd)
   if [[ ! -d "$here/tests/node_modules/onnxruntime-node" || ! -d "$here/tests/node_modules/playwright-core" ||
-        ! -d "$here/tests/node_modules/kubernetes-models" ]]; then
+        ! -d "$here/tests/node_modules/kubernetes-models" || ! -d "$here/tests/node_modules/@grpc/grpc-js" ]]; then
     echo "install-deps: npm install in tests/" >&2
     (cd "$here/tests" && npm install --ignore-scripts --no-audit --no-fund --silent)
   fi
