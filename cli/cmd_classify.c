@@ -240,7 +240,7 @@ static void decode_input(cl *c, cl_slot *s, char **buf, size_t *cap) {
 
 static void *decoder_main(void *arg) {
     cl *c = arg;
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), CL_DECODE_NICE); /* best effort */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getenv("CL_NICE") ? atoi(getenv("CL_NICE")) : CL_DECODE_NICE); /* best effort */
     char *buf = NULL;
     size_t cap = 0;
     for (;;) {
