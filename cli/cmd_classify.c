@@ -7,26 +7,38 @@
  * when any failed (or the run could not go on), 2 on bad usage (docs/cli.md).
  *
  * DESIGN: a pipeline over a ring of `window` slots, so memory is bounded
- * however many files come in (window = 3 * workers * max_batch + decoders):
+ * however many files come in (window = 3 * workers * max_batch + decoders
+ * slots, each one input tensor and its top-k):
  *
- *   inputs (classify_inputs.c: files, directories, @lists, stdin, in order)
- *     -> D decode threads: each takes the next input, claims the slot of its
- *        sequence number (waiting while the ring is full), reads the file
- *        (at most max_body_bytes), probes and decodes it (at most
- *        max_image_pixels; decodes in flight reserve their worst-case bytes
- *        against max_inflight_bytes, waiting for room) into the slot's tensor
+ *   inputs (classify_inputs.c: files, directories, @lists, stdin, in order;
+ *   one expansion shared by every thread under rmu, each input numbered)
+ *     -> decode: read the file (at most max_body_bytes), probe its header
+ *        (at most max_image_pixels), reserve its worst-case decode bytes
+ *        against max_inflight_bytes (waiting for room), decode and
+ *        preprocess into its slot's tensor
  *     -> W inference workers, each with its own engine context of T oneDNN
- *        threads: take up to max_batch ready slots (oldest first), run them as
- *        one batch, write each slot's top-k
- *     -> the writer (main thread): prints slot `emitted` once it is done,
+ *        threads, run up to max_batch slots as one batch and write each
+ *        slot's top-k
+ *     -> the writer (main thread) prints slot `emitted` once it is done,
  *        frees it, and so on: output order is input order.
  *
- * A worker runs a batch when max_batch images are ready, or fewer when no
- * more can come soon: nothing is being decoded and the input is exhausted or
- * the ring is full, or no image became ready for CL_STALL_MS (a slow stdin).
- * Decode threads run at nice +CL_DECODE_NICE like the server's decode pool:
- * under contention the oneDNN threads, whose barriers suffer most from
- * preemption, go first (see docs/cli.md for the measured defaults).
+ * Who decodes (decode_threads):
+ *   0 (default)  each worker claims the next max_batch inputs itself and
+ *                decodes them on its own T oneDNN (OpenMP) threads, then runs
+ *                them. On a CPU-bound machine this wastes nothing: no decode
+ *                thread preempts an inference thread in the middle of a
+ *                parallel region (where its partner would spin at the
+ *                barrier), and the OpenMP threads go from decoding to
+ *                inference without idling. Reading and decoding do not
+ *                overlap inference, which costs only when cores are spare.
+ *   D > 0        D decode threads (nice +CL_DECODE_NICE, as the server's decode
+ *                pool) fill the ring ahead of the workers, overlapping file
+ *                reads and decoding with inference: for slow storage or spare
+ *                cores. A worker then runs a batch when max_batch images are
+ *                ready, or fewer when no more can come soon: nothing is being
+ *                decoded and the input is exhausted or the ring is full, or
+ *                no image became ready for CL_STALL_MS (a slow stdin).
+ * docs/cli.md has the measurements (bench/classify_vs_bench.sh).
  */
 #include "classify_inputs.h"
 #include "commands.h"
@@ -43,6 +55,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -240,7 +253,7 @@ static void decode_input(cl *c, cl_slot *s, char **buf, size_t *cap) {
 
 static void *decoder_main(void *arg) {
     cl *c = arg;
-    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), getenv("CL_NICE") ? atoi(getenv("CL_NICE")) : CL_DECODE_NICE); /* best effort */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), CL_DECODE_NICE); /* best effort */
     char *buf = NULL;
     size_t cap = 0;
     for (;;) {
@@ -306,7 +319,9 @@ typedef struct {
     cl *c;
     engine_ctx *ctx;
     float *in, *out;
-    cl_slot **batch;
+    cl_slot **batch, **good;
+    char **bufs; /* inline decoding: one file buffer per oneDNN thread */
+    size_t *caps;
 } cl_worker;
 
 /* Under mu: 1 when a batch should be taken now, 0 to wait (*wait_s > 0: at
@@ -328,10 +343,46 @@ static int batch_due(cl *c, double *wait_s) {
     return 0;
 }
 
+/* Runs the n slots of w->batch whose tensors are decoded (no error) as one
+ * batch and marks all n done. */
+static void run_batch(cl_worker *w, int n) {
+    cl *c = w->c;
+    size_t classes = (size_t)c->info.num_classes;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (!w->batch[i]->err_code) {
+            memcpy(w->in + (size_t)m * c->in_floats, w->batch[i]->in, c->in_floats * sizeof(float));
+            w->good[m++] = w->batch[i];
+        }
+    if (m > 0) {
+        int run_n = m;
+        if (c->info.fixed_batch) { /* a fixed-batch model runs its batch, zero-padded */
+            run_n = c->info.fixed_batch;
+            memset(w->in + (size_t)m * c->in_floats, 0,
+                   (size_t)(run_n - m) * c->in_floats * sizeof(float));
+        }
+        char err[512] = "";
+        engine_status es = engine_run(w->ctx, w->in, run_n, w->out, err, sizeof err);
+        for (int i = 0; i < m; i++) {
+            cl_slot *s = w->good[i];
+            if (es != ENGINE_OK)
+                set_error(s, "inference_failed", err);
+            else
+                s->npreds =
+                    predict_top_k(w->out + (size_t)i * classes, (int)classes, c->k, s->preds);
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < n; i++)
+        w->batch[i]->state = SL_DONE;
+    pthread_cond_signal(&c->cv_done);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Separate decode threads: take the ready slots (batch_due) and run them. */
 static void *worker_main(void *arg) {
     cl_worker *w = arg;
     cl *c = w->c;
-    size_t classes = (size_t)c->info.num_classes;
     for (;;) {
         pthread_mutex_lock(&c->mu);
         double wait_s;
@@ -359,30 +410,75 @@ static void *worker_main(void *arg) {
         }
         c->nready -= n;
         pthread_mutex_unlock(&c->mu);
+        run_batch(w, n);
+    }
+    return NULL;
+}
 
-        for (int i = 0; i < n; i++)
-            memcpy(w->in + (size_t)i * c->in_floats, w->batch[i]->in, c->in_floats * sizeof(float));
-        int run_n = n;
-        if (c->info.fixed_batch) { /* a fixed-batch model runs its batch, zero-padded */
-            run_n = c->info.fixed_batch;
-            memset(w->in + (size_t)n * c->in_floats, 0,
-                   (size_t)(run_n - n) * c->in_floats * sizeof(float));
+/* Inline decoding (decode_threads 0): the worker claims the next max_batch
+ * inputs itself, decodes them on its own oneDNN (OpenMP) threads, then runs
+ * them: on a CPU-bound machine nothing preempts the inference threads and no
+ * thread spins idle while another decodes. Returns when the input ends. */
+static void *inline_worker_main(void *arg) {
+    cl_worker *w = arg;
+    cl *c = w->c;
+    for (;;) {
+        int n = 0, end = 0;
+        pthread_mutex_lock(&c->rmu);
+        while (n < c->batch && !end) {
+            ci_entry e;
+            pthread_mutex_lock(&c->mu);
+            /* never wait for the ring while holding claimed slots: run them first */
+            int full = c->next_seq - c->emitted >= c->window;
+            while (!c->stop && full && n == 0) {
+                pthread_cond_wait(&c->cv_free, &c->mu);
+                full = c->next_seq - c->emitted >= c->window;
+            }
+            int stop = c->stop || c->input_done;
+            pthread_mutex_unlock(&c->mu);
+            if (stop || full)
+                break;
+            if (!ci_next(c->it, &e)) {
+                pthread_mutex_lock(&c->mu);
+                if (ci_failed(c->it))
+                    c->oom = 1;
+                c->input_done = 1;
+                pthread_cond_broadcast(&c->cv_done);
+                pthread_cond_broadcast(&c->cv_free);
+                pthread_mutex_unlock(&c->mu);
+                end = 1;
+                break;
+            }
+            pthread_mutex_lock(&c->mu);
+            cl_slot *s = &c->slots[c->next_seq++ % c->window];
+            s->path = e.path;
+            s->err_code = NULL;
+            s->npreds = 0;
+            if (e.err_code) {
+                set_error(s, e.err_code, e.err_msg);
+                s->state = SL_DONE;
+                pthread_cond_signal(&c->cv_done);
+            } else {
+                s->state = SL_DECODING;
+                w->batch[n++] = s;
+            }
+            pthread_mutex_unlock(&c->mu);
         }
-        char err[512] = "";
-        engine_status es = engine_run(w->ctx, w->in, run_n, w->out, err, sizeof err);
+        pthread_mutex_unlock(&c->rmu);
+        if (n == 0) {
+            pthread_mutex_lock(&c->mu);
+            int done = c->stop || c->input_done;
+            pthread_mutex_unlock(&c->mu);
+            if (done)
+                break;
+            continue;
+        }
+#pragma omp parallel for num_threads(c->threads) schedule(dynamic, 1)
         for (int i = 0; i < n; i++) {
-            cl_slot *s = w->batch[i];
-            if (es != ENGINE_OK)
-                set_error(s, "inference_failed", err);
-            else
-                s->npreds =
-                    predict_top_k(w->out + (size_t)i * classes, (int)classes, c->k, s->preds);
+            int t = omp_get_thread_num();
+            decode_input(c, w->batch[i], &w->bufs[t], &w->caps[t]);
         }
-        pthread_mutex_lock(&c->mu);
-        for (int i = 0; i < n; i++)
-            w->batch[i]->state = SL_DONE;
-        pthread_cond_signal(&c->cv_done);
-        pthread_mutex_unlock(&c->mu);
+        run_batch(w, n);
     }
     return NULL;
 }
@@ -751,7 +847,7 @@ static int setup(cl *c, const char *model, const cfg_t *cfg) {
     c->workers = (int)cfg->workers;
     c->threads = cfg->threads_per_worker ? (int)cfg->threads_per_worker
                                          : (int)(cores / c->workers > 0 ? cores / c->workers : 1);
-    c->decoders = cfg->decode_threads ? (int)cfg->decode_threads : (int)cores;
+    c->decoders = (int)cfg->decode_threads; /* 0: inline, in the workers' oneDNN threads */
     c->batch = cfg->max_batch ? (int)cfg->max_batch : c->mc.max_batch;
     if (c->batch < 1)
         c->batch = 1;
@@ -781,6 +877,7 @@ static int setup(cl *c, const char *model, const cfg_t *cfg) {
     c->max_pixels = cfg->max_image_pixels;
     c->mem_limit = (uint64_t)cfg->max_inflight_bytes;
     c->window = (size_t)c->workers * (size_t)c->batch * 3 + (size_t)c->decoders;
+    /* the slot tensors: decoded in place (inline) or by the decode threads */
     c->slots = calloc(c->window, sizeof(cl_slot));
     c->tensors = malloc(c->window * c->in_floats * sizeof(float));
     c->preds = malloc(c->window * (size_t)(c->k > 0 ? c->k : 1) * sizeof(predict_entry));
@@ -819,12 +916,12 @@ static void teardown(cl *c) {
 /* Starts the threads, writes, joins. Returns the exit code. */
 static int run(cl *c, int stats) {
     int rc = 0, nd = 0, nw = 0, counting = 0;
-    pthread_t *dt = calloc((size_t)c->decoders, sizeof(pthread_t));
+    pthread_t *dt = calloc((size_t)c->decoders + 1, sizeof(pthread_t));
     pthread_t *wt = calloc((size_t)c->workers, sizeof(pthread_t));
     cl_worker *ws = calloc((size_t)c->workers, sizeof(cl_worker));
     pthread_t counter;
     size_t out_floats = (size_t)c->info.num_classes;
-    int run_batch = c->info.fixed_batch ? c->info.fixed_batch : c->batch;
+    int rb = c->info.fixed_batch ? c->info.fixed_batch : c->batch;
     if (!dt || !wt || !ws) {
         fprintf(stderr, "resnetd classify: out of memory\n");
         rc = 1;
@@ -833,10 +930,13 @@ static int run(cl *c, int stats) {
     for (int i = 0; i < c->workers; i++) {
         ws[i].c = c;
         ws[i].ctx = c->ctx[i];
-        ws[i].in = malloc((size_t)run_batch * c->in_floats * sizeof(float));
-        ws[i].out = malloc((size_t)run_batch * out_floats * sizeof(float));
+        ws[i].in = malloc((size_t)rb * c->in_floats * sizeof(float));
+        ws[i].out = malloc((size_t)rb * out_floats * sizeof(float));
         ws[i].batch = malloc((size_t)c->batch * sizeof(cl_slot *));
-        if (!ws[i].in || !ws[i].out || !ws[i].batch) {
+        ws[i].good = malloc((size_t)c->batch * sizeof(cl_slot *));
+        ws[i].bufs = calloc((size_t)c->threads, sizeof(char *));
+        ws[i].caps = calloc((size_t)c->threads, sizeof(size_t));
+        if (!ws[i].in || !ws[i].out || !ws[i].batch || !ws[i].good || !ws[i].bufs || !ws[i].caps) {
             fprintf(stderr, "resnetd classify: out of memory\n");
             rc = 1;
             goto out;
@@ -847,7 +947,8 @@ static int run(cl *c, int stats) {
     if (c->progress && pthread_create(&counter, NULL, counter_main, c) == 0)
         counting = 1;
     for (; nw < c->workers; nw++)
-        if (pthread_create(&wt[nw], NULL, worker_main, &ws[nw]) != 0)
+        if (pthread_create(&wt[nw], NULL, c->decoders ? worker_main : inline_worker_main,
+                           &ws[nw]) != 0)
             break;
     for (; nd < c->decoders && nw == c->workers; nd++)
         if (pthread_create(&dt[nd], NULL, decoder_main, c) != 0)
@@ -886,6 +987,11 @@ out:
         free(ws[i].in);
         free(ws[i].out);
         free(ws[i].batch);
+        free(ws[i].good);
+        for (int t = 0; ws[i].bufs && t < c->threads; t++)
+            free(ws[i].bufs[t]);
+        free(ws[i].bufs);
+        free(ws[i].caps);
     }
     free(ws);
     free(dt);

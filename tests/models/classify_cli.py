@@ -403,7 +403,7 @@ def test_reference(tmp):
 
 def main():
     global BIN, MODEL
-    BIN, MODEL, case = sys.argv[1], sys.argv[2], sys.argv[3]
+    BIN, MODEL, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
     test = {"inputs": test_inputs, "formats": test_formats, "server": test_server,
             "reference": test_reference}[case]
     with tempfile.TemporaryDirectory(prefix="classify-cli-") as tmp:
