@@ -697,11 +697,12 @@ static void usage(FILE *f) {
                "  -o, --output FILE        write there instead of stdout\n"
                "  --progress, --no-progress  progress bar on stderr (default: when it is a tty)\n"
                "  --stats                  a JSON summary line on stderr at the end\n"
-               "  --workers W, --threads-per-worker T, --max-batch B, --decode-threads D,\n"
-               "  --max-body-bytes N, --max-image-pixels N, --max-inflight-bytes N,\n"
-               "  --top-k K: as the server options (resnetd serve --help; their RESNETD_*\n"
-               "  variables too). Defaults: 1 worker of every core, the model's max_batch,\n"
-               "  decode threads = cores, top-k 5.\n"
+               "  --workers W, --threads-per-worker T, --max-batch B, --max-body-bytes N,\n"
+               "  --max-image-pixels N, --max-inflight-bytes N, --top-k K: as the server\n"
+               "  options (resnetd serve --help), their RESNETD_* variables too. Defaults:\n"
+               "  1 worker of every core, the model's max_batch, top-k 5.\n"
+               "  --decode-threads D: 0 (default) decodes on the workers' own threads,\n"
+               "  between batches; D > 0 starts D decode threads that work ahead.\n"
                "  Exit codes: 0 every file classified, 1 some file failed (its error line\n"
                "  says why) or the run stopped, 2 bad usage or model configuration.\n");
 }

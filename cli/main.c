@@ -7,7 +7,7 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: resnetd [serve] [options]             serve models over HTTP (default)\n"
-               "       resnetd classify --model M [--top-k K] FILE...\n"
+               "       resnetd classify [--model M] [--top-k K] [-r] [--format jsonl|csv] INPUT...\n"
                "       resnetd infer --model M IN.npy OUT.npy\n"
                "       resnetd preprocess --model M IMAGE OUT.npy\n"
                "       resnetd bench --model M [--batch 1,8] [--threads T] [--seconds S]\n"

@@ -176,6 +176,18 @@ def test_inputs(tmp):
     for a, b in ((os.path.join(t, "b.png"), src[0]), (os.path.join(t, "b", "f.webp"), src[5])):
         check(same_preds(by[a]["predictions"], by[b]["predictions"]), (by[a], by[b]))
 
+    # the other pipeline shapes give the same lines: decode threads, two
+    # workers, small batches, a ring smaller than the input
+    for extra in (["--decode-threads", "2"], ["--decode-threads", "1", "--max-batch", "1"],
+                  ["--workers", "2", "--threads-per-worker", "1", "--max-batch", "3"],
+                  ["--workers", "2", "--decode-threads", "3", "--max-batch", "2"]):
+        rc2, out2, _ = classify(["--model", MODEL, "--top-k", "3", "-r", t, "@" + lst, "-",
+                                 missing, src[0]] + extra, stdin=stdin)
+        got2 = lines(out2)
+        check(rc2 == 1 and [x["file"] for x in got2] == want, (extra, out2))
+        for x, y in zip(got, got2):
+            check(x.get("error") == y.get("error") and
+                  same_preds(x.get("predictions", []), y.get("predictions", [])), (extra, x, y))
     # without -r: only the directory's own image files
     rc, out, _ = classify(["--model", MODEL, t])
     check([x["file"] for x in lines(out)] == [os.path.join(t, "b.png"), os.path.join(t, "bad.png")],
@@ -341,12 +353,12 @@ def photos(out_dir, n=14):
     return paths
 
 
-def same_as_server(srv, model, files, k, batch):
+def same_as_server(srv, model, files, k, batch, extra=()):
     """POSTs every file to /v1/models/{model}/classify and compares the
     predictions with classify's lines for the same files: byte-identical at
     batch 1, the same to the printed precision otherwise."""
     rc, out, err = classify(["--model", srv.model_dirs[model], "--top-k", str(k),
-                             "--max-batch", str(batch)] + files, expect=0)
+                             "--max-batch", str(batch)] + list(extra) + files, expect=0)
     got = lines(out)
     check([x["file"] for x in got] == files, got)
     exact = 0
@@ -358,7 +370,7 @@ def same_as_server(srv, model, files, k, batch):
               f"{x['file']}: classify {x['predictions']}\n server {body['predictions']}")
         exact += json.dumps(body["predictions"]) == json.dumps(x["predictions"])
     check(batch > 1 or exact == len(got), f"{len(got) - exact} differ at batch 1")
-    print(f"{model} --max-batch {batch}: {len(got)} files, {exact} byte-identical to the "
+    print(f"{model} --max-batch {batch} {' '.join(extra)}: {len(got)} files, {exact} byte-identical to the "
           f"server's predictions, the others equal to the printed precision")
     return got
 
@@ -372,9 +384,10 @@ def test_server(tmp):
     # --max-batch 1 on both sides: the same engine plans, so the same bits
     with ResnetdServer(BIN, ["serve", "--model", MODEL, "--model", rgb, "--max-batch", "1"]) as srv:
         srv.model_dirs = {"fashion-mnist": MODEL, "rgb": rgb}
-        for batch in (1, 8):
-            same_as_server(srv, "fashion-mnist", fm + ex, 5, batch)
-            same_as_server(srv, "rgb", ph, 3, batch)
+        for batch, extra in ((1, ()), (1, ("--decode-threads", "2")), (8, ()),
+                             (8, ("--decode-threads", "2", "--workers", "2"))):
+            same_as_server(srv, "fashion-mnist", fm + ex, 5, batch, extra)
+            same_as_server(srv, "rgb", ph, 3, batch, extra)
     print(f"server: {len(fm) + len(ex) + len(ph)} files, predictions equal to POST /v1 answers")
 
 
