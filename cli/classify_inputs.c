@@ -309,6 +309,11 @@ int ci_next(ci_iter *it, ci_entry *e) {
             it->list = it->stdin_f;
             it->list_name = strdup("-");
         } else if (a[0] == '@') {
+            struct stat st;
+            if (!it->stdin_f && (stat(a + 1, &st) != 0 || !S_ISREG(st.st_mode))) {
+                it->saw_stdin = 1; /* a pipe (@<(find ...)) is read once, by the real pass */
+                continue;
+            }
             FILE *f = fopen(a + 1, "r");
             if (!f)
                 return error_entry(it, e, a, "io_error", why(it, "cannot read the list", errno));

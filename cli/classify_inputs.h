@@ -37,9 +37,9 @@ typedef struct {
 } ci_entry;
 
 /* An iterator over args[0..n) (not copied: they must outlive it). stdin_f is
- * what "-" reads; NULL makes "-" end at once and set ci_saw_stdin (the
- * progress counter's pass, which must not consume stdin). NULL when out of
- * memory. */
+ * what "-" reads; NULL is the progress counter's pass, which must not consume
+ * what only the real pass may read: "-" and any "@LIST" that is not a regular
+ * file (a pipe) are skipped and set ci_saw_stdin. NULL when out of memory. */
 ci_iter *ci_open(char *const *args, int n, int recursive, int all_files, FILE *stdin_f);
 
 /* The next entry: 1 and *e filled, 0 at the end (or out of memory: then 0
@@ -49,7 +49,7 @@ int ci_next(ci_iter *it, ci_entry *e);
 /* 1 when an allocation failed (the expansion stopped early). */
 int ci_failed(const ci_iter *it);
 
-/* 1 when a "-" was reached while stdin_f was NULL. */
+/* 1 when the counter's pass skipped an input (its count is not the total). */
 int ci_saw_stdin(const ci_iter *it);
 
 /* Frees the iterator (closes list files it opened, never stdin_f). NULL is a no-op. */

@@ -308,6 +308,15 @@ def test_formats(tmp):
     check("12/12" in tty and "img/s" in tty and "100%" in tty, repr(tty))
     rc, out, tty = run_pty(["--model", MODEL, "--no-progress", d])
     check(rc == 0 and tty == "", repr(tty))
+    # a list that is a pipe is read once, by the classification, not by the
+    # progress bar's counting pass
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    feeder = subprocess.Popen(["sh", "-c", f"printf '%s\\n' {d}/*.png > {fifo}"])
+    rc, out, tty = run_pty(["--model", MODEL, "--top-k", "1", "@" + fifo])
+    feeder.wait(timeout=60)
+    check(rc == 0 and [x["file"] for x in lines(out)] == imgs, (rc, out))
+    check("12 files" in tty or "12/12" in tty, repr(tty))
     print("formats: csv, --output, limits and progress ok")
 
 
