@@ -116,7 +116,8 @@ typedef struct {
     pthread_mutex_t rmu;
     ci_iter *it;
 
-    _Atomic long long total; /* for the progress bar: -1 while unknown */
+    _Atomic long long total;               /* for the progress bar: -1 while unknown */
+    _Atomic long long decode_ns, infer_ns; /* --stats: decoding CPU time, engine_run time */
     _Atomic int counter_stop;
 } cl;
 
@@ -216,8 +217,22 @@ static long long read_input(cl *c, cl_slot *s, char **buf, size_t *cap) {
     return n;
 }
 
+static long long thread_cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void decode_input_timed(cl *c, cl_slot *s, char **buf, size_t *cap);
+
 /* Decodes the slot's file into its tensor; on failure the slot's error is set. */
 static void decode_input(cl *c, cl_slot *s, char **buf, size_t *cap) {
+    long long t0 = thread_cpu_ns();
+    decode_input_timed(c, s, buf, cap);
+    atomic_fetch_add_explicit(&c->decode_ns, thread_cpu_ns() - t0, memory_order_relaxed);
+}
+
+static void decode_input_timed(cl *c, cl_slot *s, char **buf, size_t *cap) {
     long long len = read_input(c, s, buf, cap);
     if (len < 0)
         return;
@@ -362,7 +377,10 @@ static void run_batch(cl_worker *w, int n) {
                    (size_t)(run_n - m) * c->in_floats * sizeof(float));
         }
         char err[512] = "";
+        double t0 = now_s();
         engine_status es = engine_run(w->ctx, w->in, run_n, w->out, err, sizeof err);
+        atomic_fetch_add_explicit(&c->infer_ns, (long long)((now_s() - t0) * 1e9),
+                                  memory_order_relaxed);
         for (int i = 0; i < m; i++) {
             cl_slot *s = w->good[i];
             if (es != ENGINE_OK)
@@ -978,9 +996,11 @@ static int run(cl *c, int stats) {
         double el = now_s() - c->t_start;
         fprintf(stderr,
                 "{\"files\": %llu, \"failed\": %llu, \"seconds\": %.3f, \"images_per_second\": "
-                "%.2f, \"batch\": %d, \"workers\": %d, \"threads\": %d, \"decode_threads\": %d}\n",
+                "%.2f, \"decode_cpu_seconds\": %.3f, \"infer_seconds\": %.3f, \"batch\": %d, "
+                "\"workers\": %d, \"threads\": %d, \"decode_threads\": %d}\n",
                 (unsigned long long)c->emitted, (unsigned long long)c->failed, el,
-                el > 0 ? (double)c->emitted / el : 0.0, c->batch, c->workers, c->threads,
+                el > 0 ? (double)c->emitted / el : 0.0, (double)atomic_load(&c->decode_ns) / 1e9,
+                (double)atomic_load(&c->infer_ns) / 1e9, c->batch, c->workers, c->threads,
                 c->decoders);
     }
 out:
