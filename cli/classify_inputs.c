@@ -197,6 +197,7 @@ static int named(ci_iter *it, const char *path, ci_entry *e) {
     }
     e->err_code = NULL;
     e->err_msg[0] = 0;
+    e->size = (long long)st.st_size;
     return 1;
 }
 
@@ -254,6 +255,7 @@ static int from_frame(ci_iter *it, ci_entry *e) {
         e->path = path;
         e->err_code = NULL;
         e->err_msg[0] = 0;
+        e->size = (long long)st.st_size;
         return 1;
     }
     free(path);

@@ -34,6 +34,7 @@ typedef struct {
     char *path;           /* malloc'd; the caller owns it (frees it) */
     const char *err_code; /* NULL for a file to classify; else "io_error", "symlink_loop" */
     char err_msg[320];
+    long long size; /* the file's size when listed (a decoding-order hint) */
 } ci_entry;
 
 /* An iterator over args[0..n) (not copied: they must outlive it). stdin_f is

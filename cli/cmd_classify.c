@@ -83,6 +83,7 @@ typedef struct {
     float *in;            /* in_floats, inside cl.tensors */
     predict_entry *preds; /* k entries, inside cl.preds */
     int npreds;
+    long long size; /* file size when listed: inline decoding starts with the largest */
 } cl_slot;
 
 typedef struct {
@@ -433,6 +434,11 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+static int by_size_desc(const void *a, const void *b) {
+    long long x = (*(cl_slot *const *)a)->size, y = (*(cl_slot *const *)b)->size;
+    return (x < y) - (x > y);
+}
+
 /* Inline decoding (decode_threads 0): the worker claims the next max_batch
  * inputs itself, decodes them on its own oneDNN (OpenMP) threads, then runs
  * them: on a CPU-bound machine nothing preempts the inference threads and no
@@ -478,6 +484,7 @@ static void *inline_worker_main(void *arg) {
                 pthread_cond_signal(&c->cv_done);
             } else {
                 s->state = SL_DECODING;
+                s->size = e.size;
                 w->batch[n++] = s;
             }
             pthread_mutex_unlock(&c->mu);
@@ -491,10 +498,14 @@ static void *inline_worker_main(void *arg) {
                 break;
             continue;
         }
+        /* largest first (by file size): the threads finish together */
+        for (int i = 0; i < n; i++)
+            w->good[i] = w->batch[i];
+        qsort(w->good, (size_t)n, sizeof(cl_slot *), by_size_desc);
 #pragma omp parallel for num_threads(c->threads) schedule(dynamic, 1)
         for (int i = 0; i < n; i++) {
             int t = omp_get_thread_num();
-            decode_input(c, w->batch[i], &w->bufs[t], &w->caps[t]);
+            decode_input(c, w->good[i], &w->bufs[t], &w->caps[t]);
         }
         run_batch(w, n);
     }
