@@ -50,6 +50,7 @@
 #include "predict.h"
 #include "server.h"
 #include "status.h"
+#include "tuned.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -857,6 +858,36 @@ static int parse_args(int argc, char **argv, cl_args *a, cfg_t *cfg) {
     return 0;
 }
 
+/* As serve: the throughput pick of the model's tuned.json (resnetd bench
+ * --tune, measured on this machine) fills workers, threads_per_worker and
+ * max_batch when neither a flag nor a variable (nor config.json, for
+ * max_batch) set them. A foreign or malformed file is a warning. */
+static void apply_tuned(cl *c, const cfg_t *cfg, int *threads) {
+    int own_w = !cfg_is_set(cfg, "workers"), own_t = !cfg_is_set(cfg, "threads_per_worker");
+    int own_b = !cfg_is_set(cfg, "max_batch") && !c->mc.max_batch_set;
+    if (!c->mc.tuned_path || !(own_w || own_t || own_b))
+        return;
+    const char *base = strrchr(c->mc.onnx_path, '/');
+    tuned_fingerprint here;
+    tuned_fingerprint_here(c->mc.int8, engine_cpu_isa(), &here);
+    tuned_plan plan;
+    char err[1024];
+    tuned_status st = tuned_load(c->mc.tuned_path, &here, base ? base + 1 : c->mc.onnx_path, &plan,
+                                 err, sizeof err);
+    if (st != TUNED_OK || !plan.throughput.batch) {
+        if (st != TUNED_MISSING)
+            fprintf(stderr, "resnetd classify: warning: %s ignored: %s\n", c->mc.tuned_path,
+                    st == TUNED_OK ? "no throughput pick" : err);
+        return;
+    }
+    if (own_w)
+        c->workers = plan.throughput.workers;
+    if (own_t)
+        *threads = plan.throughput.threads;
+    if (own_b)
+        c->batch = plan.throughput.batch;
+}
+
 /* Loads the model and the contexts. Returns 0, 1 or 2 (message printed). */
 static int setup(cl *c, const char *model, const cfg_t *cfg) {
     char err[1024], def[PATH_MAX];
@@ -875,10 +906,11 @@ static int setup(cl *c, const char *model, const cfg_t *cfg) {
     if (cores < 1)
         cores = 1;
     c->workers = (int)cfg->workers;
-    c->threads = cfg->threads_per_worker ? (int)cfg->threads_per_worker
-                                         : (int)(cores / c->workers > 0 ? cores / c->workers : 1);
-    c->decoders = (int)cfg->decode_threads; /* 0: inline, in the workers' oneDNN threads */
+    int threads = (int)cfg->threads_per_worker;
     c->batch = cfg->max_batch ? (int)cfg->max_batch : c->mc.max_batch;
+    apply_tuned(c, cfg, &threads);
+    c->threads = threads ? threads : (int)(cores / c->workers > 0 ? cores / c->workers : 1);
+    c->decoders = (int)cfg->decode_threads; /* 0: inline, in the workers' oneDNN threads */
     if (c->batch < 1)
         c->batch = 1;
     engine_load_params lp = model_config_engine_params(&c->mc, c->batch);

@@ -317,7 +317,26 @@ def test_formats(tmp):
     feeder.wait(timeout=60)
     check(rc == 0 and [x["file"] for x in lines(out)] == imgs, (rc, out))
     check("12 files" in tty or "12/12" in tty, repr(tty))
-    print("formats: csv, --output, limits and progress ok")
+    # a tuned.json (bench --tune on this machine) fills what is not set, as for serve
+    import shutil
+    m = os.path.join(tmp, "tuned-model")
+    shutil.copytree(MODEL, m)
+    with open(os.path.join(m, "config.json")) as f:
+        cfg = json.load(f)
+    cfg.pop("max_batch", None)
+    with open(os.path.join(m, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    subprocess.run([BIN, "bench", "--model", m, "--tune", "--batch", "3", "--workers", "1",
+                    "--threads", "1", "--seconds", "0.2"], check=True, capture_output=True,
+                   timeout=120)
+    rc, out, err = classify(["--model", m, "--stats", d], expect=0)
+    st = json.loads(err.splitlines()[-1])
+    check((st["batch"], st["workers"], st["threads"], st["files"]) == (3, 1, 1, 12), st)
+    rc, out, err = classify(["--model", m, "--stats", "--max-batch", "5", d], expect=0,
+                            env={"RESNETD_THREADS_PER_WORKER": "2"})
+    st = json.loads(err.splitlines()[-1])
+    check((st["batch"], st["threads"]) == (5, 2), st)
+    print("formats: csv, --output, limits, progress and tuned.json ok")
 
 
 def rgb_model(tmp):
