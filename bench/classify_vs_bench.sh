@@ -20,6 +20,11 @@
 # last line written, so it includes reading, decoding, building each batch
 # size's primitives at first use and writing; "wall" is files / the whole
 # process's time, model load included. bench's excludes its warm-up.
+# On a shared machine wall time follows the other processes' load; the CPU
+# columns (images per CPU-second of each process, user + sys, model load and
+# bench's warm-up included) are the load-independent comparison of the work
+# each does per image (OpenMP spin-waiting counts as CPU, so contention
+# inflates both).
 #
 # Env: RESNETD (default build/resnetd), ROUNDS (3), BATCH (8), WORKERS (1),
 # THREADS (cores / WORKERS), SECONDS_FM (3) and SECONDS_R50 (10) per bench
@@ -70,31 +75,41 @@ field() { sed -n "s/.*\"$1\": \\([0-9.]*\\).*/\\1/p" | head -1; }
 
 # measure NAME MODEL DIR FILES SECONDS
 measure() {
-  local name=$1 model=$2 dir=$3 files=$4 secs=$5 r b c w t0 t1 ratios=()
+  local name=$1 model=$2 dir=$3 files=$4 secs=$5 r b c w ratios=() cpuratios=()
+  local bcpu bimg ccpu cwall cr
   echo "== $name: batch $BATCH, workers $WORKERS, threads $THREADS, $ROUNDS rounds" >&2
   for ((r = 1; r <= ROUNDS; r++)); do
-    b="$("$RESNETD" bench --model "$model" --batch "$BATCH" --workers "$WORKERS" \
-          --threads "$THREADS" --seconds "$secs" 2>/dev/null | field images_per_second)"
-    t0=$(date +%s.%N)
+    /usr/bin/time -f "time %e %U %S" -o "$TMP/btime" "$RESNETD" bench --model "$model" \
+        --batch "$BATCH" --workers "$WORKERS" --threads "$THREADS" --seconds "$secs" \
+        >"$TMP/bench" 2>"$TMP/berr"
+    b="$(field images_per_second <"$TMP/bench")"
+    # images bench ran: timed runs plus 2 warm-up runs per worker, BATCH each
+    bimg=$(( ($(sed -n 's/.* over \([0-9]*\) runs.*/\1/p' "$TMP/berr" | head -1) + 2 * WORKERS) * BATCH ))
+    bcpu=$(awk '{print $3 + $4}' "$TMP/btime")
     # shellcheck disable=SC2086
-    "$RESNETD" classify --model "$model" --max-batch "$BATCH" --workers "$WORKERS" \
-        --threads-per-worker "$THREADS" --stats --no-progress ${CLASSIFY_ARGS:-} "$dir" \
-        >"$TMP/out.jsonl" 2>"$TMP/err" || true
-    t1=$(date +%s.%N)
+    /usr/bin/time -f "time %e %U %S" -o "$TMP/ctime" "$RESNETD" classify --model "$model" \
+        --max-batch "$BATCH" --workers "$WORKERS" --threads-per-worker "$THREADS" --stats \
+        --no-progress ${CLASSIFY_ARGS:-} "$dir" >"$TMP/out.jsonl" 2>"$TMP/err" || true
+    ccpu=$(awk '{print $3 + $4}' "$TMP/ctime")
+    cwall=$(awk '{print $2}' "$TMP/ctime")
     c="$(field images_per_second <"$TMP/err")"
     local n ok
     n=$(wc -l <"$TMP/out.jsonl")
     ok=$(grep -c '"predictions"' "$TMP/out.jsonl" || true)
     [[ "$n" -eq "$files" && "$ok" -eq "$files" ]] ||
       echo "classify_vs_bench: $name: $ok of $n lines classified, want $files: $(tail -1 "$TMP/err")" >&2
-    w=$(echo "$files / ($t1 - $t0)" | bc -l)
+    w=$(echo "$files / $cwall" | bc -l)
     ratio=$(echo "${c:-0} / ${b:-1}" | bc -l)
+    cr=$(echo "($files / $ccpu) / ($bimg / $bcpu)" | bc -l)
     ratios+=("$ratio")
-    printf '%-9s round %d: bench %8.2f img/s | classify %8.2f img/s (wall %8.2f) | ratio %.3f | load %s\n' \
-      "$name" "$r" "${b:-0}" "${c:-0}" "$w" "$ratio" "$(cut -d' ' -f1-3 /proc/loadavg)"
+    cpuratios+=("$cr")
+    printf '%-9s round %d: bench %8.2f img/s | classify %8.2f img/s (wall %8.2f) | ratio %.3f | per CPU-s: bench %7.2f classify %7.2f ratio %.3f | load %s\n' \
+      "$name" "$r" "${b:-0}" "${c:-0}" "$w" "$ratio" "$(echo "$bimg / $bcpu" | bc -l)" \
+      "$(echo "$files / $ccpu" | bc -l)" "$cr" "$(cut -d' ' -f1-3 /proc/loadavg)"
   done
-  printf '%-9s median classify/bench ratio over %d rounds: %.3f\n' "$name" "$ROUNDS" \
-    "$(printf '%s\n' "${ratios[@]}" | median)"
+  printf '%-9s median classify/bench ratio over %d rounds: %.3f (img/s); %.3f (img per CPU-second)\n' \
+    "$name" "$ROUNDS" "$(printf '%s\n' "${ratios[@]}" | median)" \
+    "$(printf '%s\n' "${cpuratios[@]}" | median)"
 }
 
 echo "before: $(uptime)"
