@@ -1025,6 +1025,12 @@ static int run(cl *c, int stats) {
         rc = 1;
     } else {
         rc = writer(c);
+        if (rc) {
+            /* the output failed: nothing more can be written, and a thread
+             * may be blocked reading a list from a pipe that never ends */
+            fflush(stderr);
+            _exit(1);
+        }
     }
     atomic_store(&c->counter_stop, 1);
     for (int i = 0; i < nd; i++)

@@ -293,6 +293,19 @@ def test_formats(tmp):
     check(out2 == "" and open(o).read() == out, "--output differs from stdout")
     rc, _, err = classify(["-o", os.path.join(tmp, "no", "such", "dir.csv")] + args, expect=1)
     check("dir.csv" in err, err)
+    # an output that cannot be written: exit 1 at once with one line, even with a
+    # list still open on stdin
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            p = subprocess.Popen([BIN, "classify", "--model", MODEL, "--max-batch", "1", imgs[0],
+                                  "-"], stdin=subprocess.PIPE, stdout=full,
+                                 stderr=subprocess.PIPE)
+            try:
+                rc = p.wait(timeout=60)  # stdin stays open: only the write error ends it
+            finally:
+                p.stdin.close()
+        err = p.stderr.read().decode()
+        check(rc == 1 and "cannot write the output" in err, (rc, err))
     # cost bounds: a file over max_body_bytes, an image over max_image_pixels
     big = os.path.join(tmp, "big.png")
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (300, 300), np.uint8)).save(big)
