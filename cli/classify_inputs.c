@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -287,6 +288,25 @@ static int from_list(ci_iter *it, ci_entry *e) {
     return named(it, it->line, e);
 }
 
+/* A list that is not a regular file (a pipe, a terminal) is read without
+ * stdio's read-ahead, so that poll() on its descriptor tells ci_would_block
+ * whether a line is waiting: one read() per byte, a few dozen per path. */
+static void unbuffer_if_pipe(FILE *f) {
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode))
+        setvbuf(f, NULL, _IONBF, 0);
+}
+
+int ci_would_block(ci_iter *it) {
+    if (it->failed || it->depth > 0 || !it->list)
+        return 0;
+    struct stat st;
+    if (fstat(fileno(it->list), &st) != 0 || S_ISREG(st.st_mode))
+        return 0;
+    struct pollfd p = {fileno(it->list), POLLIN, 0};
+    return poll(&p, 1, 0) == 0;
+}
+
 int ci_next(ci_iter *it, ci_entry *e) {
     memset(e, 0, sizeof(*e));
     while (!it->failed) {
@@ -310,6 +330,7 @@ int ci_next(ci_iter *it, ci_entry *e) {
             }
             it->list = it->stdin_f;
             it->list_name = strdup("-");
+            unbuffer_if_pipe(it->list);
         } else if (a[0] == '@') {
             struct stat st;
             if (!it->stdin_f && (stat(a + 1, &st) != 0 || !S_ISREG(st.st_mode))) {
@@ -321,6 +342,7 @@ int ci_next(ci_iter *it, ci_entry *e) {
                 return error_entry(it, e, a, "io_error", why(it, "cannot read the list", errno));
             it->list = f;
             it->list_name = strdup(a);
+            unbuffer_if_pipe(f);
         } else {
             if (named(it, a, e))
                 return 1;

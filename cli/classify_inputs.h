@@ -47,6 +47,10 @@ ci_iter *ci_open(char *const *args, int n, int recursive, int all_files, FILE *s
  * and ci_failed says so). */
 int ci_next(ci_iter *it, ci_entry *e);
 
+/* 1 when the next ci_next would wait: it is reading a list from a pipe or a
+ * terminal (stdin) that has no line ready. Cheap (one poll). */
+int ci_would_block(ci_iter *it);
+
 /* 1 when an allocation failed (the expansion stopped early). */
 int ci_failed(const ci_iter *it);
 

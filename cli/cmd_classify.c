@@ -463,6 +463,8 @@ static void *inline_worker_main(void *arg) {
             pthread_mutex_unlock(&c->mu);
             if (stop || full)
                 break;
+            if (n > 0 && ci_would_block(c->it))
+                break; /* a slow stdin: run what came instead of waiting for a full batch */
             if (!ci_next(c->it, &e)) {
                 pthread_mutex_lock(&c->mu);
                 if (ci_failed(c->it))

@@ -188,6 +188,22 @@ def test_inputs(tmp):
         for x, y in zip(got, got2):
             check(x.get("error") == y.get("error") and
                   same_preds(x.get("predictions", []), y.get("predictions", [])), (extra, x, y))
+    # paths typed on stdin one at a time: each one's line comes before the next
+    # is sent (no waiting for a full batch)
+    for extra in ([], ["--decode-threads", "1"]):
+        p = subprocess.Popen([BIN, "classify", "--model", MODEL, "--top-k", "1", "-"] + extra,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            for path in src[:3]:
+                p.stdin.write(path.encode() + b"\n")
+                p.stdin.flush()
+                r, _, _ = select.select([p.stdout], [], [], 60)
+                check(r, f"{extra}: no line for {path} within 60 s")
+                check(json.loads(p.stdout.readline())["file"] == path, path)
+        finally:
+            p.stdin.close()
+            rc2 = p.wait(timeout=60)
+        check(rc2 == 0 and p.stdout.read() == b"", (extra, rc2))
     # without -r: only the directory's own image files
     rc, out, _ = classify(["--model", MODEL, t])
     check([x["file"] for x in lines(out)] == [os.path.join(t, "b.png"), os.path.join(t, "bad.png")],
