@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`resnetd classify` (bulk mode) end to end.
 
-    classify_cli.py RESNETD MODEL_DIR CASE      CASE: inputs | formats | server | reference
+    classify_cli.py RESNETD MODEL_DIR CASE [FASHION_MNIST_DIR]
+                    CASE: inputs | formats | server | reference
 
 inputs     a directory tree (nested folders, a hidden file, a non-image file,
            a bad image, a symbolic-link loop), @LIST (CRLF, blank lines, a
@@ -44,6 +45,7 @@ sys.path.insert(0, HERE)
 from resnetd_server import ResnetdServer  # noqa: E402
 
 BIN = MODEL = None
+DATA = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 IMAGE_EXT = (".jpg", ".jpeg", ".jpe", ".png", ".webp")
 
 
@@ -98,7 +100,8 @@ def lines(out):
 
 def fashion_images(out_dir, n):
     subprocess.run([sys.executable, os.path.join(ROOT, "tools", "fashion_mnist_images.py"), out_dir,
-                    "--count", str(n)], check=True, capture_output=True, timeout=120)
+                    "--count", str(n), "--data", DATA], check=True, capture_output=True,
+                   timeout=120)
     return sorted(os.path.join(out_dir, f) for f in os.listdir(out_dir) if f.endswith(".png"))
 
 
@@ -472,8 +475,10 @@ def test_reference(tmp):
 
 
 def main():
-    global BIN, MODEL
+    global BIN, MODEL, DATA
     BIN, MODEL, case = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2]), sys.argv[3]
+    if len(sys.argv) > 4:
+        DATA = sys.argv[4]
     test = {"inputs": test_inputs, "formats": test_formats, "server": test_server,
             "reference": test_reference}[case]
     with tempfile.TemporaryDirectory(prefix="classify-cli-") as tmp:
