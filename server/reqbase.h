@@ -62,6 +62,9 @@ struct req_base {
     int (*prepare)(req_base *b);
     void (*finish)(req_base *b);
     decode_job job;
+    /* 1 once its client was seen gone while its images waited (decode pool
+     * or model queue): the rest of its work is dropped, and it ends as 499 */
+    _Atomic int gone;
 };
 
 /* Counts a new request in flight and allocates `size` zeroed bytes whose
@@ -108,7 +111,9 @@ int reqbase_deadline(const req_base *b, int64_t timeout_us, int64_t *deadline_ns
 /* When the request is complete, before its owner frees it: counts it if no
  * answer was queued (the client went away), writes the access-log line
  * (its images), drops its work count and announcement, frees its images and
- * returns its budget. */
+ * returns its budget. A request whose client went away before its answer
+ * (a queued or decoding request dropped, an upload cut off mid-body) is
+ * logged and counted as 499 and in resnetd_cancelled_total. */
 void reqbase_done(req_base *b, int status);
 
 /* Announces (on 1) or withdraws (on 0) the request to its model's queue:
@@ -135,7 +140,10 @@ int reqbase_images(req_base *b, int n);
  * b->deadline_ns, all at once. finish(b) then runs on an HTTP thread once
  * every image is back, or at once on an error, and must respond (look at
  * b->err_status, then each image). A full pool is a 503 queue_full. Call from
- * on_body only, as the last thing it does. */
+ * on_body only, as the last thing it does. While the request waits, its
+ * client is watched (http_client_gone): once it has gone, no more image is
+ * decoded or run, and the request is answered 499 client_closed_request
+ * (with Connection: close) instead of through finish. */
 void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b));
 
 /* After finish: 200 when the request has no error and every image has its
