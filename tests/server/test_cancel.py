@@ -219,7 +219,7 @@ def test_decode(tmp):
     imgs = srvtest.make_images(tmp, 1)
     small = open(imgs[0], "rb").read()
     big = png(3000, 3000, 1)
-    parts = 16
+    parts = 24
     s = srvtest.Server(BIN, ["--model", model, "--decode-threads", "1", "--queue-capacity", "128",
                              "--max-connections-per-ip", "0",
                              "--log-level", "info"])
@@ -234,12 +234,17 @@ def test_decode(tmp):
             c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
             c.sendall(post_bytes(small))
             socks.append(c)
+        # every request received (a reset before that would discard it unread)
+        wait_for(s, lambda t: metric(t, "resnetd_inflight_requests") == 40 + 2,
+                 "40 requests and the upload in flight (and this /metrics)")
+        for i, c in enumerate(socks):
+            c.close() if i % 2 else reset(c)
+        # the pool runs jobs in order: while the large parts are not all
+        # decoded, none of the 40 has started (the counter only grows)
         t = s.metrics()
         before = metric(t, "resnetd_preprocess_duration_seconds_count", {"model": "tiny"})
         check(before < parts, "the large parts were all decoded before the clients left; "
                               "this machine decodes too fast for the test")
-        for i, c in enumerate(socks):
-            c.close() if i % 2 else reset(c)
         st, _, b = read_answer(heavy)
         heavy.close()
         check(st == 200 and len(json.loads(b)["results"]) == parts, f"heavy: {st} {b[:200]}")
