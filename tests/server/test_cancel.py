@@ -24,14 +24,20 @@ loopback, raw sockets so the test decides when each client leaves.
            counted as reason="upload_aborted", logged 499, their bytes freed
            at once (resnetd_inflight_bytes back to idle).
 
-usage: test_cancel.py RESNETD_BINARY {queued|decode|upload}
+  tls      the queued case over HTTPS with 40 clients (a tenth send a
+           close_notify before their FIN).
+
+usage: test_cancel.py RESNETD_BINARY {queued|tls|decode|upload}
 """
 
+import http.client
 import io
 import json
 import os
 import socket
+import ssl
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -124,33 +130,76 @@ def check_idle(srv, idle_bytes, model):
     return text
 
 
-def test_queued(tmp):
+class TlsServer(srvtest.resnetd_serve.Server):
+    """The server over HTTPS (a certificate made here); the helpers' requests
+    (metrics(), request()) go over TLS too."""
+
+    def __init__(self, binary, args, tmp):
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+        super().__init__(binary, args + ["--tls-cert", cert, "--tls-key", key], scheme="https",
+                         prefix="srvtest-", show_log_on_failure=True)
+        t0 = time.monotonic()
+        while self.request("GET", "/readyz")[0] != 200:  # warm-up
+            check(time.monotonic() - t0 < 120, "not ready")
+            time.sleep(0.05)
+
+    def conn(self, timeout=60):
+        return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                           context=self.ctx)
+
+
+def test_queued(tmp, tls=False):
+    n = 40 if tls else 200
     model, net = srvtest.export_model(tmp, "tiny", width=2, seed=3, max_batch=256)
     imgs = srvtest.make_images(tmp, 2)
     body = open(imgs[0], "rb").read()
-    s = srvtest.Server(BIN, ["--model", model, "--workers", "1", "--max-batch", "256",
-                             "--queue-capacity", "256", "--batch-timeout-us", "10000000",
-                             "--max-connections-per-ip", "0",
-                             "--log-level", "info"])
+    args = ["--model", model, "--workers", "1", "--max-batch", "256", "--queue-capacity", "256",
+            "--batch-timeout-us", "10000000", "--max-connections-per-ip", "0",
+            "--log-level", "info"]
+    s = TlsServer(BIN, args, tmp) if tls else srvtest.Server(BIN, args)
+
+    def connect():
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        return s.ctx.wrap_socket(c) if tls else c
+
     try:
         idle = metric(s.metrics(), "resnetd_inflight_bytes")
         # announced upload: while it arrives, the batch waits (up to 10 s) to fill
-        slow = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        slow = connect()
         slow_body = open(imgs[1], "rb").read()
         slow.sendall(post_bytes(slow_body[:10], length=len(slow_body)))
         socks = []
-        for i in range(200):
-            c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        for i in range(n):
+            c = connect()
             c.sendall(post_bytes(body))
             socks.append(c)
-        t = wait_for(s, lambda t: metric(t, "resnetd_queue_depth", {"model": "tiny"}) == 200,
-                     "200 images queued")
+        t = wait_for(s, lambda t: metric(t, "resnetd_queue_depth", {"model": "tiny"}) == n,
+                     f"{n} images queued")
         check(metric(t, "resnetd_batch_size_count", {"model": "tiny"}) == 0,
               "a batch ran before the clients left (the 10 s batch timeout passed)")
+        # 3/4 close (the first tenth with a pipelined request's first bytes
+        # unread, or over TLS a close_notify, before the FIN), 1/8 reset,
+        # 1/8 half-close and keep reading
+        closing, resetting = n * 3 // 4, n * 7 // 8
         for i, c in enumerate(socks):
-            if i < 150:
+            if i < n // 10:
+                if tls:
+                    c.settimeout(0.2)  # sends close_notify; the server will not answer it
+                    try:
+                        c.unwrap()
+                    except (OSError, ValueError):
+                        pass
+                else:
+                    c.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+            if i < closing:
                 c.close()
-            elif i < 175:
+            elif i < resetting:
                 reset(c)
             else:
                 c.shutdown(socket.SHUT_WR)
@@ -161,11 +210,11 @@ def test_queued(tmp):
         same_top(json.loads(b)["predictions"], srvtest.reference(net, imgs[1], 5))
         slow.close()
         got = 0
-        for c in socks[175:]:  # a half-closed client may read why, or just the close
+        for c in socks[resetting:]:  # a half-closed client may read why, or just the close
             c.settimeout(30)
             try:
                 st, h, b = read_answer(c)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLError):
                 st = None
             c.close()
             if st is None:
@@ -175,15 +224,15 @@ def test_queued(tmp):
             check(json.loads(b)["error"]["code"] == "client_closed_request", b)
             check(h.get("connection", "").lower() == "close", h)
         t = wait_for(s, lambda t: metric(t, "resnetd_requests_total",
-                                         {"model": "tiny", "code": "499"}) == 200,
-                     "200 requests answered 499")
+                                         {"model": "tiny", "code": "499"}) == n,
+                     f"{n} requests answered 499")
         check(metric(t, "resnetd_batch_size_sum", {"model": "tiny"}) == 1,
               f"the engine ran {metric(t, 'resnetd_batch_size_sum', {'model': 'tiny'})} "
               "images, want 1 (the upload's)")
         check(metric(t, "resnetd_batch_size_count", {"model": "tiny"}) == 1, "one batch")
         check(metric(t, "resnetd_images_total", {"model": "tiny"}) == 1, "images_total")
         check(metric(t, "resnetd_cancelled_total",
-                     {"model": "tiny", "reason": "client_closed"}) == 200, "cancelled_total")
+                     {"model": "tiny", "reason": "client_closed"}) == n, "cancelled_total")
         check(metric(t, "resnetd_cancelled_total",
                      {"model": "tiny", "reason": "upload_aborted"}) == 0, "upload_aborted")
         check(metric(t, "resnetd_requests_total", {"model": "tiny", "code": "200"}) == 1, "200s")
@@ -193,7 +242,7 @@ def test_queued(tmp):
         check(st == 200, f"classify after: {st} {b}")
         same_top(json.loads(b)["predictions"], srvtest.reference(net, imgs[0], 5))
         log = access(s)
-        check(sum(1 for x in log if x["status"] == 499) == 200,
+        check(sum(1 for x in log if x["status"] == 499) == n,
               f"access log: {sum(1 for x in log if x['status'] == 499)} lines with 499")
         check(all(x["model"] == "tiny" and x["images"] == 1 for x in log), log[:2])
         check_idle(s, idle, "tiny")
@@ -201,8 +250,8 @@ def test_queued(tmp):
         check(rc == 0, f"exit code {rc}")
     finally:
         s.cleanup()
-    print(f"queued: 200 of 200 cancelled, engine ran 1 image; {got} of 25 half-closed "
-          "clients read the 499")
+    print(f"queued{' (TLS)' if tls else ''}: {n} of {n} cancelled, engine ran 1 image; "
+          f"{got} of {n - resetting} half-closed clients read the 499")
 
 
 def png(w, h, seed):
@@ -314,7 +363,8 @@ def test_upload(tmp):
 def main():
     global BIN
     BIN = sys.argv[1]
-    test = {"queued": test_queued, "decode": test_decode, "upload": test_upload}[sys.argv[2]]
+    test = {"queued": test_queued, "tls": lambda tmp: test_queued(tmp, tls=True),
+            "decode": test_decode, "upload": test_upload}[sys.argv[2]]
     with tempfile.TemporaryDirectory(prefix="srvtest-") as tmp:
         test(tmp)
     print(f"{sys.argv[2]}: ok")
