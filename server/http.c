@@ -355,16 +355,34 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return MHD_YES;
 }
 
+/* 1 when the peer of a connected socket has closed, reset or half-closed
+ * it. One non-blocking poll: nothing is read, so pipelined bytes and TLS
+ * records stay where they are; POLLRDHUP is the peer's FIN whether or not
+ * bytes are still pending before it. */
+static int fd_gone(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0 || (p.revents & POLLNVAL))
+        return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
     http_server *s = cls;
     http_req *r = *con_cls;
-    (void)conn;
     if (!r)
         return;
     *con_cls = NULL;
-    r->aborted = !r->responded && (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
-                                   toe == MHD_REQUEST_TERMINATED_READ_ERROR);
+    /* libmicrohttpd 0.9.75 ends a connection reset by the client "with
+     * error", like its own failures: the socket (still open here) tells. */
+    if (!r->responded && toe == MHD_REQUEST_TERMINATED_WITH_ERROR) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        r->aborted = ci && fd_gone(ci->connect_fd);
+    } else {
+        r->aborted = !r->responded && (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
+                                       toe == MHD_REQUEST_TERMINATED_READ_ERROR);
+    }
     if (r->headers_done)
         s->c.on_complete(r, s->c.app);
     if (r->pp)
@@ -631,15 +649,9 @@ void http_suspend(http_req *r, void (*resume)(http_req *r, void *app)) {
 /* libmicrohttpd does not watch a suspended connection, and keeps its socket
  * open until it is resumed (nor does it time it out meanwhile), so the
  * descriptor cannot be closed and reused while the request is suspended: ask
- * the kernel directly. poll never reads, so pipelined bytes and TLS records
- * stay where they are; POLLRDHUP is the peer's FIN (pending bytes or not). */
+ * the kernel directly (fd_gone). */
 int http_client_gone(const http_req *r) {
-    if (r->fd < 0)
-        return 0;
-    struct pollfd p = {.fd = r->fd, .events = POLLIN | POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0 || (p.revents & POLLNVAL))
-        return 0;
-    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    return r->fd >= 0 && fd_gone(r->fd);
 }
 
 int http_client_aborted(const http_req *r) {

@@ -277,6 +277,8 @@ def test_decode(tmp):
         mp, ctype = srvtest.multipart([(f"big{i}.png", big) for i in range(parts)])
         heavy = socket.create_connection(("127.0.0.1", s.port), timeout=120)
         heavy.sendall(post_bytes(mp, ctype=ctype))
+        wait_for(s, lambda t: metric(t, "resnetd_preprocess_duration_seconds_count",
+                                     {"model": "tiny"}) >= 1, "the large parts being decoded")
         # the decode thread is busy with it; these wait behind it in the pool
         socks = []
         for i in range(40):
@@ -288,8 +290,9 @@ def test_decode(tmp):
                  "40 requests and the upload in flight (and this /metrics)")
         for i, c in enumerate(socks):
             c.close() if i % 2 else reset(c)
-        # the pool runs jobs in order: while the large parts are not all
-        # decoded, none of the 40 has started (the counter only grows)
+        # the pool runs jobs in order and the 40 came after the large parts'
+        # job started: while those are not all decoded, none of the 40 has
+        # started (the counter only grows)
         t = s.metrics()
         before = metric(t, "resnetd_preprocess_duration_seconds_count", {"model": "tiny"})
         check(before < parts, "the large parts were all decoded before the clients left; "
