@@ -94,7 +94,7 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
         hdr[h++] = "Retry-After";
         hdr[h++] = "1";
     }
-    if (b->draining) {
+    if (b->draining || status == 499) {
         hdr[h++] = "Connection";
         hdr[h++] = "close";
     }
@@ -432,12 +432,13 @@ static void resumed(http_req *r, void *cls) {
     req_base *b = http_user(r);
     (void)cls;
     (void)atomic_load_explicit(&b->remaining, memory_order_acquire);
-    if (cancelled(b)) { /* the client is gone; a half-closed one may still read this */
-        size_t len;
-        char *body = json_error_body("client_closed_request",
-                                     "the client closed the connection before its answer", &len);
-        static const char *const close_hdr[] = {"Connection", "close", NULL};
-        reqbase_respond(b, 499, "application/json", body, len, close_hdr);
+    if (cancelled(b)) { /* the client is gone (a half-closed one may still read this):
+                         * 499 in the family's own error shape */
+        reqbase_fail(b, 499, "client_closed_request",
+                     "the client closed the connection before its answer");
+        b->err_image = -1;
+        b->images_ok = 0;
+        b->finish(b);
         return;
     }
     /* resnetd_images_total counts images answered with an output: every

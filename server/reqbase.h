@@ -81,7 +81,7 @@ void reqbase_send(req_base *b, int status, const char *content_type, char *body,
                   const char *const *hdr);
 
 /* Queues the answer with X-Request-Id, Server-Timing, Retry-After on a 503
- * and Connection: close while draining, then `extra` (NULL-terminated
+ * and Connection: close while draining or on a 499, then `extra` (NULL-terminated
  * name/value pairs, at most 8 pairs); counts the request, its latency and
  * its images. Takes body (malloc'd; NULL with len > 0 means the caller's
  * allocation failed: answered 500 without a body). */
@@ -142,8 +142,8 @@ int reqbase_images(req_base *b, int n);
  * b->err_status, then each image). A full pool is a 503 queue_full. Call from
  * on_body only, as the last thing it does. While the request waits, its
  * client is watched (http_client_gone): once it has gone, no more image is
- * decoded or run, and the request is answered 499 client_closed_request
- * (with Connection: close) instead of through finish. */
+ * decoded or run, and finish sees b->err_status 499 (client_closed_request):
+ * its answer goes out with Connection: close, if the client still reads. */
 void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b));
 
 /* After finish: 200 when the request has no error and every image has its
