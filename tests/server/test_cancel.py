@@ -174,11 +174,10 @@ def test_queued(tmp, tls=False):
         slow = connect()
         slow_body = open(imgs[1], "rb").read()
         slow.sendall(post_bytes(slow_body[:10], length=len(slow_body)))
-        socks = []
-        for i in range(n):
-            c = connect()
+        # connect (and shake hands) first: the 10 s start with the first push
+        socks = [connect() for _ in range(n)]
+        for c in socks:
             c.sendall(post_bytes(body))
-            socks.append(c)
         t = wait_for(s, lambda t: metric(t, "resnetd_queue_depth", {"model": "tiny"}) == n,
                      f"{n} images queued")
         check(metric(t, "resnetd_batch_size_count", {"model": "tiny"}) == 0,
