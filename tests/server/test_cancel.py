@@ -2,20 +2,23 @@
 """Work whose client has gone is dropped (issue 16): the real binary on
 loopback, raw sockets so the test decides when each client leaves.
 
-  queued   200 classify requests wait in the model's queue (one worker, batches
-           of up to 256 that wait 10 s to fill while an announced upload is
-           still arriving), then their clients leave: 150 close, 25 reset
-           (SO_LINGER 0), 25 half-close and keep reading. When the upload
-           completes, the batch runs that one image only: the engine sees 1
-           image (resnetd_batch_size_sum), the 200 are answered/logged 499 and
-           counted in resnetd_cancelled_total{reason="client_closed"}; a
-           half-closed client reads a 499 client_closed_request answer or,
-           as libmicrohttpd 0.9.75 often closes such a connection when it is
-           resumed, nothing.
-           Then the server is healthy: the upload's answer matches torch,
-           a new classify answers 200 with torch's top-5, /healthz is 200,
-           resnetd_inflight_bytes is back to its idle value, the queue empty
-           and resnetd_inflight_requests 1 (the /metrics request itself).
+  queued   200 classify requests fill the model's queue (capacity 200, one
+           worker, batches of up to 256 that wait 10 s to fill while an
+           announced upload is still arriving), then their clients leave:
+           150 close (20 of them with a pipelined request's first bytes
+           unread), 25 reset (SO_LINGER 0), 25 half-close and keep reading.
+           When the upload completes, its push finds the queue full and first
+           drops gone clients' images (not a 503), and the batch runs that
+           one image only: the engine sees 1 image (resnetd_batch_size_sum),
+           the 200 are answered/logged 499 and counted in
+           resnetd_cancelled_total{reason="client_closed"}; a half-closed
+           client reads a 499 client_closed_request answer or, as
+           libmicrohttpd 0.9.75 often closes such a connection when it is
+           resumed, nothing. Then the server is healthy: the upload's answer
+           matches torch, a new classify answers 200 with torch's top-5,
+           /healthz is 200, resnetd_inflight_bytes is back to its idle value,
+           the queue empty and resnetd_inflight_requests 1 (the /metrics
+           request itself).
   decode   with one decode thread busy on a multipart of large PNGs, 40
            requests wait for the decode pool and their clients close: none
            of them is decoded (resnetd_preprocess_duration_seconds counts only
@@ -23,7 +26,6 @@ loopback, raw sockets so the test decides when each client leaves.
   upload   uploads cut off mid-body (raw and multipart, closed and reset):
            counted as reason="upload_aborted", logged 499, their bytes freed
            at once (resnetd_inflight_bytes back to idle).
-
   tls      the queued case over HTTPS with 40 clients (a tenth send a
            close_notify before their FIN).
 
@@ -159,7 +161,9 @@ def test_queued(tmp, tls=False):
     model, net = srvtest.export_model(tmp, "tiny", width=2, seed=3, max_batch=256)
     imgs = srvtest.make_images(tmp, 2)
     body = open(imgs[0], "rb").read()
-    args = ["--model", model, "--workers", "1", "--max-batch", "256", "--queue-capacity", "256",
+    # queue_capacity n: the queue is full when the upload's image comes, so
+    # its push first drops gone clients' images to make room
+    args = ["--model", model, "--workers", "1", "--max-batch", "256", "--queue-capacity", str(n),
             "--batch-timeout-us", "10000000", "--max-connections-per-ip", "0",
             "--log-level", "info"]
     s = TlsServer(BIN, args, tmp) if tls else srvtest.Server(BIN, args)
@@ -205,7 +209,7 @@ def test_queued(tmp, tls=False):
         time.sleep(0.2)  # slack for the FINs and resets (loopback delivers them at once)
         slow.sendall(slow_body[10:])  # the upload completes: the batch forms now
         st, _, b = read_answer(slow)
-        check(st == 200, f"the upload's answer: {st} {b[:200]}")
+        check(st == 200, f"the upload's answer (a full queue made room): {st} {b[:200]}")
         same_top(json.loads(b)["predictions"], srvtest.reference(net, imgs[1], 5))
         slow.close()
         got = 0
