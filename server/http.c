@@ -32,9 +32,9 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
@@ -651,11 +651,11 @@ void http_suspend(http_req *r, void (*resume)(http_req *r, void *app)) {
  * descriptor cannot be closed and reused while the request is suspended: ask
  * the kernel directly (fd_gone). */
 int http_client_gone(const http_req *r) {
-    return r->fd >= 0 && fd_gone(r->fd);
+    return r && r->fd >= 0 && fd_gone(r->fd);
 }
 
 int http_client_aborted(const http_req *r) {
-    return r->aborted;
+    return r && r->aborted;
 }
 
 void http_resume(http_req *r) {

@@ -115,7 +115,7 @@ void http_resume(http_req *r); /* any thread, once per http_suspend */
  * connection, or shut down its sending side (a half-close counts as gone, as
  * for nginx and Go's net/http). Cheap (one non-blocking poll, nothing read)
  * and callable from any thread between http_suspend and http_resume;
- * 0 otherwise. */
+ * 0 otherwise (and for NULL). */
 int http_client_gone(const http_req *r);
 
 /* In on_complete: 1 when the connection ended because the client closed or
