@@ -36,6 +36,7 @@ import http.client
 import io
 import json
 import os
+import re
 import socket
 import ssl
 import struct
@@ -54,11 +55,22 @@ BIN = None
 
 
 def metric(text, name, labels=None):
-    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    """The value of a series, or the sum of every series of `name` whose
+    labels include `labels` (request series also carry `protocol`)."""
+    if not labels:
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        return 0.0
+    total = 0.0
     for line in text.splitlines():
-        if line.startswith(want + " "):
-            return float(line.split()[-1])
-    return 0.0
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$', line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2)))
+        if all(have.get(k) == str(v) for k, v in labels.items()):
+            total += float(m.group(3))
+    return total
 
 
 def wait_for(srv, cond, what, timeout=60.0):
