@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Six significant digits: stable across batch sizes and readable. */
+/* Six significant digits, readable. (Not always equal across batch sizes:
+ * oneDNN may pick other kernels for another batch, which can move the sixth
+ * digit; see docs/cli.md, "classify".) */
 #define DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6))
 
 static char *dump(json_t *o, size_t *len) {
