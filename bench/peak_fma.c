@@ -4,8 +4,15 @@
  * (no memory traffic), 8 lanes with AVX2 or 16 with AVX-512 when the CPU
  * has it (`avx2` forces the AVX2 kernel, as ONEDNN_MAX_CPU_ISA=AVX2 does for
  * oneDNN).
- *   gcc -O3 -pthread bench/peak_fma.c -o peak_fma && ./peak_fma 2 [avx2]
- * Prints: threads=N isa=avx512|avx2 GFLOPS=X
+ * With `int8` it measures the int8 multiply-accumulate peak instead, the
+ * limit of oneDNN's int8 convolutions: AVX-512 VNNI `vpdpbusd` (64 u8*s8
+ * MACs per instruction) when the CPU has avx512_vnni, else (or with `avx2`,
+ * which as ONEDNN_MAX_CPU_ISA=AVX2 excludes AVX-VNNI) AVX2's
+ * vpmaddubsw + vpmaddwd + vpaddd (32 MACs per three instructions). One MAC
+ * counts as 2 ops, as one FMA lane counts as 2 FLOPs.
+ *   gcc -O3 -pthread bench/peak_fma.c -o peak_fma && ./peak_fma 2 [avx2] [int8]
+ * Prints: threads=N isa=avx512|avx2 GFLOPS=X, or with int8:
+ *   threads=N isa=avx512_vnni|avx2 GOPS=X
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -50,9 +57,48 @@ __attribute__((target("avx512f"))) static void run_avx512(void) {
     sink = s;
 }
 
+static int int8;
+
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static void run_vnni(void) {
+    __m512i acc[CHAINS], a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-5);
+    for (int i = 0; i < CHAINS; i++)
+        acc[i] = _mm512_set1_epi32(i);
+    for (long n = 0; n < ITERS / CHAINS; n++)
+#pragma GCC unroll 12
+        for (int i = 0; i < CHAINS; i++)
+            acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+    int s = 0;
+    for (int i = 0; i < CHAINS; i++)
+        s += _mm512_reduce_add_epi32(acc[i]);
+    sink = (float)s;
+}
+
+/* oneDNN's AVX2 int8 inner step: u8 x s8 pairs to s16, pairs of s16 to s32
+ * (by a vector of ones), accumulate. */
+__attribute__((target("avx2"))) static void run_avx2_int8(void) {
+    __m256i acc[CHAINS], b = _mm256_set1_epi8(-5), one = _mm256_set1_epi16(1);
+    for (int i = 0; i < CHAINS; i++)
+        acc[i] = _mm256_set1_epi32(i);
+    for (long n = 0; n < ITERS / CHAINS; n++)
+#pragma GCC unroll 12 /* the accumulator's bytes feed the next multiply: nothing hoists */
+        for (int i = 0; i < CHAINS; i++)
+            acc[i] = _mm256_add_epi32(acc[i],
+                                      _mm256_madd_epi16(_mm256_maddubs_epi16(acc[i], b), one));
+    int o[8], s = 0;
+    for (int i = 0; i < CHAINS; i++) {
+        _mm256_storeu_si256((__m256i *)o, acc[i]);
+        s += o[0];
+    }
+    sink = (float)s;
+}
+
 static void *worker(void *arg) {
     (void)arg;
-    if (use512)
+    if (int8 && use512)
+        run_vnni();
+    else if (int8)
+        run_avx2_int8();
+    else if (use512)
         run_avx512();
     else
         run_avx2();
@@ -68,7 +114,7 @@ static double now(void) {
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     if (threads < 1 || threads > 1024) {
-        fprintf(stderr, "usage: peak_fma THREADS [avx2]\n");
+        fprintf(stderr, "usage: peak_fma THREADS [avx2] [int8]\n");
         return 2;
     }
     __builtin_cpu_init();
@@ -76,7 +122,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "peak_fma: this CPU has no AVX2+FMA\n");
         return 1;
     }
-    use512 = __builtin_cpu_supports("avx512f") && !(argc > 2 && strcmp(argv[2], "avx2") == 0);
+    int force_avx2 = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "avx2") == 0)
+            force_avx2 = 1;
+        else if (strcmp(argv[i], "int8") == 0)
+            int8 = 1;
+        else {
+            fprintf(stderr, "usage: peak_fma THREADS [avx2] [int8]\n");
+            return 2;
+        }
+    }
+    use512 = __builtin_cpu_supports("avx512f") && !force_avx2;
+    if (int8)
+        use512 = use512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
     pthread_t *t = calloc((size_t)threads, sizeof(*t));
     if (!t)
         return 1;
@@ -86,9 +145,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
     double dt = now() - t0;
-    double flops = 2.0 * (use512 ? 16 : 8) * (double)(ITERS / CHAINS * CHAINS) * threads;
-    printf("threads=%d isa=%s GFLOPS=%.1f\n", threads, use512 ? "avx512" : "avx2",
-           flops / dt / 1e9);
+    double lanes = int8 ? (use512 ? 64 : 32) : (use512 ? 16 : 8); /* MACs per chain step */
+    double ops = 2.0 * lanes * (double)(ITERS / CHAINS * CHAINS) * threads;
+    if (int8)
+        printf("threads=%d isa=%s GOPS=%.1f\n", threads, use512 ? "avx512_vnni" : "avx2",
+               ops / dt / 1e9);
+    else
+        printf("threads=%d isa=%s GFLOPS=%.1f\n", threads, use512 ? "avx512" : "avx2",
+               ops / dt / 1e9);
     free(t);
     return 0;
 }
