@@ -76,13 +76,15 @@ gcc -O3 -pthread "$ROOT/bench/peak_fma.c" -o "$TMP/peakfma"
 peak() { # ARGS -> best of three (per-thread CPU-time rates: meaningful on a busy machine too)
   local best=0 v
   for _ in 1 2 3; do
-    v="$("$TMP/peakfma" "$THREADS" "$@" | sed -n 's/.*G\(FL\)\{0,1\}OPS=\([0-9.]*\).*/\2/p')"
+    v="$("$TMP/peakfma" "$THREADS" "$@" 2>/dev/null | sed -n 's/.*G\(FL\)\{0,1\}OPS=\([0-9.]*\).*/\2/p')"
     best="$($PY -c "print(max($best, ${v:-0}))")"
   done
   echo "$best"
 }
 PEAK_native_fp32="$(peak)"
 PEAK_native_int8="$(peak int8)"
+# oneDNN 2.6 runs int8 convs on AMX where the CPU has it (kernel names *amx*)
+PEAK_amx="$("$TMP/peakfma" 1 amx >/dev/null 2>&1 && peak amx || echo 0)"
 PEAK_avx2_fp32="$(peak avx2)"
 PEAK_avx2_int8="$(peak avx2 int8)"
 
@@ -130,17 +132,18 @@ echo "model: $MODEL, int8: $QDQ (the same QDQ file in both engines)"
 echo "$("$RESNETD" --version 2>/dev/null | head -1)${BASE:+, base: $BASE}; oneDNN native ISA: ${ISA_LINE:-?}"
 echo "ONNX Runtime $(node -e "console.log(require('onnxruntime-node/package.json').version)" 2>/dev/null)," \
      "$THREADS threads each, ${SECS}s per measurement, $ROUNDS rounds; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(libgomp default)}"
-echo "peaks ($THREADS threads): native fp32 $PEAK_native_fp32 GFLOP/s, int8 $PEAK_native_int8 GOP/s;" \
-     "AVX2 fp32 $PEAK_avx2_fp32 GFLOP/s, int8 $PEAK_avx2_int8 GOP/s"
+echo "peaks ($THREADS threads): native fp32 $PEAK_native_fp32 GFLOP/s, int8 VNNI $PEAK_native_int8 GOP/s," \
+     "AMX int8 $PEAK_amx GOP/s (0: none); AVX2 fp32 $PEAK_avx2_fp32 GFLOP/s, int8 $PEAK_avx2_int8 GOP/s"
 echo "load average at the end: $LOAD; $(($(date +%s) - T0)) s in all"
 "$PY" - "$TMP/rows" "$GFLOP" "$PEAK_native_fp32" "$PEAK_native_int8" "$PEAK_avx2_fp32" "$PEAK_avx2_int8" \
-    "${BASE:+1}" <<'PYEOF'
+    "${BASE:+1}" "$PEAK_amx" <<'PYEOF'
 import sys, statistics as st
 rows = [l.split() for l in open(sys.argv[1])]
 gflop = float(sys.argv[2])
 peak = {("native", "fp32"): float(sys.argv[3]), ("native", "int8"): float(sys.argv[4]),
         ("avx2", "fp32"): float(sys.argv[5]), ("avx2", "int8"): float(sys.argv[6])}
 base = sys.argv[7] == "1"
+amx = float(sys.argv[8])
 print()
 print("| precision | batch | oneDNN ISA | resnetd img/s | resnetd p50 ms/batch | ORT img/s | ORT ms/batch "
       "| resnetd/ORT | resnetd % of peak | ORT % of peak |" + (" resnetd new/base |" if base else ""))
@@ -155,9 +158,12 @@ for p in ("fp32", "int8"):
             ratio = st.median(c[0] / c[2] if c[2] else 0 for c in r)
             pk = peak[(isa, p)]
             pko = peak[("native", p)]  # ORT always runs its native kernels
-            line = "| %s | %s | %s | %.1f | %.2f | %.1f | %.2f | %.2f | %.0f%% | %.0f%% |" % (
-                p + (" (QDQ)" if p == "int8" else ""), b, isa, oi, oms, ri, rms, ratio,
-                100 * oi * gflop / pk if pk else 0, 100 * ri * gflop / pko if pko else 0)
+            pct = "%.0f%%" % (100 * oi * gflop / pk) if pk else "?"
+            if p == "int8" and isa == "native" and amx > 0:
+                pct += " VNNI, %.0f%% AMX" % (100 * oi * gflop / amx)
+            line = "| %s | %s | %s | %.1f | %.2f | %.1f | %.2f | %.2f | %s | %.0f%% |" % (
+                p + (" (QDQ)" if p == "int8" else ""), b, isa, oi, oms, ri, rms, ratio, pct,
+                100 * ri * gflop / pko if pko else 0)
             if base:
                 line += " %.2f |" % st.median(c[0] / c[4] if c[4] else 0 for c in r)
             print(line)

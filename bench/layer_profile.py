@@ -3,7 +3,8 @@
 oneDNN primitives (ONEDNN_VERBOSE=1 exec lines) next to ONNX Runtime's
 per-node profile of the same .onnx (bench/ort_profile.js), with GFLOP/s and %
 of the machine's peak (bench/peak_fma.c: fp32 FMA for fp32 layers, the int8
-MAC peak for u8/s8 layers). A report, not a test.
+MAC peak for u8/s8 layers: AMX's for oneDNN's *amx* kernels, else VNNI's or
+AVX2's). A report, not a test.
 
   bench/layer_profile.py --model DIR_OR_ONNX [--batch 1] [--threads 2]
         [--seconds 3] [--ort MODEL.onnx] [--isa avx2] [--resnetd build/resnetd]
@@ -37,8 +38,11 @@ def peaks(threads, avx2, tmp):
     subprocess.run(["gcc", "-O3", "-pthread", os.path.join(ROOT, "bench", "peak_fma.c"), "-o", exe],
                    check=True)
     out = {}
-    for kind in ("fp32", "int8"):
-        args = [exe, str(threads)] + (["avx2"] if avx2 else []) + (["int8"] if kind == "int8" else [])
+    for kind in ("fp32", "int8", "amx"):
+        if kind == "amx" and avx2:
+            out[kind] = 0.0
+            continue
+        args = [exe, str(threads)] + (["avx2"] if avx2 else []) + ([kind] if kind != "fp32" else [])
         best = 0.0
         for _ in range(3):  # the best of three: other processes only lower it
             m = re.search(r"G(?:FL)?OPS=([0-9.]+)", subprocess.run(args, capture_output=True, text=True).stdout)
@@ -185,8 +189,9 @@ def main():
         if nd[2]:
             pool[nd[2]].append(nd)
     print("## %s, batch %d, %d threads, ISA: %s" % (a.model, a.batch, a.threads, isa))
-    print("peaks (%d threads, bench/peak_fma.c): fp32 %.0f GFLOP/s, int8 %.0f GOP/s; %d steady runs; load: %s"
-          % (a.threads, pk["fp32"], pk["int8"], len(runs), os.getloadavg()))
+    print("peaks (%d threads, bench/peak_fma.c): fp32 %.0f GFLOP/s, int8 %.0f GOP/s, AMX int8 %.0f GOP/s "
+          "(%% peak of an *amx* kernel is of AMX's); %d steady runs; load: %s"
+          % (a.threads, pk["fp32"], pk["int8"], pk["amx"], len(runs), os.getloadavg()))
     print()
     hdr = "| # | layer | kernel | ms med | ms min | GFLOP/s (min) | % peak |"
     if ort:
@@ -198,7 +203,8 @@ def main():
     for i, (lay, med, mn) in enumerate(rows):
         kind, impl, dt, desc, flops, label = lay
         gf = flops / mn / 1e6 if mn > 0 else 0
-        pct = 100 * gf / pk[dt] if flops and pk[dt] else 0
+        pkl = pk["amx"] if dt == "int8" and "amx" in impl and pk["amx"] else pk[dt]
+        pct = 100 * gf / pkl if flops and pkl else 0
         line = "| %d | %s %s | %s | %.3f | %.3f | %s | %s |" % (
             i + 1, label, dt, impl, med, mn, "%.0f" % gf if flops else "", "%.0f" % pct if flops else "")
         if ort:

@@ -10,14 +10,18 @@
  * which as ONEDNN_MAX_CPU_ISA=AVX2 excludes AVX-VNNI) AVX2's
  * vpmaddubsw + vpmaddwd + vpaddd (32 MACs per three instructions). One MAC
  * counts as 2 ops, as one FMA lane counts as 2 FLOPs.
- *   gcc -O3 -pthread bench/peak_fma.c -o peak_fma && ./peak_fma 2 [avx2] [int8]
+ * With `amx`, the AMX int8 peak (TDPBUSD tiles), which oneDNN 2.6 uses for
+ * int8 instead of VNNI where the CPU has it (amx_int8 in /proc/cpuinfo).
+ *   gcc -O3 -pthread bench/peak_fma.c -o peak_fma && ./peak_fma 2 [avx2] [int8|amx]
  * Prints: threads=N isa=avx512|avx2 GFLOPS=X wall=Y, or with int8:
- *   threads=N isa=avx512_vnni|avx2 GOPS=X wall=Y
+ *   threads=N isa=avx512_vnni|avx2|amx_int8 GOPS=X wall=Y
  * X sums each thread's work over its own CPU time (the peak even on a busy
  * machine, if the N threads run on N cores); Y is over wall time.
  */
 #include <immintrin.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,9 +107,56 @@ static double cpu_now(void) {
 /* Each worker's own CPU time: on a machine shared with other busy processes
  * the per-thread rate (work / CPU time) is still the core's peak, while the
  * wall-clock rate is not. */
+/* AMX int8 (what oneDNN 2.6 runs int8 convs on where the CPU has it):
+ * TDPBUSD on 16x64 u8 by 64x16 s8 tiles, 16384 MACs per instruction, four
+ * independent accumulator tiles. The kernel must first ask for the tile
+ * state (arch_prctl ARCH_REQ_XCOMP_PERM). */
+static int amx;
+struct amx_cfg {
+    unsigned char palette, start_row, reserved[14];
+    unsigned short colsb[16];
+    unsigned char rows[16];
+};
+
+static int amx_permit(void) {
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+}
+
+#define AMX_ITERS (ITERS / 64) /* one TDPBUSD does 256x a vpdpbusd's MACs */
+__attribute__((target("amx-tile,amx-int8"))) static void run_amx(void) {
+    static const unsigned char a[16 * 64] __attribute__((aligned(64))) = {1};
+    static const signed char b[16 * 64] __attribute__((aligned(64))) = {1};
+    struct amx_cfg cfg = {.palette = 1};
+    for (int i = 0; i < 8; i++) {
+        cfg.colsb[i] = 64;
+        cfg.rows[i] = 16;
+    }
+    _tile_loadconfig(&cfg);
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    _tile_loadd(4, a, 64);
+    _tile_loadd(5, a, 64);
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b, 64);
+    for (long n = 0; n < AMX_ITERS / 4; n++) {
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        _tile_dpbusd(2, 5, 6);
+        _tile_dpbusd(3, 5, 7);
+    }
+    int out[16 * 16] __attribute__((aligned(64)));
+    _tile_stored(0, out, 64);
+    _tile_release();
+    sink = (float)out[0];
+}
+
 static void *worker(void *arg) {
     double c0 = cpu_now();
-    if (int8 && use512)
+    if (amx)
+        run_amx();
+    else if (int8 && use512)
         run_vnni();
     else if (int8)
         run_avx2_int8();
@@ -126,7 +177,7 @@ static double now(void) {
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     if (threads < 1 || threads > 1024) {
-        fprintf(stderr, "usage: peak_fma THREADS [avx2] [int8]\n");
+        fprintf(stderr, "usage: peak_fma THREADS [avx2] [int8|amx]\n");
         return 2;
     }
     __builtin_cpu_init();
@@ -140,8 +191,10 @@ int main(int argc, char **argv) {
             force_avx2 = 1;
         else if (strcmp(argv[i], "int8") == 0)
             int8 = 1;
+        else if (strcmp(argv[i], "amx") == 0)
+            int8 = amx = 1;
         else {
-            fprintf(stderr, "usage: peak_fma THREADS [avx2] [int8]\n");
+            fprintf(stderr, "usage: peak_fma THREADS [avx2] [int8|amx]\n");
             return 2;
         }
     }
@@ -149,6 +202,10 @@ int main(int argc, char **argv) {
     if (int8)
         use512 =
             use512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+    if (amx && (force_avx2 || !__builtin_cpu_supports("amx-int8") || !amx_permit())) {
+        fprintf(stderr, "peak_fma: no AMX int8 here (or the kernel refuses the tile state)\n");
+        return 1;
+    }
     pthread_t *t = calloc((size_t)threads, sizeof(*t));
     double *cpu = calloc((size_t)threads, sizeof(*cpu));
     if (!t || !cpu)
@@ -161,12 +218,16 @@ int main(int argc, char **argv) {
     double dt = now() - t0;
     double lanes = int8 ? (use512 ? 64 : 32) : (use512 ? 16 : 8); /* MACs per chain step */
     double per_thread = 2.0 * lanes * (double)(ITERS / CHAINS * CHAINS), rate = 0;
+    if (amx)
+        per_thread = 2.0 * 16 * 16 * 64 * (double)(AMX_ITERS / 4 * 4);
     for (int i = 0; i < threads; i++)
         rate += cpu[i] > 0 ? per_thread / cpu[i] : 0;
     /* GFLOPS/GOPS: the sum of per-thread rates over CPU time (the machine's
      * peak even when it is busy); wall: what the threads got in wall time */
     printf("threads=%d isa=%s %s=%.1f wall=%.1f\n", threads,
-           int8 ? (use512 ? "avx512_vnni" : "avx2") : (use512 ? "avx512" : "avx2"),
+           amx    ? "amx_int8"
+           : int8 ? (use512 ? "avx512_vnni" : "avx2")
+                  : (use512 ? "avx512" : "avx2"),
            int8 ? "GOPS" : "GFLOPS", rate / 1e9, per_thread * threads / dt / 1e9);
     free(t);
     free(cpu);
