@@ -86,6 +86,9 @@ int dnnl_conv_int8_fits(const plan_builder *b, const graph_node *n);
 /* Builds n in int8. ENGINE_ERR_UNSUPPORTED (with nothing added to the plan)
  * when oneDNN has no fast int8 kernel for it: the caller runs it in fp32. */
 engine_status dnnl_build_conv_int8(plan_builder *b, const graph_node *n);
+/* int8 (dnnl_pool.c): 1 when MaxPool n pools its u8/s8 input as integers
+ * (dnnl_build_pool then writes an int8 output on the input's grid). */
+int dnnl_pool_int8_fits(const plan_builder *b, const graph_node *n);
 /* Clip with runtime bounds (dnnl_layout.c), for dnnl_build_eltwise. */
 engine_status dnnl_build_clip_runtime(plan_builder *b, const graph_node *n);
 /* Runs a C-implemented step (dnnl_layout.c; called by plan_exec.c); bufs[i]

@@ -61,16 +61,20 @@ static int is_ref(const_dnnl_primitive_desc_t pd) {
     return impl && strncmp(impl, "ref", 3) == 0;
 }
 
-/* Winograd F(4x4, 3x3) fits 3x3, stride 1, no dilation, no groups. It is
- * used where it pays: large feature maps (>= 28x28: many tiles per weight),
- * which are also the layers with small weights; its transformed weights take
- * 4x the memory, so the 14x14 and 7x7 layers (most of the weights, fewer
- * tiles) stay direct. */
+/* Winograd (oneDNN's F(2x2, 3x3) kernel at batch 1, F(4x4, 3x3) at larger
+ * batches) fits 3x3, stride 1, no dilation, no groups. It is used on maps of
+ * 14x14 and larger: per-layer profiles (bench/layer_profile.py, ResNet-50 on
+ * AVX-512) show the 14x14 layers 30-35% faster than direct at batch 1 and 8
+ * (the 28x28 and 56x56 ones 20-30%), while at 7x7 the tiles are too few and
+ * direct is as fast. The cost is memory: the transformed weights are 16/9
+ * (2x3) or 36/9 (4x3) of the direct ones, +9 MB (batch 1) to +35 MB (batch
+ * 8) of RSS on ResNet-50, the 7x7 layers (most of the weights) staying
+ * direct. */
 static int wino_fits(const dnnl_model *m, const graph_node *n, const graph_shape *w,
                      const graph_shape *y) {
     int64_t v[3];
     if (!m->winograd || w->ndim != 4 || w->dims[2] != 3 || w->dims[3] != 3 ||
-        graph_attr_int(n, "group", 1) != 1 || y->ndim != 4 || y->dims[2] * y->dims[3] < 28 * 28)
+        graph_attr_int(n, "group", 1) != 1 || y->ndim != 4 || y->dims[2] * y->dims[3] < 14 * 14)
         return 0;
     for (int k = graph_attr_ints(n, "strides", v, 3) - 1; k >= 0; k--)
         if (v[k] != 1)

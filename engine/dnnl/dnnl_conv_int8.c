@@ -11,10 +11,11 @@
  * qw[o]) (qy = 1 for an f32 dst). The residual sum stays in place: the dst
  * has the shortcut's layout, sum_v2 reads the shortcut with its own data type
  * and sum_scale = qy / qscale[shortcut]. Activations stay int8 from conv to
- * conv; a quantizing reorder is added only where an f32 tensor (the first
- * conv's or a pooling's output) feeds an int8 conv, and a dequantizing one
- * where an int8 tensor feeds anything else (plan.c build_node, pb_f32 in
- * dnnl_build.c).
+ * conv (and through a MaxPool that keeps its input's range: it pools the
+ * integers, dnnl_pool.c); a quantizing reorder is added only where an f32
+ * tensor (the model's input, an f32 pooling's output) feeds an int8 conv, and
+ * a dequantizing one where an int8 tensor feeds anything else (plan.c
+ * build_node, pb_f32 in dnnl_build.c).
  * Quantized weights are made once, while probing at load, and kept in the
  * model (prep[i].qdata); a plan whose kernel wants another layout makes its own.
  */

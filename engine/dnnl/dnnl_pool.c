@@ -1,6 +1,29 @@
 /* dnnl_pool.c — MaxPool, AveragePool and GlobalAveragePool on oneDNN pooling. */
 #include "dnnl_build.h"
 
+/* int8 models: a MaxPool whose input is held as u8/s8 (an int8 conv's
+ * output, e.g. ResNet's stem) pools the integers themselves. The maximum
+ * commutes with the monotone quantization q = round(x * qscale), so the
+ * output is the f32 pooling's quantized to the input's grid, exactly; it is
+ * done only when the output's calibrated range is the input's (a QDQ model's
+ * MaxPool shares its input's scale; max pooling keeps a map's maximum), so
+ * the next conv sees the grid it would have quantized to anyway. Saves
+ * dequantizing the input and quantizing the output (two reorders) and pools a
+ * quarter of the bytes. */
+int dnnl_pool_int8_fits(const plan_builder *b, const graph_node *n) {
+    const plan *p = b->p;
+    const dnnl_model *m = b->m;
+    int x = n->in[0], y = n->out[0];
+    if (!m->qrange || n->op != OP_MAXPOOL || x < 0 || y < 0 || !p->has_md[x])
+        return 0;
+    dnnl_data_type_t dt = p->md[x].data_type;
+    if ((dt != dnnl_u8 && dt != dnnl_s8) || !(p->qscale[x] > 0.f))
+        return 0;
+    if (b->p->bind[y] == BIND_OUTPUT || m->g->t[y].is_output)
+        return 0;
+    return m->qrange[y] == m->qrange[x] && m->qmin[y] == m->qmin[x];
+}
+
 engine_status dnnl_build_pool(plan_builder *b, const graph_node *n) {
     plan *p = b->p;
     const graph_shape *x = &p->shapes[n->in[0]], *y = &p->shapes[n->out[0]];
@@ -40,7 +63,9 @@ engine_status dnnl_build_pool(plan_builder *b, const graph_node *n) {
     }
     for (int i = 0; i < y->ndim; i++)
         od[i] = y->dims[i];
-    dnnl_memory_desc_init_by_tag(&dst, y->ndim, od, dnnl_f32, dnnl_format_tag_any);
+    int q8 = dnnl_pool_int8_fits(b, n);
+    dnnl_memory_desc_init_by_tag(&dst, y->ndim, od, q8 ? src.data_type : dnnl_f32,
+                                 dnnl_format_tag_any);
     dnnl_pooling_v2_desc_t pdsc;
     if (dnnl_pooling_v2_forward_desc_init(&pdsc, dnnl_forward_inference, alg, &src, &dst, s, k, d,
                                           pl, pr) != dnnl_success)
@@ -53,5 +78,7 @@ engine_status dnnl_build_pool(plan_builder *b, const graph_node *n) {
     dnnl_primitive_attr_t attr = pb_attr();
     st = pb_prim(b, stp, &pdsc, attr, n->out[0]);
     dnnl_primitive_attr_destroy(attr);
+    if (st == ENGINE_OK && q8)
+        p->qscale[n->out[0]] = p->qscale[n->in[0]];
     return st;
 }

@@ -37,6 +37,8 @@ static engine_status build_node(plan_builder *b, const graph_node *n) {
         if (st != ENGINE_ERR_UNSUPPORTED)
             return st;
     }
+    if (n->op == OP_MAXPOOL && dnnl_pool_int8_fits(b, n))
+        return build_node_fp32(b, n); /* pools the integers (dnnl_pool.c) */
     int quantized = n->sum_in >= 0 && pb_f32(b, n->sum_in) != n->sum_in;
     for (int j = 0; j < n->nin && !quantized; j++)
         quantized = pb_f32(b, n->in[j]) != n->in[j];
