@@ -1245,10 +1245,6 @@ int registry_control(app *a, const char *name, size_t len, int load, char *msg, 
     return o.status;
 }
 
-const char *registry_slot_name(app *a, int slot) {
-    return metrics_model_name(a->metrics, slot);
-}
-
 int registry_metrics(app *a, char **text, size_t *len) {
     registry *r = a->reg;
     size_t cap = 4096;
