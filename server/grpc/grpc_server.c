@@ -91,11 +91,12 @@ struct gconn {
     int64_t t_stall;      /* output pending and unwritten since (0: none) */
     double reset_tokens;
     int64_t reset_t;
-    uint64_t mem; /* nghttp2's bytes (also reserved in the budget) */
-    int events;   /* epoll events registered */
-    int goaway;   /* GOAWAY sent for the drain */
-    int dead;     /* close at the end of this loop turn */
-    int fake;     /* fuzz: no socket, output discarded */
+    uint64_t mem;          /* nghttp2's bytes (also reserved in the budget) */
+    int events;            /* epoll events registered */
+    int goaway;            /* GOAWAY sent for the drain */
+    int32_t last_admitted; /* the highest stream id whose HEADERS came before the drain */
+    int dead;              /* close at the end of this loop turn */
+    int fake;              /* fuzz: no socket, output discarded */
 };
 
 struct grpc_server {
@@ -195,8 +196,16 @@ static void stream_unlink(gstream *s) {
     c->nstreams--;
 }
 
+/* Drops the drain hold of s (check_headers), if it still has it. */
+static void unadmit(gstream *s) {
+    if (s->admitted)
+        atomic_fetch_sub(&s->c->srv->a->work, 1);
+    s->admitted = 0;
+}
+
 /* Counts and logs the answer of s (once), by its HTTP(-equivalent) status. */
 static void account(gstream *s, int http, size_t bytes) {
+    unadmit(s);
     if (s->counted)
         return;
     s->counted = 1;
@@ -220,6 +229,7 @@ static void stream_free(gstream *s) {
     }
     if (!s->counted)
         account(s, grpc_status_http(GRPC_CANCELLED), 0);
+    unadmit(s);
     while (s->pending) {
         gmsg *m = s->pending;
         s->pending = m->next;
@@ -588,6 +598,20 @@ static void check_headers(gstream *s) {
         return;
     }
     s->streaming = s->method == GM_MODEL_STREAM_INFER;
+    /* A stream that began before the drain is accepted even if its message
+     * is still arriving when the drain begins (as an HTTP upload is): its
+     * count in app.work makes the drain wait for it. Count first, then look
+     * at the flag, as reqbase_gate does. Streams opened later are refused
+     * (UNAVAILABLE) and lie past the GOAWAY's last-stream-id. */
+    app *a = s->c->srv->a;
+    if (s->method == GM_MODEL_INFER) {
+        atomic_fetch_add(&a->work, 1);
+        s->admitted = 1;
+    }
+    if (atomic_load(&a->draining))
+        unadmit(s);
+    else if (s->id > s->c->last_admitted)
+        s->c->last_admitted = s->id;
 }
 
 /* The request stream ended: dispatch its one message. */
@@ -1119,8 +1143,7 @@ static void tick(grpc_server *srv) {
             c->dead = 1;
         } else if (draining && !c->goaway && !c->handshaking) {
             c->goaway = 1;
-            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, c->last_admitted, NGHTTP2_NO_ERROR,
                                   NULL, 0);
             flush(c);
         }
@@ -1183,9 +1206,8 @@ static void *loop(void *arg) {
                 continue;
             if (!c->goaway) {
                 c->goaway = 1;
-                nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                                      nghttp2_session_get_last_proc_stream_id(c->h2),
-                                      NGHTTP2_NO_ERROR, NULL, 0);
+                nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, c->last_admitted, NGHTTP2_NO_ERROR,
+                                      NULL, 0);
             }
             flush(c);
             pending |= !c->dead && (c->woff < c->wlen || nghttp2_session_want_write(c->h2));

@@ -657,7 +657,15 @@ static void model_infer(gstream *s) {
     snprintf(b->id, sizeof b->id, "%s", s->rid);
     c->srv = grpc_srv(s);
     const char *code, *why;
-    int st = reqbase_gate(b, &code, &why);
+    int st = 0;
+    if (s->admitted && atomic_load(&a->draining)) {
+        /* its HEADERS came before the drain: already accepted, the drain
+         * waits for its count (grpc_server.c check_headers), now the call's */
+        s->admitted = 0;
+        b->work = 1;
+    } else {
+        st = reqbase_gate(b, &code, &why);
+    }
     if (st) {
         infer_error(s, grpc_status_from_http(st), why, t0, -1);
         reqbase_done(b, st);
