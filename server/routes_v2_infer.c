@@ -160,29 +160,9 @@ static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg
     return 0;
 }
 
-/* After the images exist: the requested internal tensor's rows, within the
- * answer bound (embed.h) and reserved in the budget. */
+/* After the images exist: the requested internal tensor's rows (v2_infer.h). */
 static int take_tap(proto_req *p, v2_state *st, char *msg, size_t ml) {
-    const app_model *m = &p->b.a->models[p->b.model];
-    engine_tensor_desc d;
-    engine_model_tap_desc(m->em, st->tap, &d);
-    uint64_t per = 1;
-    for (int i = 1; i < d.ndim; i++)
-        per *= (uint64_t)d.dims[i];
-    uint64_t most = st->tap_binary ? EMBED_MAX_ANSWER_FLOATS : EMBED_MAX_JSON_FLOATS;
-    if (per * (uint64_t)p->b.nimgs > most) {
-        snprintf(msg, ml,
-                 "output '%s' holds %llu floats per image: %d image(s) is more than the %llu "
-                 "floats one answer may hold%s",
-                 d.name, (unsigned long long)per, p->b.nimgs, (unsigned long long)most,
-                 st->tap_binary ? "" : " as JSON (binary data allows more)");
-        return 413;
-    }
-    if (reqbase_tap(&p->b, st->tap)) {
-        snprintf(msg, ml, "%s", p->b.err_msg);
-        return p->b.err_status;
-    }
-    return 0;
+    return v2_take_tap(&p->b, st->tap, st->tap_binary, msg, ml);
 }
 
 static void infer_finish(proto_req *p);

@@ -107,6 +107,10 @@ struct grpc_call {
     uint64_t unpack_reserved;
     int classification; /* the output's classification parameter, 0 = raw */
     char out_name[128];
+    /* an internal tensor (engine.h tap) named in the outputs, as on the REST
+     * route: tap -1 none; the model's output is answered when out_wanted
+     * (named, or no output named), before the tap unless tap_first */
+    int tap, out_wanted, tap_first;
     grpc_call *next_done;
 };
 

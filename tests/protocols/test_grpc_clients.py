@@ -13,7 +13,7 @@ the JSON numbers as float32), which tests/protocols/test_v2.py ties to
 
 usage: test_grpc_clients.py RESNETD_BINARY {api|node|auth|tls|concurrency|drain} [STUB_DIR]
   api          every RPC (ModelStreamInfer too), FP32 raw + typed, BYTES images (PNG/JPEG/WebP),
-               classification,
+               classification, internal tensors as outputs (taps),
                errors and their status codes, deadlines, metrics and access log
   node         the same calls through @grpc/grpc-js
   auth         api_key: UNAUTHENTICATED without / with a wrong bearer token (grpcio and node)
@@ -190,7 +190,11 @@ def test_health_metadata(srv, stub, models):
                           for t in r.inputs],
                "outputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
                            for t in r.outputs]}
-        check(got == {k: j[k] for k in got}, f"ModelMetadata {m}: {got} vs HTTP {j}")
+        # the internal tensors a request may name (HTTP: "tensors") follow the output
+        want = {k: j[k] for k in got}
+        want["outputs"] = j["outputs"] + j.get("tensors", [])
+        check(j.get("tensors"), f"HTTP /v2/models/{m} lists no internal tensors: {j}")
+        check(got == want, f"ModelMetadata {m}: {got} vs HTTP {j}")
     expect_status(lambda: stub.ModelMetadata(pb2.ModelMetadataRequest(name="nope")),
                   grpc.StatusCode.NOT_FOUND, ["nope"], "ModelMetadata unknown model")
     expect_status(lambda: stub.ModelReady(pb2.ModelReadyRequest(name="nope")),
@@ -276,6 +280,61 @@ def test_images(srv, stub, binary, models, tmp, imgs):
                         check(len(parts) == 3 and parts[2], f"label in {parts}")
                     else:
                         check(len(parts) == 2, f"no labels.txt: {parts}")
+    return n
+
+
+def test_taps(srv, stub, imgs):
+    """Internal tensors (issue 16) as requested outputs: the same names as the
+    HTTP /v2 metadata's "tensors", answered with raw_output_contents equal bit
+    for bit to the HTTP /v2 route's binary data (which tests/server/test_embed.py
+    ties to PyTorch forward hooks), alone or with the model's output in either
+    order; two of them, or classification on one, are INVALID_ARGUMENT."""
+    n = 0
+    for m, ims in imgs.items():
+        _, _, meta = srv.json("GET", f"/v2/models/{m}")
+        out = meta["outputs"][0]["name"]
+        names = [t["name"] for t in meta["tensors"]]
+        pick = sorted({names[0], names[len(names) // 2], names[-1],
+                       meta.get("embedding") or names[-1]})
+        two = ims[:2]
+        _, logits = http_images(srv, m, two)
+        blob = bytes_tensor(two)
+        for t in pick:
+            req = {"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
+                               "parameters": {"binary_data_size": len(blob)}}],
+                   "outputs": [{"name": t, "parameters": {"binary_data": True}}]}
+            st, _, hj, tail = test_v2.infer(srv, m, req, blob)
+            check(st == 200 and hj["outputs"][0]["name"] == t, f"HTTP /v2 tap {m} {t}: {st} {hj}")
+            for order in ([t], [out, t], [t, out]):
+                r = image_request(m, two)
+                for name in order:
+                    r.outputs.add(name=name)
+                resp = stub.ModelInfer(r, timeout=60)
+                check([o.name for o in resp.outputs] == order and
+                      len(resp.raw_output_contents) == len(order),
+                      f"gRPC tap {m} {order}: outputs {[o.name for o in resp.outputs]}")
+                for i, name in enumerate(order):
+                    o = resp.outputs[i]
+                    if name == t:
+                        check(o.datatype == "FP32" and
+                              list(o.shape) == hj["outputs"][0]["shape"],
+                              f"gRPC tap {m} {t}: {o.datatype} {list(o.shape)} vs HTTP "
+                              f"{hj['outputs'][0]}")
+                        check(resp.raw_output_contents[i] == tail,
+                              f"gRPC tap {m} {t}: bytes differ from HTTP /v2")
+                    else:
+                        check(resp.raw_output_contents[i] == logits,
+                              f"gRPC {m} {out} next to tap {t}: bytes differ from HTTP /v2")
+                n += 1
+        r = image_request(m, two)
+        r.outputs.add(name=pick[0])
+        r.outputs.add(name=pick[-1])
+        expect_status(lambda: stub.ModelInfer(r, timeout=60), grpc.StatusCode.INVALID_ARGUMENT,
+                      ["at most one"], "two internal tensors")
+        r = image_request(m, two)
+        r.outputs.add(name=pick[0]).parameters["classification"].int64_param = 3
+        expect_status(lambda: stub.ModelInfer(r, timeout=60), grpc.StatusCode.INVALID_ARGUMENT,
+                      ["classification does not apply"], "classification on a tensor")
     return n
 
 
@@ -503,13 +562,15 @@ def run_api(binary, stub_dir):
                 test_health_metadata(srv, stub, models)
                 test_fp32(srv, stub, binary, models, tmp)
                 n = test_images(srv, stub, binary, models, tmp, imgs)
+                nt = test_taps(srv, stub, imgs)
                 ns = test_stream(srv, stub, imgs)
                 test_errors(srv, stub, ch)
                 test_metrics_log(srv, stub)
         check(srv.rc == 0, f"exit code {srv.rc}")
         lim = test_limits(binary, models, stub_dir)
     print(f"grpc api ok: every RPC; {n} BYTES requests and FP32 raw/typed equal HTTP /v2 bit for "
-          f"bit; ModelStreamInfer {ns} messages; errors, metrics, access log; limits {lim}")
+          f"bit; {nt} requests for internal tensors equal HTTP /v2 bit for bit; "
+          f"ModelStreamInfer {ns} messages; errors, metrics, access log; limits {lim}")
 
 
 # ----------------------------------------------------------------- node
