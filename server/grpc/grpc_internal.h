@@ -90,9 +90,10 @@ struct gstream {
     size_t out_len, out_off;
     uint64_t out_reserved;
     int counted;
-    int admitted; /* ModelInfer: holds a count in app.work from its HEADERS, which came
-                   * before any drain (an accepted call, like an HTTP upload); moved to
-                   * the call, or dropped when answered or freed */
+    int from_base; /* its state is in the connection's base, not the budget */
+    int admitted;  /* ModelInfer: holds a count in app.work from its HEADERS, which came
+                    * before any drain (an accepted call, like an HTTP upload); moved to
+                    * the call, or dropped when answered or freed */
 };
 
 struct grpc_call {

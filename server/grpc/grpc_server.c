@@ -55,7 +55,13 @@
 #define GRPC_MAX_STREAMS 128
 #define GRPC_MAX_HEADER_LIST 16384
 #define GRPC_HEADER_TABLE 4096
-#define GRPC_CONN_MEM (4u << 20)     /* nghttp2's allocations per connection */
+#define GRPC_CONN_MEM (4u << 20) /* nghttp2's allocations per connection */
+/* The first bytes of a connection's nghttp2 memory (the session, its
+ * SETTINGS and HPACK tables) are not taken from the budget, so a new
+ * connection is not reset while the budget is full (its requests get
+ * UNAVAILABLE instead); at most max_connections x this, outside
+ * max_inflight_bytes (docs/limits.md). */
+#define GRPC_CONN_BASE (64u << 10)
 #define GRPC_STREAM_WINDOW (1 << 20) /* per stream */
 #define GRPC_CONN_WINDOW (16 << 20)  /* per connection */
 #define GRPC_RESET_BURST 200.0       /* peer resets before the bucket runs dry */
@@ -72,7 +78,8 @@ typedef struct gmsg {
 
 typedef struct {
     size_t size;
-    size_t pad; /* keeps the payload 16-byte aligned */
+    size_t budgeted; /* reserved in the budget (else within the connection's base);
+                      * also keeps the payload 16-byte aligned */
 } mem_hdr;
 
 struct gconn {
@@ -91,7 +98,8 @@ struct gconn {
     int64_t t_stall;      /* output pending and unwritten since (0: none) */
     double reset_tokens;
     int64_t reset_t;
-    uint64_t mem;          /* nghttp2's bytes (also reserved in the budget) */
+    uint64_t mem;          /* nghttp2's bytes (past `base`, also reserved in the budget) */
+    uint64_t base;         /* ...of them not reserved: at most GRPC_CONN_BASE */
     int events;            /* epoll events registered */
     int goaway;            /* GOAWAY sent for the drain */
     int32_t last_admitted; /* the highest stream id whose HEADERS came before the drain */
@@ -139,15 +147,22 @@ int64_t grpc_msg_max(const grpc_server *srv) {
 static void *m_malloc(size_t size, void *ud) {
     gconn *c = ud;
     uint64_t n = size + sizeof(mem_hdr);
-    if (c->mem + n > GRPC_CONN_MEM || budget_reserve(&c->srv->a->mem, n))
+    if (c->mem + n > GRPC_CONN_MEM)
+        return NULL;
+    int budgeted = c->base + n > GRPC_CONN_BASE;
+    if (budgeted && budget_reserve(&c->srv->a->mem, n))
         return NULL;
     mem_hdr *h = malloc(n);
     if (!h) {
-        budget_release(&c->srv->a->mem, n);
+        if (budgeted)
+            budget_release(&c->srv->a->mem, n);
         return NULL;
     }
     h->size = size;
+    h->budgeted = (size_t)budgeted;
     c->mem += n;
+    if (!budgeted)
+        c->base += n;
     return h + 1;
 }
 
@@ -158,7 +173,10 @@ static void m_free(void *p, void *ud) {
     mem_hdr *h = (mem_hdr *)p - 1;
     uint64_t n = h->size + sizeof(mem_hdr);
     c->mem -= n;
-    budget_release(&c->srv->a->mem, n);
+    if (h->budgeted)
+        budget_release(&c->srv->a->mem, n);
+    else
+        c->base -= n;
     free(h);
 }
 
@@ -240,7 +258,10 @@ static void stream_free(gstream *s) {
     free(s->msg);
     free(s->dmsg);
     free(s->out);
-    budget_release(&a->mem, s->msg_reserved + s->dreserved + s->out_reserved + sizeof(gstream));
+    budget_release(&a->mem, s->msg_reserved + s->dreserved + s->out_reserved +
+                                (s->from_base ? 0 : sizeof(gstream)));
+    if (s->from_base)
+        s->c->base -= sizeof(gstream);
     metrics_inflight_add(a->metrics, -1);
     free(s);
 }
@@ -492,14 +513,25 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     app *a = c->srv->a;
-    /* the stream's own state is in the budget too (128 per connection) */
-    if (budget_reserve(&a->mem, sizeof(gstream)))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* nghttp2 resets the stream */
+    /* the stream's own state is in the budget too (128 per connection), or
+     * while the budget is full in the connection's base, so that health
+     * checks are answered and requests refused with a status */
+    int from_base = 0;
+    if (budget_reserve(&a->mem, sizeof(gstream))) {
+        if (c->base + sizeof(gstream) > GRPC_CONN_BASE)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* nghttp2 resets the stream */
+        from_base = 1;
+        c->base += sizeof(gstream);
+    }
     gstream *s = calloc(1, sizeof(*s));
     if (!s) {
-        budget_release(&a->mem, sizeof(gstream));
+        if (from_base)
+            c->base -= sizeof(gstream);
+        else
+            budget_release(&a->mem, sizeof(gstream));
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    s->from_base = from_base;
     metrics_inflight_add(a->metrics, 1);
     s->c = c;
     s->id = f->hd.stream_id;

@@ -550,6 +550,40 @@ def test_metrics_log(srv, stub):
               for o in lines), "HTTP access lines say protocol http")
 
 
+def test_full_budget(binary, models):
+    """A new connection while max_inflight_bytes is all but full (an HTTP
+    upload announced with a body that takes it): not reset (nghttp2's session
+    starts in the connection's own base, docs/limits.md): ServerLive answers
+    OK, a ModelInfer gets UNAVAILABLE naming max_inflight_bytes, and the
+    budget is back to 0 when the upload goes."""
+    srv = Server(binary, ["--model", models["gray"][0], "--max-inflight-bytes", "1048576",
+                          "--max-body-bytes", "1048576"])
+    with srv.session():
+        up = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        up.sendall(b"POST /v1/models/gray/classify HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Length: %d\r\n\r\nabc" % (1048576 - 2048))
+        t0 = time.monotonic()
+        while not re.search(r"^resnetd_inflight_bytes 104652[0-9]", srv.metrics(), re.M):
+            check(time.monotonic() - t0 < 30, "the upload's bytes not reserved")
+            time.sleep(0.02)
+        c = gk.H2(srv.grpc_port, timeout=30)
+        live = c.call("ServerLive", pb2.ServerLiveRequest().SerializeToString())
+        check(live.status == gk.OK and
+              pb2.ServerLiveResponse.FromString(live.messages[0]).live,
+              f"ServerLive on a new connection with a full budget: {live.status} {live.reset}")
+        inf = c.call("ModelInfer", image_request("gray", [ptest.make_image(0, "png")])
+                     .SerializeToString())
+        check(inf.status == gk.UNAVAILABLE and "max_inflight_bytes" in inf.message_text,
+              f"ModelInfer with a full budget: {inf.status} {inf.message_text}")
+        c.close()
+        up.close()
+        t0 = time.monotonic()
+        while not re.search(r"^resnetd_inflight_bytes 0$", srv.metrics(), re.M):
+            check(time.monotonic() - t0 < 30, "the budget is not back to 0")
+            time.sleep(0.02)
+    check(srv.rc == 0, f"exit code {srv.rc}")
+
+
 def run_api(binary, stub_dir):
     with tempfile.TemporaryDirectory(prefix="proto-grpc-") as tmp:
         models = ptest.export_models(tmp)
@@ -568,6 +602,7 @@ def run_api(binary, stub_dir):
                 test_metrics_log(srv, stub)
         check(srv.rc == 0, f"exit code {srv.rc}")
         lim = test_limits(binary, models, stub_dir)
+        test_full_budget(binary, models)
     print(f"grpc api ok: every RPC; {n} BYTES requests and FP32 raw/typed equal HTTP /v2 bit for "
           f"bit; {nt} requests for internal tensors equal HTTP /v2 bit for bit; "
           f"ModelStreamInfer {ns} messages; errors, metrics, access log; limits {lim}")
