@@ -805,7 +805,9 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     int n = b->nimgs, k = c->classification;
     size_t rlen = 0;
     uint8_t *raw = NULL;
-    if (c->out_wanted && !(raw = raw_output(m, b->out, n, k, &rlen))) {
+    if (c->out_wanted && !k) /* the floats as they are: no copy before the pack */
+        rlen = (size_t)n * (size_t)m->info.num_classes * sizeof(float);
+    else if (c->out_wanted && !(raw = raw_output(m, b->out, n, k, &rlen))) {
         infer_error(s, GRPC_INTERNAL, "out of memory", b->t0_ns, b->model);
         return;
     }
@@ -838,7 +840,7 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
             o->datatype = k ? "BYTES" : "FP32";
             o->n_shape = 2;
             o->shape = shape;
-            rd[no] = (ProtobufCBinaryData){rlen, raw};
+            rd[no] = (ProtobufCBinaryData){rlen, k ? raw : (uint8_t *)b->out};
         } else {
             continue;
         }
