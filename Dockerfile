@@ -1,6 +1,7 @@
 # resnetd container image.
 #   docker build -t resnetd:0.1.0 .
 #   docker run --rm -p 8080:8080 resnetd:0.1.0         # serves the bundled default model
+#   docker run --rm -p 8080:8080 -p 8081:8081 resnetd:0.1.0   # ...and gRPC on 8081
 #   docker run --rm -p 8080:8080 -v "$PWD/my-models:/models:ro" resnetd:0.1.0
 #                                      # serves every model (sub-directory) of a repository
 # Configuration is by environment variables: RESNETD_<KEY> for every key of
@@ -52,8 +53,10 @@ RUN resnetd --version
 # /usr/local/share/resnetd/models (found relative to the executable).
 ENV RESNETD_HOST=0.0.0.0 \
     RESNETD_PORT=8080 \
+    RESNETD_GRPC_PORT=8081 \
     RESNETD_MODEL_REPOSITORY=/models
-EXPOSE 8080
+# HTTP, and gRPC (KServe v2 / Triton GRPCInferenceService, docs/grpc.md)
+EXPOSE 8080 8081
 USER 10001:10001
 WORKDIR /models
 # SIGTERM: /readyz turns 503, accepted requests finish, exit 0 within

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define V2_VERSION "1"
 #define JSON_CT "application/json"
 
 /* The request between its body (HTTP thread), its preparation (decode
@@ -160,29 +159,9 @@ static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg
     return 0;
 }
 
-/* After the images exist: the requested internal tensor's rows, within the
- * answer bound (embed.h) and reserved in the budget. */
+/* After the images exist: the requested internal tensor's rows (v2_infer.h). */
 static int take_tap(proto_req *p, v2_state *st, char *msg, size_t ml) {
-    const app_model *m = p->b.mv;
-    engine_tensor_desc d;
-    engine_model_tap_desc(m->em, st->tap, &d);
-    uint64_t per = 1;
-    for (int i = 1; i < d.ndim; i++)
-        per *= (uint64_t)d.dims[i];
-    uint64_t most = st->tap_binary ? EMBED_MAX_ANSWER_FLOATS : EMBED_MAX_JSON_FLOATS;
-    if (per * (uint64_t)p->b.nimgs > most) {
-        snprintf(msg, ml,
-                 "output '%s' holds %llu floats per image: %d image(s) is more than the %llu "
-                 "floats one answer may hold%s",
-                 d.name, (unsigned long long)per, p->b.nimgs, (unsigned long long)most,
-                 st->tap_binary ? "" : " as JSON (binary data allows more)");
-        return 413;
-    }
-    if (reqbase_tap(&p->b, st->tap)) {
-        snprintf(msg, ml, "%s", p->b.err_msg);
-        return p->b.err_status;
-    }
-    return 0;
+    return v2_take_tap(&p->b, st->tap, st->tap_binary, msg, ml);
 }
 
 static void infer_finish(proto_req *p);
@@ -381,7 +360,9 @@ static void infer_finish(proto_req *p) {
         }
     }
     size_t hlen = 0;
-    char *body = ok ? jp_v2_response(m->mc.name, V2_VERSION, st->id, od, no, &hlen) : NULL;
+    char ver[32]; /* the version that answered */
+    snprintf(ver, sizeof ver, "%ld", m->version);
+    char *body = ok ? jp_v2_response(m->mc.name, ver, st->id, od, no, &hlen) : NULL;
     if (body && bin_total) {
         char *b = realloc(body, hlen + bin_total);
         if (b) {

@@ -7,6 +7,8 @@
  */
 #include "v2_infer.h"
 
+#include "embed.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,4 +255,27 @@ char **v2_classify_strings(const app_model *m, const float *out, int n, int k) {
     }
     free(idx);
     return s;
+}
+
+int v2_take_tap(req_base *b, int tap, int binary, char *msg, size_t ml) {
+    const app_model *m = b->mv;
+    engine_tensor_desc d;
+    engine_model_tap_desc(m->em, tap, &d);
+    uint64_t per = 1;
+    for (int i = 1; i < d.ndim; i++)
+        per *= (uint64_t)d.dims[i];
+    uint64_t most = binary ? EMBED_MAX_ANSWER_FLOATS : EMBED_MAX_JSON_FLOATS;
+    if (per * (uint64_t)b->nimgs > most) {
+        snprintf(msg, ml,
+                 "output '%s' holds %llu floats per image: %d image(s) is more than the %llu "
+                 "floats one answer may hold%s",
+                 d.name, (unsigned long long)per, b->nimgs, (unsigned long long)most,
+                 binary ? "" : " as JSON (binary data allows more)");
+        return 413;
+    }
+    if (reqbase_tap(b, tap)) {
+        snprintf(msg, ml, "%s", b->err_msg);
+        return b->err_status;
+    }
+    return 0;
 }

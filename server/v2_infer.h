@@ -38,6 +38,14 @@ int v2_take_bytes(req_base *b, const jp_v2_input *in, const unsigned char *bin, 
  * classification format: the raw output value with %f, the label when the
  * model has labels.txt). A malloc'd array of n * k malloc'd strings, or
  * NULL when out of memory; free with v2_free_strs(s, n * k). */
+/* After the images exist (reqbase_images): the rows of internal tensor `tap`
+ * (engine.h taps) for every image, within the bound one answer may hold
+ * (embed.h: EMBED_MAX_ANSWER_FLOATS as binary data, EMBED_MAX_JSON_FLOATS
+ * as JSON numbers) and reserved in the budget (reqbase_tap). Shared by the
+ * HTTP /v2 infer route and gRPC ModelInfer. 0, or the HTTP status (413, or
+ * reqbase_tap's) with msg set. */
+int v2_take_tap(req_base *b, int tap, int binary, char *msg, size_t ml);
+
 char **v2_classify_strings(const app_model *m, const float *out, int n, int k);
 void v2_free_strs(char **s, size_t n);
 

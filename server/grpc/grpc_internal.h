@@ -90,6 +90,10 @@ struct gstream {
     size_t out_len, out_off;
     uint64_t out_reserved;
     int counted;
+    int from_base; /* its state is in the connection's base, not the budget */
+    int admitted;  /* ModelInfer: holds a count in app.work from its HEADERS, which came
+                    * before any drain (an accepted call, like an HTTP upload); moved to
+                    * the call, or dropped when answered or freed */
 };
 
 struct grpc_call {
@@ -104,6 +108,10 @@ struct grpc_call {
     uint64_t unpack_reserved;
     int classification; /* the output's classification parameter, 0 = raw */
     char out_name[128];
+    /* an internal tensor (engine.h tap) named in the outputs, as on the REST
+     * route: tap -1 none; the model's output is answered when out_wanted
+     * (named, or no output named), before the tap unless tap_first */
+    int tap, out_wanted, tap_first;
     grpc_call *next_done;
 };
 

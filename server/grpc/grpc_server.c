@@ -55,7 +55,13 @@
 #define GRPC_MAX_STREAMS 128
 #define GRPC_MAX_HEADER_LIST 16384
 #define GRPC_HEADER_TABLE 4096
-#define GRPC_CONN_MEM (4u << 20)     /* nghttp2's allocations per connection */
+#define GRPC_CONN_MEM (4u << 20) /* nghttp2's allocations per connection */
+/* The first bytes of a connection's nghttp2 memory (the session, its
+ * SETTINGS and HPACK tables) are not taken from the budget, so a new
+ * connection is not reset while the budget is full (its requests get
+ * UNAVAILABLE instead); at most max_connections x this, outside
+ * max_inflight_bytes (docs/limits.md). */
+#define GRPC_CONN_BASE (64u << 10)
 #define GRPC_STREAM_WINDOW (1 << 20) /* per stream */
 #define GRPC_CONN_WINDOW (16 << 20)  /* per connection */
 #define GRPC_RESET_BURST 200.0       /* peer resets before the bucket runs dry */
@@ -72,7 +78,8 @@ typedef struct gmsg {
 
 typedef struct {
     size_t size;
-    size_t pad; /* keeps the payload 16-byte aligned */
+    size_t budgeted; /* reserved in the budget (else within the connection's base);
+                      * also keeps the payload 16-byte aligned */
 } mem_hdr;
 
 struct gconn {
@@ -91,11 +98,13 @@ struct gconn {
     int64_t t_stall;      /* output pending and unwritten since (0: none) */
     double reset_tokens;
     int64_t reset_t;
-    uint64_t mem; /* nghttp2's bytes (also reserved in the budget) */
-    int events;   /* epoll events registered */
-    int goaway;   /* GOAWAY sent for the drain */
-    int dead;     /* close at the end of this loop turn */
-    int fake;     /* fuzz: no socket, output discarded */
+    uint64_t mem;          /* nghttp2's bytes (past `base`, also reserved in the budget) */
+    uint64_t base;         /* ...of them not reserved: at most GRPC_CONN_BASE */
+    int events;            /* epoll events registered */
+    int goaway;            /* GOAWAY sent for the drain */
+    int32_t last_admitted; /* the highest stream id whose HEADERS came before the drain */
+    int dead;              /* close at the end of this loop turn */
+    int fake;              /* fuzz: no socket, output discarded */
 };
 
 struct grpc_server {
@@ -138,15 +147,22 @@ int64_t grpc_msg_max(const grpc_server *srv) {
 static void *m_malloc(size_t size, void *ud) {
     gconn *c = ud;
     uint64_t n = size + sizeof(mem_hdr);
-    if (c->mem + n > GRPC_CONN_MEM || budget_reserve(&c->srv->a->mem, n))
+    if (c->mem + n > GRPC_CONN_MEM)
+        return NULL;
+    int budgeted = c->base + n > GRPC_CONN_BASE;
+    if (budgeted && budget_reserve(&c->srv->a->mem, n))
         return NULL;
     mem_hdr *h = malloc(n);
     if (!h) {
-        budget_release(&c->srv->a->mem, n);
+        if (budgeted)
+            budget_release(&c->srv->a->mem, n);
         return NULL;
     }
     h->size = size;
+    h->budgeted = (size_t)budgeted;
     c->mem += n;
+    if (!budgeted)
+        c->base += n;
     return h + 1;
 }
 
@@ -157,7 +173,10 @@ static void m_free(void *p, void *ud) {
     mem_hdr *h = (mem_hdr *)p - 1;
     uint64_t n = h->size + sizeof(mem_hdr);
     c->mem -= n;
-    budget_release(&c->srv->a->mem, n);
+    if (h->budgeted)
+        budget_release(&c->srv->a->mem, n);
+    else
+        c->base -= n;
     free(h);
 }
 
@@ -195,8 +214,16 @@ static void stream_unlink(gstream *s) {
     c->nstreams--;
 }
 
+/* Drops the drain hold of s (check_headers), if it still has it. */
+static void unadmit(gstream *s) {
+    if (s->admitted)
+        atomic_fetch_sub(&s->c->srv->a->work, 1);
+    s->admitted = 0;
+}
+
 /* Counts and logs the answer of s (once), by its HTTP(-equivalent) status. */
 static void account(gstream *s, int http, size_t bytes) {
+    unadmit(s);
     if (s->counted)
         return;
     s->counted = 1;
@@ -220,6 +247,7 @@ static void stream_free(gstream *s) {
     }
     if (!s->counted)
         account(s, grpc_status_http(GRPC_CANCELLED), 0);
+    unadmit(s);
     while (s->pending) {
         gmsg *m = s->pending;
         s->pending = m->next;
@@ -230,7 +258,10 @@ static void stream_free(gstream *s) {
     free(s->msg);
     free(s->dmsg);
     free(s->out);
-    budget_release(&a->mem, s->msg_reserved + s->dreserved + s->out_reserved + sizeof(gstream));
+    budget_release(&a->mem, s->msg_reserved + s->dreserved + s->out_reserved +
+                                (s->from_base ? 0 : sizeof(gstream)));
+    if (s->from_base)
+        s->c->base -= sizeof(gstream);
     metrics_inflight_add(a->metrics, -1);
     free(s);
 }
@@ -482,14 +513,25 @@ static int on_begin_headers(nghttp2_session *h2, const nghttp2_frame *f, void *u
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     app *a = c->srv->a;
-    /* the stream's own state is in the budget too (128 per connection) */
-    if (budget_reserve(&a->mem, sizeof(gstream)))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* nghttp2 resets the stream */
+    /* the stream's own state is in the budget too (128 per connection), or
+     * while the budget is full in the connection's base, so that health
+     * checks are answered and requests refused with a status */
+    int from_base = 0;
+    if (budget_reserve(&a->mem, sizeof(gstream))) {
+        if (c->base + sizeof(gstream) > GRPC_CONN_BASE)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* nghttp2 resets the stream */
+        from_base = 1;
+        c->base += sizeof(gstream);
+    }
     gstream *s = calloc(1, sizeof(*s));
     if (!s) {
-        budget_release(&a->mem, sizeof(gstream));
+        if (from_base)
+            c->base -= sizeof(gstream);
+        else
+            budget_release(&a->mem, sizeof(gstream));
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
+    s->from_base = from_base;
     metrics_inflight_add(a->metrics, 1);
     s->c = c;
     s->id = f->hd.stream_id;
@@ -588,6 +630,20 @@ static void check_headers(gstream *s) {
         return;
     }
     s->streaming = s->method == GM_MODEL_STREAM_INFER;
+    /* A stream that began before the drain is accepted even if its message
+     * is still arriving when the drain begins (as an HTTP upload is): its
+     * count in app.work makes the drain wait for it. Count first, then look
+     * at the flag, as reqbase_gate does. Streams opened later are refused
+     * (UNAVAILABLE) and lie past the GOAWAY's last-stream-id. */
+    app *a = s->c->srv->a;
+    if (s->method == GM_MODEL_INFER) {
+        atomic_fetch_add(&a->work, 1);
+        s->admitted = 1;
+    }
+    if (atomic_load(&a->draining))
+        unadmit(s);
+    else if (s->id > s->c->last_admitted)
+        s->c->last_admitted = s->id;
 }
 
 /* The request stream ended: dispatch its one message. */
@@ -1119,8 +1175,7 @@ static void tick(grpc_server *srv) {
             c->dead = 1;
         } else if (draining && !c->goaway && !c->handshaking) {
             c->goaway = 1;
-            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                                  nghttp2_session_get_last_proc_stream_id(c->h2), NGHTTP2_NO_ERROR,
+            nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, c->last_admitted, NGHTTP2_NO_ERROR,
                                   NULL, 0);
             flush(c);
         }
@@ -1183,9 +1238,8 @@ static void *loop(void *arg) {
                 continue;
             if (!c->goaway) {
                 c->goaway = 1;
-                nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE,
-                                      nghttp2_session_get_last_proc_stream_id(c->h2),
-                                      NGHTTP2_NO_ERROR, NULL, 0);
+                nghttp2_submit_goaway(c->h2, NGHTTP2_FLAG_NONE, c->last_admitted, NGHTTP2_NO_ERROR,
+                                      NULL, 0);
             }
             flush(c);
             pending |= !c->dead && (c->woff < c->wlen || nghttp2_session_want_write(c->h2));

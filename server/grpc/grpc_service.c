@@ -178,7 +178,32 @@ static void model_metadata(gstream *s, const app_model *m) {
     to.datatype = "FP32";
     to.n_shape = 2;
     to.shape = oshape;
-    Inference__ModelMetadataResponse__TensorMetadata *tis[1] = {&ti}, *tos[1] = {&to};
+    /* then the internal tensors an infer request may name as outputs (the
+     * REST metadata's "tensors"), batch dimension -1 */
+    int nt = engine_model_num_taps(m->em);
+    Inference__ModelMetadataResponse__TensorMetadata *tm = calloc((size_t)nt + 1, sizeof(*tm));
+    Inference__ModelMetadataResponse__TensorMetadata **tos = calloc((size_t)nt + 1, sizeof(*tos));
+    engine_tensor_desc *td = calloc((size_t)nt + 1, sizeof(*td));
+    if (!tm || !tos || !td) {
+        free(tm);
+        free(tos);
+        free(td);
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    tos[0] = &to;
+    for (int i = 0; i < nt; i++) {
+        engine_model_tap_desc(m->em, i, &td[i]);
+        td[i].dims[0] = -1;
+        tm[i] = (Inference__ModelMetadataResponse__TensorMetadata)
+            INFERENCE__MODEL_METADATA_RESPONSE__TENSOR_METADATA__INIT;
+        tm[i].name = (char *)td[i].name;
+        tm[i].datatype = "FP32";
+        tm[i].n_shape = (size_t)td[i].ndim;
+        tm[i].shape = td[i].dims;
+        tos[i + 1] = &tm[i];
+    }
+    Inference__ModelMetadataResponse__TensorMetadata *tis[1] = {&ti};
     char ver[32];
     snprintf(ver, sizeof ver, "%ld", m->version);
     char *versions[1] = {ver};
@@ -189,9 +214,12 @@ static void model_metadata(gstream *s, const app_model *m) {
     r.platform = V2_PLATFORM;
     r.n_inputs = 1;
     r.inputs = tis;
-    r.n_outputs = 1;
+    r.n_outputs = (size_t)nt + 1;
     r.outputs = tos;
     answer_msg(s, &r.base);
+    free(tm);
+    free(tos);
+    free(td);
 }
 
 static void model_infer(gstream *s);
@@ -432,28 +460,50 @@ static int fail(req_base *b, int status, const char *msg) {
     return status;
 }
 
-/* The requested outputs: as the REST route, each must name the model's one
- * output, at most once; classification is clamped to the model's classes. */
+/* The requested outputs: as the REST route (routes_v2_infer.c), each a
+ * distinct name of the model's output or of one of its internal tensors
+ * (engine.h taps, listed by ModelMetadata's outputs after the model's
+ * output; at most one per request, no classification), answered once each in
+ * the order asked; none named means the model's output. classification is
+ * clamped to the model's classes. */
 static int take_outputs(grpc_call *c, const Inference__ModelInferRequest *q, char *msg, size_t ml) {
     const app_model *m = c->b.mv;
     engine_tensor_desc d;
     engine_model_output_desc(m->em, 0, &d);
     snprintf(c->out_name, sizeof c->out_name, "%s", d.name);
+    c->tap = -1;
+    c->tap_first = 0;
+    c->out_wanted = q->n_outputs == 0;
     for (size_t i = 0; i < q->n_outputs; i++) {
         const Inference__ModelInferRequest__InferRequestedOutputTensor *o = q->outputs[i];
-        if (strcmp(o->name, d.name) != 0) {
+        int tap = strcmp(o->name, d.name) ? engine_model_find_tap(m->em, o->name) : -1;
+        if (tap < 0 && strcmp(o->name, d.name) != 0) {
             snprintf(msg, ml,
                      "unexpected inference output '%.127s' (entry %zu of outputs) for model '%s' "
-                     "(its output is '%s')",
+                     "(its output is '%s'; ModelMetadata lists its internal tensors after it)",
                      o->name, i, m->mc.name, d.name);
             return 400;
         }
-        if (i > 0) {
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(q->outputs[j]->name, o->name)) {
+                snprintf(msg, ml,
+                         "output '%.127s' is requested twice (entries %zu and %zu of outputs); "
+                         "each output may be named once",
+                         o->name, j, i);
+                return 400;
+            }
+        if (tap >= 0 && c->tap >= 0) {
             snprintf(msg, ml,
-                     "output '%.127s' is requested twice (entries 0 and %zu of outputs); each "
-                     "output may be named once",
+                     "output '%.127s' (entry %zu of outputs) is a second internal tensor; a "
+                     "request may name at most one",
                      o->name, i);
             return 400;
+        }
+        if (tap >= 0) {
+            c->tap = tap;
+            c->tap_first = !c->out_wanted;
+        } else {
+            c->out_wanted = 1;
         }
         for (size_t k = 0; k < o->n_parameters; k++) {
             if (strcmp(o->parameters[k]->key, "classification") != 0)
@@ -466,7 +516,14 @@ static int take_outputs(grpc_call *c, const Inference__ModelInferRequest *q, cha
                          o->name);
                 return 400;
             }
-            c->classification = v > m->info.num_classes ? m->info.num_classes : (int)v;
+            if (tap >= 0 && v > 0) {
+                snprintf(msg, ml,
+                         "output '%.127s' is an internal tensor: classification does not apply",
+                         o->name);
+                return 400;
+            }
+            if (tap < 0)
+                c->classification = v > m->info.num_classes ? m->info.num_classes : (int)v;
         }
     }
     return 0;
@@ -634,6 +691,8 @@ static int infer_prepare(req_base *b) {
     int st = take_outputs(c, q, msg, sizeof msg);
     if (!st)
         st = take_input(c, q, msg, sizeof msg);
+    if (!st && c->tap >= 0) /* raw_output_contents: binary data's bound */
+        st = v2_take_tap(b, c->tap, 1, msg, sizeof msg);
     if (st)
         return fail(b, st, msg);
     return 0;
@@ -736,7 +795,15 @@ static void model_infer(gstream *s) {
     snprintf(b->id, sizeof b->id, "%s", s->rid);
     c->srv = grpc_srv(s);
     const char *code, *why;
-    int st = reqbase_gate(b, &code, &why);
+    int st = 0;
+    if (s->admitted && atomic_load(&a->draining)) {
+        /* its HEADERS came before the drain: already accepted, the drain
+         * waits for its count (grpc_server.c check_headers), now the call's */
+        s->admitted = 0;
+        b->work = 1;
+    } else {
+        st = reqbase_gate(b, &code, &why);
+    }
     if (st) {
         infer_error(s, grpc_status_from_http(st), why, t0, -1);
         reqbase_done(b, st);
@@ -746,6 +813,8 @@ static void model_infer(gstream *s) {
     /* announce it to its model's queue, as HTTP does from its headers: a
      * forming batch waits for it (queue_expect) while it is decoded */
     b->model = peek_model(b, s->dmsg, s->dlen);
+    if (!s->streaming) /* a stream reset before the answer is counted for it */
+        s->model = b->model;
     reqbase_expect(b, 1);
     /* request_timeout_ms from the message's start; grpc-timeout from the
      * stream's (the same for ModelInfer) */
@@ -814,30 +883,58 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     const app_model *m = b->mv;
     int n = b->nimgs, k = c->classification;
     size_t rlen = 0;
-    uint8_t *raw = raw_output(m, b->out, n, k, &rlen);
-    if (!raw) {
+    uint8_t *raw = NULL;
+    if (c->out_wanted && !k) /* the floats as they are: no copy before the pack */
+        rlen = (size_t)n * (size_t)m->info.num_classes * sizeof(float);
+    else if (c->out_wanted && !(raw = raw_output(m, b->out, n, k, &rlen))) {
         infer_error(s, GRPC_INTERNAL, "out of memory", b->t0_ns, b->model);
         return;
     }
-    int64_t shape[2] = {n, k ? k : m->info.num_classes};
-    Inference__ModelInferResponse__InferOutputTensor o =
-        INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT;
-    o.name = c->out_name;
-    o.datatype = k ? "BYTES" : "FP32";
-    o.n_shape = 2;
-    o.shape = shape;
-    Inference__ModelInferResponse__InferOutputTensor *os[1] = {&o};
-    ProtobufCBinaryData rd = {rlen, raw};
+    /* up to two outputs: the model's and an internal tensor's (as the REST
+     * route's binary data: the floats little-endian, [n, dims...]) */
+    Inference__ModelInferResponse__InferOutputTensor ot[2] = {
+        INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT,
+        INFERENCE__MODEL_INFER_RESPONSE__INFER_OUTPUT_TENSOR__INIT};
+    Inference__ModelInferResponse__InferOutputTensor *os[2];
+    ProtobufCBinaryData rd[2];
+    int64_t shape[2] = {n, k ? k : m->info.num_classes}, tshape[ENGINE_MAX_DIMS];
+    engine_tensor_desc td;
+    size_t no = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int tap_now = pass == (c->tap_first ? 0 : 1);
+        Inference__ModelInferResponse__InferOutputTensor *o = &ot[no];
+        if (tap_now && c->tap >= 0) {
+            engine_model_tap_desc(m->em, c->tap, &td);
+            tshape[0] = n;
+            for (int i = 1; i < td.ndim; i++)
+                tshape[i] = td.dims[i];
+            o->name = (char *)td.name;
+            o->datatype = "FP32";
+            o->n_shape = (size_t)td.ndim;
+            o->shape = tshape;
+            rd[no] = (ProtobufCBinaryData){(size_t)n * b->tap_floats * sizeof(float),
+                                           (uint8_t *)b->tap_out};
+        } else if (!tap_now && c->out_wanted) {
+            o->name = c->out_name;
+            o->datatype = k ? "BYTES" : "FP32";
+            o->n_shape = 2;
+            o->shape = shape;
+            rd[no] = (ProtobufCBinaryData){rlen, k ? raw : (uint8_t *)b->out};
+        } else {
+            continue;
+        }
+        os[no++] = o;
+    }
     Inference__ModelInferResponse r = INFERENCE__MODEL_INFER_RESPONSE__INIT;
     char ver[32];
     snprintf(ver, sizeof ver, "%ld", m->version);
     r.model_name = (char *)m->mc.name;
     r.model_version = ver;
     r.id = q->id;
-    r.n_outputs = 1;
+    r.n_outputs = no;
     r.outputs = os;
-    r.n_raw_output_contents = 1;
-    r.raw_output_contents = &rd;
+    r.n_raw_output_contents = no;
+    r.raw_output_contents = rd;
     if (!s->streaming)
         s->images = b->images_ok;
     infer_answer(s, &r, b->model, b->images_ok, b->t0_ns);

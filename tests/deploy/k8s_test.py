@@ -111,6 +111,11 @@ class Render(unittest.TestCase):
             self.assertEqual(port_of(self.c, self.c[probe]["httpGet"]["port"]), listen, probe)
         svc = self.objs["Service"]["spec"]["ports"][0]
         self.assertEqual(port_of(self.c, svc["targetPort"]), listen)
+        # the gRPC port: the Service's "grpc" port reaches what the server listens on
+        grpc_svc = [p for p in self.objs["Service"]["spec"]["ports"] if p["name"] == "grpc"]
+        self.assertEqual(len(grpc_svc), 1)
+        self.assertEqual(port_of(self.c, grpc_svc[0]["targetPort"]), cfg["grpc_port"])
+        self.assertNotEqual(cfg["grpc_port"], listen)
         ann = self.objs["Deployment"]["spec"]["template"]["metadata"]["annotations"]
         self.assertEqual(int(ann["prometheus.io/port"]), listen)
         # Drain fits in the grace period after the preStop sleep.

@@ -145,7 +145,8 @@ class DockerfileTest(unittest.TestCase):
         user = kinds["USER"][-1]
         uid = user.split(":")[0]
         self.assertTrue(uid.isdigit() and int(uid) != 0, f"USER {user}")
-        self.assertEqual(kinds["EXPOSE"], ["8080"])
+        self.assertEqual(kinds["EXPOSE"], ["8080 8081"])  # HTTP, gRPC
+        self.assertRegex(" ".join(kinds["ENV"]), r"\bRESNETD_GRPC_PORT=8081\b")
         env = " ".join(kinds["ENV"])
         self.assertRegex(env, r"\bRESNETD_HOST=0\.0\.0\.0\b")
         self.assertEqual(kinds["STOPSIGNAL"], ["SIGTERM"])

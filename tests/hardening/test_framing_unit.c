@@ -106,12 +106,17 @@ int main(void) {
     expect(&q, 0, 0, 411, "length_required", "chunked, not allowed");
     expect(&q, 0, 1, 0, NULL, "chunked, allowed");
     /* obs-fold: libmicrohttpd moves the name ("X-A" + "b") away from the
-     * value "a" it left in the read buffer */
+     * value "a" it left in the read buffer. Both live in the connection's
+     * memory pool (one allocation), as framing.h requires: framing_field
+     * reads the bytes between them, so the test keeps them in one array too
+     * (two separate arrays would let it read past one of them wherever the
+     * linker puts them close together). Here the moved name lies before the
+     * value, within 64 bytes. */
     NEW();
     field(&q, "Host", " ", "x");
     {
-        static char readbuf[] = "X-A\0 a", moved[] = "X-Ab";
-        framing_field(&q.f, moved, 4, readbuf + 5);
+        static char pool[] = "X-Ab\0X-A\0 a"; /* moved name | read buffer */
+        framing_field(&q.f, pool, 4, pool + 10);
     }
     expect(&q, 0, 0, 400, "bad_request", "obs-fold (name moved)");
     NEW();
@@ -119,8 +124,8 @@ int main(void) {
     {
         /* "Transfer-Encoding:" + " chunked": the value "" stays after the
          * colon in the read buffer, the name grows elsewhere */
-        static char readbuf[] = "Transfer-Encoding\0\0", moved[] = "Transfer-Encodingchunked";
-        framing_field(&q.f, moved, 24, readbuf + 18);
+        static char pool[] = "Transfer-Encoding\0\0Transfer-Encodingchunked"; /* buffer | name */
+        framing_field(&q.f, pool + 19, 24, pool + 18); /* the name after the value */
     }
     expect(&q, 0, 1, 400, "bad_request", "obs-fold of TE (no value)");
     NEW();

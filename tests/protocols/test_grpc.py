@@ -98,7 +98,9 @@ def test_control(pb, st, srv):
         check(s == 200, f"GET /v2/models/{name}: {s}")
         check(m.name == j["name"] and list(m.versions) == j["versions"] and
               m.platform == j["platform"], f"{m} vs {j}")
-        for got, want in ((m.inputs, j["inputs"]), (m.outputs, j["outputs"])):
+        # the outputs, then the internal tensors a request may name ("tensors")
+        for got, want in ((m.inputs, j["inputs"]),
+                          (m.outputs, j["outputs"] + j.get("tensors", []))):
             check([(t.name, t.datatype, list(t.shape)) for t in got] ==
                   [(t["name"], t["datatype"], t["shape"]) for t in want], f"{got} vs {want}")
         check(st.ModelReady(pb.ModelReadyRequest(name=name, version="1")).ready is True, name)

@@ -13,7 +13,7 @@ the JSON numbers as float32), which tests/protocols/test_v2.py ties to
 
 usage: test_grpc_clients.py RESNETD_BINARY {api|node|auth|tls|concurrency|drain} [STUB_DIR]
   api          every RPC (ModelStreamInfer too), FP32 raw + typed, BYTES images (PNG/JPEG/WebP),
-               classification,
+               classification, internal tensors as outputs (taps),
                errors and their status codes, deadlines, metrics and access log
   node         the same calls through @grpc/grpc-js
   auth         api_key: UNAUTHENTICATED without / with a wrong bearer token (grpcio and node)
@@ -190,7 +190,11 @@ def test_health_metadata(srv, stub, models):
                           for t in r.inputs],
                "outputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
                            for t in r.outputs]}
-        check(got == {k: j[k] for k in got}, f"ModelMetadata {m}: {got} vs HTTP {j}")
+        # the internal tensors a request may name (HTTP: "tensors") follow the output
+        want = {k: j[k] for k in got}
+        want["outputs"] = j["outputs"] + j.get("tensors", [])
+        check(j.get("tensors"), f"HTTP /v2/models/{m} lists no internal tensors: {j}")
+        check(got == want, f"ModelMetadata {m}: {got} vs HTTP {j}")
     expect_status(lambda: stub.ModelMetadata(pb2.ModelMetadataRequest(name="nope")),
                   grpc.StatusCode.NOT_FOUND, ["nope"], "ModelMetadata unknown model")
     expect_status(lambda: stub.ModelReady(pb2.ModelReadyRequest(name="nope")),
@@ -276,6 +280,61 @@ def test_images(srv, stub, binary, models, tmp, imgs):
                         check(len(parts) == 3 and parts[2], f"label in {parts}")
                     else:
                         check(len(parts) == 2, f"no labels.txt: {parts}")
+    return n
+
+
+def test_taps(srv, stub, imgs):
+    """Internal tensors (issue 16) as requested outputs: the same names as the
+    HTTP /v2 metadata's "tensors", answered with raw_output_contents equal bit
+    for bit to the HTTP /v2 route's binary data (which tests/server/test_embed.py
+    ties to PyTorch forward hooks), alone or with the model's output in either
+    order; two of them, or classification on one, are INVALID_ARGUMENT."""
+    n = 0
+    for m, ims in imgs.items():
+        _, _, meta = srv.json("GET", f"/v2/models/{m}")
+        out = meta["outputs"][0]["name"]
+        names = [t["name"] for t in meta["tensors"]]
+        pick = sorted({names[0], names[len(names) // 2], names[-1],
+                       meta.get("embedding") or names[-1]})
+        two = ims[:2]
+        _, logits = http_images(srv, m, two)
+        blob = bytes_tensor(two)
+        for t in pick:
+            req = {"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES",
+                               "parameters": {"binary_data_size": len(blob)}}],
+                   "outputs": [{"name": t, "parameters": {"binary_data": True}}]}
+            st, _, hj, tail = test_v2.infer(srv, m, req, blob)
+            check(st == 200 and hj["outputs"][0]["name"] == t, f"HTTP /v2 tap {m} {t}: {st} {hj}")
+            for order in ([t], [out, t], [t, out]):
+                r = image_request(m, two)
+                for name in order:
+                    r.outputs.add(name=name)
+                resp = stub.ModelInfer(r, timeout=60)
+                check([o.name for o in resp.outputs] == order and
+                      len(resp.raw_output_contents) == len(order),
+                      f"gRPC tap {m} {order}: outputs {[o.name for o in resp.outputs]}")
+                for i, name in enumerate(order):
+                    o = resp.outputs[i]
+                    if name == t:
+                        check(o.datatype == "FP32" and
+                              list(o.shape) == hj["outputs"][0]["shape"],
+                              f"gRPC tap {m} {t}: {o.datatype} {list(o.shape)} vs HTTP "
+                              f"{hj['outputs'][0]}")
+                        check(resp.raw_output_contents[i] == tail,
+                              f"gRPC tap {m} {t}: bytes differ from HTTP /v2")
+                    else:
+                        check(resp.raw_output_contents[i] == logits,
+                              f"gRPC {m} {out} next to tap {t}: bytes differ from HTTP /v2")
+                n += 1
+        r = image_request(m, two)
+        r.outputs.add(name=pick[0])
+        r.outputs.add(name=pick[-1])
+        expect_status(lambda: stub.ModelInfer(r, timeout=60), grpc.StatusCode.INVALID_ARGUMENT,
+                      ["at most one"], "two internal tensors")
+        r = image_request(m, two)
+        r.outputs.add(name=pick[0]).parameters["classification"].int64_param = 3
+        expect_status(lambda: stub.ModelInfer(r, timeout=60), grpc.StatusCode.INVALID_ARGUMENT,
+                      ["classification does not apply"], "classification on a tensor")
     return n
 
 
@@ -491,6 +550,40 @@ def test_metrics_log(srv, stub):
               for o in lines), "HTTP access lines say protocol http")
 
 
+def test_full_budget(binary, models):
+    """A new connection while max_inflight_bytes is all but full (an HTTP
+    upload announced with a body that takes it): not reset (nghttp2's session
+    starts in the connection's own base, docs/limits.md): ServerLive answers
+    OK, a ModelInfer gets UNAVAILABLE naming max_inflight_bytes, and the
+    budget is back to 0 when the upload goes."""
+    srv = Server(binary, ["--model", models["gray"][0], "--max-inflight-bytes", "1048576",
+                          "--max-body-bytes", "1048576"])
+    with srv.session():
+        up = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        up.sendall(b"POST /v1/models/gray/classify HTTP/1.1\r\nHost: x\r\n"
+                   b"Content-Length: %d\r\n\r\nabc" % (1048576 - 2048))
+        t0 = time.monotonic()
+        while not re.search(r"^resnetd_inflight_bytes 104652[0-9]", srv.metrics(), re.M):
+            check(time.monotonic() - t0 < 30, "the upload's bytes not reserved")
+            time.sleep(0.02)
+        c = gk.H2(srv.grpc_port, timeout=30)
+        live = c.call("ServerLive", pb2.ServerLiveRequest().SerializeToString())
+        check(live.status == gk.OK and
+              pb2.ServerLiveResponse.FromString(live.messages[0]).live,
+              f"ServerLive on a new connection with a full budget: {live.status} {live.reset}")
+        inf = c.call("ModelInfer", image_request("gray", [ptest.make_image(0, "png")])
+                     .SerializeToString())
+        check(inf.status == gk.UNAVAILABLE and "max_inflight_bytes" in inf.message_text,
+              f"ModelInfer with a full budget: {inf.status} {inf.message_text}")
+        c.close()
+        up.close()
+        t0 = time.monotonic()
+        while not re.search(r"^resnetd_inflight_bytes 0$", srv.metrics(), re.M):
+            check(time.monotonic() - t0 < 30, "the budget is not back to 0")
+            time.sleep(0.02)
+    check(srv.rc == 0, f"exit code {srv.rc}")
+
+
 def run_api(binary, stub_dir):
     with tempfile.TemporaryDirectory(prefix="proto-grpc-") as tmp:
         models = ptest.export_models(tmp)
@@ -503,13 +596,16 @@ def run_api(binary, stub_dir):
                 test_health_metadata(srv, stub, models)
                 test_fp32(srv, stub, binary, models, tmp)
                 n = test_images(srv, stub, binary, models, tmp, imgs)
+                nt = test_taps(srv, stub, imgs)
                 ns = test_stream(srv, stub, imgs)
                 test_errors(srv, stub, ch)
                 test_metrics_log(srv, stub)
         check(srv.rc == 0, f"exit code {srv.rc}")
         lim = test_limits(binary, models, stub_dir)
+        test_full_budget(binary, models)
     print(f"grpc api ok: every RPC; {n} BYTES requests and FP32 raw/typed equal HTTP /v2 bit for "
-          f"bit; ModelStreamInfer {ns} messages; errors, metrics, access log; limits {lim}")
+          f"bit; {nt} requests for internal tensors equal HTTP /v2 bit for bit; "
+          f"ModelStreamInfer {ns} messages; errors, metrics, access log; limits {lim}")
 
 
 # ----------------------------------------------------------------- node
@@ -824,8 +920,9 @@ def run_concurrency(binary, stub_dir):
 
 def run_drain(binary, stub_dir):
     """Batches wait 5 s to fill: the streams are surely in flight at SIGTERM,
-    and the drain must flush them at once. Then new streams are refused
-    (UNAVAILABLE, REFUSED_STREAM or GOAWAY), and the server exits 0."""
+    and the drain must flush them at once; one whose message is still arriving
+    at SIGTERM is answered too. New streams are refused (UNAVAILABLE or
+    REFUSED_STREAM), past the GOAWAY's last-stream-id, and the server exits 0."""
     with tempfile.TemporaryDirectory(prefix="proto-grpc-drain-") as tmp:
         models = ptest.export_models(tmp)
         imgs = [ptest.make_image(i, "png") for i in range(4)]
@@ -882,10 +979,14 @@ def run_drain(binary, stub_dir):
             hold.sendall(hold_body[10:])
             c.pump(lambda: all(c.calls[s].done for s in sids + [late, up]), timeout=60)
             lc = c.calls[late]
-            check(lc.status == gk.UNAVAILABLE or lc.reset is not None or
-                  (c.goaway is not None and c.goaway[1] < late),
-                  f"a new stream while draining: status {lc.status} reset {lc.reset} "
-                  f"goaway {c.goaway}")
+            check(lc.status == gk.UNAVAILABLE or lc.reset is not None,
+                  f"a new stream while draining: status {lc.status} reset {lc.reset}")
+            # GOAWAY names the last stream that began before the drain: the one
+            # uploading at SIGTERM is in, the one opened after is past it
+            c.pump(lambda: c.goaway is not None, timeout=10)
+            check(c.goaway[0] == 0 and up <= c.goaway[1] < late,
+                  f"GOAWAY (error, last-stream-id) {c.goaway}: want NO_ERROR and "
+                  f"{up} <= id < {late}")
             for i, s in enumerate(sids):
                 cl = c.calls[s]
                 check(cl.status == gk.OK, f"in-flight stream {i}: {cl.status} {cl.reset} "
@@ -893,19 +994,14 @@ def run_drain(binary, stub_dir):
                 got = np.frombuffer(output_bytes(pb2.ModelInferResponse.FromString(
                     cl.messages[0])), "<f4")
                 check(np.abs(got - refs[i % 4]).max() < 1e-5, f"in-flight stream {i} answer")
-            # A stream whose message was still arriving at SIGTERM: HTTP answers such an
-            # accepted upload (test_v2 drain); the gRPC port (milestone 1) refuses it
-            # UNAVAILABLE. Reported to the server's branch; until it is decided, either
-            # answer passes here, and which one is printed.
+            # a stream whose message was still arriving at SIGTERM began before the
+            # drain: it is answered, as HTTP answers such an accepted upload (test_v2 drain)
             uc = c.calls[up]
-            check(uc.status in (gk.OK, gk.UNAVAILABLE),
-                  f"the stream uploading at SIGTERM: {uc.status} {uc.reset}")
-            if uc.status == gk.OK:
-                got = np.frombuffer(output_bytes(pb2.ModelInferResponse.FromString(
-                    uc.messages[0])), "<f4")
-                check(np.abs(got - refs[1]).max() < 1e-5, "the uploading stream's answer")
-            print(f"drain: the stream uploading at SIGTERM got grpc-status {uc.status}"
-                  + ("" if uc.status == gk.OK else " (KNOWN GAP: HTTP answers such uploads)"))
+            check(uc.status == gk.OK,
+                  f"the stream uploading at SIGTERM: {uc.status} {uc.reset} {uc.message_text}")
+            got = np.frombuffer(output_bytes(pb2.ModelInferResponse.FromString(
+                uc.messages[0])), "<f4")
+            check(np.abs(got - refs[1]).max() < 1e-5, "the uploading stream's answer")
             for i, f in enumerate(futs):
                 got = np.frombuffer(output_bytes(f.result()), "<f4")
                 check(np.abs(got - refs[i % 4]).max() < 1e-5, f"grpcio in-flight call {i}")
@@ -941,7 +1037,8 @@ def run_drain(binary, stub_dir):
         finally:
             srv.stop()
             srv.cleanup()
-    print(f"grpc drain ok: 13 streams in flight at SIGTERM finished OK, new streams refused, "
+    print(f"grpc drain ok: 13 streams in flight at SIGTERM (one still uploading) finished OK, "
+          f"new streams refused, "
           f"exit 0 after {elapsed:.2f} s")
 
 

@@ -28,8 +28,17 @@ loopback, raw sockets so the test decides when each client leaves.
            at once (resnetd_inflight_bytes back to idle).
   tls      the queued case over HTTPS with 40 clients (a tenth send a
            close_notify before their FIN).
+  grpc     the queued case over gRPC (--grpc-port): 96 ModelInfer calls wait in
+           the queue, then a third is reset (RST_STREAM CANCEL from an h2
+           client), a third is cancelled by python3-grpcio (future.cancel())
+           and a third loses its connection (closed). None reaches the engine
+           (resnetd_batch_size_sum counts the upload's image only), all are
+           counted in resnetd_cancelled_total{reason="stream_reset"} and
+           resnetd_requests_total{code="499",protocol="grpc"}, the access log
+           has them with status 499 and protocol grpc, the budget and queue are
+           back to idle, and a ModelInfer afterwards answers torch's top-5.
 
-usage: test_cancel.py RESNETD_BINARY {queued|tls|decode|upload}
+usage: test_cancel.py RESNETD_BINARY {queued|tls|decode|upload|grpc}
 """
 
 import http.client
@@ -378,11 +387,122 @@ def test_upload(tmp):
     print(f"upload: {n} cut uploads counted, budget back to idle")
 
 
+def grpc_infer_msg(pb2, body):
+    """A ModelInfer request for model tiny with one encoded image (BYTES)."""
+    r = pb2.ModelInferRequest(model_name="tiny")
+    r.inputs.add(name="image", datatype="BYTES", shape=[1]).contents.bytes_contents.append(body)
+    return r
+
+
+def test_grpc(tmp):
+    import grpc
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    import grpc_kserve as gk
+    pb2, pb2_grpc = gk.stubs(os.path.join(tmp, "stubs"))
+    per = 32
+    n = 3 * per
+    model, net = srvtest.export_model(tmp, "tiny", width=2, seed=3, max_batch=256)
+    imgs = srvtest.make_images(tmp, 2)
+    body = open(imgs[0], "rb").read()
+    args = ["--model", model, "--workers", "1", "--max-batch", "256", "--queue-capacity", "256",
+            "--batch-timeout-us", "10000000", "--max-connections-per-ip", "0",
+            "--log-level", "info"]
+    s = srvtest.Server(BIN, args)
+    check(s.grpc_port, "no gRPC port in the server's log")
+    chan = None
+    try:
+        idle = metric(s.metrics(), "resnetd_inflight_bytes")
+        slow = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        slow_body = open(imgs[1], "rb").read()
+        slow.sendall(post_bytes(slow_body[:10], length=len(slow_body)))
+        framed = gk.message(grpc_infer_msg(pb2, body).SerializeToString())
+        # connections first: the 10 s start with the first push
+        resetter, closer = gk.H2(s.grpc_port, timeout=60), gk.H2(s.grpc_port, timeout=60)
+        chan = grpc.insecure_channel(f"127.0.0.1:{s.grpc_port}",
+                                     options=[("grpc.enable_http_proxy", 0)])
+        grpc.channel_ready_future(chan).result(timeout=60)
+        stub = pb2_grpc.GRPCInferenceServiceStub(chan)
+        rs = [resetter.start("ModelInfer", framed) for _ in range(per)]
+        cs = [closer.start("ModelInfer", framed) for _ in range(per)]
+        futs = [stub.ModelInfer.future(grpc_infer_msg(pb2, body), timeout=120)
+                for _ in range(per)]
+        t = wait_for(s, lambda t: metric(t, "resnetd_queue_depth", {"model": "tiny"}) == n,
+                     f"{n} images queued")
+        check(metric(t, "resnetd_batch_size_count", {"model": "tiny"}) == 0,
+              "a batch ran before the calls were cancelled (the 10 s batch timeout passed)")
+        check(not any(f.done() for f in futs), "a grpcio call finished before it was cancelled")
+        for sid in rs:  # RST_STREAM(CANCEL), the connection stays open
+            resetter.conn.reset_stream(sid, error_code=8)
+        resetter._flush()
+        for f in futs:
+            check(f.cancel(), "grpcio could not cancel a waiting call")
+        closer.sock.close()  # the connection goes: every stream on it with it
+        # every call seen gone by the server (its stream closed) before the batch forms
+        wait_for(s, lambda t: metric(t, "resnetd_inflight_requests") <= 2,
+                 "the cancelled streams closed (in flight: the upload and /metrics)")
+        slow.sendall(slow_body[10:])  # the upload completes: the batch forms now
+        st, _, b = read_answer(slow)
+        check(st == 200, f"the upload's answer: {st} {b[:200]}")
+        same_top(json.loads(b)["predictions"], srvtest.reference(net, imgs[1], 5))
+        slow.close()
+        t = wait_for(s, lambda t: metric(t, "resnetd_cancelled_total",
+                                         {"model": "tiny", "reason": "stream_reset"}) == n,
+                     f"{n} gRPC calls counted as cancelled (stream_reset)")
+        check(metric(t, "resnetd_batch_size_sum", {"model": "tiny"}) == 1,
+              f"the engine ran {metric(t, 'resnetd_batch_size_sum', {'model': 'tiny'})} "
+              "images, want 1 (the upload's)")
+        check(metric(t, "resnetd_batch_size_count", {"model": "tiny"}) == 1, "one batch")
+        check(metric(t, "resnetd_images_total", {"model": "tiny"}) == 1, "images_total")
+        check(metric(t, "resnetd_requests_total",
+                     {"model": "tiny", "code": "499", "protocol": "grpc"}) == n,
+              f"requests_total 499 grpc: {metric(t, 'resnetd_requests_total', {'code': '499'})}")
+        check(metric(t, "resnetd_requests_total", {"code": "200", "protocol": "grpc"}) == 0,
+              "a cancelled gRPC call counted 200")
+        for r in ("client_closed", "upload_aborted"):
+            check(metric(t, "resnetd_cancelled_total", {"model": "tiny", "reason": r}) == 0, r)
+        check(resetter.goaway is None, f"the resetting connection got GOAWAY {resetter.goaway}")
+        check(all(resetter.calls[sid].status is None for sid in rs), "a reset stream answered")
+        # the connection whose streams were reset still serves, and so does a new one
+        for c in (resetter, gk.H2(s.grpc_port, timeout=60)):
+            call = c.call("ModelInfer", grpc_infer_msg(pb2, body).SerializeToString(),
+                          timeout=60)
+            check(call.status == gk.OK, f"ModelInfer after: {call.status} {call.message_text}")
+            resp = pb2.ModelInferResponse.FromString(call.messages[0])
+            logits = np.frombuffer(resp.raw_output_contents[0], "<f4").astype(np.float64)
+            prob = np.exp(logits - logits.max())
+            prob /= prob.sum()
+            top = np.argsort(-prob, kind="stable")[:5]
+            got = [{"index": int(i), "probability": float(prob[i])} for i in top]
+            ref = srvtest.reference(net, imgs[0], 5)
+            check([g["index"] for g in got] == [i for i, _ in ref], f"{got} vs torch {ref}")
+            same_top(got, ref)
+            c.close()
+        chan.close()
+        chan = None
+        # (an open connection holds its nghttp2 memory in the budget)
+        check_idle(s, idle, "tiny")
+        log = [x for x in s.log_lines() if x.get("path", "").endswith("/ModelInfer")
+               and "status" in x]
+        bad = [x for x in log[:n] if x["status"] != 499]
+        check(len(log) == n + 2 and not bad and all(x["status"] == 200 for x in log[n:]),
+              f"access log: {len(log)} ModelInfer lines (want {n} with 499, then 2 with 200), "
+              f"not 499: {bad[:3]}")
+        check(all(x.get("protocol") == "grpc" and x.get("model") == "tiny" for x in log), log[:2])
+        rc = s.stop()
+        check(rc == 0, f"exit code {rc}")
+    finally:
+        if chan is not None:
+            chan.close()
+        s.cleanup()
+    print(f"grpc: {n} of {n} cancelled ({per} reset, {per} grpcio cancel, {per} connection "
+          "closed), engine ran 1 image")
+
+
 def main():
     global BIN
     BIN = sys.argv[1]
     test = {"queued": test_queued, "tls": lambda tmp: test_queued(tmp, tls=True),
-            "decode": test_decode, "upload": test_upload}[sys.argv[2]]
+            "decode": test_decode, "upload": test_upload, "grpc": test_grpc}[sys.argv[2]]
     with tempfile.TemporaryDirectory(prefix="srvtest-") as tmp:
         test(tmp)
     print(f"{sys.argv[2]}: ok")
