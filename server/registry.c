@@ -584,7 +584,8 @@ static int sync_entry(app *a, const char *name, const char *path, int startup, c
     e->wanted = 1;
     snprintf(e->path, sizeof e->path, "%s", path);
     int slot = e->slot;
-    snprintf(e->reason, sizeof e->reason, "%s", nc < 0 ? why : nc == 0 ? "no version to load" : "");
+    const char *reason = nc < 0 ? why : nc == 0 ? "no version to load" : "";
+    snprintf(e->reason, sizeof e->reason, "%.*s", (int)sizeof e->reason - 1, reason);
     pthread_mutex_unlock(&r->mu);
     if (nc < 0) {
         log_msg(LOG_ERROR, "model not loaded", why);
@@ -671,7 +672,7 @@ static int sync_entry(app *a, const char *name, const char *path, int startup, c
         rv->loads_failed++;
         if (!rv->m)
             rv->state = REG_UNAVAILABLE;
-        snprintf(rv->reason, sizeof rv->reason, "%s", lerr);
+        snprintf(rv->reason, sizeof rv->reason, "%.*s", (int)sizeof rv->reason - 1, lerr);
         pthread_mutex_unlock(&r->mu);
         snprintf(d, sizeof d, "%s version %ld: %s", name, c[i].version, lerr);
         log_msg(LOG_ERROR, "model version failed to load", d);
