@@ -4,15 +4,11 @@
 #include "app.h"
 #include "demo_assets.h"
 #include "json.h"
+#include "reqbase.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* The user pointer of a denied request: routes never see such a request,
- * and auth_on_complete recognises it by this address. */
-static const char denied_tag = 0;
-#define DENIED ((void *)&denied_tag)
 
 int auth_required(const char *api_key, int metrics_auth, const char *path) {
     static const char *const open_paths[] = {"/healthz", "/readyz", "/v2/health/live",
@@ -54,25 +50,41 @@ void auth_on_headers(http_req *r, void *cls) {
         routes_on_headers(r, cls);
         return;
     }
+    /* a request of its own: X-Request-Id, the standard headers, counted and
+     * logged like any answer; the routes never see it */
+    req_base *b = reqbase_new(a, r, sizeof *b);
+    if (!b)
+        return; /* answered 500 */
+    b->denied = 1;
     int given = http_header(r, "Authorization") != NULL;
-    size_t len;
+    size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body(
         "unauthorized", given ? "invalid bearer token" : "a bearer token is required", &len);
     const char *hdr[] = {"WWW-Authenticate",
                          given ? "Bearer realm=\"resnetd\", error=\"invalid_token\""
                                : "Bearer realm=\"resnetd\"",
                          NULL};
-    http_set_user(r, DENIED);
-    metrics_request(a->metrics, -1, 401);
-    http_respond(r, body ? 401 : 500, "application/json", body, body ? len : 0, hdr);
+    reqbase_respond(b, 401, "application/json", body, len, hdr);
+}
+
+static int denied(http_req *r) {
+    const req_base *b = http_user(r);
+    return b && b->denied;
 }
 
 void auth_on_body(http_req *r, void *cls) {
-    if (http_user(r) != DENIED)
+    if (!denied(r))
         routes_on_body(r, cls);
 }
 
 void auth_on_complete(http_req *r, void *cls) {
-    if (http_user(r) != DENIED)
+    if (!denied(r)) {
         routes_on_complete(r, cls);
+        return;
+    }
+    req_base *b = http_user(r);
+    int status = http_status(r);
+    reqbase_done(b, status);
+    free(b);
+    reqbase_end(cls, 1, status);
 }

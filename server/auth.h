@@ -11,7 +11,9 @@
  * cfg metrics_auth is 1. Without api_key everything is open.
  *
  * The three hooks wrap routes_on_* (app.h) with the same contract; a denied
- * request never reaches the routes.
+ * request never reaches the routes: it is a request of its own (reqbase_new,
+ * req_base.denied) with an X-Request-Id, the standard headers, its count in
+ * the metrics and its access-log line.
  */
 #ifndef RESNETD_AUTH_H
 #define RESNETD_AUTH_H

@@ -43,6 +43,7 @@ struct req_base {
     int model;     /* the model's metrics index, or -1 */
     app_model *mv; /* its version: a handle (registry_acquire) held until reqbase_done */
     int draining;  /* the server was draining when the request came in */
+    int denied;    /* answered 401 by auth.c: the routes never see it */
     int work;      /* counted in a->work (inference accepted; the drain waits for it) */
     int counted;   /* metrics_request done */
     int images_ok; /* images that got predictions */
@@ -82,17 +83,11 @@ struct req_base {
  * ends through reqbase_end with NULL). */
 void *reqbase_new(app *a, http_req *r, size_t size);
 
-/* Queues the answer exactly with headers hdr (NULL-terminated name/value
- * pairs) and counts the request, its latency and its images: counted when
- * the answer is queued, so a client that has its answer also sees it in
- * /metrics. Takes body. */
-void reqbase_send(req_base *b, int status, const char *content_type, char *body, size_t len,
-                  const char *const *hdr);
-
-/* Queues the answer with X-Request-Id, Server-Timing, Retry-After on a 503
+/* The one way an answer goes out. Queues it with X-Request-Id, Server-Timing, Retry-After on a 503
  * and Connection: close while draining or on a 499, then `extra` (NULL-terminated
  * name/value pairs, at most 8 pairs); counts the request, its latency and
- * its images. Takes body (malloc'd; NULL with len > 0 means the caller's
+ * its images (counted when the answer is queued, so a client that has its
+ * answer also sees it in /metrics). Takes body (malloc'd; NULL with len > 0 means the caller's
  * allocation failed: answered 500 without a body). */
 void reqbase_respond(req_base *b, int status, const char *content_type, char *body, size_t len,
                      const char *const *extra);

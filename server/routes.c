@@ -37,7 +37,7 @@ static void respond_json(req *q, int status, char *body, size_t len) {
 }
 
 static void respond_error(req *q, int status, const char *code, const char *msg) {
-    size_t len;
+    size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body(code, msg, &len);
     respond_json(q, status, body, len);
 }
@@ -53,8 +53,7 @@ static void route_metrics(req *q) {
         respond_error(q, 500, "internal", "out of memory");
         return;
     }
-    const char *hdr[] = {"X-Request-Id", q->b.id, NULL};
-    reqbase_send(&q->b, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, hdr);
+    reqbase_respond(&q->b, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
 }
 
 static void route_models(req *q) {
@@ -192,10 +191,10 @@ void routes_on_headers(http_req *r, void *cls) {
     }
     return;
 not_allowed : {
-    size_t len;
+    size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-    const char *hdr[] = {"X-Request-Id", q->b.id, "Allow", allow, NULL};
-    reqbase_send(&q->b, 405, JSON_CT, body, len, hdr);
+    const char *hdr[] = {"Allow", allow, NULL};
+    reqbase_respond(&q->b, 405, JSON_CT, body, len, hdr);
 }
 }
 
@@ -232,7 +231,7 @@ static void classify_finish(req_base *b) {
             /* one image's fate, through the shared mapping */
             req_base one = {.nimgs = 1, .imgs = im};
             int st = reqbase_result(&one, &res[i].err_code, &res[i].err_message);
-            expired += st == 504;
+            expired += im->qi.status == QUEUE_ITEM_EXPIRED;
             if (!multipart) {
                 status = st;
                 code = res[i].err_code;
@@ -245,8 +244,9 @@ static void classify_finish(req_base *b) {
         res[i].npreds = predict_top_k(b->out + (size_t)i * (size_t)m->info.num_classes,
                                       m->info.num_classes, q->top_k, pe);
     }
+    const status_info *exp = status_of_item(QUEUE_ITEM_EXPIRED);
     if (multipart && pushed && expired == pushed)
-        respond_error(q, 504, "deadline_exceeded", "deadline passed before inference");
+        respond_error(q, exp->http, exp->code, exp->msg);
     else if (status != 200)
         respond_error(q, status, code, msg);
     else {

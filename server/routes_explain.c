@@ -70,10 +70,10 @@ void routes_explain_on_headers(http_req *r, app *a) {
         return;
     }
     if (strcmp(http_method(r), "POST") != 0) {
-        size_t len;
+        size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
         char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-        const char *hdr[] = {"X-Request-Id", q->b.id, "Allow", "POST", NULL};
-        reqbase_send(&q->b, 405, JSON_CT, body, len, hdr);
+        const char *hdr[] = {"Allow", "POST", NULL};
+        reqbase_respond(&q->b, 405, JSON_CT, body, len, hdr);
         return;
     }
     q->want_body = 1;
