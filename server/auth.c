@@ -43,19 +43,12 @@ int auth_token_ok(const char *key, const char *header) {
     return diff == 0;
 }
 
-void auth_on_headers(http_req *r, void *cls) {
-    app *a = cls;
+int auth_check(req_base *b) {
+    app *a = b->a;
+    http_req *r = b->r;
     if (!auth_required(a->cfg->api_key, (int)a->cfg->metrics_auth, http_path(r)) ||
-        auth_token_ok(a->cfg->api_key, http_header(r, "Authorization"))) {
-        routes_on_headers(r, cls);
-        return;
-    }
-    /* a request of its own: X-Request-Id, the standard headers, counted and
-     * logged like any answer; the routes never see it */
-    req_base *b = reqbase_new(a, r, sizeof *b);
-    if (!b)
-        return; /* answered 500 */
-    b->denied = 1;
+        auth_token_ok(a->cfg->api_key, http_header(r, "Authorization")))
+        return 0;
     int given = http_header(r, "Authorization") != NULL;
     size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body(
@@ -65,26 +58,5 @@ void auth_on_headers(http_req *r, void *cls) {
                                : "Bearer realm=\"resnetd\"",
                          NULL};
     reqbase_respond(b, 401, "application/json", body, len, hdr);
-}
-
-static int denied(http_req *r) {
-    const req_base *b = http_user(r);
-    return b && b->denied;
-}
-
-void auth_on_body(http_req *r, void *cls) {
-    if (!denied(r))
-        routes_on_body(r, cls);
-}
-
-void auth_on_complete(http_req *r, void *cls) {
-    if (!denied(r)) {
-        routes_on_complete(r, cls);
-        return;
-    }
-    req_base *b = http_user(r);
-    int status = http_status(r);
-    reqbase_done(b, status);
-    free(b);
-    reqbase_end(cls, 1, status);
+    return 401;
 }

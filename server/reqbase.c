@@ -139,6 +139,32 @@ int reqbase_gate(req_base *b, const char **code, const char **msg) {
     return 0;
 }
 
+int reqbase_accept(req_base *b, const char **code, const char **msg) {
+    int st = reqbase_gate(b, code, msg);
+    if (st)
+        return st;
+    if (http_body_too_large(b->r)) {
+        metrics_rejected(b->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        *code = "body_too_large";
+        *msg = "Content-Length is over max_body_bytes";
+        return 413;
+    }
+    reqbase_expect(b, 1); /* its images are on their way */
+    return 0;
+}
+
+int reqbase_body_ok(req_base *b, const char **code, const char **msg) {
+    if (reqbase_over_budget(b, code, msg)) /* refused while it was received */
+        return 503;
+    if (http_body_too_large(b->r)) {
+        metrics_rejected(b->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        *code = "body_too_large";
+        *msg = "body is over max_body_bytes";
+        return 413;
+    }
+    return 0;
+}
+
 int reqbase_over_budget(req_base *b, const char **code, const char **msg) {
     if (!b->r || http_body_refused(b->r) != HTTP_BODY_OVER_BUDGET)
         return 0;
@@ -546,6 +572,15 @@ int reqbase_result(const req_base *b, const char **code, const char **msg) {
         }
     }
     return 200;
+}
+
+int reqbase_all_expired(const req_base *b) {
+    int pushed = 0, expired = 0;
+    for (int i = 0; i < b->nimgs; i++) {
+        pushed += b->imgs[i].pushed;
+        expired += b->imgs[i].pushed && b->imgs[i].qi.status == QUEUE_ITEM_EXPIRED;
+    }
+    return pushed && expired == pushed;
 }
 
 int reqbase_bind(req_base *b, const char *name, size_t len, long version) {

@@ -43,7 +43,10 @@ struct req_base {
     int model;     /* the model's metrics index, or -1 */
     app_model *mv; /* its version: a handle (registry_acquire) held until reqbase_done */
     int draining;  /* the server was draining when the request came in */
-    int denied;    /* answered 401 by auth.c: the routes never see it */
+    /* its family's hooks, from the route table (routes.c): the body is in
+     * (NULL: no body wanted), and the family's own state to free (NULL: none) */
+    void (*on_body)(req_base *b);
+    void (*on_free)(req_base *b);
     int work;      /* counted in a->work (inference accepted; the drain waits for it) */
     int counted;   /* metrics_request done */
     int images_ok; /* images that got predictions */
@@ -96,6 +99,16 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
  * or 503 with *code and *msg set (draining: the work count is dropped again;
  * not ready), counting the rejection. */
 int reqbase_gate(req_base *b, const char **code, const char **msg);
+
+/* An inference request's first step, from its headers: reqbase_gate, then
+ * 413 body_too_large from a Content-Length over max_body_bytes (counted),
+ * then the request is announced to its model's queue (reqbase_expect).
+ * Returns 0 or the HTTP status with *code and *msg set. */
+int reqbase_accept(req_base *b, const char **code, const char **msg);
+
+/* Its body is in: 503 over_budget when it was refused while received, 413
+ * body_too_large (counted) when it grew past max_body_bytes (chunked), else 0. */
+int reqbase_body_ok(req_base *b, const char **code, const char **msg);
 
 /* 503 with *code ("over_budget") and *msg set, the rejection counted, when
  * the request's body did not fit the server-wide budget (http_body_refused);
@@ -176,6 +189,10 @@ void reqbase_collect(req_base *b);
 /* After finish: 200 when the request has no error and every image has its
  * output, else the HTTP status with *code and *msg naming the first error. */
 int reqbase_result(const req_base *b, const char **code, const char **msg);
+
+/* 1 when the request pushed images and every one missed its deadline (a
+ * multipart request is then 504 as a whole, like a single image). */
+int reqbase_all_expired(const req_base *b);
 
 /* Last: a request that got no state (had_state 0: OOM) is counted here;
  * the in-flight counters drop. */
