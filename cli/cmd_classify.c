@@ -263,7 +263,7 @@ static void decode_input_timed(cl *c, cl_slot *s, char **buf, size_t *cap) {
         pthread_mutex_unlock(&c->mu);
     }
     if (st != IMG_OK) {
-        status_img_http(st, &code);
+        code = status_of_img(st)->code;
         set_error(s, code, msg[0] ? msg : img_status_str(st));
     }
 }

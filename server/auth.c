@@ -4,15 +4,11 @@
 #include "app.h"
 #include "demo_assets.h"
 #include "json.h"
+#include "reqbase.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-/* The user pointer of a denied request: routes never see such a request,
- * and auth_on_complete recognises it by this address. */
-static const char denied_tag = 0;
-#define DENIED ((void *)&denied_tag)
 
 int auth_required(const char *api_key, int metrics_auth, const char *path) {
     static const char *const open_paths[] = {"/healthz", "/readyz", "/v2/health/live",
@@ -47,32 +43,20 @@ int auth_token_ok(const char *key, const char *header) {
     return diff == 0;
 }
 
-void auth_on_headers(http_req *r, void *cls) {
-    app *a = cls;
+int auth_check(req_base *b) {
+    app *a = b->a;
+    http_req *r = b->r;
     if (!auth_required(a->cfg->api_key, (int)a->cfg->metrics_auth, http_path(r)) ||
-        auth_token_ok(a->cfg->api_key, http_header(r, "Authorization"))) {
-        routes_on_headers(r, cls);
-        return;
-    }
+        auth_token_ok(a->cfg->api_key, http_header(r, "Authorization")))
+        return 0;
     int given = http_header(r, "Authorization") != NULL;
-    size_t len;
+    size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body(
         "unauthorized", given ? "invalid bearer token" : "a bearer token is required", &len);
     const char *hdr[] = {"WWW-Authenticate",
                          given ? "Bearer realm=\"resnetd\", error=\"invalid_token\""
                                : "Bearer realm=\"resnetd\"",
                          NULL};
-    http_set_user(r, DENIED);
-    metrics_request(a->metrics, -1, 401);
-    http_respond(r, body ? 401 : 500, "application/json", body, body ? len : 0, hdr);
-}
-
-void auth_on_body(http_req *r, void *cls) {
-    if (http_user(r) != DENIED)
-        routes_on_body(r, cls);
-}
-
-void auth_on_complete(http_req *r, void *cls) {
-    if (http_user(r) != DENIED)
-        routes_on_complete(r, cls);
+    reqbase_respond(b, 401, "application/json", body, len, hdr);
+    return 401;
 }

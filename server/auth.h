@@ -10,19 +10,21 @@
  * asks for the key and its /v1 calls carry it); /metrics is open unless
  * cfg metrics_auth is 1. Without api_key everything is open.
  *
- * The three hooks wrap routes_on_* (app.h) with the same contract; a denied
- * request never reaches the routes.
+ * auth_check is the first check of the route table (routes.c): a denied
+ * request is answered there, with an X-Request-Id, the standard headers,
+ * its count in the metrics and its access-log line, and never reaches a
+ * route family.
  */
 #ifndef RESNETD_AUTH_H
 #define RESNETD_AUTH_H
 
-#include "http.h"
+#include "reqbase.h"
 
 #include <stddef.h>
 
-void auth_on_headers(http_req *r, void *app);
-void auth_on_body(http_req *r, void *app);
-void auth_on_complete(http_req *r, void *app);
+/* The route table's first check (routes.c): 0 when b's request may go on,
+ * else 401 (answered, with WWW-Authenticate; its family never sees it). */
+int auth_check(req_base *b);
 
 /* 1 when path needs a token under this config (api_key set), else 0. */
 int auth_required(const char *api_key, int metrics_auth, const char *path);

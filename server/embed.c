@@ -2,6 +2,7 @@
 #include "embed.h"
 
 #include "json.h"
+#include "status.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -176,16 +177,10 @@ char *embed_answer(const req_base *b, const embed_opts *o, int *status, size_t *
             *status = st;
             return json_error_body(code ? code : "error", msg, len);
         }
-    } else {
-        int pushed = 0, expired = 0;
-        for (int i = 0; i < b->nimgs; i++) {
-            pushed += b->imgs[i].pushed;
-            expired += b->imgs[i].pushed && b->imgs[i].qi.status == QUEUE_ITEM_EXPIRED;
-        }
-        if (pushed && expired == pushed) {
-            *status = 504;
-            return json_error_body("deadline_exceeded", "deadline passed before inference", len);
-        }
+    } else if (reqbase_all_expired(b)) {
+        const status_info *si = status_of_item(QUEUE_ITEM_EXPIRED);
+        *status = si->http;
+        return json_error_body(si->code, si->msg, len);
     }
     engine_tensor_desc d;
     engine_model_tap_desc(m->em, o->tap, &d);

@@ -1,22 +1,24 @@
 /*
  * proto.h — server-internal: the plumbing shared by the ecosystem protocol
  * families (routes_v2.c: KServe v2 / Triton, routes_torchserve.c: TorchServe,
- * routes_demo.c: the browser demo). routes.c hands a request to them when
- * proto_owns() claims its path; from then on the request never meets /v1's
- * state, but it shares everything that matters with /v1: the in-flight count
- * the drain waits for, request ids, the access log, the metrics, and the
- * per-model queues (so batching, deadlines and queue limits are the same).
+ * routes_demo.c: the browser demo). The route table (routes.c) creates a
+ * proto_req for their paths and calls the family's on_headers; from then on
+ * the request never meets /v1's state, but it shares everything that matters
+ * with /v1: the in-flight count the drain waits for, request ids, the access
+ * log, the metrics, and the per-model queues (so batching, deadlines and
+ * queue limits are the same). Nothing here calls back into the families
+ * except through the pointers they set.
  *
- * Life of a request: proto_on_headers() creates a proto_req and calls the
- * family's on_headers, which answers at once (GETs, errors) or sets
- * p->on_body (after proto_gate, which also announces the request to its
- * model's queue). proto_on_body() calls it with the whole body. To run images
+ * Life of a request: the family's on_headers answers at once (GETs, errors)
+ * or sets p->on_body (after proto_gate, which also announces the request to
+ * its model's queue). proto_on_body() calls it with the whole body. To run images
  * it calls proto_submit() (reqbase_submit: the request is suspended, the
  * family's prepare step and the image decodes run on the decode pool, the
  * images go through the model's queue) and the family's finish callback runs
  * on an HTTP thread once every image is back, where it reads
  * proto_result() and proto_outputs() and answers with proto_respond().
- * proto_on_complete() logs, counts and frees everything.
+ * The route table logs, counts and frees the request (proto_on_free: the
+ * family's state).
  */
 #ifndef RESNETD_PROTO_H
 #define RESNETD_PROTO_H
@@ -41,16 +43,12 @@ struct proto_req {
     void (*finish)(proto_req *p);
 };
 
-/* 1 when the path belongs to a protocol family: "/", "/demo/...", "/v2",
- * "/v2/...", "/ping", "/predictions/...". */
-int proto_owns(const char *path);
+/* The route table's body and free hooks for a proto_req (req_base first):
+ * the body goes to p->on_body when set; the family's state is freed. */
+void proto_on_body(req_base *b);
+void proto_on_free(req_base *b);
 
-/* The http_config hooks for those paths (routes.c forwards to them). */
-void proto_on_headers(http_req *r, void *app);
-void proto_on_body(http_req *r, void *app);
-void proto_on_complete(http_req *r, void *app);
-
-/* Family entry points, called by proto_on_headers with p->model == -1. */
+/* Family entry points, called by the route table with p->b.model == -1. */
 void routes_v2_on_headers(proto_req *p);
 void routes_ts_on_headers(proto_req *p);
 void routes_demo_on_headers(proto_req *p);
@@ -70,10 +68,11 @@ void proto_respond(proto_req *p, int status, const char *content_type, char *bod
  * serving one); its metrics index, or -1. */
 int proto_bind(req_base *b, const char *name, size_t len, long version);
 
-/* Whether new inference work is accepted: 0, or 503 with *msg set (and the
- * rejection counted) while the server is draining or not yet ready. Call
+/* Whether new inference work is accepted (reqbase_accept): 0, or 503 with
+ * *msg set (and the rejection counted) while the server is draining or not
+ * yet ready, 413 for a Content-Length over max_body_bytes. Call
  * once per inference request, with p->b.model set: it counts the request in
- * a->work (which the SIGTERM drain waits for) until proto_on_complete and
+ * a->work (which the SIGTERM drain waits for) until the request is done and
  * announces it to the model's queue. */
 int proto_gate(proto_req *p, const char **msg);
 

@@ -69,6 +69,28 @@ typedef struct {
     int versioned;
 } cand;
 
+/* server.h: the bundled default model, looked up here (where the model list is
+ * built) so that the registry does not call back into server.c. */
+int server_default_model(const char *name, char *buf, size_t len) {
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = 0;
+    const char *sub[] = {"/../models/", "/models/", "/../share/resnetd/models/"};
+    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
+        struct stat st;
+        int w = snprintf(buf, len, "%s%s%s", exe, sub[i], name);
+        if (w > 0 && (size_t)w < len && stat(buf, &st) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 const char *registry_state_name(int s) {
     static const char *const n[] = {"READY", "LOADING", "UNLOADING", "UNAVAILABLE"};
     return s >= 0 && s < 4 ? n[s] : "UNAVAILABLE";

@@ -46,8 +46,10 @@ void *reqbase_new(app *a, http_req *r, size_t size) {
     return b;
 }
 
-void reqbase_send(req_base *b, int status, const char *content_type, char *body, size_t len,
-                  const char *const *hdr) {
+/* Queues the answer exactly with headers hdr and counts it (reqbase_respond
+ * is the only caller: every answer carries the standard headers). */
+static void send_answer(req_base *b, int status, const char *content_type, char *body, size_t len,
+                        const char *const *hdr) {
     metrics_request(b->a->metrics, b->model, status);
     if (b->model >= 0)
         metrics_observe(b->a->metrics, METRICS_H_REQUEST, b->model,
@@ -105,7 +107,7 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
         hdr[h++] = extra[i + 1];
     }
     hdr[h] = NULL;
-    reqbase_send(b, status, content_type, body, len, hdr);
+    send_answer(b, status, content_type, body, len, hdr);
 }
 
 int reqbase_gate(req_base *b, const char **code, const char **msg) {
@@ -133,6 +135,32 @@ int reqbase_gate(req_base *b, const char **code, const char **msg) {
         atomic_fetch_sub(&a->work, 1);
         b->work = 0;
         return 503;
+    }
+    return 0;
+}
+
+int reqbase_accept(req_base *b, const char **code, const char **msg) {
+    int st = reqbase_gate(b, code, msg);
+    if (st)
+        return st;
+    if (http_body_too_large(b->r)) {
+        metrics_rejected(b->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        *code = "body_too_large";
+        *msg = "Content-Length is over max_body_bytes";
+        return 413;
+    }
+    reqbase_expect(b, 1); /* its images are on their way */
+    return 0;
+}
+
+int reqbase_body_ok(req_base *b, const char **code, const char **msg) {
+    if (reqbase_over_budget(b, code, msg)) /* refused while it was received */
+        return 503;
+    if (http_body_too_large(b->r)) {
+        metrics_rejected(b->a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
+        *code = "body_too_large";
+        *msg = "body is over max_body_bytes";
+        return 413;
     }
     return 0;
 }
@@ -335,7 +363,9 @@ static int decode_one(req_base *b, int i) {
     }
     if (st == IMG_OK)
         return 0;
-    im->err_status = status_img_http(st, &im->err_code);
+    const status_info *si = status_of_img(st);
+    im->err_status = si->http;
+    im->err_code = si->code;
     if (!im->err_msg[0]) /* a decoder error without a message still says what */
         snprintf(im->err_msg, sizeof im->err_msg, "%s", img_status_str(st));
     return 1;
@@ -379,21 +409,14 @@ static void resume_now(req_base *b) {
     wake(b);
 }
 
-static const char *push_error(queue_status qs, int *status, const char **msg) {
-    *status = qs == QUEUE_TOO_MANY ? 413 : 503;
-    *msg = qs == QUEUE_TOO_MANY ? "more images than queue_capacity"
-           : qs == QUEUE_FULL   ? "the model's queue is full; retry later"
-                                : "the server is shutting down";
-    return qs == QUEUE_TOO_MANY ? "too_many_images" : qs == QUEUE_FULL ? "queue_full" : "draining";
-}
-
 /* The decode job: prepare, decode, push (or record why not and resume). */
 static void run_job(decode_job *j, int aborted) {
     req_base *b = (req_base *)((char *)j - offsetof(req_base, job));
     app *a = b->a;
-    if (aborted) {
-        metrics_rejected(a->metrics, METRICS_REJECT_DRAINING);
-        reqbase_fail(b, 503, "draining", "the server is shutting down");
+    if (aborted) { /* the decode pool was closed by the drain: as a closed queue */
+        const status_info *si = status_of_push(QUEUE_CLOSED);
+        metrics_rejected(a->metrics, (metrics_reason)si->reject);
+        reqbase_fail(b, si->http, si->code, si->msg);
         resume_now(b);
         return;
     }
@@ -463,14 +486,12 @@ static void run_job(decode_job *j, int aborted) {
     if (was_expected)
         queue_expect(q, -1);
     if (qs != QUEUE_OK) {
-        int status;
-        const char *msg, *code = push_error(qs, &status, &msg);
+        const status_info *si = status_of_push(qs);
         for (int i = 0; i < b->nimgs; i++)
             b->imgs[i].pushed = 0;
-        if (qs != QUEUE_TOO_MANY) /* too many is the client's error, not a rejection */
-            metrics_rejected(a->metrics, qs == QUEUE_FULL ? METRICS_REJECT_QUEUE_FULL
-                                                          : METRICS_REJECT_DRAINING);
-        reqbase_fail(b, status, code, msg);
+        if (si->reject >= 0) /* too many is the client's error, not a rejection */
+            metrics_rejected(a->metrics, (metrics_reason)si->reject);
+        reqbase_fail(b, si->http, si->code, si->msg);
         resume_now(b);
     }
 }
@@ -543,28 +564,23 @@ int reqbase_result(const req_base *b, const char **code, const char **msg) {
             *msg = im->err_msg;
             return im->err_status;
         }
-        switch (im->qi.status) {
-        case QUEUE_ITEM_OK:
-            break;
-        case QUEUE_ITEM_EXPIRED:
-            *code = "deadline_exceeded";
-            *msg = "deadline passed before inference";
-            return 504;
-        case QUEUE_ITEM_ABORTED:
-            *code = "draining";
-            *msg = "the server is shutting down";
-            return 503;
-        case QUEUE_ITEM_CANCELLED:
-            *code = "client_closed_request";
-            *msg = "the client closed the connection before its answer";
-            return 499;
-        default:
-            *code = "inference_failed";
-            *msg = "inference failed";
-            return 500;
+        if (im->qi.status != QUEUE_ITEM_OK) {
+            const status_info *si = status_of_item(im->qi.status);
+            *code = si->code;
+            *msg = si->msg;
+            return si->http;
         }
     }
     return 200;
+}
+
+int reqbase_all_expired(const req_base *b) {
+    int pushed = 0, expired = 0;
+    for (int i = 0; i < b->nimgs; i++) {
+        pushed += b->imgs[i].pushed;
+        expired += b->imgs[i].pushed && b->imgs[i].qi.status == QUEUE_ITEM_EXPIRED;
+    }
+    return pushed && expired == pushed;
 }
 
 int reqbase_bind(req_base *b, const char *name, size_t len, long version) {

@@ -43,6 +43,10 @@ struct req_base {
     int model;     /* the model's metrics index, or -1 */
     app_model *mv; /* its version: a handle (registry_acquire) held until reqbase_done */
     int draining;  /* the server was draining when the request came in */
+    /* its family's hooks, from the route table (routes.c): the body is in
+     * (NULL: no body wanted), and the family's own state to free (NULL: none) */
+    void (*on_body)(req_base *b);
+    void (*on_free)(req_base *b);
     int work;      /* counted in a->work (inference accepted; the drain waits for it) */
     int counted;   /* metrics_request done */
     int images_ok; /* images that got predictions */
@@ -82,17 +86,11 @@ struct req_base {
  * ends through reqbase_end with NULL). */
 void *reqbase_new(app *a, http_req *r, size_t size);
 
-/* Queues the answer exactly with headers hdr (NULL-terminated name/value
- * pairs) and counts the request, its latency and its images: counted when
- * the answer is queued, so a client that has its answer also sees it in
- * /metrics. Takes body. */
-void reqbase_send(req_base *b, int status, const char *content_type, char *body, size_t len,
-                  const char *const *hdr);
-
-/* Queues the answer with X-Request-Id, Server-Timing, Retry-After on a 503
+/* The one way an answer goes out. Queues it with X-Request-Id, Server-Timing, Retry-After on a 503
  * and Connection: close while draining or on a 499, then `extra` (NULL-terminated
  * name/value pairs, at most 8 pairs); counts the request, its latency and
- * its images. Takes body (malloc'd; NULL with len > 0 means the caller's
+ * its images (counted when the answer is queued, so a client that has its
+ * answer also sees it in /metrics). Takes body (malloc'd; NULL with len > 0 means the caller's
  * allocation failed: answered 500 without a body). */
 void reqbase_respond(req_base *b, int status, const char *content_type, char *body, size_t len,
                      const char *const *extra);
@@ -101,6 +99,16 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
  * or 503 with *code and *msg set (draining: the work count is dropped again;
  * not ready), counting the rejection. */
 int reqbase_gate(req_base *b, const char **code, const char **msg);
+
+/* An inference request's first step, from its headers: reqbase_gate, then
+ * 413 body_too_large from a Content-Length over max_body_bytes (counted),
+ * then the request is announced to its model's queue (reqbase_expect).
+ * Returns 0 or the HTTP status with *code and *msg set. */
+int reqbase_accept(req_base *b, const char **code, const char **msg);
+
+/* Its body is in: 503 over_budget when it was refused while received, 413
+ * body_too_large (counted) when it grew past max_body_bytes (chunked), else 0. */
+int reqbase_body_ok(req_base *b, const char **code, const char **msg);
 
 /* 503 with *code ("over_budget") and *msg set, the rejection counted, when
  * the request's body did not fit the server-wide budget (http_body_refused);
@@ -181,6 +189,10 @@ void reqbase_collect(req_base *b);
 /* After finish: 200 when the request has no error and every image has its
  * output, else the HTTP status with *code and *msg naming the first error. */
 int reqbase_result(const req_base *b, const char **code, const char **msg);
+
+/* 1 when the request pushed images and every one missed its deadline (a
+ * multipart request is then 504 as a whole, like a single image). */
+int reqbase_all_expired(const req_base *b);
 
 /* Last: a request that got no state (had_state 0: OOM) is counted here;
  * the in-flight counters drop. */

@@ -1,9 +1,19 @@
 /*
- * routes.c — the /v1 HTTP API (docs/api.md): routing, classify (cheap checks on the
- * HTTP thread, then reqbase_submit: decode pool, queue, answer when the last
- * image is back), health, readiness, models and metrics, JSON errors.
+ * routes.c — the route table and the /v1 HTTP API (docs/api.md).
+ *
+ * The table maps a path pattern to a route family: its request struct's
+ * size and its hooks. Every request goes the same way: reqbase_new (request
+ * id, in-flight count), auth_check (the table's first check: a 401 is
+ * answered there, logged and counted like any answer), then the family's
+ * on_headers, which answers or wants the body; on_body gets the body; at the
+ * end reqbase_done logs, counts and frees. Families never call back here.
+ *
+ * /v1: classify and embed (cheap checks on the HTTP thread, then
+ * reqbase_submit: decode pool, queue, answer when the last image is back),
+ * health, readiness, models and metrics, JSON errors.
  */
 #include "app.h"
+#include "auth.h"
 #include "embed.h"
 #include "json.h"
 #include "predict.h"
@@ -37,7 +47,7 @@ static void respond_json(req *q, int status, char *body, size_t len) {
 }
 
 static void respond_error(req *q, int status, const char *code, const char *msg) {
-    size_t len;
+    size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body(code, msg, &len);
     respond_json(q, status, body, len);
 }
@@ -53,8 +63,7 @@ static void route_metrics(req *q) {
         respond_error(q, 500, "internal", "out of memory");
         return;
     }
-    const char *hdr[] = {"X-Request-Id", q->b.id, NULL};
-    reqbase_send(&q->b, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, hdr);
+    reqbase_respond(&q->b, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
 }
 
 static void route_models(req *q) {
@@ -99,21 +108,12 @@ static void route_models(req *q) {
     respond_json(q, 200, body, len);
 }
 
-/* Decides the route from method and path; answers everything but a classify
- * whose body is still to come. */
-void routes_on_headers(http_req *r, void *cls) {
-    if (proto_owns(http_path(r))) { /* /v2, TorchServe, the demo page */
-        proto_on_headers(r, cls);
-        return;
-    }
-    if (routes_explain_owns(http_path(r))) { /* /v1/models/{m}/explain */
-        routes_explain_on_headers(r, cls);
-        return;
-    }
-    app *a = cls;
-    req *q = reqbase_new(a, r, sizeof *q);
-    if (!q)
-        return;
+/* /v1 from method and path; answers everything but a classify whose body is
+ * still to come. */
+static void v1_on_headers(req_base *b) {
+    app *a = b->a;
+    http_req *r = b->r;
+    req *q = (req *)b;
     const char *path = http_path(r);
     int get = method_is(q, "GET") || method_is(q, "HEAD");
     const char *allow = "GET, HEAD";
@@ -182,20 +182,15 @@ void routes_on_headers(http_req *r, void *cls) {
         goto not_allowed;
     q->is_classify = 1;
     const char *code, *msg;
-    if (reqbase_gate(&q->b, &code, &msg)) {
-        respond_error(q, 503, code, msg);
-    } else if (http_body_too_large(r)) {
-        metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        respond_error(q, 413, "body_too_large", "Content-Length is over max_body_bytes");
-    } else {
-        reqbase_expect(&q->b, 1); /* its images are on their way */
-    }
+    int st = reqbase_accept(&q->b, &code, &msg);
+    if (st)
+        respond_error(q, st, code, msg);
     return;
 not_allowed : {
-    size_t len;
+    size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-    const char *hdr[] = {"X-Request-Id", q->b.id, "Allow", allow, NULL};
-    reqbase_send(&q->b, 405, JSON_CT, body, len, hdr);
+    const char *hdr[] = {"Allow", allow, NULL};
+    reqbase_respond(&q->b, 405, JSON_CT, body, len, hdr);
 }
 }
 
@@ -217,7 +212,7 @@ static void classify_finish(req_base *b) {
         respond_error(q, 500, "internal", "out of memory");
         return;
     }
-    int status = 200, expired = 0, pushed = 0;
+    int status = 200;
     const char *code = NULL, *msg = NULL;
     for (int i = 0; i < b->nimgs; i++) {
         reqbase_img *im = &b->imgs[i];
@@ -227,12 +222,10 @@ static void classify_finish(req_base *b) {
             res[i].err_message = im->err_msg;
             continue;
         }
-        pushed++;
         if (im->qi.status != QUEUE_ITEM_OK) {
             /* one image's fate, through the shared mapping */
             req_base one = {.nimgs = 1, .imgs = im};
             int st = reqbase_result(&one, &res[i].err_code, &res[i].err_message);
-            expired += st == 504;
             if (!multipart) {
                 status = st;
                 code = res[i].err_code;
@@ -245,8 +238,9 @@ static void classify_finish(req_base *b) {
         res[i].npreds = predict_top_k(b->out + (size_t)i * (size_t)m->info.num_classes,
                                       m->info.num_classes, q->top_k, pe);
     }
-    if (multipart && pushed && expired == pushed)
-        respond_error(q, 504, "deadline_exceeded", "deadline passed before inference");
+    const status_info *exp = status_of_item(QUEUE_ITEM_EXPIRED);
+    if (multipart && reqbase_all_expired(b))
+        respond_error(q, exp->http, exp->code, exp->msg);
     else if (status != 200)
         respond_error(q, status, code, msg);
     else {
@@ -265,28 +259,17 @@ static void embed_finish(req_base *b) {
     respond_json((req *)b, status, body, len);
 }
 
-void routes_on_body(http_req *r, void *cls) {
-    if (proto_owns(http_path(r))) {
-        proto_on_body(r, cls); /* submits, or answers */
-        return;
-    }
-    if (routes_explain_owns(http_path(r))) {
-        routes_explain_on_body(r, cls);
-        return;
-    }
-    app *a = cls;
-    req *q = http_user(r);
-    if (!q || !q->is_classify)
+static void v1_on_body(req_base *b) {
+    app *a = b->a;
+    http_req *r = b->r;
+    req *q = (req *)b;
+    if (!q->is_classify)
         return;
     app_model *m = q->b.mv;
-    const char *bcode, *bmsg; /* the body was refused while it was received */
-    if (reqbase_over_budget(&q->b, &bcode, &bmsg)) {
-        respond_error(q, 503, bcode, bmsg);
-        return;
-    }
-    if (http_body_too_large(r)) {
-        metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        respond_error(q, 413, "body_too_large", "body is over max_body_bytes");
+    const char *bcode, *bmsg;
+    int bst = reqbase_body_ok(&q->b, &bcode, &bmsg);
+    if (bst) {
+        respond_error(q, bst, bcode, bmsg);
         return;
     }
     q->top_k = (int)a->cfg->top_k;
@@ -338,20 +321,87 @@ void routes_on_body(http_req *r, void *cls) {
     reqbase_submit(&q->b, NULL, q->is_embed ? embed_finish : classify_finish);
 }
 
+/* The protocol families' entry points take their proto_req (a req_base first). */
+static void v2_on_headers(req_base *b) {
+    routes_v2_on_headers((proto_req *)b);
+}
+
+static void ts_on_headers(req_base *b) {
+    routes_ts_on_headers((proto_req *)b);
+}
+
+static void demo_on_headers(req_base *b) {
+    routes_demo_on_headers((proto_req *)b);
+}
+
+typedef struct {
+    const char *pattern; /* "*": one non-empty segment; a trailing "**": any rest */
+    size_t size;         /* the family's request struct (a req_base first); 0: explain's */
+    void (*on_headers)(req_base *b);
+    void (*on_body)(req_base *b);
+    void (*on_free)(req_base *b);
+} route;
+
+/* First match wins; the last entry takes every other path (/v1's 404). */
+static const route ROUTES[] = {
+    {"/v2", sizeof(proto_req), v2_on_headers, proto_on_body, proto_on_free},
+    {"/v2/**", sizeof(proto_req), v2_on_headers, proto_on_body, proto_on_free},
+    {"/ping", sizeof(proto_req), ts_on_headers, proto_on_body, proto_on_free},
+    {"/predictions/**", sizeof(proto_req), ts_on_headers, proto_on_body, proto_on_free},
+    {"/", sizeof(proto_req), demo_on_headers, proto_on_body, proto_on_free},
+    {"/demo/**", sizeof(proto_req), demo_on_headers, proto_on_body, proto_on_free},
+    {"/v1/models/*/explain", 0, routes_explain_on_headers, routes_explain_on_body, NULL},
+    {"**", sizeof(req), v1_on_headers, v1_on_body, NULL},
+};
+
+static int match(const char *pat, const char *path) {
+    while (*pat) {
+        if (pat[0] == '*' && pat[1] == '*')
+            return 1;
+        if (*pat == '*') {
+            size_t n = strcspn(path, "/");
+            if (!n)
+                return 0;
+            path += n;
+            pat++;
+        } else if (*pat++ != *path++) {
+            return 0;
+        }
+    }
+    return !*path;
+}
+
+void routes_on_headers(http_req *r, void *cls) {
+    const char *path = http_path(r);
+    const route *rt = &ROUTES[sizeof ROUTES / sizeof ROUTES[0] - 1];
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++)
+        if (match(ROUTES[i].pattern, path)) {
+            rt = &ROUTES[i];
+            break;
+        }
+    req_base *b = reqbase_new(cls, r, rt->size ? rt->size : routes_explain_size());
+    if (!b || auth_check(b)) /* answered: 500 (no memory) or 401 */
+        return;
+    b->on_body = rt->on_body;
+    b->on_free = rt->on_free;
+    rt->on_headers(b);
+}
+
+void routes_on_body(http_req *r, void *cls) {
+    req_base *b = http_user(r);
+    (void)cls;
+    if (b && b->on_body)
+        b->on_body(b); /* submits, or answers */
+}
+
 void routes_on_complete(http_req *r, void *cls) {
-    if (proto_owns(http_path(r))) {
-        proto_on_complete(r, cls);
-        return;
+    req_base *b = http_user(r);
+    int status = http_status(r);
+    if (b) {
+        reqbase_done(b, status);
+        if (b->on_free)
+            b->on_free(b);
+        free(b);
     }
-    if (routes_explain_owns(http_path(r))) {
-        routes_explain_on_complete(r, cls);
-        return;
-    }
-    req *q = http_user(r);
-    int status = http_status(r), had = q != NULL;
-    if (q) {
-        reqbase_done(&q->b, status);
-        free(q);
-    }
-    reqbase_end(cls, had, status);
+    reqbase_end(cls, b != NULL, status);
 }

@@ -31,7 +31,6 @@
 #include <string.h>
 
 #define JSON_CT "application/json"
-#define ROUTE_SUFFIX "/explain"
 /* What the CAM's colours weigh against the picture in the PNG. */
 #define OVERLAY_ALPHA 0.5f
 /* jansson's tree and text per number of the map, with room to spare
@@ -46,23 +45,15 @@ typedef struct {
     engine_cam_info ci;
 } explain_req;
 
-int routes_explain_owns(const char *path) {
-    if (strncmp(path, "/v1/models/", 11) != 0)
-        return 0;
-    const char *slash = strchr(path + 11, '/');
-    return slash && slash > path + 11 && !strcmp(slash, ROUTE_SUFFIX);
-}
-
 static void respond_error(explain_req *q, int status, const char *code, const char *msg) {
     size_t len = 0;
     char *body = json_error_body(code, msg, &len);
     reqbase_respond(&q->b, status, JSON_CT, body, body ? len : 1, NULL);
 }
 
-void routes_explain_on_headers(http_req *r, app *a) {
-    explain_req *q = reqbase_new(a, r, sizeof *q);
-    if (!q)
-        return;
+void routes_explain_on_headers(req_base *b) {
+    explain_req *q = (explain_req *)b;
+    http_req *r = b->r;
     const char *name = http_path(r) + 11, *slash = strchr(name, '/');
     q->b.model = proto_bind(&q->b, name, (size_t)(slash - name), -1);
     if (q->b.model < 0) {
@@ -70,22 +61,17 @@ void routes_explain_on_headers(http_req *r, app *a) {
         return;
     }
     if (strcmp(http_method(r), "POST") != 0) {
-        size_t len;
+        size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
         char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-        const char *hdr[] = {"X-Request-Id", q->b.id, "Allow", "POST", NULL};
-        reqbase_send(&q->b, 405, JSON_CT, body, len, hdr);
+        const char *hdr[] = {"Allow", "POST", NULL};
+        reqbase_respond(&q->b, 405, JSON_CT, body, len, hdr);
         return;
     }
     q->want_body = 1;
     const char *code, *msg;
-    if (reqbase_gate(&q->b, &code, &msg)) {
-        respond_error(q, 503, code, msg);
-    } else if (http_body_too_large(r)) {
-        metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        respond_error(q, 413, "body_too_large", "Content-Length is over max_body_bytes");
-    } else {
-        reqbase_expect(&q->b, 1); /* its image is on its way */
-    }
+    int st = reqbase_accept(&q->b, &code, &msg);
+    if (st)
+        respond_error(q, st, code, msg);
 }
 
 /* ?format= and ?class=: 0, or an answered 400. */
@@ -228,19 +214,17 @@ static void explain_finish(req_base *b) {
         reqbase_respond(b, 200, "image/png", (char *)png, len, hdr);
 }
 
-void routes_explain_on_body(http_req *r, app *a) {
-    explain_req *q = http_user(r);
-    if (!q || !q->want_body)
+void routes_explain_on_body(req_base *b) {
+    explain_req *q = (explain_req *)b;
+    app *a = b->a;
+    http_req *r = b->r;
+    if (!q->want_body)
         return;
     app_model *m = q->b.mv;
-    const char *bcode, *bmsg; /* the body was refused while it was received */
-    if (reqbase_over_budget(&q->b, &bcode, &bmsg)) {
-        respond_error(q, 503, bcode, bmsg);
-        return;
-    }
-    if (http_body_too_large(r)) {
-        metrics_rejected(a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        respond_error(q, 413, "body_too_large", "body is over max_body_bytes");
+    const char *bcode, *bmsg;
+    int bst = reqbase_body_ok(&q->b, &bcode, &bmsg);
+    if (bst) {
+        respond_error(q, bst, bcode, bmsg);
         return;
     }
     if (parse_query(q, m))
@@ -281,12 +265,6 @@ void routes_explain_on_body(http_req *r, app *a) {
     reqbase_submit(&q->b, NULL, explain_finish);
 }
 
-void routes_explain_on_complete(http_req *r, app *a) {
-    explain_req *q = http_user(r);
-    int status = http_status(r), had = q != NULL;
-    if (q) {
-        reqbase_done(&q->b, status);
-        free(q);
-    }
-    reqbase_end(a, had, status);
+size_t routes_explain_size(void) {
+    return sizeof(explain_req);
 }

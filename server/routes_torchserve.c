@@ -83,14 +83,10 @@ static void predictions_finish(proto_req *p) {
 }
 
 static void predictions_body(proto_req *p) {
-    const char *bcode, *bmsg; /* the body was refused while it was received */
-    if (reqbase_over_budget(&p->b, &bcode, &bmsg)) {
-        ts_error(p, 503, bmsg);
-        return;
-    }
-    if (http_body_too_large(p->b.r)) {
-        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        ts_error(p, 413, "body is over max_body_bytes");
+    const char *bcode, *bmsg;
+    int bst = reqbase_body_ok(&p->b, &bcode, &bmsg);
+    if (bst) {
+        ts_error(p, bst, bmsg);
         return;
     }
     const void *data;
@@ -159,12 +155,8 @@ void routes_ts_on_headers(proto_req *p) {
     }
     const char *why;
     int st = proto_gate(p, &why);
-    if (st) {
+    if (st)
         ts_error(p, st, why);
-    } else if (http_body_too_large(p->b.r)) {
-        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        ts_error(p, 413, "Content-Length is over max_body_bytes");
-    } else {
+    else
         p->on_body = predictions_body;
-    }
 }

@@ -213,14 +213,10 @@ static void models_route(proto_req *p, const char *s) {
     }
     const char *why;
     int st = proto_gate(p, &why);
-    if (st) {
+    if (st)
         v2_error(p, st, why);
-    } else if (http_body_too_large(p->b.r)) {
-        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        v2_error(p, 413, "Content-Length is over max_body_bytes");
-    } else {
+    else
         p->on_body = routes_v2_infer_body;
-    }
 }
 
 void routes_v2_on_headers(proto_req *p) {

@@ -231,14 +231,10 @@ static int infer_prepare(proto_req *p) {
 
 void routes_v2_infer_body(proto_req *p) {
     char msg[512];
-    const char *bcode, *bmsg; /* the body was refused while it was received */
-    if (reqbase_over_budget(&p->b, &bcode, &bmsg)) {
-        v2_error(p, 503, bmsg);
-        return;
-    }
-    if (http_body_too_large(p->b.r)) {
-        metrics_rejected(p->b.a->metrics, METRICS_REJECT_BODY_TOO_LARGE);
-        v2_error(p, 413, "body is over max_body_bytes");
+    const char *bcode, *bmsg;
+    int bst = reqbase_body_ok(&p->b, &bcode, &bmsg);
+    if (bst) {
+        v2_error(p, bst, bmsg);
         return;
     }
     if (http_is_multipart(p->b.r)) {

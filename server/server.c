@@ -7,7 +7,6 @@
 #include "server.h"
 
 #include "app.h"
-#include "auth.h"
 #include "grpc_server.h"
 #include "json.h"
 #include "log.h"
@@ -23,26 +22,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-int server_default_model(const char *name, char *buf, size_t len) {
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = 0;
-    const char *sub[] = {"/../models/", "/models/", "/../share/resnetd/models/"};
-    for (size_t i = 0; i < sizeof sub / sizeof sub[0]; i++) {
-        struct stat st;
-        int w = snprintf(buf, len, "%s%s%s", exe, sub[i], name);
-        if (w > 0 && (size_t)w < len && stat(buf, &st) == 0)
-            return 0;
-    }
-    return -1;
-}
 
 /* Waits for a signal or `ms` milliseconds. Returns the signal or 0. */
 static int wait_signal(const sigset_t *set, long ms) {
@@ -154,9 +133,9 @@ int server_run(const cfg_t *c) {
                       (int)c->max_connections,
                       (int)c->connection_timeout_s,
                       (size_t)c->max_body_bytes,
-                      auth_on_headers, /* the bearer-token gate, then the routes */
-                      auth_on_body,
-                      auth_on_complete,
+                      routes_on_headers, /* the route table: auth, then a family */
+                      routes_on_body,
+                      routes_on_complete,
                       &a,
                       c->tls_cert[0] ? c->tls_cert : NULL,
                       c->tls_key[0] ? c->tls_key : NULL,

@@ -17,7 +17,8 @@ int server_run(const cfg_t *c);
 
 /* The bundled default model: the first existing of <exe_dir>/../models/NAME,
  * <exe_dir>/models/NAME and <exe_dir>/../share/resnetd/models/NAME. Writes
- * the path into buf and returns 0, or -1 when none exists. */
+ * the path into buf and returns 0, or -1 when none exists. (In registry.c,
+ * which builds the model list: the registry never calls into server.c.) */
 int server_default_model(const char *name, char *buf, size_t len);
 
 #endif

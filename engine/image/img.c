@@ -40,21 +40,6 @@ const char *img_status_str(img_status s) {
     return "unknown_error";
 }
 
-int img_status_http(img_status s) {
-    switch (s) {
-    case IMG_OK:
-        return 200;
-    case IMG_ERR_UNKNOWN_FORMAT:
-        return 415;
-    case IMG_ERR_NOMEM:
-        return 503;
-    case IMG_ERR_ARG:
-        return 500;
-    default:
-        return 400;
-    }
-}
-
 img_params img_default_params(void) {
     img_params p = {.color = IMG_COLOR_RGB,
                     .resize = 256,

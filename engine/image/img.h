@@ -29,11 +29,6 @@ typedef enum {
 /* Stable snake_case code for a status (used in JSON error bodies); never NULL. */
 const char *img_status_str(img_status s);
 
-/* The HTTP status for a failed image: 415 for IMG_ERR_UNKNOWN_FORMAT, 400 for
- * the other input errors, 503 for IMG_ERR_NOMEM, 500 for IMG_ERR_ARG, 200 for
- * IMG_OK. */
-int img_status_http(img_status s);
-
 typedef enum { IMG_COLOR_RGB = 0, IMG_COLOR_BGR, IMG_COLOR_GRAY } img_color;
 
 typedef struct {

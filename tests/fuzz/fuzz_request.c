@@ -19,7 +19,6 @@
  */
 #include "app.h"
 #include "registry.h"
-#include "auth.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -127,9 +126,9 @@ static fixture *setup(void) {
                       4096, /* connections */
                       1,    /* idle timeout, s */
                       (size_t)f.cfg.max_body_bytes,
-                      auth_on_headers, /* as server.c: the token gate (open here) */
-                      auth_on_body,
-                      auth_on_complete,
+                      routes_on_headers, /* as server.c: the route table (auth open here) */
+                      routes_on_body,
+                      routes_on_complete,
                       &f.a,
                       NULL,
                       NULL,

@@ -32,6 +32,8 @@ def expect_401(resp, what, invalid):
     check(www.startswith("Bearer"), f"{what}: WWW-Authenticate {www!r}")
     check(('error="invalid_token"' in www) == invalid, f"{what}: WWW-Authenticate {www!r}")
     check(KEY.encode() not in body, f"{what}: body leaks the key")
+    # a 401 is an answer like any other: its own request id (and access-log line)
+    check(headers.get("x-request-id"), f"{what}: no X-Request-Id")
 
 
 def auth_checks(srv, png, metrics_protected):
@@ -81,6 +83,12 @@ def auth_checks(srv, png, metrics_protected):
     n401 = sum(float(line.split()[-1]) for line in m.splitlines()
                if line.startswith("resnetd_requests_total{") and 'code="401"' in line)
     check(n401 >= 7, f"401s counted in resnetd_requests_total: {n401}")
+    check(srv.get("/metrics", bearer)[1].get("x-request-id"), "/metrics without X-Request-Id")
+    st, hd, _ = srv.request(b"DELETE /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(st == 405 and hd.get("x-request-id") and hd.get("allow"), f"405: {st} {hd}")
+    denied = [x for x in srv.log_lines() if x.get("status") == 401]
+    check(len(denied) >= 7 and all(x.get("id") for x in denied),
+          f"401s in the access log, with their ids: {len(denied)}")
     check(KEY not in srv.logs().decode(errors="replace"), "the key appears in the log")
 
 

@@ -223,7 +223,7 @@ def test_abuse(binary, tmp):
         bomb = H.huge_zero_png(30000, 30000)
         check(len(bomb) < MAX_BODY, f"bomb PNG is {len(bomb)} bytes")
         t0 = time.monotonic()
-        # image_too_large is 400 in img_status_http (cfg's help says 413: see bugs.md)
+        # image_too_large is 400 in server/status.c (cfg's help says 413: see bugs.md)
         expect_error(srv.post("/v1/classify", bomb, "image/png"), (400, 413),
                      "PNG 30000x30000", "image_too_large")
         check(time.monotonic() - t0 < 10, "PNG bomb took too long")
