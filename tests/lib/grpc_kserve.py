@@ -273,6 +273,7 @@ class H2:
         self.calls = {}
         self.goaway = None  # (error code, last stream id) once received
         self.closed = False
+        self._rbuf = b""  # received bytes not yet a whole frame
         self._flush()
 
     def _flush(self):
@@ -326,7 +327,7 @@ class H2:
             if not d:
                 self.closed = True
                 continue
-            for ev in self.conn.receive_data(d):
+            for ev in self._frames(d):
                 c = self.calls.get(getattr(ev, "stream_id", None))
                 if isinstance(ev, h2.events.ResponseReceived) and c:
                     c.headers = dict(ev.headers)
@@ -345,6 +346,27 @@ class H2:
                 elif isinstance(ev, h2.events.ConnectionTerminated):
                     self.goaway = (ev.error_code, ev.last_stream_id)
             self._flush()
+
+    def _frames(self, d):
+        """The events of the whole frames received so far, one frame at a time:
+        h2 4.1 treats the connection as closed once a GOAWAY arrives and
+        refuses the frames that follow it, but RFC 9113 (6.8) lets the streams
+        up to its last-stream-id finish, so after a GOAWAY the state machine
+        is put back to open for them."""
+        import h2.connection
+        import h2.events
+        self._rbuf += d
+        events = []
+        while len(self._rbuf) >= 9:
+            n = int.from_bytes(self._rbuf[:3], "big")
+            if len(self._rbuf) < 9 + n:
+                break
+            frame, self._rbuf = self._rbuf[:9 + n], self._rbuf[9 + n:]
+            evs = self.conn.receive_data(frame)
+            events += evs
+            if any(isinstance(e, h2.events.ConnectionTerminated) for e in evs):
+                self.conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return events
 
     def wait(self, sid, timeout=None):
         self.pump(lambda: self.calls[sid].done, timeout)
