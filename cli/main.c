@@ -6,14 +6,15 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: resnetd [serve] [options]             serve models over HTTP (default)\n"
-               "       resnetd classify --model M [--top-k K] FILE...\n"
-               "       resnetd infer --model M IN.npy OUT.npy\n"
-               "       resnetd preprocess --model M IMAGE OUT.npy\n"
-               "       resnetd bench --model M [--batch 1,8] [--threads T] [--seconds S]\n"
-               "       resnetd quantize --model M --calibration DIR --out OUT\n"
-               "       resnetd --version | --help\n"
-               "'resnetd serve --help' lists every server option.\n");
+    fprintf(f,
+            "usage: resnetd [serve] [options]             serve models over HTTP (default)\n"
+            "       resnetd classify [--model M] [--top-k K] [-r] [--format jsonl|csv] INPUT...\n"
+            "       resnetd infer --model M IN.npy OUT.npy\n"
+            "       resnetd preprocess --model M IMAGE OUT.npy\n"
+            "       resnetd bench --model M [--batch 1,8] [--threads T] [--seconds S]\n"
+            "       resnetd quantize --model M --calibration DIR --out OUT\n"
+            "       resnetd --version | --help\n"
+            "'resnetd serve --help' lists every server option.\n");
 }
 
 int main(int argc, char **argv) {

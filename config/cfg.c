@@ -19,7 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { T_INT, T_STR, T_LIST, T_LEVEL, T_GOAL } opt_type; /* LEVEL, GOAL: named values */
+typedef enum {
+    T_INT,
+    T_STR,
+    T_LIST,
+    T_LEVEL,
+    T_GOAL,
+    T_BOOL
+} opt_type; /* LEVEL, GOAL: named values */
 
 typedef struct {
     const char *name; /* JSON key */
@@ -51,7 +58,27 @@ static const opt OPTS[] = {
      "default: the bundled models/fashion-mnist"},
     {"model_repository", T_STR, OFF(model_repository), sizeof(((cfg_t *)0)->model_repository), 0, 0,
      "", "RESNETD_MODEL_REPOSITORY", "--model-repository",
-     "directory whose every sub-directory is a model"},
+     "directory whose every sub-directory is a model (NAME/model.onnx, or NAME/<N>/model.onnx "
+     "for versions; README \"Changing models while serving\")"},
+    {"model_control_mode", T_STR, OFF(model_control_mode), sizeof(((cfg_t *)0)->model_control_mode),
+     0, 0, "none", "RESNETD_MODEL_CONTROL_MODE", "--model-control-mode",
+     "none (load the repository at start; SIGHUP rescans it), poll (rescan every "
+     "repository_poll_secs too) or explicit (load only load_model at start, then "
+     "POST /v2/repository/models/NAME/load and /unload)"},
+    {"repository_poll_secs", T_INT, OFF(repository_poll_secs), 0, 1, 86400, "15",
+     "RESNETD_REPOSITORY_POLL_SECS", "--repository-poll-secs",
+     "poll mode: seconds between repository scans"},
+    {"load_model", T_STR, OFF(load_model), sizeof(((cfg_t *)0)->load_model), 0, 0, "",
+     "RESNETD_LOAD_MODEL", "--load-model",
+     "explicit mode: repository models loaded at start (comma-separated; the flag repeats)"},
+    {"exit_on_error", T_BOOL, OFF(exit_on_error), 0, 0, 1, "true", "RESNETD_EXIT_ON_ERROR",
+     "--exit-on-error",
+     "true: a model that fails to load at start-up stops the server; false: it is reported "
+     "UNAVAILABLE and the others serve (after start-up no model failure stops the server)"},
+    {"strict_readiness", T_BOOL, OFF(strict_readiness), 0, 0, 1, "true", "RESNETD_STRICT_READINESS",
+     "--strict-readiness",
+     "true: /readyz and /v2/health/ready are 200 only when every model that should serve is "
+     "ready; false: once start-up is over"},
     {"workers", T_INT, OFF(workers), 0, 1, 64, "1", "RESNETD_WORKERS", "--workers",
      "inference worker threads per model, each with its own engine context"},
     {"threads_per_worker", T_INT, OFF(threads_per_worker), 0, 0, 256, "0",
@@ -197,7 +224,21 @@ static int parse_opt(cfg_t *c, const opt *o, const char *value, const char *src,
         *(int64_t *)field = v;
         return 0;
     }
+    case T_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "false") ||
+            !strcmp(value, "0")) {
+            *(int64_t *)field = !strcmp(value, "true") || !strcmp(value, "1");
+            return 0;
+        }
+        snprintf(err, err_len, "%s (%s): '%s' is not true or false", o->name, src, value);
+        return -1;
     case T_STR:
+        if (!strcmp(o->name, "load_model") && field[0] && strcmp(src, "default") &&
+            strlen(field) + 1 + strlen(value) < o->size) { /* repeated: appended */
+            size_t used = strlen(field);
+            snprintf(field + used, o->size - used, ",%s", value);
+            return 0;
+        }
         if (strlen(value) >= o->size) {
             snprintf(err, err_len, "%s (%s): value too long", o->name, src);
             return -1;
@@ -275,6 +316,8 @@ static int json_scalar_str(json_t *v, char *buf, size_t len) {
         snprintf(buf, len, "%s", json_string_value(v));
     else if (json_is_integer(v))
         snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+    else if (json_is_boolean(v))
+        snprintf(buf, len, "%s", json_is_true(v) ? "true" : "false");
     else if (json_is_real(v)) /* 2.0 is fine for an integer key; 2.5 is rejected by strtoll */
         snprintf(buf, len, "%.17g", json_real_value(v));
     else
@@ -462,6 +505,9 @@ void cfg_print_json(const cfg_t *c, FILE *f) {
         switch (OPTS[i].type) {
         case T_INT:
             v = json_integer(*(const int64_t *)field);
+            break;
+        case T_BOOL:
+            v = json_boolean(*(const int64_t *)field);
             break;
         case T_STR: /* the token never appears in output */
             v = json_string(strcmp(OPTS[i].name, "api_key") == 0 && field[0] ? "<redacted>"

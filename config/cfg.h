@@ -29,9 +29,14 @@ typedef struct {
     char *models[CFG_MAX_MODELS]; /* malloc'd paths (repeatable --model) */
     int num_models;
     char model_repository[4096];
-    int64_t workers;            /* inference workers per model */
-    int64_t threads_per_worker; /* oneDNN threads per worker; 0 = cores / workers */
-    int64_t max_batch;          /* 0 = each model's config.json max_batch */
+    char model_control_mode[16];  /* none, poll or explicit (server/registry.h) */
+    int64_t repository_poll_secs; /* poll mode: seconds between scans */
+    char load_model[4096];        /* explicit mode: models loaded at start, comma-separated */
+    int64_t exit_on_error;        /* 1: a model failing at start-up stops the server */
+    int64_t strict_readiness;     /* 1: ready only when every wanted model is */
+    int64_t workers;              /* inference workers per model */
+    int64_t threads_per_worker;   /* oneDNN threads per worker; 0 = cores / workers */
+    int64_t max_batch;            /* 0 = each model's config.json max_batch */
     int64_t batch_timeout_us;
     int64_t queue_capacity; /* images per model queue */
     int64_t max_body_bytes;

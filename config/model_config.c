@@ -216,6 +216,11 @@ static int parse_config(const char *file, model_config *mc, char *err, size_t er
                 snprintf(err, err_len, "%s: key 'precision': expected \"fp32\" or \"int8\"", file);
                 rc = -1;
             }
+        } else if (strcmp(k, "version_policy") == 0) {
+            if (!json_is_object(v)) { /* read by the server's registry (server/registry.c) */
+                snprintf(err, err_len, "%s: key 'version_policy': expected an object", file);
+                rc = -1;
+            }
         } else if (strcmp(k, "description") == 0) {
             if (!json_is_string(v)) {
                 snprintf(err, err_len, "%s: key 'description': expected a string", file);
@@ -319,7 +324,9 @@ int model_config_resolve(const char *path, model_config *out, char *err, size_t 
     return rc;
 }
 
-int model_config_load(const char *path, model_config *out, char *err, size_t err_len) {
+static int load_any(const char *mdir, const char *vdir, model_config *out, char *err,
+                    size_t err_len) {
+    const char *path = vdir ? vdir : mdir;
     memset(out, 0, sizeof(*out));
     out->input = img_default_params();
     out->max_batch = 8;
@@ -331,11 +338,19 @@ int model_config_load(const char *path, model_config *out, char *err, size_t err
     }
     int rc = 0;
     if (S_ISDIR(sb.st_mode)) {
-        base_name(path, NULL, out->name, sizeof(out->name));
+        base_name(vdir ? mdir : path, NULL, out->name, sizeof(out->name));
         out->dir = dup_str(path);
         out->onnx_path = path_join(path, "model.onnx");
         char *cfg = path_join(path, "config.json");
         char *lab = path_join(path, "labels.txt");
+        if (vdir && cfg && stat(cfg, &sb) != 0) { /* the model's, unless the version has one */
+            free(cfg);
+            cfg = path_join(mdir, "config.json");
+        }
+        if (vdir && lab && stat(lab, &sb) != 0) {
+            free(lab);
+            lab = path_join(mdir, "labels.txt");
+        }
         if (!out->dir || !out->onnx_path || !cfg || !lab) {
             snprintf(err, err_len, "%s: out of memory", path);
             rc = -1;
@@ -371,6 +386,15 @@ int model_config_load(const char *path, model_config *out, char *err, size_t err
     if (rc)
         model_config_free(out);
     return rc;
+}
+
+int model_config_load(const char *path, model_config *out, char *err, size_t err_len) {
+    return load_any(path, NULL, out, err, err_len);
+}
+
+int model_config_load_version(const char *model_dir, const char *version_dir, model_config *out,
+                              char *err, size_t err_len) {
+    return load_any(model_dir, version_dir, out, err, err_len);
 }
 
 engine_load_params model_config_engine_params(const model_config *mc, int max_batch) {

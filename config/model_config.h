@@ -29,6 +29,13 @@ typedef struct {
  * naming the file and key at fault in err. Free with model_config_free(). */
 int model_config_load(const char *path, model_config *out, char *err, size_t err_len);
 
+/* One version of a versioned model (model_dir/<N>/model.onnx, the server's
+ * registry): model.onnx, quant.tsv and tuned.json from version_dir;
+ * config.json and labels.txt from version_dir when it has them, else from
+ * model_dir; the name from config.json, else model_dir's name. */
+int model_config_load_version(const char *model_dir, const char *version_dir, model_config *out,
+                              char *err, size_t err_len);
+
 /* The model argument of a subcommand (infer, bench): a directory goes
  * through model_config_load; anything else is taken as the ONNX file itself,
  * checked later by the engine: name = its stem, dir = its directory,

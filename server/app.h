@@ -18,10 +18,15 @@
 #include "queue.h"
 
 #include <stdatomic.h>
+
+typedef struct registry registry;
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct {
+/* One loaded version of a model (server/registry.h): requests hold it by
+ * handle (refs) from routing to completion. */
+typedef struct app_model app_model;
+struct app_model {
     model_config mc;
     engine_model *em;
     engine_model_info info;
@@ -36,17 +41,20 @@ typedef struct {
     queue *q;
     workers_pool *pool;
     metrics *metrics; /* the app's, for the queue-depth hook */
-    int index;
-} app_model;
+    int index;        /* the model's metrics slot (stable per name) */
+    long version;
+    _Atomic long refs; /* handles held (registry_acquire) */
+    app_model *next;   /* the registry's retired list */
+    int adopted;       /* registry_adopt: owned by its caller */
+};
 
 enum { APP_TUNED_WORKERS = 1, APP_TUNED_THREADS = 2, APP_TUNED_MAX_BATCH = 4 };
 
 typedef struct {
     const cfg_t *cfg;
-    app_model *models;
-    int nmodels;
+    struct registry *reg; /* the models (registry.h) */
     metrics *metrics;
-    _Atomic int ready;     /* every model warmed */
+    _Atomic int ready;     /* start-up over: every model loaded at start-up warmed */
     _Atomic int draining;  /* SIGTERM/SIGINT seen */
     _Atomic long inflight; /* every request between headers and completion */
     _Atomic long work;     /* classify requests accepted before the drain, not yet answered */

@@ -162,7 +162,7 @@ static json_t *shape_json(const embed_opts *o) {
 }
 
 char *embed_answer(const req_base *b, const embed_opts *o, int *status, size_t *len) {
-    const app_model *m = &b->a->models[b->model];
+    const app_model *m = b->mv;
     const char *code = NULL, *msg = NULL;
     *status = 200;
     if (b->err_status) {

@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -44,7 +45,9 @@ typedef struct {
 } model_metrics;
 
 struct metrics {
-    int n; /* models; slot n is "no model" */
+    _Atomic int n; /* models named so far (metrics_add_model); slot cap is "no model" */
+    int cap;
+    pthread_mutex_t add; /* metrics_add_model */
     int max_batch;
     model_metrics *mm;
     _Atomic uint64_t rejected[METRICS_REJECT_COUNT];
@@ -53,37 +56,57 @@ struct metrics {
 };
 
 static model_metrics *slot(metrics *m, int model) {
-    return &m->mm[model >= 0 && model < m->n ? model : m->n];
+    return &m->mm[model >= 0 && model < atomic_load_explicit(&m->n, memory_order_acquire) ? model
+                                                                                          : m->cap];
 }
 
 metrics *metrics_create(const char *const *model_names, int n, int max_batch) {
     metrics *m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
-    m->n = n;
+    m->cap = METRICS_MAX_MODELS;
     m->max_batch = max_batch < 1 ? 1 : max_batch > MAXBATCH ? MAXBATCH : max_batch;
-    m->mm = calloc((size_t)n + 1, sizeof(*m->mm));
-    if (!m->mm) {
-        free(m);
+    pthread_mutex_init(&m->add, NULL);
+    m->mm = calloc((size_t)m->cap + 1, sizeof(*m->mm));
+    if (!m->mm || !(m->mm[m->cap].name = strdup(""))) {
+        metrics_destroy(m);
         return NULL;
     }
-    for (int i = 0; i <= n; i++) {
-        m->mm[i].name = strdup(i < n ? model_names[i] : "");
-        if (!m->mm[i].name) {
+    for (int i = 0; i < n; i++)
+        if (metrics_add_model(m, model_names[i]) < 0) {
             metrics_destroy(m);
             return NULL;
         }
-    }
     return m;
+}
+
+int metrics_add_model(metrics *m, const char *name) {
+    pthread_mutex_lock(&m->add);
+    int n = atomic_load(&m->n), i = 0;
+    while (i < n && strcmp(m->mm[i].name, name))
+        i++;
+    if (i == n) {
+        if (n >= m->cap || !(m->mm[n].name = strdup(name)))
+            i = -1;
+        else
+            atomic_store_explicit(&m->n, n + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&m->add);
+    return i;
+}
+
+const char *metrics_model_name(const metrics *m, int model) {
+    return slot((metrics *)m, model)->name;
 }
 
 void metrics_destroy(metrics *m) {
     if (!m)
         return;
     if (m->mm)
-        for (int i = 0; i <= m->n; i++)
+        for (int i = 0; i <= m->cap; i++)
             free(m->mm[i].name);
     free(m->mm);
+    pthread_mutex_destroy(&m->add);
     free(m);
 }
 
@@ -324,6 +347,8 @@ static void render_process(sbuf *s) {
 
 int metrics_render(const metrics *mc, char **out, size_t *len) {
     metrics *m = (metrics *)mc;
+    int nn = atomic_load_explicit(&m->n, memory_order_acquire);
+#define IX(i) ((i) == nn ? m->cap : (i))
     sbuf s = {malloc(16384), 0, 16384, 0};
     if (!s.p)
         return -1;
@@ -331,13 +356,13 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
                   "or the one a gRPC status stands for) and protocol.\n"
                   "# TYPE resnetd_requests_total counter\n");
     for (int p = 0; p < METRICS_PROTO_COUNT; p++)
-        for (int i = 0; i <= m->n; i++)
+        for (int i = 0; i <= nn; i++)
             for (int c = 0; c < NCODES; c++) {
-                uint64_t v = LOAD(m->mm[i].requests[p][c]);
-                if (!v && i == m->n)
+                uint64_t v = LOAD(m->mm[IX(i)].requests[p][c]);
+                if (!v && i == nn)
                     continue; /* keep the "no model" series sparse */
                 sb_printf(&s, "resnetd_requests_total{model=\"");
-                sb_label(&s, m->mm[i].name);
+                sb_label(&s, m->mm[IX(i)].name);
                 if (c < NCODES - 1)
                     sb_printf(&s, "\",code=\"%d\",protocol=\"%s\"} %llu\n", CODES[c], PROTOS[p],
                               (unsigned long long)v);
@@ -348,10 +373,10 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
     sb_printf(
         &s, "# HELP resnetd_images_total Images classified (answered with predictions), by model.\n"
             "# TYPE resnetd_images_total counter\n");
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < nn; i++) {
         sb_printf(&s, "resnetd_images_total{model=\"");
-        sb_label(&s, m->mm[i].name);
-        sb_printf(&s, "\"} %llu\n", (unsigned long long)LOAD(m->mm[i].images));
+        sb_label(&s, m->mm[IX(i)].name);
+        sb_printf(&s, "\"} %llu\n", (unsigned long long)LOAD(m->mm[IX(i)].images));
     }
     sb_printf(&s, "# HELP resnetd_rejected_total Requests or images refused, by reason.\n"
                   "# TYPE resnetd_rejected_total counter\n");
@@ -360,29 +385,30 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
                   (unsigned long long)LOAD(m->rejected[r]));
     for (int h = 0; h < METRICS_H_COUNT; h++) {
         sb_printf(&s, "# HELP %s %s\n# TYPE %s histogram\n", HNAMES[h], HHELP[h], HNAMES[h]);
-        for (int i = 0; i < m->n; i++) {
+        for (int i = 0; i < nn; i++) {
             if (h != METRICS_H_REQUEST) {
-                render_hist(&s, HNAMES[h], m->mm[i].name, "", &m->mm[i].h[h], NDUR, 0, 1);
+                render_hist(&s, HNAMES[h], m->mm[IX(i)].name, "", &m->mm[IX(i)].h[h], NDUR, 0, 1);
                 continue;
             }
             for (int p = 0; p < METRICS_PROTO_COUNT; p++) {
                 char extra[32];
                 snprintf(extra, sizeof extra, ",protocol=\"%s\"", PROTOS[p]);
-                render_hist(&s, HNAMES[h], m->mm[i].name, extra, &m->mm[i].hreq[p], NDUR, 0, 1);
+                render_hist(&s, HNAMES[h], m->mm[IX(i)].name, extra, &m->mm[IX(i)].hreq[p], NDUR, 0,
+                            1);
             }
         }
     }
     sb_printf(&s, "# HELP resnetd_batch_size Images per engine_run call.\n"
                   "# TYPE resnetd_batch_size histogram\n");
-    for (int i = 0; i < m->n; i++)
-        render_hist(&s, "resnetd_batch_size", m->mm[i].name, "", &m->mm[i].batch, m->max_batch, 1,
-                    0);
+    for (int i = 0; i < nn; i++)
+        render_hist(&s, "resnetd_batch_size", m->mm[IX(i)].name, "", &m->mm[IX(i)].batch,
+                    m->max_batch, 1, 0);
     sb_printf(&s, "# HELP resnetd_queue_depth Images waiting in the model's queue.\n"
                   "# TYPE resnetd_queue_depth gauge\n");
-    for (int i = 0; i < m->n; i++) {
+    for (int i = 0; i < nn; i++) {
         sb_printf(&s, "resnetd_queue_depth{model=\"");
-        sb_label(&s, m->mm[i].name);
-        sb_printf(&s, "\"} %ld\n", LOAD(m->mm[i].depth));
+        sb_label(&s, m->mm[IX(i)].name);
+        sb_printf(&s, "\"} %ld\n", LOAD(m->mm[IX(i)].depth));
     }
     sb_printf(&s,
               "# HELP resnetd_inflight_requests Requests being processed.\n"
@@ -413,4 +439,5 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
     *out = s.p;
     *len = s.len;
     return 0;
+#undef IX
 }

@@ -44,6 +44,17 @@ typedef enum { METRICS_PROTO_HTTP = 0, METRICS_PROTO_GRPC, METRICS_PROTO_COUNT }
  * batch-size histogram. Returns NULL when out of memory. */
 metrics *metrics_create(const char *const *model_names, int n, int max_batch);
 
+/* Per-model series exist for at most METRICS_MAX_MODELS model names over the
+ * process's life (a name keeps its slot when its model is unloaded). */
+#define METRICS_MAX_MODELS 256
+
+/* The index of model `name`, added when new (models loaded while serving).
+ * Returns -1 when METRICS_MAX_MODELS names exist already or out of memory. */
+int metrics_add_model(metrics *m, const char *name);
+
+/* The name of model index `model` ("" for -1); stable until metrics_destroy. */
+const char *metrics_model_name(const metrics *m, int model);
+
 /* Frees the registry; NULL is a no-op. */
 void metrics_destroy(metrics *m);
 

@@ -11,11 +11,8 @@ int proto_owns(const char *path) {
            !strncmp(path, "/predictions/", 13);
 }
 
-int proto_find_model(const app *a, const char *name, size_t len) {
-    for (int i = 0; i < a->nmodels; i++)
-        if (strlen(a->models[i].mc.name) == len && strncmp(a->models[i].mc.name, name, len) == 0)
-            return i;
-    return -1;
+int proto_bind(req_base *b, const char *name, size_t len, long version) {
+    return reqbase_bind(b, name, len, version);
 }
 
 void proto_respond(proto_req *p, int status, const char *content_type, char *body, size_t len,

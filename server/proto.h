@@ -66,8 +66,9 @@ void routes_v2_infer_body(proto_req *p);
 void proto_respond(proto_req *p, int status, const char *content_type, char *body, size_t len,
                    const char *const *extra);
 
-/* The index of the model called name[0..len), or -1. */
-int proto_find_model(const app *a, const char *name, size_t len);
+/* reqbase_bind: a handle on model name[0..len) (version < 0: its highest
+ * serving one); its metrics index, or -1. */
+int proto_bind(req_base *b, const char *name, size_t len, long version);
 
 /* Whether new inference work is accepted: 0, or 503 with *msg set (and the
  * rejection counted) while the server is draining or not yet ready. Call

@@ -1,6 +1,8 @@
 /* reqbase.c — the request life cycle every route family shares (reqbase.h). */
 #include "reqbase.h"
 
+#include "registry.h"
+
 #include "json.h"
 #include "log.h"
 #include "status.h"
@@ -176,7 +178,7 @@ void reqbase_done(req_base *b, int status) {
         metrics_request_proto(a->metrics, b->model, status, b->protocol);
     if (b->r && log_enabled(LOG_INFO)) { /* the access log (other transports write their own) */
         double ms = (double)(queue_now_ns() - b->t0_ns) / 1e6;
-        const char *model = b->model >= 0 ? a->models[b->model].mc.name : "";
+        const char *model = b->mv ? b->mv->mc.name : metrics_model_name(a->metrics, b->model);
         log_access(b->id, http_method(b->r), http_path(b->r), status, http_bytes(b->r), ms, model,
                    images);
     }
@@ -192,6 +194,8 @@ void reqbase_done(req_base *b, int status) {
     b->in = b->out = b->tap_out = NULL;
     budget_release(&a->mem, b->reserved);
     b->reserved = 0;
+    registry_release(b->mv); /* the version may now be freed (registry.h) */
+    b->mv = NULL;
 }
 
 void reqbase_end(app *a, int had_state, int status) {
@@ -202,10 +206,10 @@ void reqbase_end(app *a, int had_state, int status) {
 }
 
 void reqbase_expect(req_base *b, int on) {
-    if (b->model < 0 || b->expected == on)
+    if (!b->mv || b->expected == on)
         return;
     b->expected = on;
-    queue_expect(b->a->models[b->model].q, on ? 1 : -1);
+    queue_expect(b->mv->q, on ? 1 : -1);
 }
 
 void reqbase_fail(req_base *b, int status, const char *code, const char *msg) {
@@ -216,7 +220,7 @@ void reqbase_fail(req_base *b, int status, const char *code, const char *msg) {
 
 int reqbase_images(req_base *b, int n) {
     app *a = b->a;
-    const app_model *m = &a->models[b->model];
+    const app_model *m = b->mv;
     if (n > a->cfg->queue_capacity) { /* checked before anything is decoded */
         char msg[160];
         snprintf(msg, sizeof msg, "%d images is more than queue_capacity (%lld)", n,
@@ -247,7 +251,7 @@ int reqbase_images(req_base *b, int n) {
 
 int reqbase_tap(req_base *b, int tap) {
     app *a = b->a;
-    const app_model *m = &a->models[b->model];
+    const app_model *m = b->mv;
     if (tap < 0 || tap >= engine_model_num_taps(m->em) || b->tap_out || !b->imgs) {
         reqbase_fail(b, 400, "bad_request", "no such tensor");
         return 400;
@@ -283,7 +287,7 @@ int reqbase_tap(req_base *b, int tap) {
  * decoded), or 1 when the image is bad (its error recorded). */
 static int decode_one(req_base *b, int i) {
     app *a = b->a;
-    const app_model *m = &a->models[b->model];
+    const app_model *m = b->mv;
     reqbase_img *im = &b->imgs[i];
     img_params p = m->mc.input;
     p.max_pixels = a->cfg->max_image_pixels;
@@ -385,7 +389,7 @@ static void run_job(decode_job *j, int aborted) {
         resume_now(b);
         return;
     }
-    const app_model *m = &a->models[b->model];
+    const app_model *m = b->mv;
     size_t classes = (size_t)m->info.num_classes;
     int n = 0;
     for (int i = 0; i < b->nimgs; i++) {
@@ -506,4 +510,11 @@ int reqbase_result(const req_base *b, const char **code, const char **msg) {
         }
     }
     return 200;
+}
+
+int reqbase_bind(req_base *b, const char *name, size_t len, long version) {
+    registry_release(b->mv);
+    b->mv = registry_acquire(b->a, name, len, version);
+    b->model = b->mv ? b->mv->index : -1;
+    return b->model;
 }

@@ -40,7 +40,8 @@ struct req_base {
     http_req *r;
     int64_t t0_ns;
     char id[72];   /* X-Request-Id: the client's when short printable ASCII */
-    int model;     /* index into a->models, or -1 */
+    int model;     /* the model's metrics index, or -1 */
+    app_model *mv; /* its version: a handle (registry_acquire) held until reqbase_done */
     int draining;  /* the server was draining when the request came in */
     int work;      /* counted in a->work (inference accepted; the drain waits for it) */
     int counted;   /* metrics_request done */
@@ -123,6 +124,12 @@ void reqbase_done(req_base *b, int status);
  * batches wait to fill only while some request is on its way (queue_expect).
  * Withdrawn at the latest by the push or reqbase_done. */
 void reqbase_expect(req_base *b, int on);
+
+/* Binds the request to model name[0..len), version `version` (< 0: its
+ * highest serving version): b->mv holds a handle, b->model its metrics
+ * index. Returns b->model, or -1 (no such model or version; b->model is
+ * still the name's index when the name is known). */
+int reqbase_bind(req_base *b, const char *name, size_t len, long version);
 
 /* Records the request's error (msg is copied; code static). */
 void reqbase_fail(req_base *b, int status, const char *code, const char *msg);

@@ -9,6 +9,7 @@
 #include "predict.h"
 #include "proto.h"
 #include "reqbase.h"
+#include "registry.h"
 #include "routes_explain.h"
 #include "status.h"
 
@@ -48,7 +49,7 @@ static int method_is(const req *q, const char *m) {
 static void route_metrics(req *q) {
     char *text;
     size_t len;
-    if (metrics_render(q->b.a->metrics, &text, &len)) {
+    if (metrics_render(q->b.a->metrics, &text, &len) || registry_metrics(q->b.a, &text, &len)) {
         respond_error(q, 500, "internal", "out of memory");
         return;
     }
@@ -58,11 +59,11 @@ static void route_metrics(req *q) {
 
 static void route_models(req *q) {
     app *a = q->b.a;
-    json_model_info info[CFG_MAX_MODELS * 8];
-    int n = a->nmodels < (int)(sizeof info / sizeof info[0]) ? a->nmodels
-                                                             : (int)(sizeof info / sizeof info[0]);
+    app_model *ms[512]; /* handles on the served models (at most METRICS_MAX_MODELS names) */
+    json_model_info info[512];
+    int n = registry_list(a, ms, 512);
     for (int i = 0; i < n; i++) {
-        const app_model *m = &a->models[i];
+        const app_model *m = ms[i];
         info[i] = (json_model_info){&m->mc,
                                     m->info.channels,
                                     m->info.height,
@@ -79,6 +80,22 @@ static void route_models(req *q) {
     }
     size_t len;
     char *body = json_models_body(info, n, &len);
+    json_t *doc = body ? json_loads(body, 0, NULL) : NULL, *arr = json_object_get(doc, "models");
+    for (size_t i = 0; json_is_array(arr) && i < json_array_size(arr) && (int)i < n; i++) {
+        json_t *o = json_array_get(arr, i); /* each model: its versions and their states */
+        char v[32];
+        snprintf(v, sizeof v, "%ld", ms[i]->version);
+        json_object_set_new(o, "version", json_string(v));
+        json_object_set_new(o, "versions", registry_index(a, ms[i]->mc.name, 0));
+    }
+    for (int i = 0; i < n; i++)
+        registry_release(ms[i]);
+    if (doc) {
+        free(body);
+        body = json_dumps(doc, JSON_COMPACT);
+        len = body ? strlen(body) : 0;
+        json_decref(doc);
+    }
     respond_json(q, 200, body, len);
 }
 
@@ -109,7 +126,7 @@ void routes_on_headers(http_req *r, void *cls) {
         } else if (!strcmp(path, "/readyz")) {
             if (q->b.draining)
                 respond_error(q, 503, "draining", "the server is shutting down");
-            else if (!atomic_load(&a->ready))
+            else if (!registry_server_ready(a))
                 respond_error(q, 503, "not_ready", "models are loading or warming up");
             else
                 respond_json(q, 200, strdup("{\"status\":\"ready\"}"), 18);
@@ -122,16 +139,32 @@ void routes_on_headers(http_req *r, void *cls) {
     }
     allow = "POST";
     if (!strcmp(path, "/v1/classify") || !strcmp(path, "/v1/embed")) {
-        q->b.model = 0;
+        q->b.mv = registry_acquire_first(a); /* the first model */
+        q->b.model = q->b.mv ? q->b.mv->index : -1;
         q->is_embed = !strcmp(path, "/v1/embed");
+        if (!q->b.mv) {
+            respond_error(q, 404, "model_not_found", "no model is served");
+            return;
+        }
     } else if (!strncmp(path, "/v1/models/", 11)) {
         const char *name = path + 11, *slash = strchr(name, '/');
+        long version = -1; /* /v1/models/{m}/versions/{v}/classify */
+        size_t nlen = slash ? (size_t)(slash - name) : 0;
+        if (slash && !strncmp(slash, "/versions/", 10)) {
+            const char *v = slash + 10;
+            size_t k = strspn(v, "0123456789");
+            if (k && k < 16 && v[k] == '/') {
+                version = atol(v);
+                slash = v + k;
+            } else
+                slash = NULL;
+        }
         q->is_embed = slash && !strcmp(slash, "/embed");
         if (!slash || (strcmp(slash, "/classify") != 0 && !q->is_embed)) {
             respond_error(q, 404, "not_found", "no such path");
             return;
         }
-        q->b.model = proto_find_model(a, name, (size_t)(slash - name));
+        q->b.model = proto_bind(&q->b, name, nlen, version);
         if (q->b.model < 0) {
             respond_error(q, 404, "model_not_found", "no model of that name is served");
             return;
@@ -169,7 +202,7 @@ static void classify_finish(req_base *b) {
         respond_error(q, b->err_status, b->err_code, b->err_msg);
         return;
     }
-    app_model *m = &b->a->models[b->model];
+    app_model *m = b->mv;
     int multipart = b->each;
     json_result *res = calloc((size_t)b->nimgs, sizeof(*res));
     predict_entry *preds = calloc((size_t)b->nimgs * (size_t)q->top_k, sizeof(*preds));
@@ -240,7 +273,7 @@ void routes_on_body(http_req *r, void *cls) {
     req *q = http_user(r);
     if (!q || !q->is_classify)
         return;
-    app_model *m = &a->models[q->b.model];
+    app_model *m = q->b.mv;
     const char *bcode, *bmsg; /* the body was refused while it was received */
     if (reqbase_over_budget(&q->b, &bcode, &bmsg)) {
         respond_error(q, 503, bcode, bmsg);

@@ -64,7 +64,7 @@ void routes_explain_on_headers(http_req *r, app *a) {
     if (!q)
         return;
     const char *name = http_path(r) + 11, *slash = strchr(name, '/');
-    q->b.model = proto_find_model(a, name, (size_t)(slash - name));
+    q->b.model = proto_bind(&q->b, name, (size_t)(slash - name), -1);
     if (q->b.model < 0) {
         respond_error(q, 404, "model_not_found", "no model of that name is served");
         return;
@@ -174,7 +174,7 @@ static void explain_finish(req_base *b) {
         respond_error(q, st, code, msg);
         return;
     }
-    app_model *m = &b->a->models[b->model];
+    app_model *m = b->mv;
     int classes = m->info.num_classes;
     int k = q->klass;
     if (k < 0) {
@@ -232,7 +232,7 @@ void routes_explain_on_body(http_req *r, app *a) {
     explain_req *q = http_user(r);
     if (!q || !q->want_body)
         return;
-    app_model *m = &a->models[q->b.model];
+    app_model *m = q->b.mv;
     const char *bcode, *bmsg; /* the body was refused while it was received */
     if (reqbase_over_budget(&q->b, &bcode, &bmsg)) {
         respond_error(q, 503, bcode, bmsg);

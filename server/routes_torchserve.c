@@ -64,7 +64,7 @@ static void predictions_finish(proto_req *p) {
         ts_error(p, status, why);
         return;
     }
-    const app_model *m = &p->b.a->models[p->b.model];
+    const app_model *m = p->b.mv;
     predict_entry top[TS_TOP_K];
     int k = predict_top_k(proto_outputs(p), m->info.num_classes, TS_TOP_K, top);
     char bufs[TS_TOP_K][16];
@@ -137,17 +137,21 @@ void routes_ts_on_headers(proto_req *p) {
     const char *name = path + 13, *slash = strchr(name, '/');
     size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
     char msg[300];
-    p->b.model = proto_find_model(p->b.a, name, nlen);
+    p->b.model = proto_bind(&p->b, name, nlen, -1);
     if (p->b.model < 0) {
         snprintf(msg, sizeof msg, "Model not found: %.*s", (int)(nlen < 200 ? nlen : 200), name);
         ts_error(p, 404, msg);
         return;
     }
-    if (slash && strcmp(slash, "/1") != 0 && strcmp(slash, "/1.0") != 0) {
-        snprintf(msg, sizeof msg, "Model version not found: %.40s (resnetd serves version 1.0)",
-                 slash + 1);
-        ts_error(p, 404, msg);
-        return;
+    if (slash) { /* /predictions/{m}/{v} with v "N" or "N.0" */
+        const char *v = slash + 1;
+        size_t k = strspn(v, "0123456789");
+        int okv = k && k < 16 && (!v[k] || !strcmp(v + k, ".0"));
+        if (!okv || proto_bind(&p->b, name, nlen, atol(v)) < 0) {
+            snprintf(msg, sizeof msg, "Model version not found: %.40s", v);
+            ts_error(p, 404, msg);
+            return;
+        }
     }
     if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) {
         not_allowed(p, "POST, PUT");

@@ -4,11 +4,12 @@
  *
  *   GET  /v2                                   server metadata
  *   GET  /v2/health/live, /v2/health/ready     200, or 400 when not ready
- *   POST /v2/repository/index                  the models served
- *   GET  /v2/models/{m}[/versions/1]           model metadata
- *   GET  /v2/models/{m}[/versions/1]/ready     200, or 400 when not ready
- *   GET  /v2/models/{m}[/versions/1]/config    Triton's model configuration
- *   POST /v2/models/{m}[/versions/1]/infer     inference
+ *   POST /v2/repository/index                  the models, versions and states (GET too)
+ *   POST /v2/repository/models/{m}/load|unload explicit model control (registry.h)
+ *   GET  /v2/models/{m}[/versions/{v}]           model metadata
+ *   GET  /v2/models/{m}[/versions/{v}]/ready     200, or 400 when not ready
+ *   GET  /v2/models/{m}[/versions/{v}]/config    Triton's model configuration
+ *   POST /v2/models/{m}[/versions/{v}]/infer     inference
  *
  * An inference request has one input, either FP32 [N,C,H,W] (the model's
  * tensor: the answer is its raw output [N,classes], what `resnetd infer`
@@ -22,6 +23,7 @@
  */
 #include "json_proto.h"
 #include "proto.h"
+#include "registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +63,7 @@ static int is_get(const proto_req *p) {
     return !strcmp(m, "GET") || !strcmp(m, "HEAD");
 }
 
+/* a model's own readiness: it has a serving version (bound) and start-up is over */
 static int ready(const proto_req *p) {
     return atomic_load(&p->b.a->ready) && !atomic_load(&p->b.a->draining);
 }
@@ -77,18 +80,38 @@ static void server_metadata(proto_req *p) {
 }
 
 static void repository_index(proto_req *p) {
-    const char *names[CFG_MAX_MODELS * 8];
-    int n = p->b.a->nmodels < CFG_MAX_MODELS * 8 ? p->b.a->nmodels : CFG_MAX_MODELS * 8;
-    for (int i = 0; i < n; i++)
-        names[i] = p->b.a->models[i].mc.name;
-    size_t len = 0;
-    v2_json(p,
-            jp_v2_repository_index(names, n, V2_VERSION, ready(p) ? "READY" : "UNAVAILABLE", &len),
-            &len);
+    json_t *idx = registry_index(p->b.a, NULL, 0);
+    char *body = idx ? json_dumps(idx, JSON_COMPACT) : NULL;
+    json_decref(idx);
+    size_t len = body ? strlen(body) : 0;
+    v2_json(p, body, &len);
+}
+
+/* POST /v2/repository/models/{m}/load | /unload (explicit mode; blocks this
+ * HTTP thread until the loader thread has done it) */
+static void repository_control(proto_req *p, const char *s) {
+    const char *slash = strrchr(s, '/');
+    if (!slash || slash == s || (strcmp(slash, "/load") && strcmp(slash, "/unload")) ||
+        memchr(s, '/', (size_t)(slash - s))) {
+        v2_error(p, 404, "no such path");
+        return;
+    }
+    if (strcmp(http_method(p->b.r), "POST") != 0) {
+        not_allowed(p, "POST");
+        return;
+    }
+    char msg[500];
+    int st =
+        registry_control(p->b.a, s, (size_t)(slash - s), !strcmp(slash, "/load"), msg, sizeof msg);
+    if (st == 200) {
+        char *body = strdup("{}");
+        proto_respond(p, body ? 200 : 500, JSON_CT, body, body ? 2 : 1, NULL);
+    } else
+        v2_error(p, st, msg);
 }
 
 static void model_metadata(proto_req *p) {
-    const app_model *m = &p->b.a->models[p->b.model];
+    const app_model *m = p->b.mv;
     engine_tensor_desc in, out;
     engine_model_input_desc(m->em, 0, &in);
     engine_model_output_desc(m->em, 0, &out);
@@ -108,8 +131,10 @@ static void model_metadata(proto_req *p) {
             memcpy(tm[i].shape, td[i].dims, sizeof tm[i].shape);
             tm[i].shape[0] = -1;
         }
-        body = jp_v2_model_metadata_taps(m->mc.name, V2_VERSION, V2_PLATFORM, &ti, 1, &to, 1, tm,
-                                         nt, def >= 0 ? td[def].name : NULL, &len);
+        char ver[32];
+        snprintf(ver, sizeof ver, "%ld", m->version);
+        body = jp_v2_model_metadata_taps(m->mc.name, ver, V2_PLATFORM, &ti, 1, &to, 1, tm, nt,
+                                         def >= 0 ? td[def].name : NULL, &len);
     }
     free(td);
     free(tm);
@@ -117,7 +142,7 @@ static void model_metadata(proto_req *p) {
 }
 
 static void model_configuration(proto_req *p) {
-    const app_model *m = &p->b.a->models[p->b.model];
+    const app_model *m = p->b.mv;
     engine_tensor_desc in, out;
     engine_model_input_desc(m->em, 0, &in);
     engine_model_output_desc(m->em, 0, &out);
@@ -133,7 +158,7 @@ static void model_configuration(proto_req *p) {
 static void models_route(proto_req *p, const char *s) {
     const char *slash = strchr(s, '/');
     size_t nlen = slash ? (size_t)(slash - s) : strlen(s);
-    p->b.model = proto_find_model(p->b.a, s, nlen);
+    p->b.model = proto_bind(&p->b, s, nlen, -1);
     const char *rest = s + nlen;
     char msg[300];
     if (p->b.model < 0) {
@@ -145,9 +170,10 @@ static void models_route(proto_req *p, const char *s) {
     if (!strncmp(rest, "/versions/", 10)) {
         const char *v = rest + 10, *vs = strchr(v, '/');
         size_t vlen = vs ? (size_t)(vs - v) : strlen(v);
-        if (vlen != strlen(V2_VERSION) || strncmp(v, V2_VERSION, vlen) != 0) {
-            snprintf(msg, sizeof msg, "Request for unknown model: '%s' version %.*s is not found",
-                     p->b.a->models[p->b.model].mc.name, (int)(vlen < 40 ? vlen : 40), v);
+        long ver = vlen && vlen < 16 && strspn(v, "0123456789") >= vlen ? atol(v) : -1;
+        if (ver < 0 || proto_bind(&p->b, s, nlen, ver) < 0) {
+            snprintf(msg, sizeof msg, "Request for unknown model: '%.*s' version %.*s is not found",
+                     (int)(nlen < 200 ? nlen : 200), s, (int)(vlen < 40 ? vlen : 40), v);
             v2_error(p, 404, msg);
             return;
         }
@@ -193,14 +219,16 @@ void routes_v2_on_headers(proto_req *p) {
         else if (!strcmp(path, "/v2/health/live"))
             health(p, 1);
         else if (!strcmp(path, "/v2/health/ready"))
-            health(p, ready(p));
+            health(p, registry_server_ready(p->b.a));
         else
             server_metadata(p);
     } else if (!strcmp(path, "/v2/repository/index")) {
-        if (strcmp(http_method(p->b.r), "POST") != 0)
-            not_allowed(p, "POST");
+        if (strcmp(http_method(p->b.r), "POST") != 0 && !is_get(p))
+            not_allowed(p, "GET, HEAD, POST");
         else
             repository_index(p);
+    } else if (!strncmp(path, "/v2/repository/models/", 22)) {
+        repository_control(p, path + 22);
     } else if (!strncmp(path, "/v2/models/", 11)) {
         models_route(p, path + 11);
     } else {

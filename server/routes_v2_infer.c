@@ -54,7 +54,7 @@ static void v2_error(proto_req *p, int status, const char *msg) {
 /* Checks the request against the model and fills the inputs and state. */
 static int prepare(proto_req *p, jp_v2_request *rq, const unsigned char *bin, size_t blen,
                    char *msg, size_t ml) {
-    const app_model *m = &p->b.a->models[p->b.model];
+    const app_model *m = p->b.mv;
     if (rq->ninputs != 1) {
         snprintf(msg, ml, "expected 1 input but got %d inputs for model '%s'", rq->ninputs,
                  m->mc.name);
@@ -100,7 +100,7 @@ static int prepare(proto_req *p, jp_v2_request *rq, const unsigned char *bin, si
  * means the default (the one output, as Triton answers). classification is
  * clamped to the model's classes. */
 static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg, size_t ml) {
-    const app_model *m = &p->b.a->models[p->b.model];
+    const app_model *m = p->b.mv;
     engine_tensor_desc d;
     engine_model_output_desc(m->em, 0, &d);
     int n = rq->noutputs > 0 ? rq->noutputs : 1;
@@ -163,7 +163,7 @@ static int take_outputs(proto_req *p, jp_v2_request *rq, v2_state *st, char *msg
 /* After the images exist: the requested internal tensor's rows, within the
  * answer bound (embed.h) and reserved in the budget. */
 static int take_tap(proto_req *p, v2_state *st, char *msg, size_t ml) {
-    const app_model *m = &p->b.a->models[p->b.model];
+    const app_model *m = p->b.mv;
     engine_tensor_desc d;
     engine_model_tap_desc(m->em, st->tap, &d);
     uint64_t per = 1;
@@ -192,7 +192,7 @@ static void infer_finish(proto_req *p);
 static int infer_prepare(proto_req *p) {
     v2_state *st = p->state;
     app *a = p->b.a;
-    const app_model *m = &a->models[p->b.model];
+    const app_model *m = p->b.mv;
     char msg[512];
     jp_v2_request rq;
     int status = 400;
@@ -334,7 +334,7 @@ static void infer_finish(proto_req *p) {
         v2_error(p, status, why);
         return;
     }
-    const app_model *m = &p->b.a->models[p->b.model];
+    const app_model *m = p->b.mv;
     int n = p->b.nimgs, classes = m->info.num_classes, no = st->noutputs;
     jp_v2_output_data *od = calloc((size_t)no, sizeof(*od));
     char ***strs = calloc((size_t)no, sizeof(char **));

@@ -85,7 +85,7 @@ static int over_capacity(const req_base *b, const jp_v2_input *in, char *msg, si
  * Returns 0 or an HTTP status with msg set. */
 int v2_take_fp32(req_base *b, const jp_v2_input *in, const unsigned char *bin, char *msg,
                  size_t ml) {
-    const app_model *m = &b->a->models[b->model];
+    const app_model *m = b->mv;
     engine_tensor_desc d;
     engine_model_input_desc(m->em, 0, &d);
     char sh[200];

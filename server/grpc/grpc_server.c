@@ -208,7 +208,7 @@ static void account(gstream *s, int http, size_t bytes) {
     if (s->images > 0 && s->model >= 0)
         metrics_images(a->metrics, s->model, s->images);
     log_access_proto(s->rid, "POST", s->path, http, bytes, secs * 1e3,
-                     s->model >= 0 ? a->models[s->model].mc.name : "", s->images, "grpc");
+                     metrics_model_name(a->metrics, s->model), s->images, "grpc");
 }
 
 static void stream_free(gstream *s) {
@@ -370,7 +370,7 @@ static void account_msg(gstream *s, int http, int model, int images, int64_t t0,
     if (images > 0 && model >= 0)
         metrics_images(a->metrics, model, images);
     log_access_proto(s->rid, "POST", s->path, http, bytes, secs * 1e3,
-                     model >= 0 ? a->models[model].mc.name : "", images, "grpc");
+                     metrics_model_name(a->metrics, model), images, "grpc");
 }
 
 void grpc_stream_push(gstream *s, uint8_t *msg, size_t len, int http, int model, int images,

@@ -18,6 +18,7 @@
 #include "grpc_service.pb-c.h"
 #include "v2_infer.h"
 #include "proto.h"
+#include "registry.h"
 #include "utf8.h"
 
 #include <stdio.h>
@@ -126,32 +127,40 @@ static void answer_msg(gstream *s, const ProtobufCMessage *m) {
     grpc_answer(s, GRPC_OK, NULL, buf, len);
 }
 
-/* The model a name (and version: "" or "1") names, or -1 answered NOT_FOUND. */
-static int find_model(gstream *s, const char *name, const char *version) {
+/* A version number: "" is -1 (the highest serving), digits are it, else -2. */
+static long parse_version(const char *v) {
+    size_t k = strspn(v, "0123456789");
+    return !*v ? -1 : k && k < 16 && !v[k] ? atol(v) : -2;
+}
+
+/* A handle on the model a name (and version: "" or its number) names, or
+ * NULL answered NOT_FOUND. Release it. */
+static app_model *find_model(gstream *s, const char *name, const char *version) {
     app *a = grpc_app(s);
-    int m = proto_find_model(a, name, strlen(name));
+    long v = parse_version(version);
+    app_model *m = v >= -1 ? registry_acquire(a, name, strlen(name), v) : NULL;
     char msg[400];
-    if (m < 0) {
-        snprintf(msg, sizeof msg, "unknown model '%.200s'", name);
+    if (!m) {
+        if (version[0])
+            snprintf(msg, sizeof msg, "model '%.200s' has no version '%.40s'", name, version);
+        else
+            snprintf(msg, sizeof msg, "unknown model '%.200s'", name);
         grpc_answer(s, GRPC_NOT_FOUND, msg, NULL, 0);
-        return -1;
+        return NULL;
     }
-    if (version[0] && strcmp(version, V2_VERSION) != 0) {
-        snprintf(msg, sizeof msg, "model '%.200s' has no version '%.40s' (it has version %s)", name,
-                 version, V2_VERSION);
-        grpc_answer(s, GRPC_NOT_FOUND, msg, NULL, 0);
-        return -1;
-    }
-    s->model = m;
+    s->model = m->index;
     return m;
 }
 
 static int server_ready(const app *a) {
+    return registry_server_ready((app *)a);
+}
+
+static int model_ready(const app *a) {
     return atomic_load(&((app *)a)->ready) && !atomic_load(&((app *)a)->draining);
 }
 
-static void model_metadata(gstream *s, int mi) {
-    const app_model *m = &grpc_app(s)->models[mi];
+static void model_metadata(gstream *s, const app_model *m) {
     engine_tensor_desc in, out;
     engine_model_input_desc(m->em, 0, &in);
     engine_model_output_desc(m->em, 0, &out);
@@ -170,7 +179,9 @@ static void model_metadata(gstream *s, int mi) {
     to.n_shape = 2;
     to.shape = oshape;
     Inference__ModelMetadataResponse__TensorMetadata *tis[1] = {&ti}, *tos[1] = {&to};
-    char *versions[1] = {V2_VERSION};
+    char ver[32];
+    snprintf(ver, sizeof ver, "%ld", m->version);
+    char *versions[1] = {ver};
     Inference__ModelMetadataResponse r = INFERENCE__MODEL_METADATA_RESPONSE__INIT;
     r.name = (char *)m->mc.name;
     r.n_versions = 1;
@@ -192,21 +203,28 @@ static void model_infer(gstream *s);
  * preprocess) and compute_infer are the histograms' counts and sums. */
 static void model_statistics(gstream *s, const Inference__ModelStatisticsRequest *q) {
     app *a = grpc_app(s);
-    int only = -1;
-    if (q->name[0] && (only = find_model(s, q->name, q->version)) < 0)
-        return;
-    int n = only >= 0 ? 1 : a->nmodels;
-    Inference__ModelStatistics *ms = calloc((size_t)n + 1, sizeof(*ms));
+    app_model *ms[512];
+    int n = 0;
+    if (q->name[0]) {
+        if (!(ms[0] = find_model(s, q->name, q->version)))
+            return;
+        n = 1;
+    } else
+        n = registry_list(a, ms, 512);
+    Inference__ModelStatistics *ms_ = calloc((size_t)n + 1, sizeof(*ms_));
     Inference__ModelStatistics **pms = calloc((size_t)n + 1, sizeof(*pms));
     Inference__InferStatistics *is = calloc((size_t)n + 1, sizeof(*is));
     Inference__StatisticDuration *d = calloc(6 * ((size_t)n + 1), sizeof(*d));
-    if (!ms || !pms || !is || !d) {
-        free(ms), free(pms), free(is), free(d);
+    if (!ms_ || !pms || !is || !d) {
+        free(ms_), free(pms), free(is), free(d);
+        for (int i = 0; i < n; i++)
+            registry_release(ms[i]);
         grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
         return;
     }
+    char(*vers)[32] = calloc((size_t)n + 1, sizeof(*vers));
     for (int i = 0; i < n; i++) {
-        int mi = only >= 0 ? only : i;
+        int mi = ms[i]->index;
         metrics_model_totals t;
         metrics_totals(a->metrics, mi, &t);
         Inference__StatisticDuration *di = d + 6 * i;
@@ -228,19 +246,23 @@ static void model_statistics(gstream *s, const Inference__ModelStatisticsRequest
         is[i].compute_input = &di[3];
         is[i].compute_infer = &di[4];
         is[i].compute_output = &di[5];
-        inference__model_statistics__init(&ms[i]);
-        ms[i].name = (char *)a->models[mi].mc.name;
-        ms[i].version = V2_VERSION;
-        ms[i].inference_count = t.images;
-        ms[i].execution_count = t.count[METRICS_H_INFERENCE];
-        ms[i].inference_stats = &is[i];
-        pms[i] = &ms[i];
+        inference__model_statistics__init(&ms_[i]);
+        ms_[i].name = (char *)ms[i]->mc.name;
+        if (vers)
+            snprintf(vers[i], sizeof vers[i], "%ld", ms[i]->version);
+        ms_[i].version = vers ? vers[i] : V2_VERSION;
+        ms_[i].inference_count = t.images;
+        ms_[i].execution_count = t.count[METRICS_H_INFERENCE];
+        ms_[i].inference_stats = &is[i];
+        pms[i] = &ms_[i];
     }
     Inference__ModelStatisticsResponse r = INFERENCE__MODEL_STATISTICS_RESPONSE__INIT;
     r.n_model_stats = (size_t)n;
     r.model_stats = pms;
     answer_msg(s, &r.base);
-    free(ms), free(pms), free(is), free(d);
+    free(ms_), free(pms), free(is), free(d), free(vers);
+    for (int i = 0; i < n; i++)
+        registry_release(ms[i]);
 }
 
 void grpc_dispatch(gstream *s) {
@@ -277,19 +299,22 @@ void grpc_dispatch(gstream *s) {
     case GM_MODEL_READY:
         if ((m = unpack_small(s, &inference__model_ready_request__descriptor, &l, &al))) {
             Inference__ModelReadyRequest *q = (Inference__ModelReadyRequest *)m;
-            if (find_model(s, q->name, q->version) >= 0) {
+            app_model *mv = find_model(s, q->name, q->version);
+            if (mv) {
                 Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
-                r.ready = server_ready(a);
+                r.ready = model_ready(a);
                 answer_msg(s, &r.base);
+                registry_release(mv);
             }
         }
         break;
     case GM_MODEL_METADATA:
         if ((m = unpack_small(s, &inference__model_metadata_request__descriptor, &l, &al))) {
             Inference__ModelMetadataRequest *q = (Inference__ModelMetadataRequest *)m;
-            int mi = find_model(s, q->name, q->version);
-            if (mi >= 0)
-                model_metadata(s, mi);
+            app_model *mv = find_model(s, q->name, q->version);
+            if (mv)
+                model_metadata(s, mv);
+            registry_release(mv);
         }
         break;
     case GM_MODEL_INFER:
@@ -360,7 +385,7 @@ static int fail(req_base *b, int status, const char *msg) {
 /* The requested outputs: as the REST route, each must name the model's one
  * output, at most once; classification is clamped to the model's classes. */
 static int take_outputs(grpc_call *c, const Inference__ModelInferRequest *q, char *msg, size_t ml) {
-    const app_model *m = &c->b.a->models[c->b.model];
+    const app_model *m = c->b.mv;
     engine_tensor_desc d;
     engine_model_output_desc(m->em, 0, &d);
     snprintf(c->out_name, sizeof c->out_name, "%s", d.name);
@@ -400,7 +425,7 @@ static int take_outputs(grpc_call *c, const Inference__ModelInferRequest *q, cha
 /* One jp_v2_input from the message's input (its data pointing into q). */
 static int take_input(grpc_call *c, const Inference__ModelInferRequest *q, char *msg, size_t ml) {
     req_base *b = &c->b;
-    const app_model *m = &b->a->models[b->model];
+    const app_model *m = b->mv;
     if (q->n_inputs != 1) {
         snprintf(msg, ml, "expected 1 input but got %zu inputs for model '%s'", q->n_inputs,
                  m->mc.name);
@@ -530,19 +555,18 @@ static int infer_prepare(req_base *b) {
                  l->used + 64 > l->cap ? " (or decodes to more than its size + 256 KiB)" : "");
         return fail(b, 400, msg);
     }
-    int mi = proto_find_model(a, q->model_name, strlen(q->model_name));
-    if (mi < 0) {
-        snprintf(msg, sizeof msg, "unknown model '%.200s'", q->model_name);
-        return fail(b, 404, msg);
-    }
-    if (q->model_version[0] && strcmp(q->model_version, V2_VERSION) != 0) {
-        snprintf(msg, sizeof msg, "model '%.200s' has no version '%.40s' (it has version %s)",
-                 q->model_name, q->model_version, V2_VERSION);
-        return fail(b, 404, msg);
-    }
-    if (b->model != mi) { /* announced to another model (model_name twice: the last wins) */
+    long ver = parse_version(q->model_version);
+    if (!b->mv || strcmp(b->mv->mc.name, q->model_name) || (ver >= 0 && b->mv->version != ver)) {
+        /* announced to another model (model_name twice: the last wins) or none */
         reqbase_expect(b, 0);
-        b->model = mi;
+        if (ver < -1 || reqbase_bind(b, q->model_name, strlen(q->model_name), ver) < 0) {
+            if (q->model_version[0])
+                snprintf(msg, sizeof msg, "model '%.200s' has no version '%.40s'", q->model_name,
+                         q->model_version);
+            else
+                snprintf(msg, sizeof msg, "unknown model '%.200s'", q->model_name);
+            return fail(b, 404, msg);
+        }
     }
     if (strlen(q->id) > 255)
         return fail(b, 400, "id is longer than 255 bytes");
@@ -615,7 +639,7 @@ static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v) {
 /* The model a serialized ModelInferRequest names (field 1), found by one
  * pass over its top-level fields without unpacking; -1 when absent or
  * unknown (the unpack on the decode pool says why). */
-static int peek_model(const app *a, const uint8_t *m, size_t len) {
+static int peek_model(req_base *b, const uint8_t *m, size_t len) {
     const uint8_t *p = m, *end = m + len;
     while (p < end) {
         uint64_t key, n;
@@ -636,7 +660,7 @@ static int peek_model(const app *a, const uint8_t *m, size_t len) {
             if (varint(&p, end, &n) || n > (uint64_t)(end - p))
                 return -1;
             if (key >> 3 == 1)
-                return proto_find_model(a, (const char *)p, (size_t)n);
+                return reqbase_bind(b, (const char *)p, (size_t)n, -1);
             p += n;
             break;
         default:
@@ -673,7 +697,7 @@ static void model_infer(gstream *s) {
     }
     /* announce it to its model's queue, as HTTP does from its headers: a
      * forming batch waits for it (queue_expect) while it is decoded */
-    b->model = peek_model(a, s->dmsg, s->dlen);
+    b->model = peek_model(b, s->dmsg, s->dlen);
     reqbase_expect(b, 1);
     /* request_timeout_ms from the message's start; grpc-timeout from the
      * stream's (the same for ModelInfer) */
@@ -739,7 +763,7 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
         return;
     }
     const Inference__ModelInferRequest *q = c->req;
-    const app_model *m = &b->a->models[b->model];
+    const app_model *m = b->mv;
     int n = b->nimgs, k = c->classification;
     size_t rlen = 0;
     uint8_t *raw = raw_output(m, b->out, n, k, &rlen);
@@ -757,8 +781,10 @@ void grpc_call_finish(grpc_call *c, gstream *s) {
     Inference__ModelInferResponse__InferOutputTensor *os[1] = {&o};
     ProtobufCBinaryData rd = {rlen, raw};
     Inference__ModelInferResponse r = INFERENCE__MODEL_INFER_RESPONSE__INIT;
+    char ver[32];
+    snprintf(ver, sizeof ver, "%ld", m->version);
     r.model_name = (char *)m->mc.name;
-    r.model_version = V2_VERSION;
+    r.model_version = ver;
     r.id = q->id;
     r.n_outputs = 1;
     r.outputs = os;

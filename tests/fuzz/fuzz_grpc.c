@@ -19,6 +19,7 @@
  * captures of python3-grpcio (grpc-core) by capture_grpc.py.
  */
 #include "app.h"
+#include "registry.h"
 #include "log.h"
 
 #include <signal.h>
@@ -82,8 +83,6 @@ static fixture *setup(void) {
     f.cfg.request_timeout_ms = 2000;
     f.cfg.max_inflight_bytes = 64 << 20;
     f.a.cfg = &f.cfg;
-    f.a.models = &f.m;
-    f.a.nmodels = 1;
     budget_init(&f.a.mem, (uint64_t)f.cfg.max_inflight_bytes);
     model_config *mc = &f.m.mc;
     snprintf(mc->name, sizeof mc->name, "m");
@@ -108,6 +107,8 @@ static fixture *setup(void) {
     if (!(f.a.metrics = metrics_create(names, 1, 4)))
         abort();
     f.m.metrics = f.a.metrics;
+    if (registry_adopt(&f.a, &f.m)) /* the one model, version 1 */
+        abort();
     if (!(f.m.q = queue_create(64, NULL, NULL)))
         abort();
     workers_params bp = {f.m.q,

@@ -18,6 +18,7 @@
  * error body; ASan/UBSan watch everything in between.
  */
 #include "app.h"
+#include "registry.h"
 #include "auth.h"
 #include "log.h"
 
@@ -82,8 +83,6 @@ static fixture *setup(void) {
     f.cfg.max_image_pixels = 1 << 20;
     f.cfg.request_timeout_ms = 2000;
     f.a.cfg = &f.cfg;
-    f.a.models = &f.m;
-    f.a.nmodels = 1;
     model_config *mc = &f.m.mc;
     snprintf(mc->name, sizeof mc->name, "m");
     mc->input = img_default_params();
@@ -99,6 +98,8 @@ static fixture *setup(void) {
     if (!(f.a.metrics = metrics_create(names, 1, 4)))
         abort();
     f.m.metrics = f.a.metrics;
+    if (registry_adopt(&f.a, &f.m)) /* the one model, version 1 */
+        abort();
     if (!(f.m.q = queue_create(64, NULL, NULL)))
         abort();
     workers_params bp = {f.m.q,
