@@ -295,11 +295,13 @@ def failed_loads(text, model):
 class Driver:
     """A bounded classify load: `threads` keep-alive connections send
     POST `path` with one of `bodies` (round robin) until `max_requests` were
-    sent, `max_seconds` passed or stop() is called. Each answer is kept as
+    sent, `max_seconds` passed or stop() is called; a thread sends at most one
+    request every `pace` seconds. Each answer is kept as
     (t_sent, t_received, status, json body or bytes, image index)."""
 
-    def __init__(self, port, path, bodies, threads=4, max_requests=3000, max_seconds=60.0):
-        self.port, self.path, self.bodies = port, path, bodies
+    def __init__(self, port, path, bodies, threads=4, max_requests=3000, max_seconds=60.0,
+                 pace=0.005):
+        self.port, self.path, self.bodies, self.pace = port, path, bodies, pace
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.results = []
         self.errors = []
@@ -353,6 +355,8 @@ class Driver:
                     pass
                 with self._lock:
                     self.results.append((t_sent, t_recv, r.status, body, k))
+                if t_recv - t_sent < self.pace:
+                    time.sleep(self.pace - (t_recv - t_sent))
                 if r.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
