@@ -621,7 +621,9 @@ def cycles(srv, name, n, probe):
     return rss
 
 
-def memory(name, model_dir, n, img_body, probe_check, sanitized):
+def memory(name, model_dir, n, img_body, probe_check, sanitized, slack_kb=0):
+    """n unload/load cycles; the highest VmRSS after a cycle within 10 % (or
+    slack_kb, whichever is more) of the first cycle's."""
     tmp = tempfile.mkdtemp(prefix="registry-mem-")
     try:
         repo = os.path.join(tmp, "repo")
@@ -635,18 +637,24 @@ def memory(name, model_dir, n, img_body, probe_check, sanitized):
                 check(s == 200, f"classify {s} {body}")
                 probe_check(body)
             probe()
-            one = srv.rss_kb()
+            start = srv.rss_kb()
             rss = cycles(srv, name, n, probe)
+            # "one load": the first load through the loader thread (the start-up
+            # load runs elsewhere; the first reload brings the loader's one-time
+            # allocations: its malloc arena, the engine's caches)
+            one = rss[0]
             worst = max(rss)
             secs = swap_seconds(srv, name)
-            print(f"{name}: RSS after one load {one} kB; after {n} cycles {rss[-1]} kB "
+            print(f"{name}: RSS after start-up {start} kB, after the first unload/load "
+                  f"{one} kB; after {n} cycles {rss[-1]} kB "
                   f"({100.0 * (rss[-1] - one) / one:+.1f} %), max {worst} kB; every cycle: {rss}")
             if secs:
                 print(f"{name}: load + warm-up {sum(secs) / len(secs):.3f} s mean, "
                       f"min {min(secs):.3f}, max {max(secs):.3f} over {len(secs)} loads "
                       "(\"model version ready\" log lines)")
             if not sanitized:
-                check(rss[-1] <= one * 1.10, f"RSS {rss[-1]} kB > 110 % of one load ({one} kB)")
+                check(worst <= max(one * 1.10, one + slack_kb),
+                      f"RSS {worst} kB > 110 % (or +{slack_kb} kB) of one load ({one} kB)")
             check(srv.stop() == 0, "clean exit (no leak report under ASan)")
         finally:
             srv.cleanup()
@@ -663,7 +671,10 @@ def test_memory_small():
     def probe_check(b):
         check(b["predictions"][0]["label"].lower() == "sneaker", f"bundled model: {b}")
     memory("fashion-mnist", os.path.join(ROOT, "models", "fashion-mnist"),
-           10 if sanitized else 30, body, probe_check, sanitized)
+           10 if sanitized else 30, body, probe_check, sanitized,
+           # the allocator's own noise is a few MB; a leaked copy of the 1.2 MB
+           # weights per cycle would add 36 MB over 30 cycles
+           slack_kb=8192)
 
 
 def test_memory_resnet50(cache):
