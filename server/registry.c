@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -812,11 +813,14 @@ static void reap(registry *r) {
             pp = &m->next;
     }
     pthread_mutex_unlock(&r->mu);
+    int freed = free_list != NULL;
     while (free_list) {
         app_model *m = free_list;
         free_list = m->next;
         version_free(m); /* its queue is empty: every request that used it is done */
     }
+    if (freed)
+        malloc_trim(0); /* hand the engine's freed weights back to the system */
 }
 
 static void run_op(app *a, op *o) {
@@ -1184,20 +1188,26 @@ int registry_server_ready(app *a) {
            (!a->cfg->strict_readiness || registry_all_ready(a));
 }
 
-int registry_all_ready(app *a) {
+int registry_not_ready(app *a, char *name, size_t len) {
     registry *r = a->reg;
     int ok = 1;
     pthread_mutex_lock(&r->mu);
-    for (int i = 0; i < r->n; i++) {
+    for (int i = 0; i < r->n && ok; i++) {
         if (!r->e[i].wanted)
             continue;
         int ready = 0;
         for (int k = 0; k < r->e[i].nv; k++)
             ready |= r->e[i].v[k].m && r->e[i].v[k].state == REG_READY;
+        if (!ready && name)
+            snprintf(name, len, "%s", r->e[i].name);
         ok &= ready;
     }
     pthread_mutex_unlock(&r->mu);
-    return ok;
+    return !ok;
+}
+
+int registry_all_ready(app *a) {
+    return !registry_not_ready(a, NULL, 0);
 }
 
 int registry_control(app *a, const char *name, size_t len, int load, char *msg, size_t msg_len) {

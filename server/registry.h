@@ -71,6 +71,10 @@ json_t *registry_index(app *a, const char *name, int ready_only);
  * a READY version. */
 int registry_all_ready(app *a);
 
+/* 1 with the first such model's name in name when a model that should
+ * serve has no READY version; else 0. */
+int registry_not_ready(app *a, char *name, size_t len);
+
 /* /readyz, /v2/health/ready, ServerReady: start-up over, not draining and,
  * under strict_readiness, registry_all_ready. */
 int registry_server_ready(app *a);

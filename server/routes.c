@@ -124,11 +124,16 @@ void routes_on_headers(http_req *r, void *cls) {
         if (!strcmp(path, "/healthz")) {
             respond_json(q, 200, strdup("{\"status\":\"ok\"}"), 15);
         } else if (!strcmp(path, "/readyz")) {
+            char nr[128];
             if (q->b.draining)
                 respond_error(q, 503, "draining", "the server is shutting down");
-            else if (!registry_server_ready(a))
+            else if (!atomic_load(&a->ready))
                 respond_error(q, 503, "not_ready", "models are loading or warming up");
-            else
+            else if (a->cfg->strict_readiness && registry_not_ready(a, nr, sizeof nr)) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "model '%.128s' is not ready (strict_readiness)", nr);
+                respond_error(q, 503, "not_ready", msg);
+            } else
                 respond_json(q, 200, strdup("{\"status\":\"ready\"}"), 18);
         } else if (!strcmp(path, "/metrics")) {
             route_metrics(q);

@@ -138,6 +138,19 @@ static void model_metadata(proto_req *p) {
     }
     free(td);
     free(tm);
+    json_t *doc = body ? json_loads(body, 0, NULL) : NULL,
+           *idx = registry_index(p->b.a, m->mc.name, 1);
+    if (doc && idx) { /* every READY version, not only the one this request bound */
+        json_t *vs = json_array(), *e;
+        size_t i;
+        json_array_foreach(idx, i, e) json_array_append(vs, json_object_get(e, "version"));
+        json_object_set_new(doc, "versions", vs);
+        free(body);
+        body = json_dumps(doc, JSON_COMPACT);
+        len = body ? strlen(body) : 0;
+    }
+    json_decref(doc);
+    json_decref(idx);
     v2_json(p, body, &len);
 }
 

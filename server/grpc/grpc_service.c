@@ -265,6 +265,48 @@ static void model_statistics(gstream *s, const Inference__ModelStatisticsRequest
         registry_release(ms[i]);
 }
 
+/* RepositoryIndex: the registry's index (ready: READY versions only). */
+static void repository_index(gstream *s, const Inference__RepositoryIndexRequest *q) {
+    json_t *idx = registry_index(grpc_app(s), NULL, q->ready);
+    size_t n = json_array_size(idx);
+    Inference__RepositoryIndexResponse__ModelIndex *mi = calloc(n + 1, sizeof(*mi));
+    Inference__RepositoryIndexResponse__ModelIndex **pmi = calloc(n + 1, sizeof(*pmi));
+    if (!idx || !mi || !pmi) {
+        free(mi), free(pmi), json_decref(idx);
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(idx, i);
+        inference__repository_index_response__model_index__init(&mi[i]);
+        mi[i].name = (char *)json_string_value(json_object_get(e, "name"));
+        mi[i].version = (char *)json_string_value(json_object_get(e, "version"));
+        mi[i].state = (char *)json_string_value(json_object_get(e, "state"));
+        mi[i].reason = (char *)json_string_value(json_object_get(e, "reason"));
+        pmi[i] = &mi[i];
+    }
+    Inference__RepositoryIndexResponse r = INFERENCE__REPOSITORY_INDEX_RESPONSE__INIT;
+    r.n_models = n;
+    r.models = pmi;
+    answer_msg(s, &r.base);
+    free(mi), free(pmi), json_decref(idx);
+}
+
+/* RepositoryModelLoad / Unload (explicit mode): waits for the loader thread
+ * (this stalls the gRPC port for the load's duration; docs/grpc.md). */
+static void repository_control(gstream *s, const char *name, int load, ProtobufCMessage *ok) {
+    char msg[500];
+    int st = registry_control(grpc_app(s), name, strlen(name), load, msg, sizeof msg);
+    if (st == 200)
+        answer_msg(s, ok);
+    else
+        grpc_answer(s,
+                    st == 404   ? GRPC_NOT_FOUND
+                    : st == 503 ? GRPC_UNAVAILABLE
+                                : GRPC_INVALID_ARGUMENT,
+                    msg, NULL, 0);
+}
+
 void grpc_dispatch(gstream *s) {
     app *a = grpc_app(s);
     unpack_limit l;
@@ -330,12 +372,25 @@ void grpc_dispatch(gstream *s) {
             model_statistics(s, (Inference__ModelStatisticsRequest *)m);
         break;
     case GM_REPOSITORY_INDEX:
+        if ((m = unpack_small(s, &inference__repository_index_request__descriptor, &l, &al)))
+            repository_index(s, (Inference__RepositoryIndexRequest *)m);
+        break;
     case GM_REPOSITORY_LOAD:
+        if ((m = unpack_small(s, &inference__repository_model_load_request__descriptor, &l, &al))) {
+            Inference__RepositoryModelLoadResponse r =
+                INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
+            repository_control(s, ((Inference__RepositoryModelLoadRequest *)m)->model_name, 1,
+                               &r.base);
+        }
+        break;
     case GM_REPOSITORY_UNLOAD:
-        grpc_answer(s, GRPC_UNIMPLEMENTED,
-                    "the model repository RPCs need a model registry, which resnetd does not "
-                    "have yet: the models are fixed at start-up (--model, --model-repository)",
-                    NULL, 0);
+        if ((m = unpack_small(s, &inference__repository_model_unload_request__descriptor, &l,
+                              &al))) {
+            Inference__RepositoryModelUnloadResponse r =
+                INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT;
+            repository_control(s, ((Inference__RepositoryModelUnloadRequest *)m)->model_name, 0,
+                               &r.base);
+        }
         break;
     case GM_MODEL_STREAM_INFER: /* each message of the stream, one after the other */
         model_infer(s);

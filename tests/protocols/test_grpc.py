@@ -14,7 +14,7 @@ by grpc_tools (python3-grpc-tools). Against a real `resnetd serve`:
     (content-type, method): HTTP 415 / 405 (python3-h2 for these);
   * ModelStreamInfer: one answer per message, in order, equal to ModelInfer's;
   * errors: NOT_FOUND, INVALID_ARGUMENT (with the HTTP route's message for the
-    same bad shape), UNIMPLEMENTED (unknown method, repository RPCs, a gzip
+    same bad shape), UNIMPLEMENTED (unknown method, a gzip
     message), UNAUTHENTICATED (api_key), RESOURCE_EXHAUSTED (max_body_bytes);
   * the protocol label on resnetd_requests_total and the access log;
   * gRPC and HTTP requests batched together (one batch of 8 from 4 + 4);
@@ -215,8 +215,13 @@ def test_errors(pb, st, srv, channel):
                 grpc.StatusCode.NOT_FOUND, ["nope"])
     expect_code(lambda: st.ModelInfer(infer_req(pb, "gray", "input", "INT8", [1], raw=b"\0")),
                 grpc.StatusCode.INVALID_ARGUMENT, ["INT8"])
-    expect_code(lambda: st.RepositoryIndex(pb.RepositoryIndexRequest()),
-                grpc.StatusCode.UNIMPLEMENTED, ["registry"])
+    idx = st.RepositoryIndex(pb.RepositoryIndexRequest(ready=True))
+    check(sorted((m.name, m.version, m.state) for m in idx.models) ==
+          sorted((m, "1", "READY") for m in {x.name for x in idx.models}) and
+          "gray" in {m.name for m in idx.models}, f"RepositoryIndex {idx}")
+    # model control is disabled in the default mode (none), as Triton's
+    expect_code(lambda: st.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="gray")),
+                grpc.StatusCode.INVALID_ARGUMENT, ["disabled"])
     nope = channel.unary_unary("/inference.GRPCInferenceService/Nope",
                                request_serializer=lambda b: b, response_deserializer=lambda b: b)
     expect_code(lambda: nope(b""), grpc.StatusCode.UNIMPLEMENTED, ["Nope"])
