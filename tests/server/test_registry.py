@@ -203,7 +203,7 @@ def test_swap_poll():
 
 
 def half_written(st, srv):
-    """v3's model.onnx written in 6 pieces 1 s apart (poll every 1 s): while
+    """v3's model.onnx written in 10 pieces 0.5 s apart (poll every 1 s): while
     incomplete, v3 is never READY, no failed load is counted and v2 answers;
     once complete, v3 takes over."""
     fails0 = rk.failed_loads(srv.metrics(), NAME)
@@ -222,9 +222,10 @@ def half_written(st, srv):
     drv = rk.Driver(srv.port, f"/v1/models/{NAME}/classify", st.bodies, threads=2,
                     max_requests=20000, max_seconds=60, pace=0.01).start()
     try:
-        # 1 s between pieces: a stall longer than the server's "still being written"
-        # window would rightly count as a truncated file (server_registry_corrupt)
-        rk.slow_copy(st.versions[3].onnx, os.path.join(d, "model.onnx"), pieces=6, pause=1.0,
+        # 0.5 s between pieces: a pause longer than the server's "still being written"
+        # window (model.onnx's mtime under 2 s old, in whole seconds: 1-2 s) is taken
+        # for a truncated file (server_registry_corrupt)
+        rk.slow_copy(st.versions[3].onnx, os.path.join(d, "model.onnx"), pieces=10, pause=0.5,
                      before_last=probe)
         check(rk.failed_loads(srv.metrics(), NAME) == fails0,
               "a half-written model.onnx was counted as a failed load")
