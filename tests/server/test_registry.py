@@ -72,7 +72,7 @@ def supports(binary):
 def under_sanitizer(binary):
     with open(binary, "rb") as f:
         data = f.read()
-    return b"AddressSanitizer" in data or b"ThreadSanitizer" in data
+    return b"__asan_init" in data or b"__tsan_init" in data
 
 
 def serve_args(repo, mode, *extra):
