@@ -32,6 +32,7 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,8 @@ struct http_req {
     void *user;
     int tag;
     void (*resume)(http_req *, void *);
+    int fd;      /* the connection's socket while suspended, else -1 */
+    int aborted; /* the client closed or reset the connection first */
 };
 
 /* Reserves n more bytes from the server-wide budget: 0 or -1 (over). */
@@ -321,6 +324,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             return MHD_NO;
         r->s = s;
         r->conn = conn;
+        r->fd = -1;
         r->method = strdup(method);
         r->path = strdup(url);
         *con_cls = r;
@@ -351,15 +355,34 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return MHD_YES;
 }
 
+/* 1 when the peer of a connected socket has closed, reset or half-closed
+ * it. One non-blocking poll: nothing is read, so pipelined bytes and TLS
+ * records stay where they are; POLLRDHUP is the peer's FIN whether or not
+ * bytes are still pending before it. */
+static int fd_gone(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0 || (p.revents & POLLNVAL))
+        return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
     http_server *s = cls;
     http_req *r = *con_cls;
-    (void)conn;
-    (void)toe;
     if (!r)
         return;
     *con_cls = NULL;
+    /* libmicrohttpd 0.9.75 ends a connection reset by the client "with
+     * error", like its own failures: the socket (still open here) tells. */
+    if (!r->responded && toe == MHD_REQUEST_TERMINATED_WITH_ERROR) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        r->aborted = ci && fd_gone(ci->connect_fd);
+    } else {
+        r->aborted = !r->responded && (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
+                                       toe == MHD_REQUEST_TERMINATED_READ_ERROR);
+    }
     if (r->headers_done)
         s->c.on_complete(r, s->c.app);
     if (r->pp)
@@ -615,9 +638,24 @@ int http_respond(http_req *r, int status, const char *content_type, char *body, 
 }
 
 void http_suspend(http_req *r, void (*resume)(http_req *r, void *app)) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    r->fd = ci ? ci->connect_fd : -1;
     r->resume = resume;
     r->suspended = 1;
     MHD_suspend_connection(r->conn);
+}
+
+/* libmicrohttpd does not watch a suspended connection, and keeps its socket
+ * open until it is resumed (nor does it time it out meanwhile), so the
+ * descriptor cannot be closed and reused while the request is suspended: ask
+ * the kernel directly (fd_gone). */
+int http_client_gone(const http_req *r) {
+    return r && r->fd >= 0 && fd_gone(r->fd);
+}
+
+int http_client_aborted(const http_req *r) {
+    return r && r->aborted;
 }
 
 void http_resume(http_req *r) {

@@ -111,4 +111,15 @@ size_t http_bytes(const http_req *r);
 void http_suspend(http_req *r, void (*resume)(http_req *r, void *app));
 void http_resume(http_req *r); /* any thread, once per http_suspend */
 
+/* 1 when the client of a suspended request has gone: it closed or reset the
+ * connection, or shut down its sending side (a half-close counts as gone, as
+ * for nginx and Go's net/http). Cheap (one non-blocking poll, nothing read)
+ * and callable from any thread between http_suspend and http_resume;
+ * 0 otherwise (and for NULL). */
+int http_client_gone(const http_req *r);
+
+/* In on_complete: 1 when the connection ended because the client closed or
+ * reset it before any response was queued (e.g. an upload cut off mid-body). */
+int http_client_aborted(const http_req *r);
+
 #endif

@@ -15,12 +15,14 @@
 #define NDUR 16     /* duration buckets before +Inf */
 #define MAXBATCH 64 /* batch-size buckets at most */
 
-static const int CODES[] = {200, 400, 401, 404, 405, 413, 415, 500, 503, 504};
+static const int CODES[] = {200, 400, 401, 404, 405, 413, 415, 499, 500, 503, 504};
 #define NCODES ((int)(sizeof(CODES) / sizeof(CODES[0])) + 1) /* + "other" */
 
 static const char *REASONS[METRICS_REJECT_COUNT] = {"queue_full", "draining",       "not_ready",
                                                     "deadline",   "body_too_large", "over_budget"};
 static const char *PROTOS[METRICS_PROTO_COUNT] = {"http", "grpc"};
+static const char *CANCELS[METRICS_CANCEL_COUNT] = {"client_closed", "upload_aborted",
+                                                    "stream_reset"};
 static const char *HNAMES[METRICS_H_COUNT] = {
     "resnetd_request_duration_seconds", "resnetd_queue_duration_seconds",
     "resnetd_preprocess_duration_seconds", "resnetd_inference_duration_seconds"};
@@ -38,6 +40,7 @@ typedef struct {
     char *name;
     _Atomic uint64_t requests[METRICS_PROTO_COUNT][NCODES];
     _Atomic uint64_t images;
+    _Atomic uint64_t cancelled[METRICS_CANCEL_COUNT];
     _Atomic long depth;
     hist h[METRICS_H_COUNT]; /* METRICS_H_REQUEST: in hreq, by protocol */
     hist hreq[METRICS_PROTO_COUNT];
@@ -133,6 +136,10 @@ void metrics_images(metrics *m, int model, int n) {
 
 void metrics_rejected(metrics *m, metrics_reason r) {
     ADD(m->rejected[r], 1);
+}
+
+void metrics_cancelled(metrics *m, int model, metrics_cancel r) {
+    ADD(slot(m, model)->cancelled[r], 1);
 }
 
 static void observe(hist *x, double seconds) {
@@ -383,6 +390,16 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
     for (int r = 0; r < METRICS_REJECT_COUNT; r++)
         sb_printf(&s, "resnetd_rejected_total{reason=\"%s\"} %llu\n", REASONS[r],
                   (unsigned long long)LOAD(m->rejected[r]));
+    sb_printf(&s, "# HELP resnetd_cancelled_total Requests whose client went away before their "
+                  "answer, their remaining work dropped, by model and reason.\n"
+                  "# TYPE resnetd_cancelled_total counter\n");
+    for (int i = 0; i < m->n; i++)
+        for (int r = 0; r < METRICS_CANCEL_COUNT; r++) {
+            sb_printf(&s, "resnetd_cancelled_total{model=\"");
+            sb_label(&s, m->mm[i].name);
+            sb_printf(&s, "\",reason=\"%s\"} %llu\n", CANCELS[r],
+                      (unsigned long long)LOAD(m->mm[i].cancelled[r]));
+        }
     for (int h = 0; h < METRICS_H_COUNT; h++) {
         sb_printf(&s, "# HELP %s %s\n# TYPE %s histogram\n", HNAMES[h], HHELP[h], HNAMES[h]);
         for (int i = 0; i < nn; i++) {

@@ -28,6 +28,15 @@ typedef enum {
     METRICS_REJECT_COUNT
 } metrics_reason;
 
+/* Why work was dropped because its client went away
+ * (resnetd_cancelled_total{model,reason}). */
+typedef enum {
+    METRICS_CANCEL_CLIENT_CLOSED = 0, /* closed or reset while its images waited */
+    METRICS_CANCEL_UPLOAD_ABORTED,    /* closed or reset mid-body */
+    METRICS_CANCEL_STREAM_RESET,      /* an HTTP/2 stream reset (gRPC) */
+    METRICS_CANCEL_COUNT
+} metrics_cancel;
+
 typedef enum {
     METRICS_H_REQUEST = 0, /* resnetd_request_duration_seconds */
     METRICS_H_QUEUE,       /* resnetd_queue_duration_seconds */
@@ -65,6 +74,7 @@ void metrics_request(metrics *m, int model, int http_status); /* protocol="http"
 void metrics_request_proto(metrics *m, int model, int http_status, int p);
 void metrics_images(metrics *m, int model, int n);
 void metrics_rejected(metrics *m, metrics_reason r);
+void metrics_cancelled(metrics *m, int model, metrics_cancel r);
 void metrics_observe(metrics *m, metrics_hist h, int model, double seconds);
 /* METRICS_H_REQUEST of protocol p (metrics_observe's is protocol="http"). */
 void metrics_observe_request(metrics *m, int model, int p, double seconds);

@@ -57,12 +57,44 @@ static void depth_change(queue *q, int delta) {
         q->on_depth(q->arg, delta);
 }
 
+/* A full queue first drops the items whose client is gone, looking at no
+ * more than PRUNE_SCAN of the oldest (the likeliest to have been left): a
+ * refused push costs a bounded number of alive calls. Unlinked items are
+ * returned as a list (through next) to be finished outside the lock. */
+#define PRUNE_SCAN 64
+
+static queue_item *prune(queue *q) {
+    queue_item *dead = NULL, **tail = &dead, **pp = &q->head, *prev = NULL;
+    int removed = 0;
+    for (int seen = 0; *pp && seen < PRUNE_SCAN; seen++) {
+        queue_item *it = *pp;
+        if (it->alive && !it->alive(it)) {
+            *pp = it->next;
+            if (q->tail == it)
+                q->tail = prev;
+            it->next = NULL;
+            *tail = it;
+            tail = &it->next;
+            removed++;
+        } else {
+            prev = it;
+            pp = &it->next;
+        }
+    }
+    if (removed)
+        depth_change(q, -removed);
+    return dead;
+}
+
 queue_status queue_push(queue *q, queue_item **items, int n) {
     if (n > q->capacity)
         return QUEUE_TOO_MANY;
     int64_t now = queue_now_ns();
     pthread_mutex_lock(&q->mu);
     queue_status st = QUEUE_OK;
+    queue_item *dead = NULL;
+    if (!q->closed && q->depth + n > q->capacity)
+        dead = prune(q);
     if (q->closed)
         st = QUEUE_CLOSED;
     else if (q->depth + n > q->capacity)
@@ -81,6 +113,12 @@ queue_status queue_push(queue *q, queue_item **items, int n) {
         pthread_cond_broadcast(&q->cv);
     }
     pthread_mutex_unlock(&q->mu);
+    while (dead) { /* done may free the item: read the link first */
+        queue_item *next = dead->next;
+        dead->status = QUEUE_ITEM_CANCELLED;
+        dead->done(dead);
+        dead = next;
+    }
     return st;
 }
 
@@ -98,9 +136,11 @@ int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_
     int n = 0;
     pthread_mutex_lock(&q->form);
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closed)
-        pthread_cond_wait(&q->cv, &q->mu);
-    if (q->head) {
+    while (n == 0) {
+        while (!q->head && !q->closed)
+            pthread_cond_wait(&q->cv, &q->mu);
+        if (!q->head)
+            break; /* closed and empty */
         /* Items stay queued (and counted in the depth) while the batch fills. */
         int64_t until = q->head->enqueue_ns + batch_timeout_ns;
         while (q->depth < max && q->expected > 0 && !q->closed && !q->flushing) {
@@ -109,6 +149,7 @@ int queue_take_batch(queue *q, queue_item **out, int max, int64_t batch_timeout_
             struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
             pthread_cond_timedwait(&q->cv, &q->mu, &ts);
         }
+        /* a full queue_push may have dropped every queued item meanwhile */
         while (n < max && q->head)
             out[n++] = pop(q);
     }

@@ -43,10 +43,12 @@ typedef struct queue_item {
      * (whatever its status). The item may be freed inside. */
     void (*done)(struct queue_item *it);
     void *owner; /* the submitter's request */
-    /* Called by a worker just before it puts the item into a batch (may be
+    /* Called by a worker just before it puts the item into a batch, and by
+     * a queue_push that finds the queue full (under the queue's lock: it
+     * must not call into the queue) for the oldest queued items (may be
      * NULL: always alive). 0 means the client is gone: the item is finished
-     * as QUEUE_ITEM_CANCELLED and never reaches the engine. Must be cheap and
-     * must not block. */
+     * as QUEUE_ITEM_CANCELLED and never reaches the engine. Must be cheap,
+     * must not block, and must be callable from any thread. */
     int (*alive)(struct queue_item *it);
     /* An internal tensor the submitter wants besides the output (engine.h,
      * engine_run_fetch): tap_out NULL = none; else tap is the model's tap
@@ -69,7 +71,9 @@ void queue_destroy(queue *q); /* NULL is a no-op */
 int64_t queue_now_ns(void);
 
 /* Appends n items, or none: QUEUE_FULL when they do not all fit right now,
- * QUEUE_TOO_MANY when n exceeds the capacity, QUEUE_CLOSED after queue_close. */
+ * QUEUE_TOO_MANY when n exceeds the capacity, QUEUE_CLOSED after queue_close.
+ * A full queue first finishes, as QUEUE_ITEM_CANCELLED, those of its oldest
+ * items (at most 64) whose alive hook says 0, to make room. */
 queue_status queue_push(queue *q, queue_item **items, int n);
 
 /* Blocks until at least one item is queued, then forms a batch as described

@@ -619,6 +619,7 @@ static int sync_entry(app *a, const char *name, const char *path, int startup, c
             m = NULL;
         }
         int64_t dt = queue_now_ns() - t0;
+        malloc_trim(0); /* the parse's and warm-up's scratch, freed: back to the system */
         pthread_mutex_lock(&r->mu);
         e = find_entry(r, name, strlen(name));
         rv = find_ver(e, c[i].version);

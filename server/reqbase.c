@@ -96,7 +96,7 @@ void reqbase_respond(req_base *b, int status, const char *content_type, char *bo
         hdr[h++] = "Retry-After";
         hdr[h++] = "1";
     }
-    if (b->draining) {
+    if (b->draining || status == 499) {
         hdr[h++] = "Connection";
         hdr[h++] = "close";
     }
@@ -171,9 +171,31 @@ int reqbase_deadline(const req_base *b, int64_t timeout_us, int64_t *deadline_ns
     return 0;
 }
 
+/* 1 when some of the request's work was dropped because its client went
+ * away (every image is back: its request was resumed or never suspended). */
+static int cancelled(req_base *b) {
+    if (atomic_load_explicit(&b->gone, memory_order_acquire))
+        return 1;
+    for (int i = 0; i < b->nimgs; i++)
+        if (b->imgs[i].pushed && b->imgs[i].qi.status == QUEUE_ITEM_CANCELLED)
+            return 1;
+    return 0;
+}
+
 void reqbase_done(req_base *b, int status) {
     int images = b->nimgs;
     app *a = b->a;
+    (void)atomic_load_explicit(&b->remaining, memory_order_acquire); /* the workers' writes */
+    int dropped = cancelled(b);
+    if (dropped || (!b->counted && http_client_aborted(b->r))) {
+        /* nginx's "client closed request": the client left before its answer */
+        status = 499;
+        if (b->model >= 0 && (dropped || !b->job.run)) /* work dropped, or the upload cut */
+            metrics_cancelled(a->metrics, b->model,
+                              !dropped ? METRICS_CANCEL_UPLOAD_ABORTED
+                              : b->r   ? METRICS_CANCEL_CLIENT_CLOSED
+                                       : METRICS_CANCEL_STREAM_RESET);
+    }
     if (!b->counted) /* no response was queued (the client went away) */
         metrics_request_proto(a->metrics, b->model, status, b->protocol);
     if (b->r && log_enabled(LOG_INFO)) { /* the access log (other transports write their own) */
@@ -327,6 +349,22 @@ static void wake(req_base *b) {
         http_resume(b->r);
 }
 
+/* Whether the request's client is still there; once gone, stays gone. */
+static int client_here(req_base *b) {
+    if (atomic_load_explicit(&b->gone, memory_order_relaxed))
+        return 0;
+    if (!b->r || !http_client_gone(b->r)) /* other transports set gone themselves */
+        return 1;
+    atomic_store_explicit(&b->gone, 1, memory_order_release);
+    return 0;
+}
+
+/* The queue item's alive hook (queue.h): called by a worker (or a full
+ * queue_push) while the request is suspended. */
+static int item_alive(queue_item *it) {
+    return client_here(it->owner);
+}
+
 static void item_done(queue_item *it) {
     req_base *b = it->owner;
     /* acq_rel: the resuming HTTP thread sees every worker's output */
@@ -359,13 +397,17 @@ static void run_job(decode_job *j, int aborted) {
         resume_now(b);
         return;
     }
-    if (b->prepare && b->prepare(b)) {
-        resume_now(b);
+    if (!client_here(b) || (b->prepare && b->prepare(b))) {
+        resume_now(b); /* gone: answered 499 by resumed */
         return;
     }
     int k = 0;
     for (int i = 0; i < b->nimgs; i++) {
         reqbase_img *im = &b->imgs[i];
+        if (im->data && !client_here(b)) { /* no more decoding for a client that left */
+            resume_now(b);
+            return;
+        }
         int st = im->data ? decode_one(b, i) : 0;
         if (st < 0) {
             metrics_rejected(a->metrics, METRICS_REJECT_OVER_BUDGET);
@@ -400,6 +442,7 @@ static void run_job(decode_job *j, int aborted) {
         im->qi.output = b->out + (size_t)i * classes;
         im->qi.deadline_ns = b->deadline_ns;
         im->qi.done = item_done;
+        im->qi.alive = item_alive;
         im->qi.owner = b;
         im->pushed = 1;
         push[n++] = &im->qi;
@@ -441,6 +484,14 @@ static void resumed(http_req *r, void *cls) {
 
 void reqbase_collect(req_base *b) {
     (void)atomic_load_explicit(&b->remaining, memory_order_acquire);
+    if (cancelled(b)) { /* the client is gone (a half-closed one may still read this):
+                         * 499 in the family's own error shape */
+        reqbase_fail(b, 499, "client_closed_request",
+                     "the client closed the connection before its answer");
+        b->err_image = -1;
+        b->images_ok = 0;
+        return;
+    }
     /* resnetd_images_total counts images answered with an output: every
      * pushed image that ran, unless one failure fails the whole request */
     int ok = 0, all = !b->err_status;
@@ -503,6 +554,10 @@ int reqbase_result(const req_base *b, const char **code, const char **msg) {
             *code = "draining";
             *msg = "the server is shutting down";
             return 503;
+        case QUEUE_ITEM_CANCELLED:
+            *code = "client_closed_request";
+            *msg = "the client closed the connection before its answer";
+            return 499;
         default:
             *code = "inference_failed";
             *msg = "inference failed";

@@ -71,6 +71,9 @@ struct req_base {
      * b->finish itself. protocol is the metrics label (METRICS_PROTO_*). */
     void (*wake)(req_base *b);
     int protocol;
+    /* 1 once its client was seen gone while its images waited (decode pool
+     * or model queue): the rest of its work is dropped, and it ends as 499 */
+    _Atomic int gone;
 };
 
 /* Counts a new request in flight and allocates `size` zeroed bytes whose
@@ -87,7 +90,7 @@ void reqbase_send(req_base *b, int status, const char *content_type, char *body,
                   const char *const *hdr);
 
 /* Queues the answer with X-Request-Id, Server-Timing, Retry-After on a 503
- * and Connection: close while draining, then `extra` (NULL-terminated
+ * and Connection: close while draining or on a 499, then `extra` (NULL-terminated
  * name/value pairs, at most 8 pairs); counts the request, its latency and
  * its images. Takes body (malloc'd; NULL with len > 0 means the caller's
  * allocation failed: answered 500 without a body). */
@@ -117,7 +120,9 @@ int reqbase_deadline(const req_base *b, int64_t timeout_us, int64_t *deadline_ns
 /* When the request is complete, before its owner frees it: counts it if no
  * answer was queued (the client went away), writes the access-log line
  * (its images), drops its work count and announcement, frees its images and
- * returns its budget. */
+ * returns its budget. A request whose client went away before its answer
+ * (a queued or decoding request dropped, an upload cut off mid-body) is
+ * logged and counted as 499 and in resnetd_cancelled_total. */
 void reqbase_done(req_base *b, int status);
 
 /* Announces (on 1) or withdraws (on 0) the request to its model's queue:
@@ -157,7 +162,10 @@ int reqbase_tap(req_base *b, int tap);
  * b->deadline_ns, all at once. finish(b) then runs on an HTTP thread once
  * every image is back, or at once on an error, and must respond (look at
  * b->err_status, then each image). A full pool is a 503 queue_full. Call from
- * on_body only, as the last thing it does. */
+ * on_body only, as the last thing it does. While the request waits, its
+ * client is watched (http_client_gone): once it has gone, no more image is
+ * decoded or run, and finish sees b->err_status 499 (client_closed_request):
+ * its answer goes out with Connection: close, if the client still reads. */
 void reqbase_submit(req_base *b, int (*prepare)(req_base *b), void (*finish)(req_base *b));
 
 /* reqbase_submit for a request of another transport (b->r NULL, b->wake

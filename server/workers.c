@@ -72,6 +72,8 @@ static void *worker_main(void *arg) {
             queue_item *it = items[i];
             if (!ok || atomic_load(&b->aborted))
                 finish(it, QUEUE_ITEM_ABORTED);
+            else if (it->alive && !it->alive(it)) /* its client is gone: never run */
+                finish(it, QUEUE_ITEM_CANCELLED);
             else if (it->deadline_ns && now > it->deadline_ns) {
                 if (p->metrics)
                     metrics_rejected(p->metrics, METRICS_REJECT_DEADLINE);

@@ -3,7 +3,8 @@
  * one engine context (created through the ctx_create hook, so unit tests can
  * plug in a fake engine), warms it up with one batch of every size
  * 1..max_batch, then loops: form a batch from the model's queue
- * (queue_take_batch), drop items whose deadline passed (QUEUE_ITEM_EXPIRED),
+ * (queue_take_batch), drop items whose client is gone (their alive hook says
+ * 0: QUEUE_ITEM_CANCELLED) or whose deadline passed (QUEUE_ITEM_EXPIRED),
  * copy the rest into its batch buffer, run, hand each item its output.
  * (Batches are formed by queue_take_batch, queue.h; this is the pool that
  * runs them.)

@@ -2,7 +2,7 @@
  * grpc_internal.h — between the transport (grpc_server.c: connections,
  * HTTP/2 streams, the event loop) and the service (grpc_service.c: what
  * each RPC answers). Everything here lives on the event-loop thread except
- * grpc_call's `gone` flag and the completion list (grpc_server_wake).
+ * the call's `b.gone` flag (reqbase.h) and the completion list (grpc_server_wake).
  */
 #ifndef RESNETD_GRPC_INTERNAL_H
 #define RESNETD_GRPC_INTERNAL_H
@@ -95,9 +95,8 @@ struct gstream {
 struct grpc_call {
     req_base b; /* first: the shared request (b.r is NULL) */
     grpc_server *srv;
-    gstream *s;       /* NULL once the stream is gone (loop thread only) */
-    _Atomic int gone; /* the stream was reset or its connection closed */
-    uint8_t *msg;     /* the serialized request (moved from the stream) */
+    gstream *s;   /* NULL once the stream is gone (loop thread only) */
+    uint8_t *msg; /* the serialized request (moved from the stream) */
     size_t msg_len;
     uint64_t msg_reserved;
     struct Inference__ModelInferRequest *req; /* unpacked (grpc_service.c) */

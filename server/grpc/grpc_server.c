@@ -11,8 +11,8 @@
  * go through the model's queue (so gRPC and HTTP requests batch together),
  * and the call comes back through grpc_server_wake (an eventfd and a list)
  * to this thread, which answers. A stream reset or a connection closed
- * while a call's images wait sets the call's `gone` flag, which the queue
- * items' alive hook reads, so those images never reach the engine; the
+ * while a call's images wait sets its request's `gone` flag (reqbase.h), which
+ * the queue items' alive hook reads, so those images never reach the engine; the
  * call's memory is freed only when every item has come back.
  *
  * Bounds (docs/limits.md, docs/grpc.md): connections at most
@@ -214,7 +214,7 @@ static void account(gstream *s, int http, size_t bytes) {
 static void stream_free(gstream *s) {
     app *a = s->c->srv->a;
     if (s->call) { /* its images may still wait: they must not run */
-        atomic_store(&s->call->gone, 1);
+        atomic_store(&s->call->b.gone, 1);
         s->call->s = NULL;
         s->call = NULL;
     }

@@ -407,11 +407,6 @@ void grpc_dispatch(gstream *s) {
 
 /* ---- ModelInfer ---- */
 
-static int call_alive(queue_item *it) {
-    grpc_call *c = it->owner;
-    return !atomic_load_explicit(&c->gone, memory_order_relaxed);
-}
-
 static void no_finish(req_base *b) {
     (void)b;
 }
@@ -641,8 +636,6 @@ static int infer_prepare(req_base *b) {
         st = take_input(c, q, msg, sizeof msg);
     if (st)
         return fail(b, st, msg);
-    for (int i = 0; i < b->nimgs; i++)
-        b->imgs[i].qi.alive = call_alive;
     return 0;
 }
 

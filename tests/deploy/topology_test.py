@@ -245,6 +245,19 @@ def main():
                     kinds.setdefault(m.group(2), {}).setdefault(what, 0)
                     kinds[m.group(2)][what] += 1
         print(f"nginx upstream errors by replica: {kinds}", flush=True)
+        # Work done for nobody (information): classifies the replicas ran
+        # (access log 200) beyond the answers nginx took from them, and those
+        # they dropped because nginx had closed the connection (499).
+        ran, dropped = 0, 0
+        for i in range(3):
+            with open(os.path.join(tmp, f"resnetd-{i + 1}.log"), errors="replace") as f:
+                for line in f:
+                    if '"path":"/v1/classify"' in line:
+                        ran += '"status":200,' in line
+                        dropped += '"status":499,' in line
+        taken = sum(len(v) for v in attempts_ok.values()) + sum(direct_requests.values())
+        print(f"replicas ran {ran} classifies, nginx took {taken} answers from them: "
+              f"{ran - taken} run for nobody; {dropped} dropped unrun (499)", flush=True)
         b_new = sum(1 for t in attempts_ok.get(addrs[1], []) if t > events["b_ready"])
         check(b_new > 0, f"the restarted replica B got traffic again ({b_new} requests)")
 

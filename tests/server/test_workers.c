@@ -1,6 +1,7 @@
 /* test_workers.c — queue + worker pool against a fake engine: every item comes
  * back exactly once with the right output, batches never exceed max_batch,
- * a full queue refuses at once, expired items are dropped before the engine,
+ * a full queue refuses at once (after dropping items whose client is gone),
+ * expired and cancelled items are dropped before the engine,
  * the batch timeout holds, and close/abort drain cleanly. Labelled tsan. */
 #include "check.h"
 #include "workers.h"
@@ -68,7 +69,15 @@ typedef struct {
     queue_item qi;
     float in[IN], out[OUT], tap[1];
     _Atomic int done;
+    _Atomic int gone; /* its "client" left: the alive hook says 0 */
+    _Atomic int alive_calls;
 } item;
+
+static int item_alive(queue_item *it) {
+    item *x = (item *)it;
+    atomic_fetch_add(&x->alive_calls, 1);
+    return !atomic_load(&x->gone);
+}
 
 static _Atomic int g_done;
 
@@ -287,9 +296,88 @@ static void test_tap_failure(void) {
     queue_destroy(q);
 }
 
+/* Items whose client is gone never reach the engine (QUEUE_ITEM_CANCELLED);
+ * the others of the same batches run with their right outputs. */
+static void test_cancel(void) {
+    fake f = {0};
+    queue *q = queue_create(64, NULL, NULL);
+    CHECK(q);
+    workers_pool *b = start(&f, q, 1, 8, 0);
+    int images0 = atomic_load(&f.images);
+    enum { N = 32 };
+    item it[N];
+    queue_item *ptr[N];
+    memset(it, 0, sizeof it);
+    atomic_store(&g_done, 0);
+    for (int i = 0; i < N; i++) {
+        it[i].in[0] = (float)i;
+        it[i].qi.input = it[i].in;
+        it[i].qi.output = it[i].out;
+        it[i].qi.done = on_done;
+        it[i].qi.alive = i % 3 ? item_alive : NULL; /* NULL: always alive */
+        atomic_store(&it[i].gone, i % 3 == 1);
+        ptr[i] = &it[i].qi;
+    }
+    CHECK(queue_push(q, ptr, N) == QUEUE_OK);
+    wait_done(N);
+    int cancelled = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK(atomic_load(&it[i].done) == 1);
+        if (i % 3 == 1) {
+            CHECK(it[i].qi.status == QUEUE_ITEM_CANCELLED);
+            cancelled++;
+        } else {
+            CHECK(it[i].qi.status == QUEUE_ITEM_OK);
+            CHECK(it[i].out[0] == 2.0f * (float)i);
+        }
+        if (i % 3)
+            CHECK(atomic_load(&it[i].alive_calls) == 1);
+    }
+    CHECK(atomic_load(&f.images) - images0 == N - cancelled);
+    queue_close(q);
+    workers_join(b);
+    queue_destroy(q);
+}
+
+/* A full queue drops the queued items whose client is gone to make room,
+ * finishing them as CANCELLED (head, middle and tail); when all are alive it
+ * refuses as before and finishes nothing. */
+static void test_full_prune(void) {
+    queue *q = queue_create(4, NULL, NULL);
+    CHECK(q);
+    item it[6];
+    queue_item *ptr[6];
+    memset(it, 0, sizeof it);
+    atomic_store(&g_done, 0);
+    for (int i = 0; i < 6; i++) {
+        it[i].qi.done = on_done;
+        it[i].qi.alive = item_alive;
+        ptr[i] = &it[i].qi;
+    }
+    CHECK(queue_push(q, ptr, 4) == QUEUE_OK);
+    CHECK(queue_push(q, ptr + 4, 1) == QUEUE_FULL); /* every one alive */
+    CHECK(atomic_load(&g_done) == 0);
+    atomic_store(&it[0].gone, 1);
+    atomic_store(&it[3].gone, 1);
+    CHECK(queue_push(q, ptr + 4, 1) == QUEUE_OK); /* the head and the tail pruned */
+    CHECK(atomic_load(&g_done) == 2);
+    CHECK(it[0].qi.status == QUEUE_ITEM_CANCELLED && it[3].qi.status == QUEUE_ITEM_CANCELLED);
+    CHECK(queue_depth(q) == 3);
+    CHECK(queue_push(q, ptr + 5, 1) == QUEUE_OK);
+    CHECK(queue_push(q, ptr + 3, 1) == QUEUE_FULL); /* all alive again: refused */
+    CHECK(atomic_load(&g_done) == 2 && queue_depth(q) == 4);
+    queue_item *out[8];
+    CHECK(queue_take_batch(q, out, 8, 0) == 4);
+    CHECK(out[0] == ptr[1] && out[1] == ptr[2] && out[2] == ptr[4] && out[3] == ptr[5]);
+    queue_close(q);
+    queue_destroy(q);
+}
+
 int main(void) {
     test_tap_failure();
     test_full();
+    test_full_prune();
+    test_cancel();
     test_timeout();
     test_deadline_abort();
     test_concurrent();
