@@ -27,16 +27,11 @@ control        unload -> 404 (infer, classify), load -> 200; load/unload in
                latest K / all / specific, versioned /v1, /v2 and TorchServe routes
 grpc           RepositoryIndex / RepositoryModelLoad / RepositoryModelUnload
 memory_small   load/unload cycles of the bundled model (the asan label: no
-               leak reported at exit; RSS within 10 % of one load when not
-               under a sanitizer)
-memory_resnet50  50 load/unload cycles of torchvision ResNet-50 (random
-               weights, tests/engine/models.py export in MODEL_CACHE): RSS
-               within 10 % of one load through the loader (the first cycle)
-memory_resnet50_startup MODEL_CACHE [ENV_JSON]  the same against the start-up
-               load's RSS (not registered in ctest: a reload keeps ~100 MB
-               more than the start-up load today -- glibc's dynamic mmap
-               threshold keeps the load's freed temporaries in the heap; it
-               passes with ENV_JSON '{"MALLOC_MMAP_THRESHOLD_": "131072"}')
+               leak reported at exit; RSS within 10 % or 8 MB of the start-up
+               load when not under a sanitizer)
+memory_resnet50 MODEL_CACHE [ENV_JSON]  50 load/unload cycles of torchvision
+               ResNet-50 (random weights, tests/engine/models.py export in
+               MODEL_CACHE): RSS within 10 % of the start-up load
 
 Exit 77 (ctest SKIP) when the binary has no --model-control-mode (a branch
 without the registry)."""
@@ -627,11 +622,10 @@ def cycles(srv, name, n, probe):
     return rss
 
 
-def memory(name, model_dir, n, img_body, probe_check, sanitized, slack_kb=0, env=None,
-           vs_startup=False):
+def memory(name, model_dir, n, img_body, probe_check, sanitized, slack_kb=0, env=None):
     """n unload/load cycles; the highest VmRSS after a cycle within 10 % (or
-    slack_kb, whichever is more) of the first cycle's (vs_startup: of the
-    start-up load's)."""
+    slack_kb, whichever is more) of the start-up load's (one model loaded and
+    one image classified)."""
     tmp = tempfile.mkdtemp(prefix="registry-mem-")
     try:
         repo = os.path.join(tmp, "repo")
@@ -647,10 +641,7 @@ def memory(name, model_dir, n, img_body, probe_check, sanitized, slack_kb=0, env
             probe()
             start = srv.rss_kb()
             rss = cycles(srv, name, n, probe)
-            # "one load": the first load through the loader thread (the start-up
-            # load runs elsewhere; the first reload brings the loader's one-time
-            # allocations: its malloc arena, the engine's caches)
-            one = start if vs_startup else rss[0]
+            one = start
             worst = max(rss)
             secs = swap_seconds(srv, name)
             print(f"{name}: RSS after start-up {start} kB, after the first unload/load "
@@ -685,7 +676,7 @@ def test_memory_small():
            slack_kb=8192)
 
 
-def test_memory_resnet50(cache, vs_startup=False, env=None):
+def test_memory_resnet50(cache, env=None):
     import torch
     sys.path.insert(0, os.path.join(ROOT, "tests", "engine"))
     import models
@@ -717,8 +708,7 @@ def test_memory_resnet50(cache, vs_startup=False, env=None):
 
         def probe_check(b):
             check(b["predictions"][0]["index"] == top, f"resnet50: {b} vs torch top {top}")
-        memory("r50", d, 50, body, probe_check, under_sanitizer(BIN), env=env,
-               vs_startup=vs_startup)
+        memory("r50", d, 50, body, probe_check, under_sanitizer(BIN), env=env)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -735,11 +725,9 @@ def main():
              "corrupt_output": lambda: test_corrupt(("output",)),
              "startup": test_startup, "control": test_control, "grpc": test_grpc,
              "memory_small": test_memory_small}
-    if mode == "memory_resnet50":
-        test_memory_resnet50(sys.argv[3])
-    elif mode == "memory_resnet50_startup":  # baseline: the start-up load (see the docstring)
-        test_memory_resnet50(sys.argv[3], vs_startup=True,
-                             env=json.loads(sys.argv[4]) if len(sys.argv) > 4 else None)
+    if mode == "memory_resnet50":  # ENV_JSON: variables for the server (e.g. malloc tunables)
+        test_memory_resnet50(sys.argv[3], env=json.loads(sys.argv[4]) if len(sys.argv) > 4
+                             else None)
     else:
         tests[mode]()
     print(f"registry {mode}: ok")
