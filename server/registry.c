@@ -734,7 +734,9 @@ static char (*model_paths(const cfg_t *c, int *n, char *err, size_t len))[PATH_M
         snprintf(err, len, "out of memory");
         return NULL;
     }
-    if (*n == 0 && !c->model_repository[0]) {
+    /* nothing given, or an empty repository in mode none (the container's
+     * empty /models): the bundled model */
+    if (*n == 0 && (!c->model_repository[0] || !strcmp(c->model_control_mode, "none"))) {
         if (server_default_model("fashion-mnist", paths[0], PATH_MAX)) {
             snprintf(err, len, "model: none given and the bundled models/fashion-mnist is missing");
             free(paths);
@@ -1243,10 +1245,6 @@ int registry_control(app *a, const char *name, size_t len, int load, char *msg, 
     pthread_mutex_unlock(&r->mu);
     snprintf(msg, msg_len, "%s", o.msg);
     return o.status;
-}
-
-const char *registry_slot_name(app *a, int slot) {
-    return metrics_model_name(a->metrics, slot);
 }
 
 int registry_metrics(app *a, char **text, size_t *len) {

@@ -84,9 +84,6 @@ int registry_server_ready(app *a);
  * (the load failed), with msg set. Blocks until the loader has done it. */
 int registry_control(app *a, const char *name, size_t len, int load, char *msg, size_t msg_len);
 
-/* The name of metrics slot `slot` (stable for the process's life). */
-const char *registry_slot_name(app *a, int slot);
-
 /* Appends the registry's metrics (resnetd_model_ready, _loads_total,
  * _load_duration_seconds) to *text (realloc'd). Returns 0 or -1 (OOM). */
 int registry_metrics(app *a, char **text, size_t *len);

@@ -1,4 +1,4 @@
-"""Scaffolding for the live model registry tests (issue 14, test_registry.py).
+"""Scaffolding for the live model registry tests (issue 14, test_registry_live.py).
 
 - Versions: small gray 28x28 CNNs exported with torch.onnx (srvtest.export_model)
   with different seeds, so every version has its own known logits; the
