@@ -232,6 +232,27 @@ static void version_free(app_model *m) {
 /* Loads candidate c of entry (name, slot) and starts its workers (warming up
  * in the background). Returns the version, or NULL with err set and *cfg_err
  * 1 when the model's configuration is at fault. */
+/* A classifier answers one vector of class scores per image: its first
+ * output is [N, classes] (size-1 dimensions besides, as [N, classes, 1, 1]).
+ * 1 with err set when it is not (e.g. a feature map [N, 10, 14, 14]). */
+static int not_a_vector(const engine_model *em, const char *dir, char *err, size_t len) {
+    engine_tensor_desc d;
+    engine_model_output_desc(em, 0, &d);
+    int big = 0;
+    for (int k = 1; k < d.ndim; k++)
+        big += d.dims[k] != 1;
+    if (big <= 1)
+        return 0;
+    char shape[160] = "";
+    size_t w = 0;
+    for (int k = 0; k < d.ndim && w < sizeof shape; k++)
+        w += (size_t)snprintf(shape + w, sizeof shape - w, "%s%lld", k ? "," : "",
+                              k == 0 ? -1LL : (long long)d.dims[k]);
+    snprintf(err, len, "%s: output '%s' is [%s], not a vector of class scores per image", dir,
+             d.name, shape);
+    return 1;
+}
+
 static app_model *version_load(app *a, const char *name, int slot, const cand *c, char *err,
                                size_t len, int *cfg_err) {
     const cfg_t *cf = a->cfg;
@@ -284,6 +305,8 @@ static app_model *version_load(app *a, const char *name, int slot, const cand *c
         goto fail;
     }
     m->in_floats = (size_t)ch * (size_t)m->info.height * (size_t)m->info.width;
+    if (not_a_vector(m->em, c->dir, err, len))
+        goto fail;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (m->threads == 0)
         m->threads = (int)(cores / m->workers > 0 ? cores / m->workers : 1);
