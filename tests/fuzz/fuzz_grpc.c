@@ -19,6 +19,7 @@
  * captures of python3-grpcio (grpc-core) by capture_grpc.py.
  */
 #include "app.h"
+#include "fuzz_fake.h"
 #include "registry.h"
 #include "log.h"
 
@@ -46,30 +47,6 @@ typedef struct {
 } fixture;
 
 static fixture *fx;
-
-static void *fake_ctx_create(void *user, int worker, char *err, size_t err_len) {
-    (void)worker, (void)err, (void)err_len;
-    return user;
-}
-
-static int fake_run(void *ctx, const float *in, int n, float *out, const engine_fetch *fetch,
-                    int nfetch, char *err, size_t err_len) {
-    (void)err, (void)err_len, (void)fetch, (void)nfetch;
-    size_t in_floats = ((const app_model *)ctx)->in_floats;
-    for (int i = 0; i < n; i++) {
-        float s = 0;
-        for (size_t k = 0; k < in_floats; k++)
-            s += in[(size_t)i * in_floats + k];
-        int nc = ((const app_model *)ctx)->info.num_classes;
-        for (int j = 0; j < nc; j++)
-            out[i * nc + j] = s * (float)(j + 1) / 1000.0f;
-    }
-    return 0;
-}
-
-static void fake_ctx_free(void *ctx) {
-    (void)ctx;
-}
 
 static fixture *setup(void) {
     static fixture f;
@@ -117,9 +94,9 @@ static fixture *setup(void) {
                          200000,
                          f.m.in_floats,
                          (size_t)f.m.info.num_classes,
-                         fake_ctx_create,
-                         fake_run,
-                         fake_ctx_free,
+                         fuzz_fake_ctx_create,
+                         fuzz_fake_run,
+                         fuzz_fake_ctx_free,
                          &f.m,
                          f.a.metrics,
                          0};
