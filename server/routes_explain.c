@@ -60,13 +60,6 @@ void routes_explain_on_headers(req_base *b) {
         respond_error(q, 404, "model_not_found", "no model of that name is served");
         return;
     }
-    if (strcmp(http_method(r), "POST") != 0) {
-        size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
-        char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-        const char *hdr[] = {"Allow", "POST", NULL};
-        reqbase_respond(&q->b, 405, JSON_CT, body, len, hdr);
-        return;
-    }
     q->want_body = 1;
     const char *code, *msg;
     int st = reqbase_accept(&q->b, &code, &msg);
