@@ -163,8 +163,7 @@ static void v1_on_headers(req_base *b) {
             respond_error(q, 404, "not_found", "no such path");
             return;
         }
-        q->b.model = proto_bind(&q->b, name, nlen, version);
-        if (q->b.model < 0) {
+        if (proto_bind(&q->b, name, nlen, version) < 0) {
             respond_error(q, 404, "model_not_found", "no model of that name is served");
             return;
         }

@@ -55,8 +55,7 @@ void routes_explain_on_headers(req_base *b) {
     explain_req *q = (explain_req *)b;
     http_req *r = b->r;
     const char *name = http_path(r) + 11, *slash = strchr(name, '/');
-    q->b.model = proto_bind(&q->b, name, (size_t)(slash - name), -1);
-    if (q->b.model < 0) {
+    if (proto_bind(&q->b, name, (size_t)(slash - name), -1) < 0) {
         respond_error(q, 404, "model_not_found", "no model of that name is served");
         return;
     }

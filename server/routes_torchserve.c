@@ -124,8 +124,7 @@ void routes_ts_on_headers(proto_req *p) {
     const char *name = path + 13, *slash = strchr(name, '/');
     size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
     char msg[300];
-    p->b.model = proto_bind(&p->b, name, nlen, -1);
-    if (p->b.model < 0) {
+    if (proto_bind(&p->b, name, nlen, -1) < 0) {
         snprintf(msg, sizeof msg, "Model not found: %.*s", (int)(nlen < 200 ? nlen : 200), name);
         ts_error(p, 404, msg);
         return;

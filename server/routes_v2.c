@@ -155,10 +155,10 @@ static void model_configuration(proto_req *p) {
 static void models_route(proto_req *p, const char *s) {
     const char *slash = strchr(s, '/');
     size_t nlen = slash ? (size_t)(slash - s) : strlen(s);
-    p->b.model = proto_bind(&p->b, s, nlen, -1);
+    int found = proto_bind(&p->b, s, nlen, -1) == 0;
     const char *rest = s + nlen;
     char msg[300];
-    if (p->b.model < 0) {
+    if (!found) {
         snprintf(msg, sizeof msg, "Request for unknown model: '%.*s' is not found",
                  (int)(nlen < 200 ? nlen : 200), s);
         v2_error(p, 404, msg);
