@@ -38,6 +38,8 @@ typedef struct {
 
 typedef struct {
     char *name;
+    char version[24]; /* "" for the "no model" slot */
+    int used;         /* a version holds it (under metrics.add) */
     _Atomic uint64_t requests[METRICS_PROTO_COUNT][NCODES];
     _Atomic uint64_t images;
     _Atomic uint64_t cancelled[METRICS_CANCEL_COUNT];
@@ -50,7 +52,7 @@ typedef struct {
 struct metrics {
     _Atomic int n; /* models named so far (metrics_add_model); slot cap is "no model" */
     int cap;
-    pthread_mutex_t add; /* metrics_add_model */
+    pthread_mutex_t add; /* metrics_add_model / metrics_remove_model / metrics_render */
     int max_batch;
     model_metrics *mm;
     _Atomic uint64_t rejected[METRICS_REJECT_COUNT];
@@ -76,26 +78,41 @@ metrics *metrics_create(const char *const *model_names, int n, int max_batch) {
         return NULL;
     }
     for (int i = 0; i < n; i++)
-        if (metrics_add_model(m, model_names[i]) < 0) {
+        if (metrics_add_model(m, model_names[i], "1") < 0) {
             metrics_destroy(m);
             return NULL;
         }
     return m;
 }
 
-int metrics_add_model(metrics *m, const char *name) {
+int metrics_add_model(metrics *m, const char *name, const char *version) {
     pthread_mutex_lock(&m->add);
     int n = atomic_load(&m->n), i = 0;
-    while (i < n && strcmp(m->mm[i].name, name))
+    while (i < n && m->mm[i].used)
         i++;
-    if (i == n) {
-        if (n >= m->cap || !(m->mm[n].name = strdup(name)))
-            i = -1;
-        else
+    char *nm = i < m->cap ? strdup(name) : NULL;
+    if (!nm) {
+        i = -1;
+    } else {
+        model_metrics *s = &m->mm[i];
+        char *old = s->name; /* a reused slot: its version was freed, nothing writes to it */
+        memset(s, 0, sizeof *s);
+        free(old);
+        s->name = nm;
+        snprintf(s->version, sizeof s->version, "%s", version);
+        s->used = 1;
+        if (i == n)
             atomic_store_explicit(&m->n, n + 1, memory_order_release);
     }
     pthread_mutex_unlock(&m->add);
     return i;
+}
+
+void metrics_remove_model(metrics *m, int model) {
+    pthread_mutex_lock(&m->add);
+    if (model >= 0 && model < atomic_load(&m->n))
+        m->mm[model].used = 0; /* the name stays until reuse: a late reader sees a string */
+    pthread_mutex_unlock(&m->add);
 }
 
 const char *metrics_model_name(const metrics *m, int model) {
@@ -354,22 +371,25 @@ static void render_process(sbuf *s) {
 
 int metrics_render(const metrics *mc, char **out, size_t *len) {
     metrics *m = (metrics *)mc;
-    int nn = atomic_load_explicit(&m->n, memory_order_acquire);
-#define IX(i) ((i) == nn ? m->cap : (i))
     sbuf s = {malloc(16384), 0, 16384, 0};
     if (!s.p)
         return -1;
+    pthread_mutex_lock(&m->add); /* slots are neither taken nor given back meanwhile */
+    int nn = atomic_load_explicit(&m->n, memory_order_acquire);
+#define IX(i) ((i) == nn ? m->cap : (i))
+#define FREE_SLOT(i) ((i) < nn && !m->mm[i].used) /* its version is gone: no series */
     sb_printf(&s, "# HELP resnetd_requests_total Requests answered, by model, status code (HTTP, "
                   "or the one a gRPC status stands for) and protocol.\n"
                   "# TYPE resnetd_requests_total counter\n");
     for (int p = 0; p < METRICS_PROTO_COUNT; p++)
         for (int i = 0; i <= nn; i++)
-            for (int c = 0; c < NCODES; c++) {
+            for (int c = 0; c < NCODES && !FREE_SLOT(i); c++) {
                 uint64_t v = LOAD(m->mm[IX(i)].requests[p][c]);
                 if (!v && i == nn)
                     continue; /* keep the "no model" series sparse */
                 sb_printf(&s, "resnetd_requests_total{model=\"");
                 sb_label(&s, m->mm[IX(i)].name);
+                sb_printf(&s, "\",version=\"%s", m->mm[IX(i)].version);
                 if (c < NCODES - 1)
                     sb_printf(&s, "\",code=\"%d\",protocol=\"%s\"} %llu\n", CODES[c], PROTOS[p],
                               (unsigned long long)v);
@@ -381,9 +401,12 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
         &s, "# HELP resnetd_images_total Images classified (answered with predictions), by model.\n"
             "# TYPE resnetd_images_total counter\n");
     for (int i = 0; i < nn; i++) {
+        if (FREE_SLOT(i))
+            continue;
         sb_printf(&s, "resnetd_images_total{model=\"");
-        sb_label(&s, m->mm[IX(i)].name);
-        sb_printf(&s, "\"} %llu\n", (unsigned long long)LOAD(m->mm[IX(i)].images));
+        sb_label(&s, m->mm[i].name);
+        sb_printf(&s, "\",version=\"%s\"} %llu\n", m->mm[i].version,
+                  (unsigned long long)LOAD(m->mm[i].images));
     }
     sb_printf(&s, "# HELP resnetd_rejected_total Requests or images refused, by reason.\n"
                   "# TYPE resnetd_rejected_total counter\n");
@@ -393,39 +416,48 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
     sb_printf(&s, "# HELP resnetd_cancelled_total Requests whose client went away before their "
                   "answer, their remaining work dropped, by model and reason.\n"
                   "# TYPE resnetd_cancelled_total counter\n");
-    for (int i = 0; i < m->n; i++)
-        for (int r = 0; r < METRICS_CANCEL_COUNT; r++) {
+    for (int i = 0; i < nn; i++)
+        for (int r = 0; r < METRICS_CANCEL_COUNT && !FREE_SLOT(i); r++) {
             sb_printf(&s, "resnetd_cancelled_total{model=\"");
             sb_label(&s, m->mm[i].name);
-            sb_printf(&s, "\",reason=\"%s\"} %llu\n", CANCELS[r],
+            sb_printf(&s, "\",version=\"%s\",reason=\"%s\"} %llu\n", m->mm[i].version, CANCELS[r],
                       (unsigned long long)LOAD(m->mm[i].cancelled[r]));
         }
     for (int h = 0; h < METRICS_H_COUNT; h++) {
         sb_printf(&s, "# HELP %s %s\n# TYPE %s histogram\n", HNAMES[h], HHELP[h], HNAMES[h]);
         for (int i = 0; i < nn; i++) {
+            if (FREE_SLOT(i))
+                continue;
+            char extra[80];
+            snprintf(extra, sizeof extra, ",version=\"%s\"", m->mm[i].version);
             if (h != METRICS_H_REQUEST) {
-                render_hist(&s, HNAMES[h], m->mm[IX(i)].name, "", &m->mm[IX(i)].h[h], NDUR, 0, 1);
+                render_hist(&s, HNAMES[h], m->mm[i].name, extra, &m->mm[i].h[h], NDUR, 0, 1);
                 continue;
             }
             for (int p = 0; p < METRICS_PROTO_COUNT; p++) {
-                char extra[32];
-                snprintf(extra, sizeof extra, ",protocol=\"%s\"", PROTOS[p]);
-                render_hist(&s, HNAMES[h], m->mm[IX(i)].name, extra, &m->mm[IX(i)].hreq[p], NDUR, 0,
-                            1);
+                snprintf(extra, sizeof extra, ",version=\"%s\",protocol=\"%s\"", m->mm[i].version,
+                         PROTOS[p]);
+                render_hist(&s, HNAMES[h], m->mm[i].name, extra, &m->mm[i].hreq[p], NDUR, 0, 1);
             }
         }
     }
     sb_printf(&s, "# HELP resnetd_batch_size Images per engine_run call.\n"
                   "# TYPE resnetd_batch_size histogram\n");
-    for (int i = 0; i < nn; i++)
-        render_hist(&s, "resnetd_batch_size", m->mm[IX(i)].name, "", &m->mm[IX(i)].batch,
-                    m->max_batch, 1, 0);
+    for (int i = 0; i < nn; i++) {
+        char extra[40];
+        snprintf(extra, sizeof extra, ",version=\"%s\"", m->mm[i].version);
+        if (!FREE_SLOT(i))
+            render_hist(&s, "resnetd_batch_size", m->mm[i].name, extra, &m->mm[i].batch,
+                        m->max_batch, 1, 0);
+    }
     sb_printf(&s, "# HELP resnetd_queue_depth Images waiting in the model's queue.\n"
                   "# TYPE resnetd_queue_depth gauge\n");
     for (int i = 0; i < nn; i++) {
+        if (FREE_SLOT(i))
+            continue;
         sb_printf(&s, "resnetd_queue_depth{model=\"");
-        sb_label(&s, m->mm[IX(i)].name);
-        sb_printf(&s, "\"} %ld\n", LOAD(m->mm[IX(i)].depth));
+        sb_label(&s, m->mm[i].name);
+        sb_printf(&s, "\",version=\"%s\"} %ld\n", m->mm[i].version, LOAD(m->mm[i].depth));
     }
     sb_printf(&s,
               "# HELP resnetd_inflight_requests Requests being processed.\n"
@@ -448,6 +480,7 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
               "# HELP resnetd_build_info Build information.\n"
               "# TYPE resnetd_build_info gauge\nresnetd_build_info{version=\"%s\"} 1\n",
               RESNETD_VERSION);
+    pthread_mutex_unlock(&m->add);
     render_process(&s);
     if (s.oom) {
         free(s.p);
@@ -457,4 +490,5 @@ int metrics_render(const metrics *mc, char **out, size_t *len) {
     *len = s.len;
     return 0;
 #undef IX
+#undef FREE_SLOT
 }

@@ -53,13 +53,19 @@ typedef enum { METRICS_PROTO_HTTP = 0, METRICS_PROTO_GRPC, METRICS_PROTO_COUNT }
  * batch-size histogram. Returns NULL when out of memory. */
 metrics *metrics_create(const char *const *model_names, int n, int max_batch);
 
-/* Per-model series exist for at most METRICS_MAX_MODELS model names over the
- * process's life (a name keeps its slot when its model is unloaded). */
+/* Per-model series are per (model, version): at most METRICS_MAX_MODELS at
+ * once. A slot is given back (metrics_remove_model) when its version is
+ * freed, and its series leave /metrics. */
 #define METRICS_MAX_MODELS 256
 
-/* The index of model `name`, added when new (models loaded while serving).
- * Returns -1 when METRICS_MAX_MODELS names exist already or out of memory. */
-int metrics_add_model(metrics *m, const char *name);
+/* A new slot for version `version` of model `name` (a free one reused, its
+ * counters zeroed). Returns -1 when METRICS_MAX_MODELS are in use or out of
+ * memory. metrics_create names its models' version "1". */
+int metrics_add_model(metrics *m, const char *name, const char *version);
+
+/* Gives slot `model` back (its version is freed: nothing writes to it any
+ * more); -1 is a no-op. */
+void metrics_remove_model(metrics *m, int model);
 
 /* The name of model index `model` ("" for -1); stable until metrics_destroy. */
 const char *metrics_model_name(const metrics *m, int model);

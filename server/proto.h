@@ -65,7 +65,7 @@ void proto_respond(proto_req *p, int status, const char *content_type, char *bod
                    const char *const *extra);
 
 /* reqbase_bind: a handle on model name[0..len) (version < 0: its highest
- * serving one); its metrics index, or -1. */
+ * serving one); 0, or -1 when there is none. */
 int proto_bind(req_base *b, const char *name, size_t len, long version);
 
 /* Whether new inference work is accepted (reqbase_accept): 0, or 503 with

@@ -35,7 +35,6 @@ typedef struct {
 typedef struct {
     char name[128];
     char path[PATH_MAX]; /* its directory or .onnx file */
-    int slot;            /* metrics index */
     int wanted;          /* should serve (strict readiness) */
     char reason[300];    /* a model-level problem (version_policy) */
     reg_ver v[REG_MAXV];
@@ -226,12 +225,11 @@ static void version_free(app_model *m) {
     queue_destroy(m->q);
     engine_model_free(m->em);
     model_config_free(&m->mc);
+    if (m->metrics) /* its series leave /metrics (nothing writes to the slot now) */
+        metrics_remove_model(m->metrics, m->index);
     free(m);
 }
 
-/* Loads candidate c of entry (name, slot) and starts its workers (warming up
- * in the background). Returns the version, or NULL with err set and *cfg_err
- * 1 when the model's configuration is at fault. */
 /* A classifier answers one vector of class scores per image: its first
  * output is [N, classes] (size-1 dimensions besides, as [N, classes, 1, 1]).
  * 1 with err set when it is not (e.g. a feature map [N, 10, 14, 14]). */
@@ -253,8 +251,11 @@ static int not_a_vector(const engine_model *em, const char *dir, char *err, size
     return 1;
 }
 
-static app_model *version_load(app *a, const char *name, int slot, const cand *c, char *err,
-                               size_t len, int *cfg_err) {
+/* Loads candidate c of entry name (its own metrics slot) and starts its workers (warming up
+ * in the background). Returns the version, or NULL with err set and *cfg_err
+ * 1 when the model's configuration is at fault. */
+static app_model *version_load(app *a, const char *name, const cand *c, char *err, size_t len,
+                               int *cfg_err) {
     const cfg_t *cf = a->cfg;
     *cfg_err = 0;
     app_model *m = calloc(1, sizeof(*m));
@@ -280,7 +281,15 @@ static app_model *version_load(app *a, const char *name, int slot, const cand *c
     }
     snprintf(m->mc.name, sizeof m->mc.name, "%s", name);
     m->version = c->version;
-    m->index = slot;
+    char ver[24];
+    snprintf(ver, sizeof ver, "%ld", m->version);
+    if ((m->index = metrics_add_model(a->metrics, name, ver)) < 0) {
+        snprintf(err, len, "too many model versions loaded at once for the metrics (%d)",
+                 METRICS_MAX_MODELS);
+        model_config_free(&m->mc);
+        free(m);
+        return NULL;
+    }
     m->metrics = a->metrics;
     m->max_batch = cf->max_batch ? (int)cf->max_batch : m->mc.max_batch;
     m->workers = (int)cf->workers;
@@ -326,7 +335,7 @@ static app_model *version_load(app *a, const char *name, int slot, const cand *c
                          fixed ? ctx_free_fixed : ctx_free,
                          m,
                          a->metrics,
-                         slot};
+                         m->index};
     if (!(m->pool = workers_start(&bp, err, len)))
         goto fail;
     return m;
@@ -530,16 +539,10 @@ static reg_entry *add_entry(app *a, const char *name, const char *path) {
         r->e = e;
         r->cap = cap;
     }
-    int slot = metrics_add_model(a->metrics, name);
-    if (slot < 0) {
-        log_msg(LOG_ERROR, "too many model names for the metrics (METRICS_MAX_MODELS)", name);
-        return NULL;
-    }
     reg_entry *e = &r->e[r->n++];
     memset(e, 0, sizeof *e);
     snprintf(e->name, sizeof e->name, "%s", name);
     snprintf(e->path, sizeof e->path, "%s", path);
-    e->slot = slot;
     return e;
 }
 
@@ -628,7 +631,6 @@ static int sync_entry(app *a, const char *name, const char *path, int startup, c
     }
     e->wanted = 1;
     snprintf(e->path, sizeof e->path, "%s", path);
-    int slot = e->slot;
     const char *reason = nc < 0 ? why : nc == 0 ? "no version to load" : "";
     snprintf(e->reason, sizeof e->reason, "%.*s", (int)sizeof e->reason - 1, reason);
     pthread_mutex_unlock(&r->mu);
@@ -659,7 +661,7 @@ static int sync_entry(app *a, const char *name, const char *path, int startup, c
         int64_t t0 = queue_now_ns();
         int cfg_err = 0;
         char lerr[4600] = "";
-        app_model *m = version_load(a, name, slot, &c[i], lerr, sizeof lerr, &cfg_err);
+        app_model *m = version_load(a, name, &c[i], lerr, sizeof lerr, &cfg_err);
         if (m && !startup && wait_warm(m, lerr, sizeof lerr) < 0) {
             version_free(m);
             m = NULL;
@@ -987,7 +989,9 @@ int registry_adopt(app *a, app_model *m) {
     if (rv) {
         m->adopted = 1;
         m->version = rv->version;
-        m->index = e->slot;
+        char ver[24];
+        snprintf(ver, sizeof ver, "%ld", rv->version);
+        m->index = metrics_add_model(a->metrics, m->mc.name, ver);
         rv->m = m;
         rv->state = REG_READY;
         e->wanted = 1;

@@ -586,6 +586,6 @@ int reqbase_all_expired(const req_base *b) {
 int reqbase_bind(req_base *b, const char *name, size_t len, long version) {
     registry_release(b->mv);
     b->mv = registry_acquire(b->a, name, len, version);
-    b->model = b->mv ? b->mv->index : -1;
-    return b->model;
+    b->model = b->mv ? b->mv->index : -1; /* its metrics slot */
+    return b->mv ? 0 : -1;
 }

@@ -139,9 +139,9 @@ void reqbase_done(req_base *b, int status);
 void reqbase_expect(req_base *b, int on);
 
 /* Binds the request to model name[0..len), version `version` (< 0: its
- * highest serving version): b->mv holds a handle, b->model its metrics
- * index. Returns b->model, or -1 (no such model or version; b->model is
- * still the name's index when the name is known). */
+ * highest serving version): b->mv holds a handle, b->model the version's
+ * metrics slot (-1 without one). Returns 0, or -1 when there is no such
+ * model or version (the routing result; b->model is not it). */
 int reqbase_bind(req_base *b, const char *name, size_t len, long version);
 
 /* Records the request's error (msg is copied; code static). */

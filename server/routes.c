@@ -1,11 +1,13 @@
 /*
  * routes.c — the route table and the /v1 HTTP API (docs/api.md).
  *
- * The table maps a path pattern to a route family: its request struct's
- * size and its hooks. Every request goes the same way: reqbase_new (request
- * id, in-flight count), auth_check (the table's first check: a 401 is
- * answered there, logged and counted like any answer), then the family's
- * on_headers, which answers or wants the body; on_body gets the body; at the
+ * The table maps a method and a path pattern to a route family: its request
+ * struct's size, its hooks and its 405 body. Every request goes the same
+ * way: reqbase_new (request id, in-flight count), auth_check (the table's
+ * first check: a 401 is answered there, logged and counted like any answer),
+ * a 405 with Allow when the path is known but not for that method (answered
+ * here; families never check the method), then the family's on_headers,
+ * which answers or wants the body; on_body gets the body; at the
  * end reqbase_done logs, counts and frees. Families never call back here.
  *
  * /v1: classify and embed (cheap checks on the HTTP thread, then
@@ -16,6 +18,7 @@
 #include "auth.h"
 #include "embed.h"
 #include "json.h"
+#include "json_proto.h"
 #include "predict.h"
 #include "proto.h"
 #include "reqbase.h"
@@ -50,10 +53,6 @@ static void respond_error(req *q, int status, const char *code, const char *msg)
     size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
     char *body = json_error_body(code, msg, &len);
     respond_json(q, status, body, len);
-}
-
-static int method_is(const req *q, const char *m) {
-    return strcmp(http_method(q->b.r), m) == 0;
 }
 
 static void route_metrics(req *q) {
@@ -115,12 +114,8 @@ static void v1_on_headers(req_base *b) {
     http_req *r = b->r;
     req *q = (req *)b;
     const char *path = http_path(r);
-    int get = method_is(q, "GET") || method_is(q, "HEAD");
-    const char *allow = "GET, HEAD";
     if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz") || !strcmp(path, "/metrics") ||
-        !strcmp(path, "/v1/models")) {
-        if (!get)
-            goto not_allowed;
+        !strcmp(path, "/v1/models")) { /* the route table took only GET and HEAD */
         if (!strcmp(path, "/healthz")) {
             respond_json(q, 200, strdup("{\"status\":\"ok\"}"), 15);
         } else if (!strcmp(path, "/readyz")) {
@@ -142,7 +137,6 @@ static void v1_on_headers(req_base *b) {
         }
         return;
     }
-    allow = "POST";
     if (!strcmp(path, "/v1/classify") || !strcmp(path, "/v1/embed")) {
         q->b.mv = registry_acquire_first(a); /* the first model */
         q->b.model = q->b.mv ? q->b.mv->index : -1;
@@ -169,8 +163,7 @@ static void v1_on_headers(req_base *b) {
             respond_error(q, 404, "not_found", "no such path");
             return;
         }
-        q->b.model = proto_bind(&q->b, name, nlen, version);
-        if (q->b.model < 0) {
+        if (proto_bind(&q->b, name, nlen, version) < 0) {
             respond_error(q, 404, "model_not_found", "no model of that name is served");
             return;
         }
@@ -178,20 +171,11 @@ static void v1_on_headers(req_base *b) {
         respond_error(q, 404, "not_found", "no such path");
         return;
     }
-    if (!method_is(q, "POST"))
-        goto not_allowed;
-    q->is_classify = 1;
+    q->is_classify = 1; /* a POST: the route table answered other methods */
     const char *code, *msg;
     int st = reqbase_accept(&q->b, &code, &msg);
     if (st)
         respond_error(q, st, code, msg);
-    return;
-not_allowed : {
-    size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
-    char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-    const char *hdr[] = {"Allow", allow, NULL};
-    reqbase_respond(&q->b, 405, JSON_CT, body, len, hdr);
-}
 }
 
 /* Runs on an HTTP thread once every queued image is back (or the request
@@ -334,25 +318,90 @@ static void demo_on_headers(req_base *b) {
     routes_demo_on_headers((proto_req *)b);
 }
 
+/* The 405 bodies, each in its family's error format. */
+static char *v1_not_allowed(size_t *len) {
+    return json_error_body("method_not_allowed", "method not allowed on this path", len);
+}
+
+static char *v2_not_allowed(size_t *len) {
+    return jp_v2_error("method not allowed on this path", len);
+}
+
+static char *ts_not_allowed(size_t *len) {
+    return jp_ts_error(405, "MethodNotAllowedException", "method not allowed on this path", len);
+}
+
+/* A route family: its request struct and hooks, and its 405 body. */
 typedef struct {
-    const char *pattern; /* "*": one non-empty segment; a trailing "**": any rest */
-    size_t size;         /* the family's request struct (a req_base first); 0: explain's */
+    size_t size; /* the family's request struct (a req_base first); 0: explain's */
     void (*on_headers)(req_base *b);
     void (*on_body)(req_base *b);
     void (*on_free)(req_base *b);
+    char *(*not_allowed)(size_t *len);
+} family;
+
+static const family V1 = {sizeof(req), v1_on_headers, v1_on_body, NULL, v1_not_allowed};
+static const family V2 = {sizeof(proto_req), v2_on_headers, proto_on_body, proto_on_free,
+                          v2_not_allowed};
+static const family TS = {sizeof(proto_req), ts_on_headers, proto_on_body, proto_on_free,
+                          ts_not_allowed};
+static const family DEMO = {sizeof(proto_req), demo_on_headers, proto_on_body, proto_on_free,
+                            v1_not_allowed};
+static const family EXPLAIN = {0, routes_explain_on_headers, routes_explain_on_body, NULL,
+                               v1_not_allowed};
+
+typedef struct {
+    const char *methods; /* the methods taken, as the Allow header lists them; NULL: any */
+    const char *pattern; /* "*": one non-empty segment; a trailing "**": any rest */
+    const family *f;
 } route;
 
-/* First match wins; the last entry takes every other path (/v1's 404). */
+#define GET "GET, HEAD"
+#define POST "POST"
+
+/* A request goes to the first route whose pattern and method match. A path
+ * that some routes match but none for its method is answered 405 here, with
+ * Allow listing their methods. A route with methods NULL takes what is left
+ * under its pattern (its family's 404); the last takes every other path. */
 static const route ROUTES[] = {
-    {"/v2", sizeof(proto_req), v2_on_headers, proto_on_body, proto_on_free},
-    {"/v2/**", sizeof(proto_req), v2_on_headers, proto_on_body, proto_on_free},
-    {"/ping", sizeof(proto_req), ts_on_headers, proto_on_body, proto_on_free},
-    {"/predictions/**", sizeof(proto_req), ts_on_headers, proto_on_body, proto_on_free},
-    {"/", sizeof(proto_req), demo_on_headers, proto_on_body, proto_on_free},
-    {"/demo/**", sizeof(proto_req), demo_on_headers, proto_on_body, proto_on_free},
-    {"/v1/models/*/explain", 0, routes_explain_on_headers, routes_explain_on_body, NULL},
-    {"**", sizeof(req), v1_on_headers, v1_on_body, NULL},
+    {GET, "/healthz", &V1},
+    {GET, "/readyz", &V1},
+    {GET, "/metrics", &V1},
+    {GET, "/v1/models", &V1},
+    {POST, "/v1/classify", &V1},
+    {POST, "/v1/embed", &V1},
+    {POST, "/v1/models/*/classify", &V1},
+    {POST, "/v1/models/*/embed", &V1},
+    {POST, "/v1/models/*/versions/*/classify", &V1},
+    {POST, "/v1/models/*/versions/*/embed", &V1},
+    {POST, "/v1/models/*/explain", &EXPLAIN},
+    {GET, "/v2", &V2},
+    {GET, "/v2/", &V2},
+    {GET, "/v2/health/live", &V2},
+    {GET, "/v2/health/ready", &V2},
+    {"GET, HEAD, POST", "/v2/repository/index", &V2},
+    {POST, "/v2/repository/models/*/load", &V2},
+    {POST, "/v2/repository/models/*/unload", &V2},
+    {GET, "/v2/models/*", &V2},
+    {GET, "/v2/models/*/ready", &V2},
+    {GET, "/v2/models/*/config", &V2},
+    {POST, "/v2/models/*/infer", &V2},
+    {GET, "/v2/models/*/versions/*", &V2},
+    {GET, "/v2/models/*/versions/*/ready", &V2},
+    {GET, "/v2/models/*/versions/*/config", &V2},
+    {POST, "/v2/models/*/versions/*/infer", &V2},
+    {NULL, "/v2/**", &V2},
+    {GET, "/ping", &TS},
+    {"POST, PUT", "/predictions/*", &TS},
+    {"POST, PUT", "/predictions/*/*", &TS},
+    {NULL, "/predictions/**", &TS},
+    {GET, "/", &DEMO},
+    {GET, "/demo/**", &DEMO},
+    {NULL, "**", &V1},
 };
+
+#undef GET
+#undef POST
 
 static int match(const char *pat, const char *path) {
     while (*pat) {
@@ -371,20 +420,70 @@ static int match(const char *pat, const char *path) {
     return !*path;
 }
 
-void routes_on_headers(http_req *r, void *cls) {
-    const char *path = http_path(r);
-    const route *rt = &ROUTES[sizeof ROUTES / sizeof ROUTES[0] - 1];
-    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0]; i++)
-        if (match(ROUTES[i].pattern, path)) {
-            rt = &ROUTES[i];
-            break;
+/* Is method one of the ", "-separated list? */
+static int method_in(const char *list, const char *method) {
+    size_t n = strlen(method);
+    for (const char *s = list; *s;) {
+        size_t k = strcspn(s, ",");
+        if (k == n && !strncmp(s, method, n))
+            return 1;
+        s += k;
+        s += strspn(s, ", ");
+    }
+    return 0;
+}
+
+/* Appends a route's methods to allow (no duplicates); allow holds every list. */
+static void allow_add(char *allow, size_t cap, const char *list) {
+    char m[16];
+    for (const char *s = list; *s;) {
+        size_t k = strcspn(s, ",");
+        if (k < sizeof m) {
+            memcpy(m, s, k);
+            m[k] = 0;
+            if (!method_in(allow, m))
+                snprintf(allow + strlen(allow), cap - strlen(allow), "%s%s", *allow ? ", " : "", m);
         }
-    req_base *b = reqbase_new(cls, r, rt->size ? rt->size : routes_explain_size());
+        s += k;
+        s += strspn(s, ", ");
+    }
+}
+
+void routes_on_headers(http_req *r, void *cls) {
+    const char *path = http_path(r), *method = http_method(r);
+    const route *rt = NULL;
+    char allow[64] = "";
+    for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0] && !rt; i++) {
+        if (!match(ROUTES[i].pattern, path))
+            continue;
+        if (ROUTES[i].methods && !method_in(ROUTES[i].methods, method))
+            allow_add(allow, sizeof allow, ROUTES[i].methods);
+        else if (!ROUTES[i].methods && *allow)
+            break; /* the path is known, the method is not: 405 */
+        else
+            rt = &ROUTES[i];
+    }
+    const family *f = rt ? rt->f : NULL;
+    if (!f) { /* a 405: answered in the family of the routes the path matched */
+        for (size_t i = 0; i < sizeof ROUTES / sizeof ROUTES[0] && !f; i++)
+            if (ROUTES[i].methods && match(ROUTES[i].pattern, path))
+                f = ROUTES[i].f;
+        if (!f)
+            f = &V1;
+    }
+    req_base *b = reqbase_new(cls, r, f->size ? f->size : routes_explain_size());
     if (!b || auth_check(b)) /* answered: 500 (no memory) or 401 */
         return;
-    b->on_body = rt->on_body;
-    b->on_free = rt->on_free;
-    rt->on_headers(b);
+    if (!rt) {
+        size_t len = 0;
+        char *body = f->not_allowed(&len);
+        const char *hdr[] = {"Allow", allow, NULL};
+        reqbase_respond(b, body ? 405 : 500, JSON_CT, body, body ? len : 0, body ? hdr : NULL);
+        return;
+    }
+    b->on_body = f->on_body;
+    b->on_free = f->on_free;
+    f->on_headers(b);
 }
 
 void routes_on_body(http_req *r, void *cls) {

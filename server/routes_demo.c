@@ -23,18 +23,13 @@ static void demo_error(proto_req *p, int status, const char *code, const char *m
 }
 
 void routes_demo_on_headers(proto_req *p) {
-    const char *path = http_path(p->b.r), *method = http_method(p->b.r);
+    const char *path = http_path(p->b.r);
     const demo_asset *asset = NULL;
     for (int i = 0; i < demo_nassets; i++)
         if (!strcmp(path, demo_assets[i].path))
             asset = &demo_assets[i];
     if (!asset) {
         demo_error(p, 404, "not_found", "no such path", NULL);
-        return;
-    }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-        const char *hdr[] = {"Allow", "GET, HEAD", NULL};
-        demo_error(p, 405, "method_not_allowed", "method not allowed on this path", hdr);
         return;
     }
     char *body = malloc(asset->len ? asset->len : 1);

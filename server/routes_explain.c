@@ -55,16 +55,8 @@ void routes_explain_on_headers(req_base *b) {
     explain_req *q = (explain_req *)b;
     http_req *r = b->r;
     const char *name = http_path(r) + 11, *slash = strchr(name, '/');
-    q->b.model = proto_bind(&q->b, name, (size_t)(slash - name), -1);
-    if (q->b.model < 0) {
+    if (proto_bind(&q->b, name, (size_t)(slash - name), -1) < 0) {
         respond_error(q, 404, "model_not_found", "no model of that name is served");
-        return;
-    }
-    if (strcmp(http_method(r), "POST") != 0) {
-        size_t len = 1; /* a failed allocation (NULL body) is answered 500 */
-        char *body = json_error_body("method_not_allowed", "method not allowed on this path", &len);
-        const char *hdr[] = {"Allow", "POST", NULL};
-        reqbase_respond(&q->b, 405, JSON_CT, body, len, hdr);
         return;
     }
     q->want_body = 1;

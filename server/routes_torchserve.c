@@ -50,13 +50,6 @@ static void ts_error(proto_req *p, int status, const char *msg) {
     proto_respond(p, body ? status : 500, JSON_CT, body, len, NULL);
 }
 
-static void not_allowed(proto_req *p, const char *allow) {
-    size_t len = 0;
-    char *body = jp_ts_error(405, error_type(405), "method not allowed on this path", &len);
-    const char *hdr[] = {"Allow", allow, NULL};
-    proto_respond(p, 405, JSON_CT, body, len, hdr);
-}
-
 static void predictions_finish(proto_req *p) {
     const char *why;
     int status = proto_result(p, &why);
@@ -118,11 +111,9 @@ static void predictions_body(proto_req *p) {
 }
 
 void routes_ts_on_headers(proto_req *p) {
-    const char *path = http_path(p->b.r), *method = http_method(p->b.r);
+    const char *path = http_path(p->b.r);
     if (!strcmp(path, "/ping")) {
-        if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-            not_allowed(p, "GET, HEAD");
-        } else if (atomic_load(&p->b.a->ready) && !atomic_load(&p->b.a->draining)) {
+        if (atomic_load(&p->b.a->ready) && !atomic_load(&p->b.a->draining)) {
             proto_respond(p, 200, JSON_CT, strdup("{\"status\":\"Healthy\"}"), 20, NULL);
         } else {
             proto_respond(p, 503, JSON_CT, strdup("{\"status\":\"Unhealthy\"}"), 22, NULL);
@@ -133,8 +124,7 @@ void routes_ts_on_headers(proto_req *p) {
     const char *name = path + 13, *slash = strchr(name, '/');
     size_t nlen = slash ? (size_t)(slash - name) : strlen(name);
     char msg[300];
-    p->b.model = proto_bind(&p->b, name, nlen, -1);
-    if (p->b.model < 0) {
+    if (proto_bind(&p->b, name, nlen, -1) < 0) {
         snprintf(msg, sizeof msg, "Model not found: %.*s", (int)(nlen < 200 ? nlen : 200), name);
         ts_error(p, 404, msg);
         return;
@@ -148,10 +138,6 @@ void routes_ts_on_headers(proto_req *p) {
             ts_error(p, 404, msg);
             return;
         }
-    }
-    if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0) {
-        not_allowed(p, "POST, PUT");
-        return;
     }
     const char *why;
     int st = proto_gate(p, &why);

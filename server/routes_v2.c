@@ -51,18 +51,6 @@ static void v2_json(proto_req *p, char *body, const size_t *len) {
         proto_respond(p, 200, JSON_CT, body, *len, NULL);
 }
 
-static void not_allowed(proto_req *p, const char *allow) {
-    size_t len = 0;
-    char *body = jp_v2_error("method not allowed on this path", &len);
-    const char *hdr[] = {"Allow", allow, NULL};
-    proto_respond(p, 405, JSON_CT, body, len, hdr);
-}
-
-static int is_get(const proto_req *p) {
-    const char *m = http_method(p->b.r);
-    return !strcmp(m, "GET") || !strcmp(m, "HEAD");
-}
-
 /* a model's own readiness: it has a serving version (bound) and start-up is over */
 static int ready(const proto_req *p) {
     return atomic_load(&p->b.a->ready) && !atomic_load(&p->b.a->draining);
@@ -94,10 +82,6 @@ static void repository_control(proto_req *p, const char *s) {
     if (!slash || slash == s || (strcmp(slash, "/load") && strcmp(slash, "/unload")) ||
         memchr(s, '/', (size_t)(slash - s))) {
         v2_error(p, 404, "no such path");
-        return;
-    }
-    if (strcmp(http_method(p->b.r), "POST") != 0) {
-        not_allowed(p, "POST");
         return;
     }
     char msg[500];
@@ -171,10 +155,10 @@ static void model_configuration(proto_req *p) {
 static void models_route(proto_req *p, const char *s) {
     const char *slash = strchr(s, '/');
     size_t nlen = slash ? (size_t)(slash - s) : strlen(s);
-    p->b.model = proto_bind(&p->b, s, nlen, -1);
+    int found = proto_bind(&p->b, s, nlen, -1) == 0;
     const char *rest = s + nlen;
     char msg[300];
-    if (p->b.model < 0) {
+    if (!found) {
         snprintf(msg, sizeof msg, "Request for unknown model: '%.*s' is not found",
                  (int)(nlen < 200 ? nlen : 200), s);
         v2_error(p, 404, msg);
@@ -193,9 +177,7 @@ static void models_route(proto_req *p, const char *s) {
         rest = v + vlen;
     }
     if (!strcmp(rest, "") || !strcmp(rest, "/ready") || !strcmp(rest, "/config")) {
-        if (!is_get(p))
-            not_allowed(p, "GET, HEAD");
-        else if (!*rest)
+        if (!*rest)
             model_metadata(p);
         else if (!strcmp(rest, "/ready"))
             health(p, ready(p));
@@ -205,10 +187,6 @@ static void models_route(proto_req *p, const char *s) {
     }
     if (strcmp(rest, "/infer") != 0) {
         v2_error(p, 404, "no such path");
-        return;
-    }
-    if (strcmp(http_method(p->b.r), "POST") != 0) {
-        not_allowed(p, "POST");
         return;
     }
     const char *why;
@@ -223,19 +201,14 @@ void routes_v2_on_headers(proto_req *p) {
     const char *path = http_path(p->b.r);
     if (!strcmp(path, "/v2") || !strcmp(path, "/v2/") || !strcmp(path, "/v2/health/live") ||
         !strcmp(path, "/v2/health/ready")) {
-        if (!is_get(p))
-            not_allowed(p, "GET, HEAD");
-        else if (!strcmp(path, "/v2/health/live"))
+        if (!strcmp(path, "/v2/health/live"))
             health(p, 1);
         else if (!strcmp(path, "/v2/health/ready"))
             health(p, registry_server_ready(p->b.a));
         else
             server_metadata(p);
     } else if (!strcmp(path, "/v2/repository/index")) {
-        if (strcmp(http_method(p->b.r), "POST") != 0 && !is_get(p))
-            not_allowed(p, "GET, HEAD, POST");
-        else
-            repository_index(p);
+        repository_index(p);
     } else if (!strncmp(path, "/v2/repository/models/", 22)) {
         repository_control(p, path + 22);
     } else if (!strncmp(path, "/v2/models/", 11)) {

@@ -812,8 +812,8 @@ static void model_infer(gstream *s) {
     }
     /* announce it to its model's queue, as HTTP does from its headers: a
      * forming batch waits for it (queue_expect) while it is decoded */
-    b->model = peek_model(b, s->dmsg, s->dlen);
-    if (!s->streaming) /* a stream reset before the answer is counted for it */
+    (void)peek_model(b, s->dmsg, s->dlen); /* sets b->model (the version's metrics slot) */
+    if (!s->streaming)                     /* a stream reset before the answer is counted for it */
         s->model = b->model;
     reqbase_expect(b, 1);
     /* request_timeout_ms from the message's start; grpc-timeout from the

@@ -505,11 +505,11 @@ def test_limits(binary, models, stub_dir):
         c.close()
         check(gk.server_live(srv.grpc_port) == (gk.OK, True), "alive after the limits")
         m = srv.metrics()
-        check(re.search(r'resnetd_requests_total\{model="[^"]*",code="413",protocol="grpc"\} [1-9]',
+        check(re.search(r'resnetd_requests_total\{model="[^"]*",version="[^"]*",code="413",protocol="grpc"\} [1-9]',
                         m), "413 (RESOURCE_EXHAUSTED) counted for grpc")
-        check(re.search(r'resnetd_requests_total\{model="gray",code="503",protocol="grpc"\} [1-9]',
+        check(re.search(r'resnetd_requests_total\{model="gray",version="1",code="503",protocol="grpc"\} [1-9]',
                         m), "503 (UNAVAILABLE) counted for grpc")
-        check(re.search(r'resnetd_requests_total\{model="gray",code="504",protocol="grpc"\} [1-9]',
+        check(re.search(r'resnetd_requests_total\{model="gray",version="1",code="504",protocol="grpc"\} [1-9]',
                         m), "504 (DEADLINE_EXCEEDED) counted for grpc")
     check(srv.rc == 0, f"exit code {srv.rc}")
     return out
@@ -536,7 +536,7 @@ def test_metrics_log(srv, stub):
                                                 "protocol": "http"}) == http0,
           "gRPC requests not counted as http")
     m = srv.metrics()
-    check('resnetd_request_duration_seconds_count{model="gray",protocol="grpc"}' in m,
+    check('resnetd_request_duration_seconds_count{model="gray",version="1",protocol="grpc"}' in m,
           "request duration histogram has the grpc protocol label")
     time.sleep(0.3)
     lines = srv.log_lines()

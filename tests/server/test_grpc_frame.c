@@ -115,17 +115,45 @@ static void test_metrics_protocol(void) {
     char *text;
     size_t len;
     CHECK(metrics_render(m, &text, &len) == 0);
-    CHECK(strstr(text, "resnetd_requests_total{model=\"m\",code=\"200\",protocol=\"http\"} 1\n"));
-    CHECK(strstr(text, "resnetd_requests_total{model=\"m\",code=\"200\",protocol=\"grpc\"} 2\n"));
-    CHECK(strstr(text, "resnetd_requests_total{model=\"\",code=\"other\",protocol=\"grpc\"} 1\n"));
-    CHECK(!strstr(text, "resnetd_requests_total{model=\"\",code=\"200\""));
-    CHECK(
-        strstr(text, "resnetd_request_duration_seconds_count{model=\"m\",protocol=\"http\"} 1\n"));
-    CHECK(
-        strstr(text, "resnetd_request_duration_seconds_count{model=\"m\",protocol=\"grpc\"} 2\n"));
-    CHECK(strstr(text, "resnetd_request_duration_seconds_bucket{model=\"m\",protocol=\"grpc\","
-                       "le=\"0.001\"} 1\n"));
-    CHECK(strstr(text, "resnetd_queue_duration_seconds_count{model=\"m\"} 0\n")); /* no label */
+    CHECK(strstr(
+        text,
+        "resnetd_requests_total{model=\"m\",version=\"1\",code=\"200\",protocol=\"http\"} 1\n"));
+    CHECK(strstr(
+        text,
+        "resnetd_requests_total{model=\"m\",version=\"1\",code=\"200\",protocol=\"grpc\"} 2\n"));
+    CHECK(strstr(
+        text,
+        "resnetd_requests_total{model=\"\",version=\"\",code=\"other\",protocol=\"grpc\"} 1\n"));
+    CHECK(!strstr(text, "resnetd_requests_total{model=\"\",version=\"\",code=\"200\""));
+    CHECK(strstr(
+        text,
+        "resnetd_request_duration_seconds_count{model=\"m\",version=\"1\",protocol=\"http\"} 1\n"));
+    CHECK(strstr(
+        text,
+        "resnetd_request_duration_seconds_count{model=\"m\",version=\"1\",protocol=\"grpc\"} 2\n"));
+    CHECK(strstr(
+        text, "resnetd_request_duration_seconds_bucket{model=\"m\",version=\"1\",protocol=\"grpc\","
+              "le=\"0.001\"} 1\n"));
+    CHECK(strstr(
+        text,
+        "resnetd_queue_duration_seconds_count{model=\"m\",version=\"1\"} 0\n")); /* no label */
+    free(text);
+    /* a slot per (model, version), given back when the version is freed */
+    int v2 = metrics_add_model(m, "m", "2");
+    CHECK(v2 == 1);
+    metrics_images(m, v2, 3);
+    CHECK(metrics_render(m, &text, &len) == 0);
+    CHECK(strstr(text, "resnetd_images_total{model=\"m\",version=\"2\"} 3\n"));
+    CHECK(strstr(text, "resnetd_images_total{model=\"m\",version=\"1\"} 0\n"));
+    free(text);
+    metrics_remove_model(m, v2);
+    CHECK(metrics_render(m, &text, &len) == 0);
+    CHECK(!strstr(text, "version=\"2\"")); /* its series are gone */
+    free(text);
+    CHECK(metrics_add_model(m, "m", "3") == v2); /* reused, counters zeroed */
+    CHECK(metrics_render(m, &text, &len) == 0);
+    CHECK(strstr(text, "resnetd_images_total{model=\"m\",version=\"3\"} 0\n"));
+    CHECK(strstr(text, "resnetd_queue_depth{model=\"m\",version=\"3\"} 0\n"));
     free(text);
     metrics_destroy(m);
 }

@@ -87,7 +87,7 @@ def test_v1(tmp):
     s = srvtest.Server(BIN, ["--model", tiny, "--queue-capacity", "4",
                              "--max-inflight-bytes", str(4 << 20)])
     try:
-        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny"}'
+        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny",version="1"}'
         m0 = s.metrics()
         # class 5: 40 parts of a large PNG against a queue of 4 (the body, ~1 MB,
         # fits the 4 MiB budget: the count is what is refused)
@@ -200,7 +200,7 @@ def over_budget(tmp):
         t = threading.Thread(target=lambda: first.append(v2(1, one)))
         t.start()
         t0 = time.monotonic()
-        while (metric(s.metrics(), 'resnetd_queue_depth{model="wide"}') != 1 and
+        while (metric(s.metrics(), 'resnetd_queue_depth{model="wide",version="1"}') != 1 and
                time.monotonic() - t0 < 30):
             time.sleep(0.01)
         m0 = s.metrics()
@@ -216,12 +216,12 @@ def over_budget(tmp):
         m1 = s.metrics()
         check(metric(m1, 'resnetd_rejected_total{reason="over_budget"}') -
               metric(m0, 'resnetd_rejected_total{reason="over_budget"}') == 2, "not counted")
-        check(metric(m1, 'resnetd_queue_depth{model="wide"}') == 1, "the 3 images were queued")
+        check(metric(m1, 'resnetd_queue_depth{model="wide",version="1"}') == 1, "the 3 images were queued")
         slow.close()
         t.join()
         check(first and first[0][0] == 200, f"the waiting request: {first}")
         m2 = s.metrics()
-        check(metric(m2, 'resnetd_images_total{model="wide"}') == 1, "images run")
+        check(metric(m2, 'resnetd_images_total{model="wide",version="1"}') == 1, "images run")
         check(budget_back(s), "budget not returned")
         rc = s.stop()
         check(rc == 0, f"exit code {rc}")
@@ -290,7 +290,7 @@ def test_control(tmp):
                              "--request-timeout-ms", "300000"])
     try:
         mp, ct = srvtest.multipart([(f"p{i}.png", big) for i in range(8)])
-        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny"}'
+        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny",version="1"}'
         # The build box is a shared 2-core VM where a whole-machine stall of a
         # few hundred ms happens now and then: a round over the limit is run
         # once more, and the second must pass. Decoding on the HTTP threads
@@ -363,7 +363,7 @@ def test_drain(tmp):
         ups = [threading.Thread(target=upload) for _ in range(6)]
         for t in ups:
             t.start()
-        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny"}'
+        pre = 'resnetd_preprocess_duration_seconds_count{model="tiny",version="1"}'
         t0 = time.monotonic()
         while metric(s.metrics(), pre) == 0 and time.monotonic() - t0 < 60:
             time.sleep(0.01)

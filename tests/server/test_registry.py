@@ -18,6 +18,7 @@ usage: test_registry.py RESNETD_BIN
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,12 +88,18 @@ def test_poll(tmp):
         st, got = logits(s, "/v2/models/m/versions/2/infer")
         check(st == 200 and same(got, nets[2]), "v2 by number")
         check(logits(s, "/v2/models/m/versions/1/infer")[0] == 404, "v1 not served: 404")
+        ok2 = {"model": "m", "version": "2", "code": "200"}
+        check(s.metric("resnetd_requests_total", ok2) == 2, "v2's own series counts its two 200s")
         nets[3] = add_version(m, 3, 13, tmp)
         wait(lambda: index(s).get(("m", "3"), {}).get("state") == "READY", "v3 swapped in")
         wait(lambda: index(s).get(("m", "2"), {}).get("state") == "UNAVAILABLE", "v2 retired")
         st, got = logits(s, "/v2/models/m/infer")
         check(st == 200 and same(got, nets[3]), "after the swap: v3's logits")
         check(s.metric("resnetd_model_ready", {"model": "m", "version": "3"}) == 1, "ready gauge")
+        check(s.metric("resnetd_requests_total", dict(ok2, version="3")) == 1, "v3's series")
+        # v2 freed: its per-version series leave /metrics (its slot is reused)
+        wait(lambda: not re.search(r'^resnetd_(requests|images)_total\{model="m",version="2"',
+                                   s.metrics(), re.M), "v2's series gone")
         # a truncated version 4: v3 keeps serving
         bad = os.path.join(tmp, "bad4")
         shutil.copytree(os.path.join(m, "3"), bad)
