@@ -1266,7 +1266,9 @@ int registry_all_ready(app *a) {
 int registry_control(app *a, const char *name, size_t len, int load, char *msg, size_t msg_len) {
     registry *r = a->reg;
     if (r->mode != MODE_EXPLICIT) {
-        snprintf(msg, msg_len, "explicit model load / unload is not allowed if polling is enabled");
+        snprintf(msg, msg_len,
+                 "model control disabled: explicit model load / unload is not allowed if "
+                 "polling is enabled (model_control_mode poll)");
         if (r->mode == MODE_NONE)
             snprintf(msg, msg_len, "model control disabled (model_control_mode none)");
         return 400;
