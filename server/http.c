@@ -373,12 +373,14 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    /* libmicrohttpd 0.9.75 ends a connection reset by the client "with
-     * error", like its own failures: the socket (still open here) tells. */
+    /* libmicrohttpd 0.9.75 ends a connection reset or closed by the client
+     * "with error", like its own failures: a body cut off before its end, or
+     * the socket (still open here), tells. (The socket alone is not enough:
+     * under a slow build its hang-up may already be consumed.) */
     if (!r->responded && toe == MHD_REQUEST_TERMINATED_WITH_ERROR) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        r->aborted = ci && fd_gone(ci->connect_fd);
+        r->aborted = (r->headers_done && !r->body_done) || (ci && fd_gone(ci->connect_fd));
     } else {
         r->aborted = !r->responded && (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ||
                                        toe == MHD_REQUEST_TERMINATED_READ_ERROR);
