@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # engine_vs_ort.sh — resnetd's engine against ONNX Runtime 1.30, side by side
-# in the same run, on the same ResNet-50 ONNX (PERF.md). A report, not a test:
+# in the same run, on the same ResNet-50 ONNX. A report, not a test:
 # it never fails for being slow.
 #
 #   bench/engine_vs_ort.sh [MODEL.onnx]

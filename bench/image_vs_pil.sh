@@ -2,7 +2,7 @@
 # Image pipeline benchmark: bytes -> [3,224,224] tensor per image, resnetd
 # (exact and fast path) vs PIL + torchvision, single core, same run.
 # usage: bench/image_vs_pil.sh [RESNETD_BINARY] [SECONDS_PER_ROUND] [ROUNDS]
-# Reports ratios; never fails for being slow (PERF.md).
+# Reports ratios; never fails for being slow.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-build/resnetd}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # int8_vs_ort.sh — resnetd int8 ResNet-50 against ONNX Runtime 1.30 fp32 and
-# against resnetd fp32, side by side in the same run (PERF.md). A report, not
+# against resnetd fp32, side by side in the same run. A report, not
 # a test: it never fails for being slow.
 #
 #   bench/int8_vs_ort.sh [MODEL.onnx]
