@@ -3,6 +3,7 @@
  * construction. The bottom of engine/dnnl/: it calls no other file here. */
 #include "dnnl_build.h"
 
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,23 +282,39 @@ void md_conv_weight_dims(const graph_shape *w, int64_t grp, dnnl_dims_t wd, int 
     *wnd = k;
 }
 
+/* Load- and build-time oneDNN work (these reorders) runs on the calling
+ * thread alone. With more threads it would give that thread (main, a
+ * loader) an OpenMP team of its own, idle for the rest of the process, and
+ * libgomp, then counting more of its threads than CPUs, cuts every team's
+ * spin between parallel regions from 300,000 iterations to 100: a
+ * context's threads would sleep and be woken (futex) around each of a
+ * ResNet-50's ~56 primitives, ~20% of a batch-1 run on 2 cores
+ * (docs/latency.md). The primitive is created single-threaded as well, since
+ * some reorders fix their thread count at creation. */
 dnnl_status_t md_reorder_now(dnnl_engine_t eng, dnnl_stream_t strm, const dnnl_memory_desc_t *from,
-                             void *fromdata, const dnnl_memory_desc_t *to, void *todata) {
+                             void *fromdata, const dnnl_memory_desc_t *to, void *todata,
+                             const_dnnl_primitive_attr_t attr) {
     dnnl_primitive_desc_t rpd;
     dnnl_primitive_t r;
     dnnl_memory_t ms, md;
+    int nthr = omp_get_max_threads();
+    omp_set_num_threads(1);
     dnnl_memory_create(&ms, from, eng, fromdata);
     dnnl_memory_create(&md, to, eng, todata);
-    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, from, eng, to, eng, NULL);
+    dnnl_status_t st = dnnl_reorder_primitive_desc_create(&rpd, from, eng, to, eng, attr);
     if (st == dnnl_success) {
-        dnnl_primitive_create(&r, rpd);
-        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-        dnnl_primitive_execute(r, strm, 2, ea);
-        dnnl_stream_wait(strm);
-        dnnl_primitive_destroy(r);
+        st = dnnl_primitive_create(&r, rpd);
+        if (st == dnnl_success) {
+            dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
+            st = dnnl_primitive_execute(r, strm, 2, ea);
+            if (st == dnnl_success)
+                st = dnnl_stream_wait(strm);
+            dnnl_primitive_destroy(r);
+        }
         dnnl_primitive_desc_destroy(rpd);
     }
     dnnl_memory_destroy(ms);
     dnnl_memory_destroy(md);
+    omp_set_num_threads(nthr);
     return st;
 }

@@ -64,10 +64,12 @@ dnnl_primitive_attr_t pb_attr(void);
 void md_conv_weight_dims(const graph_shape *w, int64_t grp, dnnl_dims_t wd, int *wnd);
 
 /* Reorders from (fromdata) into to (todata) now, on strm, waiting for it
- * (load-time weight layouts). dnnl_success, or oneDNN's status when it
- * cannot reorder between these layouts (nothing written then). */
+ * (load-time weight layouts), on one OpenMP thread; attr: NULL, or e.g.
+ * output scales. dnnl_success, or oneDNN's status when it cannot reorder
+ * between these layouts (nothing written then). */
 dnnl_status_t md_reorder_now(dnnl_engine_t eng, dnnl_stream_t strm, const dnnl_memory_desc_t *from,
-                             void *fromdata, const dnnl_memory_desc_t *to, void *todata);
+                             void *fromdata, const dnnl_memory_desc_t *to, void *todata,
+                             const_dnnl_primitive_attr_t attr);
 
 /* ---- op builders: dnnl_build_<build>() of every row of the operator table
  * (graph/graph_ops.h), one file per family ---- */

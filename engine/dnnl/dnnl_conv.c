@@ -278,7 +278,7 @@ static engine_status conv_weights_arg(plan_builder *b, conv_job *j, plan_step *s
         return pb_fail(b, ENGINE_ERR_NOMEM, "cannot reorder weights");
     dnnl_stream_t strm;
     dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags);
-    dnnl_status_t ds = md_reorder_now(b->m->eng, strm, from, fromdata, &wantc, buf);
+    dnnl_status_t ds = md_reorder_now(b->m->eng, strm, from, fromdata, &wantc, buf, NULL);
     dnnl_stream_destroy(strm);
     if (ds != dnnl_success)
         return pb_fail(b, ENGINE_ERR_BACKEND, "cannot reorder weights to the kernel's layout");

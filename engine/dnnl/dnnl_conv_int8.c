@@ -89,34 +89,15 @@ static engine_status quantize_weights(plan_builder *b, const graph_shape *w, con
     dnnl_memory_desc_t from, to = *want;
     md_plain(&from, w->dims, w->ndim);
     dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t rpd = NULL;
-    dnnl_primitive_t r = NULL;
-    dnnl_memory_t ms = NULL, md = NULL;
     dnnl_stream_t strm = NULL;
     engine_status st = ENGINE_ERR_BACKEND;
     if (dnnl_primitive_attr_create(&attr) == dnnl_success &&
         dnnl_primitive_attr_set_output_scales(attr, w->dims[0], 1, qw) == dnnl_success &&
-        dnnl_reorder_primitive_desc_create(&rpd, &from, b->m->eng, &to, b->m->eng, attr) ==
-            dnnl_success &&
-        dnnl_primitive_create(&r, rpd) == dnnl_success &&
         dnnl_stream_create(&strm, b->m->eng, dnnl_stream_default_flags) == dnnl_success &&
-        dnnl_memory_create(&ms, &from, b->m->eng, (void *)w->f) == dnnl_success &&
-        dnnl_memory_create(&md, &to, b->m->eng, buf) == dnnl_success) {
-        dnnl_exec_arg_t ea[2] = {{DNNL_ARG_FROM, ms}, {DNNL_ARG_TO, md}};
-        if (dnnl_primitive_execute(r, strm, 2, ea) == dnnl_success &&
-            dnnl_stream_wait(strm) == dnnl_success)
-            st = ENGINE_OK;
-    }
-    if (md)
-        dnnl_memory_destroy(md);
-    if (ms)
-        dnnl_memory_destroy(ms);
+        md_reorder_now(b->m->eng, strm, &from, (void *)w->f, &to, buf, attr) == dnnl_success)
+        st = ENGINE_OK;
     if (strm)
         dnnl_stream_destroy(strm);
-    if (r)
-        dnnl_primitive_destroy(r);
-    if (rpd)
-        dnnl_primitive_desc_destroy(rpd);
     if (attr)
         dnnl_primitive_attr_destroy(attr);
     return st ? pb_fail(b, st, "cannot quantize the weights") : ENGINE_OK;

@@ -27,7 +27,8 @@ static engine_status prepare_node(dnnl_model *m, int i, const graph_shape *sh, d
     pr->data = aligned_alloc(64, (sz + 63) / 64 * 64);
     if (!pr->data)
         return ENGINE_ERR_NOMEM;
-    if (md_reorder_now(m->eng, strm, &wplain, (void *)w->f, &pr->md, pr->data) == dnnl_success)
+    if (md_reorder_now(m->eng, strm, &wplain, (void *)w->f, &pr->md, pr->data, NULL) ==
+        dnnl_success)
         pr->has = 1;
     return ENGINE_OK;
 }
