@@ -109,7 +109,7 @@ const char *engine_status_str(engine_status s) {
 }
 
 engine_load_params engine_load_default_params(void) {
-    return (engine_load_params){.max_batch = 8, .winograd = 1};
+    return (engine_load_params){.max_batch = 8, .winograd = 1, .channels_last = 1};
 }
 
 engine_ctx_params engine_ctx_default_params(void) {
@@ -443,6 +443,7 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
             st = find_classifier(m);
     }
     m->dm.winograd = p ? p->winograd : 1;
+    m->dm.channels_last = p ? p->channels_last : 1;
     if (st == ENGINE_OK && qdq)
         st = qdq_ranges(&m->dm, p ? p->quant_path : NULL, e, sizeof e);
     else if (st == ENGINE_OK && p && p->quant_path)

@@ -48,6 +48,9 @@ typedef struct {
     int max_batch;          /* largest batch a context will run; ignored for a fixed-batch model */
     int winograd;           /* 1: Winograd kernels for 3x3 stride-1 convs where oneDNN has them
                                (AVX-512); 0: direct convolution only */
+    int channels_last;      /* 1: direct KxK convs (K > 1) on channels-last tensors where
+                               oneDNN has its brgemm kernel for them (AVX-512), with a reorder
+                               on each side; 0: on the blocked layout like the rest */
     const char *quant_path; /* NULL: fp32. Else the activation ranges written by
                                `resnetd quantize` (ENGINE_QUANT_FILE): convolutions whose
                                input and output have a range run in int8 (u8
@@ -55,7 +58,7 @@ typedef struct {
                                the load only. */
 } engine_load_params;
 
-/* max_batch = 8, winograd = 1, quant_path = NULL */
+/* max_batch = 8, winograd = 1, channels_last = 1, quant_path = NULL */
 engine_load_params engine_load_default_params(void);
 
 /* Loads an ONNX file (external data is resolved relative to its directory).

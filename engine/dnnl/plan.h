@@ -45,6 +45,7 @@ typedef struct {
     dnnl_prepared *prep; /* g->nn entries */
     int probing;         /* set only inside dnnl_model_prepare */
     int winograd;        /* try Winograd for 3x3 stride-1 convs */
+    int channels_last;   /* direct KxK convs on nhwc where oneDNN has brgconv (dnnl_conv.c) */
     /* int8 (NULL for fp32): per graph tensor, calibrated minimum, maximum and
      * range (the clipping bound for |x|; 0 = no range, the tensor stays
      * fp32). Owned. */
