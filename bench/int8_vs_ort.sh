@@ -26,7 +26,6 @@ SECS="${BENCH_SECONDS:-10}"
 ROUNDS="${BENCH_ROUNDS:-3}"
 CACHE="${MODEL_CACHE:-$ROOT/build/bench}"
 export NODE_PATH="${NODE_PATH:-$ROOT/tests/node_modules}"
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 

@@ -25,9 +25,9 @@
 # Rounds alternate every configuration back to back so all see the same
 # load; the table shows medians over rounds and the median of the per-round
 # ratios. ONNX Runtime has no switch like ONEDNN_MAX_CPU_ISA: the AVX2 rows
-# compare with its native run. OMP_WAIT_POLICY is left as given (libgomp's
-# default spins briefly between parallel regions, as ONNX Runtime's pool
-# does); set OMP_WAIT_POLICY=PASSIVE to see the sleeping variant.
+# compare with its native run. GOMP_SPINCOUNT / OMP_WAIT_POLICY are left as
+# given: unset, resnetd uses its own spin count (cli/main.c); set
+# GOMP_SPINCOUNT=N to measure another.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY=/usr/bin/python3
@@ -131,7 +131,7 @@ ISA_LINE="$(ONEDNN_VERBOSE=1 "$RESNETD" bench --model "$TMP/fp32" --batch 1 --se
 echo "model: $MODEL, int8: $QDQ (the same QDQ file in both engines)"
 echo "$("$RESNETD" --version 2>/dev/null | head -1)${BASE:+, base: $BASE}; oneDNN native ISA: ${ISA_LINE:-?}"
 echo "ONNX Runtime $(node -e "console.log(require('onnxruntime-node/package.json').version)" 2>/dev/null)," \
-     "$THREADS threads each, ${SECS}s per measurement, $ROUNDS rounds; OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(libgomp default)}"
+     "$THREADS threads each, ${SECS}s per measurement, $ROUNDS rounds; GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-(resnetd default)} OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}"
 echo "peaks ($THREADS threads): native fp32 $PEAK_native_fp32 GFLOP/s, int8 VNNI $PEAK_native_int8 GOP/s," \
      "AMX int8 $PEAK_amx GOP/s (0: none); AVX2 fp32 $PEAK_avx2_fp32 GFLOP/s, int8 $PEAK_avx2_int8 GOP/s"
 echo "load average at the end: $LOAD; $(($(date +%s) - T0)) s in all"

@@ -3,7 +3,34 @@
 #include "commands.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* How long an idle OpenMP thread spins before it sleeps, in libgomp's
+ * iterations (a `pause` each, ~15-40 ns). oneDNN runs every primitive as a
+ * parallel region, so a context's threads wait between ~60 regions per
+ * ResNet-50 image. libgomp's default, 300,000 iterations (~5-10 ms), keeps
+ * them hot on a quiet machine, but when the cores are shared (HTTP and
+ * decode threads, another process) a thread whose partner was preempted
+ * spins that long at every barrier: 20x slower runs measured. 100 (what
+ * libgomp falls back to when it counts more threads than cores) makes them
+ * sleep at every barrier: +20% at batch 1 on a quiet machine. This value
+ * covers the gaps between primitives and gives up quickly
+ * (docs/latency.md has the measurements). */
+#define OMP_SPIN_DEFAULT "2000"
+
+/* libgomp reads GOMP_SPINCOUNT once, when it is loaded, before main runs:
+ * unless the user chose a policy (GOMP_SPINCOUNT or OMP_WAIT_POLICY set),
+ * run again with ours. If the exec fails, libgomp's default stays. */
+static void omp_spin_policy(char **argv) {
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY"))
+        return;
+    if (setenv("GOMP_SPINCOUNT", OMP_SPIN_DEFAULT, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    unsetenv("GOMP_SPINCOUNT");
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -32,6 +59,7 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    omp_spin_policy(argv);
     if (argc < 2 || argv[1][0] == '-')
         return cmd_serve(argc, argv); /* argv[0] stands in for "serve" */
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
