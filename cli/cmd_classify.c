@@ -40,7 +40,7 @@
  *                no image became ready for CL_STALL_MS (a slow stdin).
  * docs/cli.md has the measurements (bench/classify_vs_bench.sh).
  */
-#include "classify_inputs.h"
+#include "classify.h"
 #include "commands.h"
 
 #include "cfg.h"
@@ -68,77 +68,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-#define CL_STALL_MS 100
-#define CL_DECODE_NICE 10
-#define CL_PROGRESS_MS 200
-
-enum { SL_FREE = 0, SL_DECODING, SL_READY, SL_RUNNING, SL_DONE };
-enum { FMT_JSONL = 0, FMT_CSV };
-
-typedef struct {
-    int state;
-    char *path;
-    const char *err_code; /* NULL: predictions */
-    char err_msg[320];
-    float *in;            /* in_floats, inside cl.tensors */
-    predict_entry *preds; /* k entries, inside cl.preds */
-    int npreds;
-    long long size; /* file size when listed: inline decoding starts with the largest */
-} cl_slot;
-
-typedef struct {
-    /* fixed once the run starts */
-    model_config mc;
-    engine_model *em;
-    engine_model_info info;
-    engine_ctx **ctx;
-    int k, batch, workers, threads, decoders, format, progress;
-    size_t in_floats, window;
-    int64_t max_body, max_pixels;
-    uint64_t mem_limit;
-    FILE *out;
-    char *const *inputs;
-    int ninputs, recursive, all_files;
-    double t_start;
-
-    /* the ring and its counters, under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t cv_ready, cv_done, cv_free, cv_mem;
-    cl_slot *slots;
-    float *tensors;
-    predict_entry *preds;
-    uint64_t next_seq, emitted;
-    int nready, ndecoding, input_done, stop, oom;
-    double last_ready;
-    uint64_t mem_used;
-    uint64_t failed;
-
-    /* the inputs, under rmu (held while reading a list or listing a directory) */
-    pthread_mutex_t rmu;
-    ci_iter *it;
-
-    _Atomic long long total;               /* for the progress bar: -1 while unknown */
-    _Atomic long long decode_ns, infer_ns; /* --stats: decoding CPU time, engine_run time */
-    _Atomic int counter_stop;
-} cl;
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static void abs_deadline(struct timespec *ts, double seconds_from_now) {
-    clock_gettime(CLOCK_REALTIME, ts);
-    double s = (double)ts->tv_sec + (double)ts->tv_nsec * 1e-9 + seconds_from_now;
-    ts->tv_sec = (time_t)s;
-    ts->tv_nsec = (long)((s - (double)ts->tv_sec) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 static void set_error(cl_slot *s, const char *code, const char *msg) {
     s->err_code = code;
@@ -323,7 +252,7 @@ static void *decoder_main(void *arg) {
         } else {
             s->state = SL_READY;
             c->nready++;
-            c->last_ready = now_s();
+            c->last_ready = cl_now();
         }
         pthread_cond_broadcast(&c->cv_ready);
         pthread_mutex_unlock(&c->mu);
@@ -353,7 +282,7 @@ static int batch_due(cl *c, double *wait_s) {
         return c->input_done && c->ndecoding == 0 ? -1 : 0;
     if (c->ndecoding == 0 && (c->input_done || c->next_seq - c->emitted >= c->window))
         return 1;
-    double idle = now_s() - c->last_ready;
+    double idle = cl_now() - c->last_ready;
     if (idle >= CL_STALL_MS / 1e3)
         return 1;
     *wait_s = CL_STALL_MS / 1e3 - idle;
@@ -379,9 +308,9 @@ static void run_batch(cl_worker *w, int n) {
                    (size_t)(run_n - m) * c->in_floats * sizeof(float));
         }
         char err[512] = "";
-        double t0 = now_s();
+        double t0 = cl_now();
         engine_status es = engine_run(w->ctx, w->in, run_n, w->out, err, sizeof err);
-        atomic_fetch_add_explicit(&c->infer_ns, (long long)((now_s() - t0) * 1e9),
+        atomic_fetch_add_explicit(&c->infer_ns, (long long)((cl_now() - t0) * 1e9),
                                   memory_order_relaxed);
         for (int i = 0; i < m; i++) {
             cl_slot *s = w->good[i];
@@ -410,7 +339,7 @@ static void *worker_main(void *arg) {
         while ((due = batch_due(c, &wait_s)) == 0) {
             if (wait_s > 0) {
                 struct timespec ts;
-                abs_deadline(&ts, wait_s);
+                cl_abs_deadline(&ts, wait_s);
                 pthread_cond_timedwait(&c->cv_ready, &c->mu, &ts);
             } else {
                 pthread_cond_wait(&c->cv_ready, &c->mu);
@@ -513,206 +442,6 @@ static void *inline_worker_main(void *arg) {
         run_batch(w, n);
     }
     return NULL;
-}
-
-/* The progress counter: the same expansion again (not stdin), for the total. */
-static void *counter_main(void *arg) {
-    cl *c = arg;
-    ci_iter *it = ci_open(c->inputs, c->ninputs, c->recursive, c->all_files, NULL);
-    long long n = 0;
-    ci_entry e;
-    while (it && !atomic_load(&c->counter_stop) && ci_next(it, &e)) {
-        free(e.path);
-        n++;
-    }
-    if (it && !ci_failed(it) && !ci_saw_stdin(it) && !atomic_load(&c->counter_stop))
-        atomic_store(&c->total, n);
-    ci_close(it);
-    return NULL;
-}
-
-static void progress_draw(cl *c, uint64_t done, int final) {
-    double el = now_s() - c->t_start;
-    double rate = el > 0 ? (double)done / el : 0;
-    long long total = atomic_load(&c->total);
-    char line[160];
-    int w = 0;
-    if (total > 0) {
-        double f = (double)done / (double)total;
-        if (f > 1)
-            f = 1;
-        char bar[26];
-        int fill = (int)(f * 24);
-        for (int i = 0; i < 24; i++)
-            bar[i] = i < fill ? '#' : '.';
-        bar[24] = 0;
-        w = snprintf(line, sizeof line, "[%s] %llu/%lld %3d%%  %.1f img/s", bar,
-                     (unsigned long long)done, total, (int)(f * 100), rate);
-        if (!final && rate > 0) {
-            long long eta = (long long)(((double)total - (double)done) / rate + 0.5);
-            snprintf(line + w, sizeof line - (size_t)w, "  ETA %lld:%02lld", eta / 60, eta % 60);
-        }
-    } else {
-        snprintf(line, sizeof line, "%llu files  %.1f img/s", (unsigned long long)done, rate);
-    }
-    fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
-    fflush(stderr);
-}
-
-/* A CSV field (RFC 4180): quoted when it holds a comma, quote, CR or LF. */
-static void csv_field(FILE *f, const char *s) {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-/* The slot's CSV rows: file,rank,index,label,probability,error,message.
- * Strings go through json_client_string, so invalid UTF-8 in a file name
- * becomes U+FFFD as in the JSON output. Returns 0 or -1 (out of memory). */
-static int write_csv(cl *c, const cl_slot *s) {
-    json_t *name = json_client_string(s->path);
-    if (!name)
-        return -1;
-    const char *file = json_string_value(name);
-    if (s->err_code) {
-        json_t *m = json_client_string(s->err_msg);
-        if (!m) {
-            json_decref(name);
-            return -1;
-        }
-        csv_field(c->out, file);
-        fputs(",,,,,", c->out);
-        csv_field(c->out, s->err_code);
-        fputc(',', c->out);
-        csv_field(c->out, json_string_value(m));
-        fputc('\n', c->out);
-        json_decref(m);
-    }
-    for (int i = 0; !s->err_code && i < s->npreds; i++) {
-        char buf[16];
-        const char *label = model_config_label(&c->mc, s->preds[i].index, buf);
-        json_t *l = json_client_string(label);
-        if (!l) {
-            json_decref(name);
-            return -1;
-        }
-        csv_field(c->out, file);
-        fprintf(c->out, ",%d,%d,", i + 1, s->preds[i].index);
-        csv_field(c->out, json_string_value(l));
-        fprintf(c->out, ",%.6g,,\n", s->preds[i].probability);
-        json_decref(l);
-    }
-    json_decref(name);
-    return 0;
-}
-
-/* Writes the slot's line(s). Returns 0, or -1 when out of memory. */
-static int write_slot(cl *c, const cl_slot *s) {
-    if (c->format == FMT_CSV)
-        return write_csv(c, s);
-    json_result r = {s->path, s->err_code ? NULL : s->preds, s->npreds, s->err_code, s->err_msg};
-    char *line = json_classify_line(&c->mc, &r);
-    if (!line)
-        return -1;
-    fputs(line, c->out);
-    fputc('\n', c->out);
-    free(line);
-    return 0;
-}
-
-/* The writer loop (main thread). Returns 0, or 1 after a fatal error. */
-static int writer(cl *c) {
-    int rc = 0;
-    double last_draw = 0;
-    if (c->format == FMT_CSV)
-        fputs("file,rank,index,label,probability,error,message\n", c->out);
-    pthread_mutex_lock(&c->mu);
-    for (;;) {
-        while (!c->stop && c->emitted < c->next_seq &&
-               c->slots[c->emitted % c->window].state == SL_DONE) {
-            cl_slot *s = &c->slots[c->emitted % c->window];
-            pthread_mutex_unlock(&c->mu);
-            int wr = write_slot(c, s);
-            int err = wr || ferror(c->out);
-            double t = c->progress ? now_s() : 0;
-            if (c->progress && t - last_draw >= CL_PROGRESS_MS / 1e3) {
-                progress_draw(c, c->emitted + 1, 0); /* emitted: only this thread writes it */
-                last_draw = t;
-            }
-            pthread_mutex_lock(&c->mu);
-            if (err) {
-                fprintf(stderr, "resnetd classify: %s\n",
-                        wr ? "out of memory" : "cannot write the output");
-                c->stop = 1;
-                rc = 1;
-                break;
-            }
-            if (s->err_code)
-                c->failed++;
-            free(s->path);
-            s->path = NULL;
-            s->state = SL_FREE;
-            c->emitted++;
-            pthread_cond_broadcast(&c->cv_free);
-        }
-        if (c->stop || (c->input_done && c->emitted == c->next_seq))
-            break;
-        uint64_t done = c->emitted;
-        pthread_mutex_unlock(&c->mu);
-        if (fflush(c->out) != 0) {
-            fprintf(stderr, "resnetd classify: cannot write the output: %s\n", strerror(errno));
-            pthread_mutex_lock(&c->mu);
-            c->stop = 1;
-            rc = 1;
-            break;
-        }
-        double t = now_s();
-        if (c->progress && t - last_draw >= CL_PROGRESS_MS / 1e3) {
-            progress_draw(c, done, 0);
-            last_draw = t;
-        }
-        pthread_mutex_lock(&c->mu);
-        if (c->stop ||
-            (c->emitted < c->next_seq && c->slots[c->emitted % c->window].state == SL_DONE))
-            continue;
-        if (c->input_done && c->emitted == c->next_seq)
-            break;
-        if (c->progress) {
-            struct timespec ts;
-            abs_deadline(&ts, CL_PROGRESS_MS / 1e3);
-            pthread_cond_timedwait(&c->cv_done, &c->mu, &ts);
-        } else {
-            pthread_cond_wait(&c->cv_done, &c->mu);
-        }
-    }
-    if (c->oom && !rc) {
-        fprintf(stderr, "resnetd classify: out of memory while listing the inputs\n");
-        rc = 1;
-    }
-    c->stop = 1;
-    pthread_cond_broadcast(&c->cv_ready);
-    pthread_cond_broadcast(&c->cv_free);
-    pthread_cond_broadcast(&c->cv_mem);
-    uint64_t done = c->emitted;
-    pthread_mutex_unlock(&c->mu);
-    if (fflush(c->out) != 0 && !rc) {
-        fprintf(stderr, "resnetd classify: cannot write the output: %s\n", strerror(errno));
-        rc = 1;
-    }
-    if (c->progress) {
-        if (c->input_done && !rc)
-            atomic_store(&c->total, (long long)done);
-        progress_draw(c, done, 1);
-    }
-    return rc;
 }
 
 static void usage(FILE *f) {
@@ -1006,9 +735,9 @@ static int run(cl *c, int stats) {
             goto out;
         }
     }
-    c->t_start = now_s();
+    c->t_start = cl_now();
     atomic_store(&c->total, -1);
-    if (c->progress && pthread_create(&counter, NULL, counter_main, c) == 0)
+    if (c->progress && pthread_create(&counter, NULL, cl_counter_main, c) == 0)
         counting = 1;
     for (; nw < c->workers; nw++)
         if (pthread_create(&wt[nw], NULL, c->decoders ? worker_main : inline_worker_main,
@@ -1026,7 +755,7 @@ static int run(cl *c, int stats) {
         pthread_mutex_unlock(&c->mu);
         rc = 1;
     } else {
-        rc = writer(c);
+        rc = cl_writer(c);
         if (rc) {
             /* the output failed: nothing more can be written, and a thread
              * may be blocked reading a list from a pipe that never ends */
@@ -1044,7 +773,7 @@ static int run(cl *c, int stats) {
     if (!rc && c->failed)
         rc = 1;
     if (stats) {
-        double el = now_s() - c->t_start;
+        double el = cl_now() - c->t_start;
         fprintf(stderr,
                 "{\"files\": %llu, \"failed\": %llu, \"seconds\": %.3f, \"images_per_second\": "
                 "%.2f, \"decode_cpu_seconds\": %.3f, \"infer_seconds\": %.3f, \"batch\": %d, "
