@@ -12,7 +12,7 @@
  * after every step; a node's time is the sum of its steps (the reorders a
  * channels-last conv adds included). Per Conv node, every run of every
  * variant is a sample of the algorithm that node ran in it; the medians are
- * compared.
+ * compared, the static choice kept unless another is TUNE_MARGIN faster.
  */
 #include "engine.h"
 #include "engine_internal.h"
@@ -23,6 +23,10 @@
 
 #define TUNE_VARIANTS ENGINE_CONV_NALGO /* index = conv_force (0: the static rules) */
 #define TUNE_WARMUP 2
+/* A node keeps its static choice unless another algorithm's median is this
+ * much lower: differences within run-to-run noise (1x1 convs measure within
+ * 1-3 % direct vs channels-last on a busy machine) are not worth a switch. */
+#define TUNE_MARGIN 0.03
 
 typedef struct {
     engine_model *m;
@@ -97,6 +101,9 @@ static engine_status tune_pick(tune_variant *v, int nn, int runs, engine_conv_ti
             continue;
         snprintf(t->node, sizeof t->node, "%s", engine_model_node_name(v[0].m, i));
         t->default_algo = v[0].algo[i];
+        if (t->ms[t->default_algo] >= 0 &&
+            t->ms[t->algo] > (1 - TUNE_MARGIN) * t->ms[t->default_algo])
+            t->algo = t->default_algo;
         n++;
     }
     free(buf);
