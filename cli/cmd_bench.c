@@ -14,7 +14,8 @@
  * includes the model; run one configuration per process to compare peaks.
  * --tune also saves both picks with the machine's fingerprint as tuned.json
  * beside model.onnx (config/tuned.h), which serve then uses for the options
- * its configuration leaves unset.
+ * its configuration leaves unset, and, per pick, each conv's algorithm timed
+ * per node at its batch and threads (engine_tune_convs).
  */
 #include "commands.h"
 #include "engine.h"
@@ -78,6 +79,10 @@ static void bench_usage(FILE *f) {
                "  saved as tuned.json in the model's directory (--tune-out FILE: elsewhere;\n"
                "  --no-save: not at all); `serve` uses them for workers,\n"
                "  threads_per_worker and max_batch unless set (see docs/tuning.md).\n"
+               "  Then each conv's algorithm (direct, channels_last, winograd) is timed\n"
+               "  per node at each pick's batch and threads (one \"tuned_convs\" line per\n"
+               "  pick) and saved in the pick as conv_algorithms, which serve applies.\n"
+               "  Without --tune, bench runs the engine's static conv rules.\n"
                "  An unwritable destination is a warning, not an error.\n"
                "  --batch, --threads and --workers take comma-separated lists; every\n"
                "  combination is measured. Defaults: batch 1,8; workers 1; threads = cores /\n"
