@@ -195,7 +195,13 @@ static dnnl_status_t conv_pd(plan_builder *b, conv_job *j, const dnnl_memory_des
  * weights were laid out for one), else direct on the prepared layout, else
  * direct with the layout left to oneDNN. A reference kernel is refused while
  * a prepared layout may be the reason. Returns oneDNN's status for *pd;
- * *st != ENGINE_OK when a desc could not be made at all. */
+ * *st != ENGINE_OK when a desc could not be made at all.
+ * Per-node overrides (j->want, from engine_load_params.conv_choices or
+ * conv_force via dnnl_model.conv_algo; the probe of dnnl_model_prepare sees
+ * them too, so the weights are laid out for the kernel chosen): Winograd
+ * forced drops the 14x14 size rule, direct or channels-last forced skips
+ * Winograd; a forced algorithm not available for the node (geometry, ISA,
+ * the model's winograd / channels_last switches) leaves the static rules. */
 static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd,
                                  engine_status *st) {
     static const dnnl_prepared no_prep;
@@ -276,7 +282,9 @@ static engine_status conv_avoid_ref(plan_builder *b, conv_job *j, dnnl_primitive
  * of the 7x7 stage, 920-2300, where each reorder is ~10 us and the conv
  * ~25% faster). Only for fp32 2-D convs without groups or an in-place residual sum,
  * and only when oneDNN offers the brgemm kernel (AVX-512): elsewhere (AVX2)
- * nothing changes. On success *pd is the brgemm pd, j->src_t the input copy
+ * nothing changes. A node whose override is channels-last takes this path
+ * whatever its MACs per element (1x1 convs included); one whose override is
+ * direct never does. On success *pd is the brgemm pd, j->src_t the input copy
  * (if the input was not nhwc) and *out the temporary the conv writes; *back
  * is the layout to reorder it into. */
 #define CHANNELS_LAST_MACS_PER_ELEMENT 600
