@@ -14,7 +14,8 @@
  * includes the model; run one configuration per process to compare peaks.
  * --tune also saves both picks with the machine's fingerprint as tuned.json
  * beside model.onnx (config/tuned.h), which serve then uses for the options
- * its configuration leaves unset.
+ * its configuration leaves unset, and, per pick, each conv's algorithm timed
+ * per node at its batch and threads (engine_tune_convs).
  */
 #include "commands.h"
 #include "engine.h"
@@ -78,6 +79,10 @@ static void bench_usage(FILE *f) {
                "  saved as tuned.json in the model's directory (--tune-out FILE: elsewhere;\n"
                "  --no-save: not at all); `serve` uses them for workers,\n"
                "  threads_per_worker and max_batch unless set (see docs/tuning.md).\n"
+               "  Then each conv's algorithm (direct, channels_last, winograd) is timed\n"
+               "  per node at each pick's batch and threads (one \"tuned_convs\" line per\n"
+               "  pick) and saved in the pick as conv_algorithms, which serve applies.\n"
+               "  Without --tune, bench runs the engine's static conv rules.\n"
                "  An unwritable destination is a warning, not an error.\n"
                "  --batch, --threads and --workers take comma-separated lists; every\n"
                "  combination is measured. Defaults: batch 1,8; workers 1; threads = cores /\n"
@@ -298,14 +303,81 @@ done:
 }
 
 static void bench_pick(const bench_result *r, tuned_pick *p) {
-    *p = (tuned_pick){r->ips > 0 ? r->batch : 0, r->workers, r->threads, r->ips, r->p50, r->p99};
+    *p = (tuned_pick){.batch = r->ips > 0 ? r->batch : 0,
+                      .workers = r->workers,
+                      .threads = r->threads,
+                      .images_per_second = r->ips,
+                      .latency_ms_p50 = r->p50,
+                      .latency_ms_p99 = r->p99};
+}
+
+/* --tune, after the grid: the conv algorithms timed per node at pick p's
+ * batch and threads (engine_tune_convs; runs from --seconds, 5..100 per
+ * variant), one JSON line on stdout, per-node medians on stderr; p->convs
+ * gets the choices (conv_tuned set). Returns 0, or 1 with the error printed
+ * (a warning for the caller: the grid's picks still hold). */
+static int bench_tune_convs(const char *onnx, const engine_load_params *lp0, const char *what,
+                            double seconds, tuned_pick *p) {
+    engine_load_params lp = *lp0;
+    lp.max_batch = p->batch; /* weights laid out as serve lays them out for this pick */
+    int runs = seconds * 10 < 5 ? 5 : seconds * 10 > 100 ? 100 : (int)(seconds * 10);
+    engine_conv_timing *t = NULL;
+    int n = 0;
+    char err[1024] = "";
+    fprintf(stderr,
+            "bench: timing conv algorithms per node (%s pick: batch=%d threads=%d, %d runs)\n",
+            what, p->batch, p->threads, runs);
+    if (engine_tune_convs(onnx, &lp, p->batch, p->threads, runs, &t, &n, err, sizeof err) !=
+        ENGINE_OK) {
+        fprintf(stderr, "resnetd bench: conv timing: %s\n", err);
+        return 1;
+    }
+    p->convs = calloc((size_t)n + 1, sizeof *p->convs);
+    if (!p->convs) {
+        free(t);
+        fprintf(stderr, "resnetd bench: out of memory\n");
+        return 1;
+    }
+    p->conv_tuned = 1;
+    int count[ENGINE_CONV_NALGO] = {0}, changed = 0;
+    double def_ms = 0, best_ms = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(p->convs[i].node, sizeof p->convs[i].node, "%s", t[i].node);
+        p->convs[i].algo = t[i].algo;
+        count[t[i].algo]++;
+        changed += t[i].algo != t[i].default_algo;
+        def_ms += t[i].ms[t[i].default_algo];
+        best_ms += t[i].ms[t[i].algo];
+        fprintf(stderr, "bench:   %-40s default %-13s", t[i].node,
+                engine_conv_algo_str(t[i].default_algo));
+        for (int a = 1; a < ENGINE_CONV_NALGO; a++)
+            if (t[i].ms[a] >= 0)
+                fprintf(stderr, " %s %.3f ms", engine_conv_algo_str(a), t[i].ms[a]);
+        fprintf(stderr, " -> %s\n", engine_conv_algo_str(t[i].algo));
+    }
+    p->nconvs = n;
+    printf("{\"tuned_convs\": \"%s\", \"batch\": %d, \"threads\": %d, \"runs\": %d, "
+           "\"conv_algorithms\": {",
+           what, p->batch, p->threads, runs);
+    for (int i = 0; i < n; i++) {
+        printf("%s", i ? ", " : "");
+        bench_json_string(t[i].node);
+        printf(": \"%s\"", engine_conv_algo_str(t[i].algo));
+    }
+    printf("}, \"nodes\": {\"direct\": %d, \"channels_last\": %d, \"winograd\": %d}, "
+           "\"changed\": %d, \"default_ms\": %.3f, \"chosen_ms\": %.3f}\n",
+           count[ENGINE_CONV_DIRECT], count[ENGINE_CONV_CHANNELS_LAST], count[ENGINE_CONV_WINOGRAD],
+           changed, def_ms, best_ms);
+    fflush(stdout);
+    free(t);
+    return 0;
 }
 
 /* Saves the picks as tuned.json in dir, or as out when given. A failure is a
  * warning on stderr naming the path: the measurement itself succeeded. */
 static void bench_save_tuned(const char *out, const char *dir, const char *name, const char *onnx,
                              int int8, double seconds, const bench_result *best_t,
-                             const bench_result *best_l) {
+                             const bench_result *best_l, const tuned_pick *convs) {
     tuned_plan plan;
     memset(&plan, 0, sizeof plan);
     const char *base = strrchr(onnx, '/');
@@ -315,6 +387,12 @@ static void bench_save_tuned(const char *out, const char *dir, const char *name,
     plan.seconds = seconds;
     bench_pick(best_t, &plan.throughput);
     bench_pick(best_l, &plan.latency);
+    plan.throughput.conv_tuned = convs[0].conv_tuned;
+    plan.throughput.convs = convs[0].convs;
+    plan.throughput.nconvs = convs[0].nconvs;
+    plan.latency.conv_tuned = convs[1].conv_tuned;
+    plan.latency.convs = convs[1].convs;
+    plan.latency.nconvs = convs[1].nconvs;
     char path[4200], err[4400];
     if (out)
         snprintf(path, sizeof path, "%s", out);
@@ -489,8 +567,42 @@ int cmd_bench(int argc, char **argv) {
                        r[i]->batch, r[i]->workers, r[i]->threads, r[i]->ips, r[i]->p50, r[i]->p99);
             }
         fflush(stdout);
-        if (!no_save)
-            bench_save_tuned(tune_out, mc.dir, name, onnx, mc.int8, seconds, &best_t, &best_l);
+        /* conv algorithms at each pick's batch and threads: [0] throughput, [1] latency */
+        tuned_pick convs[2];
+        memset(convs, 0, sizeof convs);
+        engine_model_free(m); /* the variants load their own copies */
+        m = NULL;
+        for (int i = 1; i >= 0 && rc == 0; i--) {
+            if (r[i]->ips <= 0)
+                continue;
+            if (i == 0 && convs[1].conv_tuned && best_t.batch == best_l.batch &&
+                best_t.threads == best_l.threads) {
+                convs[0] = convs[1]; /* same measurement; copied below */
+                convs[0].convs = NULL;
+                if (convs[1].nconvs &&
+                    (convs[0].convs = malloc(sizeof *convs[0].convs * (size_t)convs[1].nconvs)))
+                    memcpy(convs[0].convs, convs[1].convs,
+                           sizeof *convs[0].convs * (size_t)convs[1].nconvs);
+                else
+                    convs[0].nconvs = 0;
+                continue;
+            }
+            bench_pick(r[i], &convs[i]);
+            if (bench_tune_convs(onnx, &lp, what[i], seconds, &convs[i]) != 0) {
+                /* the grid's picks stand: saved without conv_algorithms */
+                fprintf(stderr,
+                        "resnetd bench: warning: %s pick saved without conv "
+                        "algorithms\n",
+                        what[i]);
+                free(convs[i].convs);
+                memset(&convs[i], 0, sizeof convs[i]);
+            }
+        }
+        if (rc == 0 && !no_save)
+            bench_save_tuned(tune_out, mc.dir, name, onnx, mc.int8, seconds, &best_t, &best_l,
+                             convs);
+        free(convs[0].convs);
+        free(convs[1].convs);
     }
     engine_model_free(m);
     model_config_free(&mc);

@@ -592,7 +592,8 @@ static int parse_args(int argc, char **argv, cl_args *a, cfg_t *cfg) {
 /* As serve: the throughput pick of the model's tuned.json (resnetd bench
  * --tune, measured on this machine) fills workers, threads_per_worker and
  * max_batch when neither a flag nor a variable (nor config.json, for
- * max_batch) set them. A foreign or malformed file is a warning. */
+ * max_batch) set them, and its conv algorithms come with it. A foreign or
+ * malformed file is a warning. */
 static void apply_tuned(cl *c, const cfg_t *cfg, int *threads) {
     int own_w = !cfg_is_set(cfg, "workers"), own_t = !cfg_is_set(cfg, "threads_per_worker");
     int own_b = !cfg_is_set(cfg, "max_batch") && !c->mc.max_batch_set;
@@ -609,8 +610,11 @@ static void apply_tuned(cl *c, const cfg_t *cfg, int *threads) {
         if (st != TUNED_MISSING)
             fprintf(stderr, "resnetd classify: warning: %s ignored: %s\n", c->mc.tuned_path,
                     st == TUNED_OK ? "no throughput pick" : err);
+        tuned_plan_release(&plan);
         return;
     }
+    model_config_take_conv_choices(&c->mc, &plan.throughput);
+    tuned_plan_release(&plan);
     if (own_w)
         c->workers = plan.throughput.workers;
     if (own_t)

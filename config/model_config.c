@@ -405,7 +405,20 @@ engine_load_params model_config_engine_params(const model_config *mc, int max_ba
         p.max_batch = mc->max_batch;
     if (mc && mc->int8)
         p.quant_path = mc->quant_path;
+    if (mc) {
+        p.conv_choices = mc->conv_choices;
+        p.nconv_choices = mc->nconv_choices;
+    }
     return p;
+}
+
+int model_config_take_conv_choices(model_config *mc, struct tuned_pick_s *pick) {
+    free(mc->conv_choices);
+    mc->conv_choices = pick->convs;
+    mc->nconv_choices = pick->nconvs;
+    pick->convs = NULL;
+    pick->nconvs = 0;
+    return mc->nconv_choices;
 }
 
 const char *model_config_label(const model_config *mc, int i, char *buf) {
@@ -425,6 +438,9 @@ void model_config_free(model_config *mc) {
     free(mc->dir);
     free(mc->quant_path);
     free(mc->tuned_path);
+    free(mc->conv_choices);
+    mc->conv_choices = NULL;
+    mc->nconv_choices = 0;
     mc->labels = NULL;
     mc->onnx_path = mc->dir = mc->quant_path = mc->tuned_path = NULL;
     mc->num_labels = 0;

@@ -23,6 +23,10 @@ typedef struct {
     char *tuned_path; /* malloc'd <dir>/tuned.json (TUNED_FILE, resnetd bench --tune) */
     char **labels;    /* num_labels malloc'd strings; NULL when there is no labels.txt */
     int num_labels;
+    /* per-node Conv algorithms of the tuned plan in use (serve; malloc'd,
+     * model_config_take_conv_choices), passed on by model_config_engine_params */
+    engine_conv_choice *conv_choices;
+    int nconv_choices;
 } model_config;
 
 /* Reads the model at path (directory or .onnx). Returns 0, or -1 with one line
@@ -50,10 +54,16 @@ const char *model_config_label(const model_config *mc, int i, char *buf);
 
 /* The engine load settings of the model: the engine's defaults, max_batch
  * (when > 0, the caller's: a flag, the server option or a tuned plan; else
- * config.json's) and, for an int8 model, its scales file. mc may be NULL (a
+ * config.json's), for an int8 model, its scales file, and the conv choices
+ * taken from a tuned plan (model_config_take_conv_choices). mc may be NULL (a
  * bare ONNX file given to a subcommand): the engine's defaults. The returned
  * quant_path points into mc, which must outlive the engine_model_load call. */
 engine_load_params model_config_engine_params(const model_config *mc, int max_batch);
+
+struct tuned_pick_s;
+/* Moves the "conv_algorithms" of a tuned.json pick (config/tuned.h) into mc
+ * (replacing any), for model_config_engine_params. Returns how many. */
+int model_config_take_conv_choices(model_config *mc, struct tuned_pick_s *pick);
 
 /* Frees what model_config_load allocated; NULL is a no-op. */
 void model_config_free(model_config *mc);

@@ -58,9 +58,71 @@ void tuned_fingerprint_here(int int8, const char *isa, tuned_fingerprint *fp) {
 }
 
 static json_t *pick_json(const tuned_pick *p) {
-    return json_pack("{s:i,s:i,s:i,s:f,s:f,s:f}", "batch", p->batch, "workers", p->workers,
-                     "threads", p->threads, "images_per_second", p->images_per_second,
-                     "latency_ms_p50", p->latency_ms_p50, "latency_ms_p99", p->latency_ms_p99);
+    json_t *o = json_pack("{s:i,s:i,s:i,s:f,s:f,s:f}", "batch", p->batch, "workers", p->workers,
+                          "threads", p->threads, "images_per_second", p->images_per_second,
+                          "latency_ms_p50", p->latency_ms_p50, "latency_ms_p99", p->latency_ms_p99);
+    if (!o || !p->conv_tuned)
+        return o;
+    json_t *c = json_object();
+    for (int i = 0; c && i < p->nconvs; i++)
+        if (json_object_set_new(c, p->convs[i].node,
+                                json_string(engine_conv_algo_str(p->convs[i].algo)))) {
+            json_decref(c);
+            c = NULL;
+        }
+    if (!c || json_object_set_new(o, "conv_algorithms", c)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+void tuned_plan_release(tuned_plan *p) {
+    tuned_pick *picks[2] = {&p->throughput, &p->latency};
+    for (int i = 0; i < 2; i++) {
+        free(picks[i]->convs);
+        picks[i]->convs = NULL;
+        picks[i]->nconvs = 0;
+    }
+}
+
+/* A pick's optional "conv_algorithms": {"node": "winograd", ...}, bounded. */
+static int parse_convs(json_t *o, const char *where, tuned_pick *p, char *err, size_t err_len) {
+    json_t *c = json_object_get(o, "conv_algorithms");
+    if (!c)
+        return 0;
+    if (!json_is_object(c) || json_object_size(c) > TUNED_MAX_CONV) {
+        snprintf(err, err_len, "%s.conv_algorithms: object of at most %d entries expected", where,
+                 TUNED_MAX_CONV);
+        return -1;
+    }
+    p->conv_tuned = 1;
+    if (!json_object_size(c))
+        return 0;
+    if (!(p->convs = calloc(json_object_size(c), sizeof *p->convs))) {
+        snprintf(err, err_len, "%s.conv_algorithms: out of memory", where);
+        return -1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(c, key, val) {
+        int a = json_is_string(val) ? engine_conv_algo_parse(json_string_value(val)) : -1;
+        if (strlen(key) >= sizeof p->convs[0].node || !key[0]) {
+            snprintf(err, err_len, "%s.conv_algorithms: node names are 1 to %zu bytes", where,
+                     sizeof p->convs[0].node - 1);
+            return -1;
+        }
+        if (a <= ENGINE_CONV_AUTO) {
+            snprintf(err, err_len,
+                     "%s.conv_algorithms.%s: \"direct\", \"channels_last\" or \"winograd\" "
+                     "expected",
+                     where, key);
+            return -1;
+        }
+        snprintf(p->convs[p->nconvs].node, sizeof p->convs[0].node, "%s", key);
+        p->convs[p->nconvs++].algo = a;
+    }
+    return 0;
 }
 
 int tuned_save(const char *path, const tuned_plan *p, char *err, size_t err_len) {
@@ -163,7 +225,6 @@ static int get_num(json_t *o, const char *where, const char *key, double *v, cha
 /* A pick, absent or valid. The bounds are the server's (config/cfg.c):
  * workers 1..64, threads 1..256, batch 1..256. */
 static int parse_pick(json_t *root, const char *key, tuned_pick *p, char *err, size_t err_len) {
-    memset(p, 0, sizeof *p);
     json_t *o = json_object_get(root, key);
     if (!o)
         return 0;
@@ -177,6 +238,8 @@ static int parse_pick(json_t *root, const char *key, tuned_pick *p, char *err, s
         get_int(o, key, "threads", 1, 256, &t, err, err_len) ||
         get_num(o, key, "images_per_second", &p->images_per_second, err, err_len) ||
         get_num(o, key, "latency_ms_p50", &p->latency_ms_p50, err, err_len))
+        return -1;
+    if (parse_convs(o, key, p, err, err_len))
         return -1;
     json_t *p99 = json_object_get(o, "latency_ms_p99"); /* optional */
     p->latency_ms_p99 = json_is_number(p99) ? json_number_value(p99) : 0;
@@ -258,6 +321,7 @@ tuned_status tuned_load(const char *path, const tuned_fingerprint *here, const c
     int rc = parse_plan(root, out, why, sizeof why);
     json_decref(root);
     if (rc) {
+        tuned_plan_release(out);
         snprintf(err, err_len, "%s: %s", path, why);
         return TUNED_INVALID;
     }

@@ -11,9 +11,13 @@
 #ifndef RESNETD_TUNED_H
 #define RESNETD_TUNED_H
 
+#include "engine.h" /* engine_conv_choice */
+
 #include <stddef.h>
 
 #define TUNED_FILE "tuned.json"
+/* Most "conv_algorithms" entries a pick may hold (more: the file is invalid). */
+#define TUNED_MAX_CONV 4096
 
 typedef struct {
     long cores;          /* sysconf(_SC_NPROCESSORS_ONLN) */
@@ -23,9 +27,16 @@ typedef struct {
     char version[32];    /* RESNETD_VERSION */
 } tuned_fingerprint;
 
-typedef struct {
+typedef struct tuned_pick_s {
     int batch, workers, threads;
     double images_per_second, latency_ms_p50, latency_ms_p99;
+    /* "conv_algorithms": per Conv node the algorithm measured fastest at this
+     * pick's batch and threads (engine_tune_convs); optional. conv_tuned: the
+     * key is present (written even when empty). convs: malloc'd, owned by the
+     * plan (tuned_plan_release). */
+    int conv_tuned;
+    engine_conv_choice *convs;
+    int nconvs;
 } tuned_pick;
 
 typedef struct {
@@ -52,10 +63,16 @@ void tuned_fingerprint_here(int int8, const char *isa, tuned_fingerprint *fp);
  * cause; no temporary file is left behind. */
 int tuned_save(const char *path, const tuned_plan *p, char *err, size_t err_len);
 
+/* Frees what tuned_load allocated (the picks' convs); safe on a zeroed plan. */
+void tuned_plan_release(tuned_plan *p);
+
 /* Reads path into *out and checks it against here (the fingerprint) and
  * model_file (the basename of the model's .onnx). TUNED_OK: *out is valid and
  * every pick present has values within the server's bounds. Otherwise err
- * holds one line saying why (empty for TUNED_MISSING). */
+ * holds one line saying why (empty for TUNED_MISSING). Release *out with
+ * tuned_plan_release whatever the status. A "conv_algorithms" object with more
+ * than TUNED_MAX_CONV entries, a name of 128 bytes or more, or a value other
+ * than "direct", "channels_last", "winograd" makes the file TUNED_INVALID. */
 tuned_status tuned_load(const char *path, const tuned_fingerprint *here, const char *model_file,
                         tuned_plan *out, char *err, size_t err_len);
 

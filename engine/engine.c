@@ -400,6 +400,37 @@ static engine_status qdq_ranges(dnnl_model *dm, const char *quant_path, char *er
     return ENGINE_OK;
 }
 
+static const char *const conv_algo_names[ENGINE_CONV_NALGO] = {"auto", "direct", "channels_last",
+                                                               "winograd"};
+
+const char *engine_conv_algo_str(int algo) {
+    return algo >= 0 && algo < ENGINE_CONV_NALGO ? conv_algo_names[algo] : "?";
+}
+
+int engine_conv_algo_parse(const char *s) {
+    for (int i = 0; s && i < ENGINE_CONV_NALGO; i++)
+        if (strcmp(s, conv_algo_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Per node: the Conv algorithm the load parameters ask for (conv_force, else
+ * the conv_choices entry of that name; names not in the graph are ignored). */
+static signed char *conv_algos(const graph *g, const engine_load_params *p) {
+    signed char *a = calloc((size_t)g->nn + 1, 1);
+    for (int i = 0; a && i < g->nn; i++) {
+        if (g->n[i].op != OP_CONV)
+            continue;
+        int want = p->conv_force > 0 && p->conv_force < ENGINE_CONV_NALGO ? p->conv_force : 0;
+        for (int k = 0; !want && g->n[i].name && g->n[i].name[0] && k < p->nconv_choices; k++)
+            if (strcmp(p->conv_choices[k].node, g->n[i].name) == 0 && p->conv_choices[k].algo > 0 &&
+                p->conv_choices[k].algo < ENGINE_CONV_NALGO)
+                want = p->conv_choices[k].algo;
+        a[i] = (signed char)want;
+    }
+    return a;
+}
+
 engine_status engine_model_load_memory(const void *data, size_t len, const char *base_dir,
                                        const engine_load_params *p, engine_model **out, char *err,
                                        size_t err_len) {
@@ -444,6 +475,11 @@ engine_status engine_model_load_memory(const void *data, size_t len, const char 
     }
     m->dm.winograd = p ? p->winograd : 1;
     m->dm.channels_last = p ? p->channels_last : 1;
+    if (st == ENGINE_OK && p && (p->conv_force || p->nconv_choices > 0) &&
+        !(m->dm.conv_algo = conv_algos(m->dm.g, p))) {
+        snprintf(e, sizeof e, "out of memory");
+        st = ENGINE_ERR_NOMEM;
+    }
     if (st == ENGINE_OK && qdq)
         st = qdq_ranges(&m->dm, p ? p->quant_path : NULL, e, sizeof e);
     else if (st == ENGINE_OK && p && p->quant_path)
@@ -636,6 +672,50 @@ engine_status engine_run_tensors(engine_ctx *c, int n, const float *const *input
     st = plan_run(p, c->strm, inputs, outputs, e, sizeof e);
     if (st != ENGINE_OK)
         set_err(err, err_len, e);
+    return st;
+}
+
+int engine_model_num_nodes(const engine_model *m) {
+    return m->dm.g->nn;
+}
+
+const char *engine_model_node_name(const engine_model *m, int i) {
+    return m->dm.g->n[i].name ? m->dm.g->n[i].name : "";
+}
+
+engine_status engine_run_node_times(engine_ctx *c, const float *input, int n, float *output,
+                                    double *node_sec, int *node_algo, char *err, size_t err_len) {
+    const graph *g = c->m->dm.g;
+    if (g->nin != 1 || g->nout != 1) {
+        set_err(err, err_len, "timing needs a model with one input and one output");
+        return ENGINE_ERR_ARG;
+    }
+    plan *p;
+    engine_status st = get_plan(c, n, &p, err, err_len);
+    if (st != ENGINE_OK)
+        return st;
+    double *step = calloc((size_t)p->nsteps + 1, sizeof *step);
+    if (!step) {
+        set_err(err, err_len, "out of memory");
+        return ENGINE_ERR_NOMEM;
+    }
+    const float *in[1] = {input};
+    float *outp[1] = {output};
+    char e[300] = "";
+    st = plan_run_timed(p, c->strm, in, outp, step, e, sizeof e);
+    if (st != ENGINE_OK)
+        set_err(err, err_len, e);
+    for (int i = 0; i < g->nn; i++) {
+        node_sec[i] = 0;
+        node_algo[i] = 0;
+    }
+    for (int k = 0; st == ENGINE_OK && k < p->nsteps; k++)
+        if (p->steps[k].node >= 0 && p->steps[k].node < g->nn) {
+            node_sec[p->steps[k].node] += step[k];
+            if (p->steps[k].algo)
+                node_algo[p->steps[k].node] = p->steps[k].algo;
+        }
+    free(step);
     return st;
 }
 

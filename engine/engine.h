@@ -44,6 +44,29 @@ const char *engine_cpu_isa(void);
 typedef struct engine_model engine_model;
 typedef struct engine_ctx engine_ctx;
 
+/* The fp32 convolution algorithms (engine_load_params.conv_choices). AUTO:
+ * the static rules (Winograd for 3x3 stride-1 convs on maps of 14x14 and
+ * larger, channels-last for direct KxK convs doing many MACs per element
+ * moved, else direct on the blocked layout). */
+typedef enum {
+    ENGINE_CONV_AUTO = 0,
+    ENGINE_CONV_DIRECT,        /* oneDNN's direct kernel on the blocked layout */
+    ENGINE_CONV_CHANNELS_LAST, /* brgemm kernel on nhwc copies, a reorder on each side (AVX-512) */
+    ENGINE_CONV_WINOGRAD,      /* 3x3, stride 1, no groups or dilation (AVX-512) */
+} engine_conv_algo;
+#define ENGINE_CONV_NALGO 4
+
+/* "auto", "direct", "channels_last", "winograd"; "?" for anything else. */
+const char *engine_conv_algo_str(int algo);
+/* The algorithm named s (one of the names above), or -1. */
+int engine_conv_algo_parse(const char *s);
+
+/* One Conv's algorithm, keyed by its ONNX node name. */
+typedef struct {
+    char node[128];
+    int algo; /* engine_conv_algo */
+} engine_conv_choice;
+
 typedef struct {
     int max_batch;          /* largest batch a context will run; ignored for a fixed-batch model */
     int winograd;           /* 1: Winograd kernels for 3x3 stride-1 convs where oneDNN has them
@@ -56,6 +79,15 @@ typedef struct {
                                input and output have a range run in int8 (u8
                                activations, s8 per-channel weights). Read during
                                the load only. */
+    /* Per-node overrides of the static rules for fp32 Convs (`resnetd bench
+     * --tune`, engine_tune_convs): each named node uses its algorithm where
+     * that is available for it (geometry, CPU, and the winograd /
+     * channels_last flags above still allowing it), else the static rule.
+     * Names the graph does not have are ignored. Read during the load only. */
+    const engine_conv_choice *conv_choices;
+    int nconv_choices;
+    int conv_force; /* engine_conv_algo: every Conv uses this one where available
+                       (AUTO: none; conv_choices then apply). For tests and tuning. */
 } engine_load_params;
 
 /* max_batch = 8, winograd = 1, channels_last = 1, quant_path = NULL */
@@ -114,6 +146,27 @@ engine_status engine_ctx_warm(engine_ctx *c, char *err, size_t err_len);
  * Allocates nothing once the context has run batch size n before. */
 engine_status engine_run(engine_ctx *c, const float *input, int n, float *output, char *err,
                          size_t err_len);
+
+/* Measured per-node algorithm choice (engine_tune.c): the model at path is
+ * loaded once per algorithm with every Conv forced to it (conv_force) where
+ * available, plus once with the static rules; each variant runs `runs` times
+ * (after a warm-up, interleaved) at batch `batch` on `threads` threads on the
+ * calling thread, waiting after every step, and each node's time is the sum
+ * of its steps (its reorders included). Per Conv node and algorithm the
+ * median is kept. *out (free()) lists the Conv nodes where more than one
+ * algorithm was available, each with the fastest (the static rules' choice
+ * unless another's median is at least 3 % lower); p: the load parameters
+ * (its conv_choices and conv_force are not used). */
+typedef struct {
+    char node[128];
+    int algo;                     /* the fastest */
+    int default_algo;             /* the static rules' choice */
+    double ms[ENGINE_CONV_NALGO]; /* median per algorithm (index: engine_conv_algo); < 0: n/a */
+} engine_conv_timing;
+
+engine_status engine_tune_convs(const char *path, const engine_load_params *p, int batch,
+                                int threads, int runs, engine_conv_timing **out, int *nout,
+                                char *err, size_t err_len);
 
 /*
  * Generic tensors, for graphs that are not image classifiers (ONNX's own

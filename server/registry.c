@@ -178,7 +178,7 @@ static void apply_tuned(const app *a, app_model *m) {
     char err[4600], detail[4900];
     tuned_status st = tuned_load(m->tuned_path, &here, base, &plan, err, sizeof err);
     const char *goal = cfg_tune_goal_str(c->tune_goal);
-    const tuned_pick *p = c->tune_goal == CFG_TUNE_LATENCY ? &plan.latency : &plan.throughput;
+    tuned_pick *p = c->tune_goal == CFG_TUNE_LATENCY ? &plan.latency : &plan.throughput;
     if (st == TUNED_OK && !p->batch) {
         snprintf(err, sizeof err, "%s: has no %s pick", m->tuned_path, goal);
         st = TUNED_INVALID;
@@ -189,9 +189,11 @@ static void apply_tuned(const app *a, app_model *m) {
             log_msg(LOG_WARN, "tuned.json ignored", detail);
         }
         m->tuned_path[0] = 0;
+        tuned_plan_release(&plan);
         return;
     }
-    int w = 0;
+    int w = 0, nconv = p->conv_tuned ? model_config_take_conv_choices(&m->mc, p) : -1;
+    tuned_plan_release(&plan);
     w += snprintf(detail + w, sizeof detail - (size_t)w, "%s:", m->mc.name);
     if (own_w) {
         m->workers = p->workers;
@@ -208,6 +210,8 @@ static void apply_tuned(const app *a, app_model *m) {
         m->tuned |= APP_TUNED_MAX_BATCH;
         w += snprintf(detail + w, sizeof detail - (size_t)w, " max_batch=%d", p->batch);
     }
+    if (nconv >= 0)
+        w += snprintf(detail + w, sizeof detail - (size_t)w, " conv_algorithms=%d", nconv);
     m->tuned_goal = goal;
     snprintf(detail + w, sizeof detail - (size_t)w, " (%s pick of %s%s%s%s)", goal, m->tuned_path,
              own_w ? "" : "; workers set", own_t ? "" : "; threads_per_worker set",

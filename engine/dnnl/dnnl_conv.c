@@ -79,10 +79,13 @@ static int is_wino(const_dnnl_primitive_desc_t pd) {
  * 8) of RSS on ResNet-50, the 7x7 layers (most of the weights) staying
  * direct. */
 static int wino_fits(const dnnl_model *m, const graph_node *n, const graph_shape *w,
-                     const graph_shape *y) {
+                     const graph_shape *y, int want) {
     int64_t v[3];
+    if (want == ENGINE_CONV_DIRECT || want == ENGINE_CONV_CHANNELS_LAST)
+        return 0;
     if (!m->winograd || w->ndim != 4 || w->dims[2] != 3 || w->dims[3] != 3 ||
-        graph_attr_int(n, "group", 1) != 1 || y->ndim != 4 || y->dims[2] * y->dims[3] < 14 * 14)
+        graph_attr_int(n, "group", 1) != 1 || y->ndim != 4 ||
+        (want != ENGINE_CONV_WINOGRAD && y->dims[2] * y->dims[3] < 14 * 14))
         return 0;
     for (int k = graph_attr_ints(n, "strides", v, 3) - 1; k >= 0; k--)
         if (v[k] != 1)
@@ -140,6 +143,7 @@ typedef struct {
     const dnnl_prepared *pr;
     dnnl_primitive_attr_t attr; /* scratchpad mode and fused post-ops */
     int src_t;                  /* tensor the step reads: the input, or a reordered copy */
+    int want;                   /* ENGINE_CONV_*: the node's override (AUTO: the static rules) */
 } conv_job;
 
 /* Operand layouts: the producer's for the input, the prepared (or any, or
@@ -191,7 +195,13 @@ static dnnl_status_t conv_pd(plan_builder *b, conv_job *j, const dnnl_memory_des
  * weights were laid out for one), else direct on the prepared layout, else
  * direct with the layout left to oneDNN. A reference kernel is refused while
  * a prepared layout may be the reason. Returns oneDNN's status for *pd;
- * *st != ENGINE_OK when a desc could not be made at all. */
+ * *st != ENGINE_OK when a desc could not be made at all.
+ * Per-node overrides (j->want, from engine_load_params.conv_choices or
+ * conv_force via dnnl_model.conv_algo; the probe of dnnl_model_prepare sees
+ * them too, so the weights are laid out for the kernel chosen): Winograd
+ * forced drops the 14x14 size rule, direct or channels-last forced skips
+ * Winograd; a forced algorithm not available for the node (geometry, ISA,
+ * the model's winograd / channels_last switches) leaves the static rules. */
 static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd,
                                  engine_status *st) {
     static const dnnl_prepared no_prep;
@@ -199,7 +209,7 @@ static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_de
     int pr_wino = j->pr->has && j->pr->md.format_kind == dnnl_format_kind_wino;
     engine_status ignored;
     *st = ENGINE_OK;
-    if (wino_fits(b->m, j->n, j->w, j->y) && (!j->pr->has || pr_wino)) {
+    if (wino_fits(b->m, j->n, j->w, j->y, j->want) && (!j->pr->has || pr_wino)) {
         ds =
             conv_pd(b, j, &j->src, &j->wmd, &j->dst, 1, pr_wino ? j->pr->impl : NULL, pd, &ignored);
         if (ds == dnnl_success && is_ref(*pd)) {
@@ -207,6 +217,8 @@ static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_de
             ds = dnnl_unimplemented;
         }
     }
+    if (ds != dnnl_success && j->want == ENGINE_CONV_WINOGRAD)
+        j->want = ENGINE_CONV_AUTO;      /* no Winograd here: the static rules */
     if (ds != dnnl_success && pr_wino) { /* that kernel is not available here: direct */
         j->pr = &no_prep;
         any_md(&j->wmd, j->wd, j->wnd);
@@ -270,44 +282,70 @@ static engine_status conv_avoid_ref(plan_builder *b, conv_job *j, dnnl_primitive
  * of the 7x7 stage, 920-2300, where each reorder is ~10 us and the conv
  * ~25% faster). Only for fp32 2-D convs without groups or an in-place residual sum,
  * and only when oneDNN offers the brgemm kernel (AVX-512): elsewhere (AVX2)
- * nothing changes. On success *pd is the brgemm pd, j->src_t the input copy
+ * nothing changes. A node whose override is channels-last takes this path
+ * whatever its MACs per element (1x1 convs included); one whose override is
+ * direct never does. On success *pd is the brgemm pd, j->src_t the input copy
  * (if the input was not nhwc) and *out the temporary the conv writes; *back
  * is the layout to reorder it into. */
 #define CHANNELS_LAST_MACS_PER_ELEMENT 600
 
-static engine_status conv_channels_last(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd,
-                                        int *out, dnnl_memory_desc_t *back,
-                                        dnnl_memory_desc_t *tmp) {
+/* The brgemm pd of j on nhwc input (*snhwc) and output (*tmp) with the
+ * weights layout left to it (*wany), where the rules (or j's override) and
+ * oneDNN allow it: 1 with *pd2 the caller's, else 0. */
+static int cl_probe(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd2,
+                    dnnl_memory_desc_t *snhwc, dnnl_memory_desc_t *tmp, dnnl_memory_desc_t *wany) {
     const graph_node *n = j->n;
-    if (!b->m->channels_last || j->x->ndim != 4 || j->w->ndim != 4 ||
-        j->w->dims[2] * j->w->dims[3] <= 1 || graph_attr_int(n, "group", 1) != 1 ||
-        n->sum_in >= 0 || j->src.data_type != dnnl_f32)
-        return ENGINE_OK;
+    int forced = j->want == ENGINE_CONV_CHANNELS_LAST;
+    if (!b->m->channels_last || j->want == ENGINE_CONV_DIRECT || j->x->ndim != 4 ||
+        j->w->ndim != 4 || (!forced && j->w->dims[2] * j->w->dims[3] <= 1) ||
+        graph_attr_int(n, "group", 1) != 1 || n->sum_in >= 0 || j->src.data_type != dnnl_f32)
+        return 0;
     /* the reorders move the input and the output once more: worth it only
-     * where the conv does many multiply-adds per element moved */
+     * where the conv does many multiply-adds per element moved (unless the
+     * node's override asks for it: measured, bench --tune) */
     double macs = (double)j->y->dims[1] * j->y->dims[2] * j->y->dims[3] * j->w->dims[1] *
                   j->w->dims[2] * j->w->dims[3];
     double moved = (double)j->x->dims[1] * j->x->dims[2] * j->x->dims[3] +
                    (double)j->y->dims[1] * j->y->dims[2] * j->y->dims[3];
-    if (macs < CHANNELS_LAST_MACS_PER_ELEMENT * moved)
-        return ENGINE_OK;
+    if (!forced && macs < CHANNELS_LAST_MACS_PER_ELEMENT * moved)
+        return 0;
     dnnl_dims_t xd, yd;
     for (int i = 0; i < 4; i++) {
         xd[i] = j->x->dims[i];
         yd[i] = j->y->dims[i];
     }
-    dnnl_memory_desc_t snhwc, wany;
-    dnnl_memory_desc_init_by_tag(&snhwc, 4, xd, dnnl_f32, dnnl_nhwc);
+    dnnl_memory_desc_init_by_tag(snhwc, 4, xd, dnnl_f32, dnnl_nhwc);
     dnnl_memory_desc_init_by_tag(tmp, 4, yd, dnnl_f32, dnnl_nhwc);
-    any_md(&wany, j->wd, j->wnd);
+    any_md(wany, j->wd, j->wnd);
+    engine_status st = ENGINE_OK;
+    if (conv_pd(b, j, snhwc, wany, tmp, 0, NULL, pd2, &st) != dnnl_success)
+        return 0;
+    if (strncmp(impl_of(*pd2), "brgconv", 7) != 0) {
+        dnnl_primitive_desc_destroy(*pd2);
+        return 0;
+    }
+    return 1;
+}
+
+/* 1 when j's channels-last override can be honoured (else the static rules apply). */
+static int cl_available(plan_builder *b, conv_job *j) {
+    dnnl_primitive_desc_t pd2;
+    dnnl_memory_desc_t snhwc, tmp, wany;
+    if (!cl_probe(b, j, &pd2, &snhwc, &tmp, &wany))
+        return 0;
+    dnnl_primitive_desc_destroy(pd2);
+    return 1;
+}
+
+static engine_status conv_channels_last(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd,
+                                        int *out, dnnl_memory_desc_t *back,
+                                        dnnl_memory_desc_t *tmp) {
+    const graph_node *n = j->n;
+    dnnl_memory_desc_t snhwc, wany;
     engine_status st = ENGINE_OK;
     dnnl_primitive_desc_t pd2;
-    if (conv_pd(b, j, &snhwc, &wany, tmp, 0, NULL, &pd2, &st) != dnnl_success)
-        return st;
-    if (strncmp(impl_of(pd2), "brgconv", 7) != 0) {
-        dnnl_primitive_desc_destroy(pd2);
+    if (!cl_probe(b, j, &pd2, &snhwc, tmp, &wany))
         return ENGINE_OK;
-    }
     *back = *dnnl_primitive_desc_query_md(*pd, dnnl_query_dst_md, 0);
     if (!dnnl_memory_desc_equal(&snhwc, &j->src)) {
         int t = pb_temp(b, j->x->dims, j->x->ndim);
@@ -370,6 +408,9 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
     if (st)
         return st;
     j.attr = conv_attr(n);
+    j.want = b->m->conv_algo ? b->m->conv_algo[b->node] : ENGINE_CONV_AUTO;
+    if (j.want == ENGINE_CONV_CHANNELS_LAST && !cl_available(b, &j))
+        j.want = ENGINE_CONV_AUTO;
     dnnl_primitive_desc_t pd;
     dnnl_status_t ds = conv_choose(b, &j, &pd, &st);
     if (st) {
@@ -398,6 +439,9 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
         dnnl_primitive_desc_destroy(pd);
         return ENGINE_ERR_NOMEM;
     }
+    s->algo = is_wino(pd)        ? ENGINE_CONV_WINOGRAD
+              : out != n->out[0] ? ENGINE_CONV_CHANNELS_LAST
+                                 : ENGINE_CONV_DIRECT;
     pb_arg(s, DNNL_ARG_SRC, j.src_t);
     st = conv_weights_arg(b, &j, s, pd);
     if (j.has_bias)

@@ -104,6 +104,8 @@ void dnnl_model_release(dnnl_model *m) {
     m->qmin = m->qmax = m->qrange = NULL;
     free(m->prep);
     m->prep = NULL;
+    free(m->conv_algo);
+    m->conv_algo = NULL;
     if (m->eng)
         dnnl_engine_destroy(m->eng);
     m->eng = NULL;

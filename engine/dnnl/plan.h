@@ -42,10 +42,11 @@ typedef struct {
 typedef struct {
     graph *g;
     dnnl_engine_t eng;
-    dnnl_prepared *prep; /* g->nn entries */
-    int probing;         /* set only inside dnnl_model_prepare */
-    int winograd;        /* try Winograd for 3x3 stride-1 convs */
-    int channels_last;   /* direct KxK convs on nhwc where oneDNN has brgconv (dnnl_conv.c) */
+    dnnl_prepared *prep;    /* g->nn entries */
+    int probing;            /* set only inside dnnl_model_prepare */
+    int winograd;           /* try Winograd for 3x3 stride-1 convs */
+    int channels_last;      /* direct KxK convs on nhwc where oneDNN has brgconv (dnnl_conv.c) */
+    signed char *conv_algo; /* g->nn entries or NULL: per node ENGINE_CONV_* (dnnl_conv.c) */
     /* int8 (NULL for fp32): per graph tensor, calibrated minimum, maximum and
      * range (the clipping bound for |x|; 0 = no range, the tensor stays
      * fp32). Owned. */
@@ -73,6 +74,7 @@ typedef struct {
     dnnl_primitive_t prim;
     plan_custom custom;
     int node; /* graph node the step belongs to, -1 for plan-level copies */
+    int algo; /* the conv step of an fp32 Conv: the ENGINE_CONV_* it runs; else 0 */
     int nargs;
     plan_arg args[PLAN_MAX_ARGS];
     dnnl_exec_arg_t exec[PLAN_MAX_ARGS];
@@ -134,6 +136,11 @@ void plan_bind(plan *p, void *arena, void *scratch);
 /* Runs: inputs/outputs are the caller's plain float buffers per graph input/output. */
 engine_status plan_run(plan *p, dnnl_stream_t s, const float *const *inputs, float *const *outputs,
                        char *err, size_t err_len);
+
+/* plan_run that waits after every step and writes its duration (seconds,
+ * monotonic clock) into step_sec[k] (nsteps entries). For tuning. */
+engine_status plan_run_timed(plan *p, dnnl_stream_t s, const float *const *inputs,
+                             float *const *outputs, double *step_sec, char *err, size_t err_len);
 
 /* Like plan_run, and after every node's last step calls fn with the node's
  * first output (f32 data in the runtime layout, count floats including any

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ALIGN 64
 #define SCRATCH_OFF ((size_t)-1)
@@ -198,10 +199,16 @@ static engine_status fetch_after(plan *p, dnnl_stream_t strm, int k, const float
     return ENGINE_OK;
 }
 
+static double mono_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
 static engine_status run_steps(plan *p, const graph *g, dnnl_stream_t strm,
                                const float *const *inputs, float *const *outputs,
-                               plan_observe_fn fn, void *ud, const plan_fetch *f, int nf, char *err,
-                               size_t err_len) {
+                               plan_observe_fn fn, void *ud, const plan_fetch *f, int nf,
+                               double *times, char *err, size_t err_len) {
     for (int i = 0; i < p->ndyn; i++) {
         int r = p->dyn_root[i];
         void *h = p->bind[r] == BIND_INPUT ? (void *)inputs[p->bind_idx[r]]
@@ -211,6 +218,7 @@ static engine_status run_steps(plan *p, const graph *g, dnnl_stream_t strm,
     engine_status est = ENGINE_OK;
     if (nf && (est = fetch_after(p, strm, -1, inputs, outputs, f, nf, err, err_len)) != ENGINE_OK)
         return est;
+    double t0 = times ? mono_now() : 0;
     for (int k = 0; k < p->nsteps; k++) {
         plan_step *s = &p->steps[k];
         if (s->custom != CUSTOM_NONE) {
@@ -235,6 +243,12 @@ static engine_status run_steps(plan *p, const graph *g, dnnl_stream_t strm,
         if (nf &&
             (est = fetch_after(p, strm, k, inputs, outputs, f, nf, err, err_len)) != ENGINE_OK)
             return est;
+        if (times) {
+            dnnl_stream_wait(strm);
+            double t1 = mono_now();
+            times[k] = t1 - t0;
+            t0 = t1;
+        }
     }
     if (dnnl_stream_wait(strm) != dnnl_success) {
         snprintf(err, err_len, "oneDNN stream failed");
@@ -246,13 +260,18 @@ static engine_status run_steps(plan *p, const graph *g, dnnl_stream_t strm,
 engine_status plan_run_observe(plan *p, const graph *g, dnnl_stream_t strm,
                                const float *const *inputs, float *const *outputs,
                                plan_observe_fn fn, void *ud, char *err, size_t err_len) {
-    return run_steps(p, g, strm, inputs, outputs, fn, ud, NULL, 0, err, err_len);
+    return run_steps(p, g, strm, inputs, outputs, fn, ud, NULL, 0, NULL, err, err_len);
+}
+
+engine_status plan_run_timed(plan *p, dnnl_stream_t strm, const float *const *inputs,
+                             float *const *outputs, double *step_sec, char *err, size_t err_len) {
+    return run_steps(p, NULL, strm, inputs, outputs, NULL, NULL, NULL, 0, step_sec, err, err_len);
 }
 
 engine_status plan_run_fetch(plan *p, dnnl_stream_t strm, const float *const *inputs,
                              float *const *outputs, const plan_fetch *f, int nf, char *err,
                              size_t err_len) {
-    return run_steps(p, NULL, strm, inputs, outputs, NULL, NULL, f, nf, err, err_len);
+    return run_steps(p, NULL, strm, inputs, outputs, NULL, NULL, f, nf, NULL, err, err_len);
 }
 
 /* The step after which graph tensor t holds its value: the last step of the

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """`resnetd bench --tune`: every workers x threads (fitting the cores) x batch
 1,2,4,8 is measured, and the two closing lines name the measured configuration
-with the most img/s and the one with the lowest p50 latency at batch 1."""
+with the most img/s and the one with the lowest p50 latency at batch 1; then
+one "tuned_convs" line per pick gives the conv algorithm timed fastest per
+node at that pick's batch and threads."""
 import json
 import os
 import sys
@@ -14,7 +16,8 @@ def main():
     p = run([resnetd, "bench", "--model", model, "--tune", "--seconds", "0.3",
              "--no-save"])  # the bundled model directory stays as committed
     lines = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
-    rows = [l for l in lines if "tuned" not in l]
+    rows = [l for l in lines if "tuned" not in l and "tuned_convs" not in l]
+    convs = {l["tuned_convs"]: l for l in lines if "tuned_convs" in l}
     tuned = {l["tuned"]: l for l in lines if "tuned" in l}
     cores = os.cpu_count()
     combos = {(r["workers"], r["threads"], r["batch"]) for r in rows}
@@ -32,6 +35,13 @@ def main():
     fast = [tuple(r[k] for k in key) for r in rows
             if r["batch"] == 1 and r["latency_ms_p50"] == low]
     assert tuple(tuned["latency"][k] for k in key) in fast, (tuned, fast)
+    assert set(convs) == {"throughput", "latency"}, convs
+    for goal, c in convs.items():
+        assert (c["batch"], c["threads"]) == (tuned[goal]["batch"], tuned[goal]["threads"]), c
+        assert all(v in ("direct", "channels_last", "winograd")
+                   for v in c["conv_algorithms"].values()), c
+        assert sum(c["nodes"].values()) == len(c["conv_algorithms"]), c
+        assert 0 <= c["chosen_ms"] <= c["default_ms"] + 1e-9, c
     print("ok:", tuned["throughput"], tuned["latency"])
 
 

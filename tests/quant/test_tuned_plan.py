@@ -5,6 +5,9 @@ workers / threads_per_worker / max_batch for exactly the options the user did
 not set (flag, env, config file, or the model's config.json max_batch).
 A foreign or malformed tuned.json is ignored with one warning and the server
 still serves; an unwritable model directory is a warning, not a failure.
+Each pick also holds "conv_algorithms" (per Conv node the algorithm timed
+fastest); serve passes the pick's to the engine (logged as conv_algorithms=N)
+and a value outside the known set makes the file ignored.
 
 usage: test_tuned_plan.py RESNETD MODEL_DIR"""
 import json
@@ -61,7 +64,10 @@ def effective(m):
     return c["workers"], c["threads_per_worker"], c["max_batch"]
 
 
-def expect(resnetd, model, work, want, applied, args=(), env=None, warn=None):
+ALGOS = ("direct", "channels_last", "winograd")
+
+
+def expect(resnetd, model, work, want, applied, args=(), env=None, warn=None, convs=None):
     """Serves model and checks (workers, threads, max_batch) in effect, which of
     them came from tuned.json, and the startup log (one info line when any
     tuned value applies; one warning containing `warn` when given)."""
@@ -81,6 +87,8 @@ def expect(resnetd, model, work, want, applied, args=(), env=None, warn=None):
             for k in applied:
                 v = {"workers": want[0], "threads_per_worker": want[1], "max_batch": want[2]}[k]
                 check("%s=%d" % (k, v) in info[0]["detail"], (k, info))
+            if convs is not None:
+                check("conv_algorithms=%d" % convs in info[0]["detail"], (convs, info))
         else:
             check(m["config"]["tuned"] is False, m["config"])
             check(not info, info)
@@ -150,12 +158,33 @@ def main():
               fp["precision"] == "fp32" and fp["version"] == version and fp["isa"],
               "fingerprint %s" % fp)
         check(saved["model_file"] == "model.onnx", saved)
+        # conv algorithms: timed at each pick's batch and threads, printed and saved alike
+        timed = {l["tuned_convs"]: l for l in lines if "tuned_convs" in l}
+        for goal in ("throughput", "latency"):
+            ca = saved[goal]["conv_algorithms"]
+            check(isinstance(ca, dict) and all(v in ALGOS for v in ca.values()), ca)
+            check(timed[goal]["conv_algorithms"] == ca and
+                  timed[goal]["batch"] == saved[goal]["batch"] and
+                  timed[goal]["threads"] == saved[goal]["threads"], (timed[goal], ca))
+            check(sum(timed[goal]["nodes"].values()) == len(ca) and
+                  timed[goal]["chosen_ms"] <= timed[goal]["default_ms"] + 1e-9, timed[goal])
         print("saved:", saved["throughput"], saved["latency"])
 
         # 2. serve uses the measured throughput pick for all three options.
         t = saved["throughput"]
         expect(resnetd, model, work, (t["workers"], t["threads"], t["batch"]),
-               ["workers", "threads_per_worker", "max_batch"])
+               ["workers", "threads_per_worker", "max_batch"], convs=len(t["conv_algorithms"]))
+        # every algorithm forced on every conv (where available), plus a name the
+        # model does not have: still classifies; the entries are passed on
+        for algo in ALGOS:
+            def force(t, algo=algo):
+                for g in ("throughput", "latency"):
+                    t[g]["conv_algorithms"] = dict(
+                        {n: algo for n in t[g]["conv_algorithms"]}, **{"no/such/node": algo})
+            rewrite(tpath, force)
+            expect(resnetd, model, work, (t["workers"], t["threads"], t["batch"]),
+                   ["workers", "threads_per_worker", "max_batch"],
+                   convs=len(t["conv_algorithms"]) + 1)
 
         # A plan unlike the defaults (1 worker, cores threads, max_batch 8), so
         # every check below can tell a tuned value from a default one.
@@ -204,6 +233,16 @@ def main():
         with open(tpath, "w") as f:
             f.write(good.replace('"workers": 2', '"workers": 0'))
         expect(resnetd, model, work, (1, cores, 8), None, warn="workers")
+        with open(tpath, "w") as f:  # an algorithm outside the known set
+            f.write(good)
+        rewrite(tpath, lambda t: t["throughput"].update(conv_algorithms={"x": "fft"}))
+        expect(resnetd, model, work, (1, cores, 8), None, warn="conv_algorithms")
+        rewrite(tpath, lambda t: t["throughput"].update(conv_algorithms={"x" * 128: "direct"}))
+        expect(resnetd, model, work, (1, cores, 8), None, warn="conv_algorithms")
+        rewrite(tpath, lambda t: t["throughput"].update(conv_algorithms=["direct"]))
+        expect(resnetd, model, work, (1, cores, 8), None, warn="conv_algorithms")
+        rewrite(tpath, lambda t: t["throughput"].pop("conv_algorithms"))  # optional key
+        expect(resnetd, model, work, (2, 1, 4), all3)
 
         # 6. where bench saves: --tune-out, --no-save, an unwritable directory.
         os.remove(tpath)
