@@ -56,8 +56,15 @@ REPEAT="${PREPROCESS_REPEAT:-300}"
 CACHE="${MODEL_CACHE:-$ROOT/build/bench}"
 TMP="$(mktemp -d)"
 SERVER_PID=
+stop_server() {
+  if [[ -n "$SERVER_PID" ]]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+  fi
+}
 cleanup() {
-  [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  stop_server
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -201,8 +208,7 @@ print(1e3 * d.get("seconds_p50", d["seconds_per_image"]))' "$TMP/pre.out")"  # o
   echo "$ENGINE_MS $ENGINE8_MS $PRE_MS $(cat "$TMP/http.out")" >>"$TMP/rounds"
 done
 LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
-kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null || true
-SERVER_PID=
+stop_server
 
 echo "model: $MODEL (resize 256, crop 224, ImageNet mean/std); image: $IMAGE_SIZE JPEG ($(stat -c %s "$IMAGE") bytes)"
 echo "$("$RESNETD" --version 2>/dev/null | head -1); 1 worker x $THREADS threads; $(nproc) cores;" \
