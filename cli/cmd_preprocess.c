@@ -4,8 +4,9 @@
  * from the model's config.
  *
  * Extra options: --no-fast-path, --no-exif-orientation, --max-image-pixels N,
- * and (hidden, for bench/image_vs_pil.sh) --repeat N, which preprocesses the
- * image N times and prints {"seconds_per_image": ...} on stdout.
+ * and (hidden, for bench/image_vs_pil.sh and bench/server_latency.sh) --repeat
+ * N, which preprocesses the image N times and prints {"seconds_per_image":
+ * mean, "seconds_p50": median, "iterations": N} on stdout.
  */
 #include "commands.h"
 #include "file.h"
@@ -29,6 +30,11 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 int cmd_preprocess(int argc, char **argv) {
@@ -97,8 +103,12 @@ int cmd_preprocess(int argc, char **argv) {
     } else {
         double t0 = now_s();
         long long iters = repeat > 0 ? repeat : 1;
+        double *times = repeat > 0 ? malloc((size_t)iters * sizeof(double)) : NULL;
         for (long long it = 0; it < iters && rc == 0; it++) {
+            double ti = now_s();
             img_status st = img_preprocess(buf, len, &p, out, err, sizeof(err));
+            if (times)
+                times[it] = now_s() - ti;
             if (st != IMG_OK) {
                 fprintf(stderr, "resnetd preprocess: %s: %s: %s\n", pos[0], img_status_str(st),
                         err);
@@ -106,9 +116,16 @@ int cmd_preprocess(int argc, char **argv) {
                 err[0] = '\0'; /* already reported */
             }
         }
-        if (rc == 0 && repeat > 0)
-            printf("{\"seconds_per_image\": %.9f, \"iterations\": %lld}\n", (now_s() - t0) / iters,
-                   iters);
+        if (rc == 0 && repeat > 0) {
+            double mean = (now_s() - t0) / iters, p50 = mean;
+            if (times) {
+                qsort(times, (size_t)iters, sizeof(double), cmp_double);
+                p50 = times[iters / 2];
+            }
+            printf("{\"seconds_per_image\": %.9f, \"seconds_p50\": %.9f, \"iterations\": %lld}\n",
+                   mean, p50, iters);
+        }
+        free(times);
         if (rc == 0 && npy_write(pos[1], 4, dims, out, err, sizeof(err)) != 0)
             rc = 1;
     }

@@ -87,15 +87,20 @@ static queue_item *prune(queue *q) {
 }
 
 queue_status queue_push(queue *q, queue_item **items, int n) {
-    if (n > q->capacity)
-        return QUEUE_TOO_MANY;
+    return queue_push_announced(q, items, n, 0);
+}
+
+queue_status queue_push_announced(queue *q, queue_item **items, int n, int announced) {
     int64_t now = queue_now_ns();
     pthread_mutex_lock(&q->mu);
     queue_status st = QUEUE_OK;
+    q->expected -= announced;
     queue_item *dead = NULL;
-    if (!q->closed && q->depth + n > q->capacity)
+    if (!q->closed && n <= q->capacity && q->depth + n > q->capacity)
         dead = prune(q);
-    if (q->closed)
+    if (n > q->capacity)
+        st = QUEUE_TOO_MANY;
+    else if (q->closed)
         st = QUEUE_CLOSED;
     else if (q->depth + n > q->capacity)
         st = QUEUE_FULL;
@@ -110,8 +115,10 @@ queue_status queue_push(queue *q, queue_item **items, int n) {
             q->tail = items[i];
         }
         depth_change(q, n);
-        pthread_cond_broadcast(&q->cv);
     }
+    /* a push wakes the former; so does a withdrawal that leaves nothing on its way */
+    if (st == QUEUE_OK || (announced && q->expected <= 0))
+        pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
     while (dead) { /* done may free the item: read the link first */
         queue_item *next = dead->next;

@@ -10,8 +10,9 @@
  * since the oldest one was *queued* (an item that already waited while every
  * worker was busy does not wait again), then takes up to max_batch at once.
  * It waits only while more work is on its way: the HTTP side announces each
- * request between its headers and its push (queue_expect), so a lone client
- * never pays batch_timeout for company that cannot come.
+ * request between its headers and its push (queue_expect; the push withdraws
+ * it atomically, queue_push_announced), so a lone client never pays
+ * batch_timeout, nor a second wake-up, for company that cannot come.
  * Items stay in the queue while the batch fills, so the depth (and the
  * capacity that turns requests away with 503) counts every waiting image.
  * The other idle workers wait for the former to leave, so batches are as full
@@ -75,6 +76,14 @@ int64_t queue_now_ns(void);
  * A full queue first finishes, as QUEUE_ITEM_CANCELLED, those of its oldest
  * items (at most 64) whose alive hook says 0, to make room. */
 queue_status queue_push(queue *q, queue_item **items, int n);
+
+/* queue_push that also withdraws `announced` announcements (queue_expect)
+ * in the same locked step, whatever it returns: a request that announced
+ * itself pushes with announced = 1, so a waiting former never sees its
+ * images queued while its announcement still stands (it would wait for the
+ * company of the very request it holds, then be woken a second time by the
+ * withdrawal: a lone client pays two wake-ups instead of one). */
+queue_status queue_push_announced(queue *q, queue_item **items, int n, int announced);
 
 /* Blocks until at least one item is queued, then forms a batch as described
  * above into out[0..max). Returns the count, or 0 once the queue is closed

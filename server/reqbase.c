@@ -474,17 +474,17 @@ static void run_job(decode_job *j, int aborted) {
         resume_now(b);
         return;
     }
-    /* After a successful push the request may be answered and freed at any
-     * moment (the last worker resumes it): withdraw the announcement with
-     * local copies only. */
+    /* The push withdraws the announcement in the same locked step (a former
+     * waiting for company must not see these images queued while their own
+     * announcement still stands). After a successful push the request may be
+     * answered and freed at any moment (the last worker resumes it): local
+     * copies only from here. */
     int was_expected = b->expected;
     b->expected = 0;
     queue *q = m->q;
     atomic_store(&b->remaining, k);
-    queue_status qs = queue_push(q, push, k);
+    queue_status qs = queue_push_announced(q, push, k, was_expected ? 1 : 0);
     free(push);
-    if (was_expected)
-        queue_expect(q, -1);
     if (qs != QUEUE_OK) {
         const status_info *si = status_of_push(qs);
         for (int i = 0; i < b->nimgs; i++)

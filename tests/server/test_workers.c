@@ -2,7 +2,8 @@
  * back exactly once with the right output, batches never exceed max_batch,
  * a full queue refuses at once (after dropping items whose client is gone),
  * expired and cancelled items are dropped before the engine,
- * the batch timeout holds, and close/abort drain cleanly. Labelled tsan. */
+ * the batch timeout holds (and a push withdraws its own announcement), and
+ * close/abort drain cleanly. Labelled tsan. */
 #include "check.h"
 #include "workers.h"
 #include "queue.h"
@@ -228,6 +229,47 @@ static void test_timeout(void) {
     queue_destroy(q);
 }
 
+/* queue_push_announced withdraws the pusher's own announcement in the push,
+ * whatever the push returns: a lone announced request is taken at once (no
+ * batch_timeout wait for company), another request's announcement still
+ * holds the batch open, and a refused push withdraws too. */
+static void test_push_announced(void) {
+    queue *q = queue_create(2, NULL, NULL);
+    CHECK(q);
+    item it[3];
+    memset(it, 0, sizeof it);
+    queue_item *p[3] = {&it[0].qi, &it[1].qi, &it[2].qi}, *out[4];
+    const int64_t long_wait = 60000 * 1000000LL; /* a missed withdrawal would wait this long */
+    queue_expect(q, 1);
+    CHECK(queue_push_announced(q, p, 1, 1) == QUEUE_OK);
+    int64_t t0 = queue_now_ns();
+    CHECK(queue_take_batch(q, out, 4, long_wait) == 1 && out[0] == p[0]);
+    CHECK(queue_now_ns() - t0 < 30000 * 1000000LL);
+    /* two announced: the first push leaves the other one standing */
+    queue_expect(q, 1);
+    queue_expect(q, 1);
+    CHECK(queue_push_announced(q, p, 1, 1) == QUEUE_OK);
+    t0 = queue_now_ns();
+    CHECK(queue_take_batch(q, out, 4, 50 * 1000000LL) == 1);
+    CHECK(queue_now_ns() - t0 >= 40 * 1000000LL); /* it waited for the announced company */
+    /* the second is refused (too many for the queue), and withdrawn all the same */
+    CHECK(queue_push_announced(q, p, 3, 1) == QUEUE_TOO_MANY);
+    CHECK(queue_push(q, p, 1) == QUEUE_OK);
+    t0 = queue_now_ns();
+    CHECK(queue_take_batch(q, out, 4, long_wait) == 1);
+    CHECK(queue_now_ns() - t0 < 30000 * 1000000LL);
+    /* a full queue refuses, and withdraws */
+    CHECK(queue_push(q, p, 2) == QUEUE_OK);
+    queue_expect(q, 1);
+    CHECK(queue_push_announced(q, p + 2, 1, 1) == QUEUE_FULL);
+    CHECK(queue_depth(q) == 2);
+    t0 = queue_now_ns();
+    CHECK(queue_take_batch(q, out, 4, long_wait) == 2 && out[0] == p[0] && out[1] == p[1]);
+    CHECK(queue_now_ns() - t0 < 30000 * 1000000LL);
+    queue_close(q);
+    queue_destroy(q);
+}
+
 /* Expired items never reach the engine; abort finishes the rest as ABORTED. */
 static void test_deadline_abort(void) {
     fake f = {0};
@@ -379,6 +421,7 @@ int main(void) {
     test_full_prune();
     test_cancel();
     test_timeout();
+    test_push_announced();
     test_deadline_abort();
     test_concurrent();
     printf("test_workers: ok\n");
