@@ -297,8 +297,9 @@ static int fp_mismatch(const tuned_fingerprint *here, const tuned_fingerprint *f
     const char *b[4] = {f->cpu_model, f->isa, f->precision, f->version};
     for (int i = 0; i < 4; i++)
         if (strcmp(a[i], b[i]) != 0) {
-            snprintf(err, err_len, "fingerprint mismatch: %s is '%s' here, '%s' in the file",
-                     names[i], a[i], b[i]);
+            snprintf(err, err_len,
+                     "fingerprint mismatch: %s is '%.120s' here, '%.120s' in the file", names[i],
+                     a[i], b[i]);
             return 1;
         }
     return 0;

@@ -85,7 +85,7 @@ static int load_pb(const char *path, tensor *t, char *err, size_t elen) {
     size_t len;
     char *b = read_file(path, &len), name[128];
     if (!b) {
-        snprintf(err, elen, "%s: cannot read", path);
+        snprintf(err, elen, "%.200s: cannot read", path);
         return -1;
     }
     engine_status st =
