@@ -10,15 +10,15 @@
 /* How long an idle OpenMP thread spins before it sleeps, in libgomp's
  * iterations (a `pause` each, ~15-40 ns). oneDNN runs every primitive as a
  * parallel region, so a context's threads wait between ~60 regions per
- * ResNet-50 image. libgomp's default, 300,000 iterations (~5-10 ms), keeps
- * them hot on a quiet machine, but when the cores are shared (HTTP and
- * decode threads, another process) a thread whose partner was preempted
- * spins that long at every barrier: 20x slower runs measured. 100 (what
- * libgomp falls back to when it counts more threads than cores) makes them
- * sleep at every barrier: +20% at batch 1 on a quiet machine. This value
- * covers the gaps between primitives and gives up quickly
- * (docs/latency.md has the measurements). */
-#define OMP_SPIN_DEFAULT "2000"
+ * ResNet-50 image. Measured (docs/latency.md; ResNet-50 batch 1, 2 threads,
+ * 2 cores, p50 fp32 / int8 ms): 100 spins, libgomp's value when it counts
+ * more threads than cores, lets them sleep at every barrier: 25 / 9 quiet,
+ * 37 / 13 next to a busy thread. 1000: 20.5 / 6.3 quiet, 41.5 / 14.9 next to
+ * one. 2000-20000 are no faster quiet and slower when shared (45-115 /
+ * 18-59: a thread whose partner was preempted spins longer); libgomp's
+ * default, 300,000 (~5-10 ms), matches 1000 in these runs but made runs
+ * 20x slower next to compile jobs. */
+#define OMP_SPIN_DEFAULT "1000"
 
 /* libgomp reads GOMP_SPINCOUNT once, when it is loaded, before main runs:
  * unless the user chose a policy (GOMP_SPINCOUNT or OMP_WAIT_POLICY set),
