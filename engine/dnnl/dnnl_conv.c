@@ -302,23 +302,24 @@ static engine_status conv_avoid_ref(plan_builder *b, conv_job *j, dnnl_primitive
 /* Direct KxK convolutions (K > 1) run faster in oneDNN 2.6's brgemm kernel
  * (brgconv:avx512_core), which takes channels-last (nhwc) tensors, than in
  * the direct kernel on the blocked layout the rest of the network uses:
- 15-30% on ResNet-50's 3x3 layers in isolation at batch 1 on an AVX-512
+ * 15-30% on ResNet-50's 3x3 layers in isolation at batch 1 on an AVX-512
  * Zen 5, 2 threads (docs/latency.md). Such a conv reads its input reordered
  * to nhwc and writes an nhwc temporary that is reordered back into the
  * blocked layout the direct kernel would have written, so its consumers see
- * what they saw before. The reorders cost about as much as the gain on
- * large maps (ResNet-50's stem and 56x56 stride-2 conv, 120-460 MACs per
- * element moved), so only convs doing at least
- * CHANNELS_LAST_MACS_PER_ELEMENT take this path (ResNet-50: the 3x3 convs
- * of the 7x7 stage, 920-2300, where each reorder is ~10 us and the conv
- * ~25% faster). Only for fp32 2-D convs without groups or an in-place residual sum,
+ * what they saw before. The reorders cost more than the gain on large maps
+ * (ResNet-50's stem, 124 MACs per element moved: 0.72 vs 0.60 ms), so only
+ * convs doing at least CHANNELS_LAST_MACS_PER_ELEMENT take this path
+ * (ResNet-50: the stride-2 3x3 convs, 230-920, and the 7x7 stage's 3x3
+ * convs, 2300; per-node timing by `bench --tune` with the reorders counted,
+ * 2 threads: 0.57 vs 0.61, 0.56 vs 0.68, 0.78 vs 1.01, 0.67-0.69 vs
+ * 0.89-0.92 ms). Only for fp32 2-D convs without groups or an in-place residual sum,
  * and only when oneDNN offers the brgemm kernel (AVX-512): elsewhere (AVX2)
  * nothing changes. A node whose override is channels-last takes this path
  * whatever its MACs per element (1x1 convs included); one whose override is
  * direct never does. On success *pd is the brgemm pd, j->src_t the input copy
  * (if the input was not nhwc) and *out the temporary the conv writes; *back
  * is the layout to reorder it into. */
-#define CHANNELS_LAST_MACS_PER_ELEMENT 600
+#define CHANNELS_LAST_MACS_PER_ELEMENT 200
 
 /* The brgemm pd of j on nhwc input (*snhwc) and output (*tmp) with the
  * weights layout left to it (*wany), where the rules (or j's override) and
