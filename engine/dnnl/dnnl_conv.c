@@ -199,7 +199,7 @@ static dnnl_status_t conv_pd(plan_builder *b, conv_job *j, const dnnl_memory_des
  * batch's first choice is another Winograd kernel and the plain weights are
  * still at hand (they are kept for Winograd convs), take it: with j->pr
  * cleared, conv_weights_arg lays the weights out for it in a buffer of the
- * plan (+16/9 of the direct weights; ResNet-50: ~30 MB for the batch-1
+ * plan (+16/9 of the direct weights; ResNet-50: ~22 MB for the batch-1
  * plan). Returns 1 with *pd set, or 0 to use the prepared kernel. */
 static int wino_own(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd, dnnl_status_t *ds) {
     static const dnnl_prepared no_prep;
