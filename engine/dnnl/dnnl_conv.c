@@ -191,37 +191,6 @@ static dnnl_status_t conv_pd(plan_builder *b, conv_job *j, const dnnl_memory_des
                 : dnnl_primitive_desc_create(pd, &cd, j->attr, b->m->eng, NULL);
 }
 
-/* Weights prepared at load are laid out for the Winograd kernel oneDNN picks
- * at the model's largest batch (F(4x4, 3x3) at 8 on AVX-512), and a kernel
- * reads only its own layout; at batch 1 oneDNN picks F(2x2, 3x3), 2-4x
- * faster there on 7x7-14x14 maps (the whole batch-1 run +2 ms at 2 threads,
- * +6.5 ms at 1: bench/server_latency.sh, docs/latency.md). So when this
- * batch's first choice is another Winograd kernel and the plain weights are
- * still at hand (they are kept for Winograd convs), take it: with j->pr
- * cleared, conv_weights_arg lays the weights out for it in a buffer of the
- * plan (+16/9 of the direct weights; ResNet-50: ~22 MB for the batch-1
- * plan). Returns 1 with *pd set, or 0 to use the prepared kernel. */
-static int wino_own(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd, dnnl_status_t *ds) {
-    static const dnnl_prepared no_prep;
-    dnnl_memory_desc_t wany;
-    dnnl_primitive_desc_t own;
-    engine_status ignored;
-    if (b->m->probing || !j->w->f)
-        return 0;
-    any_md(&wany, j->wd, j->wnd);
-    if (conv_pd(b, j, &j->src, &wany, &j->dst, 1, NULL, &own, &ignored) != dnnl_success)
-        return 0;
-    if (is_ref(own) || strcmp(impl_of(own), j->pr->impl) == 0) {
-        dnnl_primitive_desc_destroy(own);
-        return 0;
-    }
-    j->pr = &no_prep;
-    j->wmd = wany;
-    *pd = own;
-    *ds = dnnl_success;
-    return 1;
-}
-
 /* The kernel choice: Winograd where it fits (the prepared kernel, if the
  * weights were laid out for one), else direct on the prepared layout, else
  * direct with the layout left to oneDNN. A reference kernel is refused while
@@ -240,8 +209,12 @@ static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_de
     int pr_wino = j->pr->has && j->pr->md.format_kind == dnnl_format_kind_wino;
     engine_status ignored;
     *st = ENGINE_OK;
-    if (wino_fits(b->m, j->n, j->w, j->y, j->want) && (!j->pr->has || pr_wino) &&
-        !(pr_wino && wino_own(b, j, pd, &ds)))
+    /* every batch runs the Winograd kernel the weights were prepared for (the
+     * largest batch's): an image's answer is then bit-identical whatever
+     * batch it lands in (protocols_grpc_concurrency compares bytes), though
+     * at batch 1 oneDNN would pick F(2x2, 3x3) over that F(4x4, 3x3), ~2 ms
+     * faster on ResNet-50 (docs/latency.md; serve --max-batch 1 gets it) */
+    if (wino_fits(b->m, j->n, j->w, j->y, j->want) && (!j->pr->has || pr_wino))
         ds =
             conv_pd(b, j, &j->src, &j->wmd, &j->dst, 1, pr_wino ? j->pr->impl : NULL, pd, &ignored);
     if (ds == dnnl_success && is_ref(*pd)) {
