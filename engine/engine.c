@@ -597,7 +597,7 @@ static engine_status ctx_buffers(engine_ctx *c, plan *p, char *err, size_t err_l
         size_t s = p->scratch_size > c->scratch_cap ? p->scratch_size : c->scratch_cap;
         a = (a + 63) / 64 * 64 + 64;
         s = (s + 63) / 64 * 64 + 64;
-        void *na = plan_buffer(a), *ns = plan_buffer(s);
+        void *na = aligned_alloc(64, a), *ns = aligned_alloc(64, s);
         if (!na || !ns) {
             free(na);
             free(ns);

@@ -5,11 +5,9 @@
 
 #include <omp.h>
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #define ALIGN 64
 
@@ -85,29 +83,6 @@ int md_is_plain(const dnnl_memory_desc_t *md) {
     return 1;
 }
 
-/* Weights and activations are streamed once per run (ResNet-50: ~100 MB of
- * fp32 weights): on 4 KB pages that is ~25,000 TLB entries per run. The
- * 2 MB-aligned middle of a large buffer is offered to transparent huge
- * pages (the kernel's "madvise" mode, Debian's default, gives them only on
- * request); the edges stay 4 KB pages, so no memory is added. ResNet-50:
- * ~50 MB of its buffers (the arena, the large weights). With every malloc
- * on huge pages (glibc.malloc.hugetlb=1) fp32 batch 1 ran 4% faster (p50
- * 18.1 vs 18.9 ms, 5 alternating rounds, Zen 5, quiet); this narrower
- * hint's effect is below this VM's noise (docs/latency.md). A hint: without
- * THP nothing changes. */
-void *plan_buffer(size_t bytes) {
-    size_t n = (bytes + ALIGN - 1) / ALIGN * ALIGN;
-    void *p = aligned_alloc(ALIGN, n ? n : ALIGN);
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    if (p && n >= 2 * huge) {
-        uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
-        uintptr_t e = ((uintptr_t)p + n) & ~(huge - 1);
-        if (e > a)
-            madvise((void *)a, e - a, MADV_HUGEPAGE);
-    }
-    return p;
-}
-
 void *pb_own(plan_builder *b, size_t bytes) {
     plan *p = b->p;
     if (p->nowned == p->capo) {
@@ -118,7 +93,7 @@ void *pb_own(plan_builder *b, size_t bytes) {
         p->owned = o;
         p->capo = cap;
     }
-    void *q = plan_buffer(bytes + ALIGN);
+    void *q = aligned_alloc(ALIGN, (bytes + ALIGN - 1) / ALIGN * ALIGN + ALIGN);
     if (q)
         p->owned[p->nowned++] = q;
     return q;

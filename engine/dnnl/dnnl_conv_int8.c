@@ -276,7 +276,7 @@ engine_status dnnl_build_conv_int8(plan_builder *b, const graph_node *n) {
     void *wbuf = pr->qdata && dnnl_memory_desc_equal(want, &pr->qmd) ? pr->qdata : NULL;
     if (!wbuf) {
         size_t sz = dnnl_memory_desc_get_size(want);
-        wbuf = b->m->probing && !pr->qdata ? plan_buffer(sz) : pb_own(b, sz);
+        wbuf = b->m->probing && !pr->qdata ? aligned_alloc(64, (sz + 63) / 64 * 64) : pb_own(b, sz);
         if (!wbuf || (st = quantize_weights(b, w, q.qw, want, wbuf))) {
             if (b->m->probing && wbuf && wbuf != pr->qdata)
                 free(wbuf);

@@ -24,7 +24,7 @@ static engine_status prepare_node(dnnl_model *m, int i, const graph_shape *sh, d
     dnnl_memory_desc_t wplain;
     md_plain(&wplain, wd, wnd);
     size_t sz = dnnl_memory_desc_get_size(&pr->md);
-    pr->data = plan_buffer(sz);
+    pr->data = aligned_alloc(64, (sz + 63) / 64 * 64);
     if (!pr->data)
         return ENGINE_ERR_NOMEM;
     if (md_reorder_now(m->eng, strm, &wplain, (void *)w->f, &pr->md, pr->data, NULL) ==

@@ -120,10 +120,6 @@ typedef struct {
     void *arena_base; /* what plan_bind was last given (taps read from it) */
 } plan;
 
-/* A 64-byte-aligned buffer for weights or activations (free() it), with its
- * large middle offered to transparent huge pages (dnnl_build.c). */
-void *plan_buffer(size_t bytes);
-
 /* Builds the plan for batch `batch`; *out freed with plan_free. */
 engine_status plan_build(const dnnl_model *m, int batch, plan **out, char *err, size_t err_len);
 /* The same with the nodes flagged in unfuse (g->nn entries) built without
