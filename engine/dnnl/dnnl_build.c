@@ -60,6 +60,28 @@ static int64_t md_offset(const dnnl_memory_desc_t *md, const int64_t *idx) {
     return off + inner;
 }
 
+size_t md_image_bytes(const dnnl_memory_desc_t *md) {
+    size_t dt = md->data_type == dnnl_f32 || md->data_type == dnnl_s32 ? 4
+                : md->data_type == dnnl_u8 || md->data_type == dnnl_s8 ? 1
+                                                                       : 2;
+    return (size_t)md->format_desc.blocking.strides[0] * dt;
+}
+
+int md_with_images(const dnnl_memory_desc_t *md, int64_t n, dnnl_memory_desc_t *out) {
+    if (md->format_kind != dnnl_blocked || md->ndims < 1 || md->offset0 != 0 ||
+        md->padded_dims[0] != md->dims[0] || md->padded_offsets[0] != 0 || md->extra.flags != 0)
+        return 0;
+    for (int k = 0; k < md->format_desc.blocking.inner_nblks; k++)
+        if (md->format_desc.blocking.inner_idxs[k] == 0)
+            return 0;
+    /* dim 0 outermost: one image is strides[0] elements, nothing interleaved */
+    if (md_image_bytes(md) * (size_t)md->dims[0] != dnnl_memory_desc_get_size(md))
+        return 0;
+    *out = *md;
+    out->dims[0] = out->padded_dims[0] = n;
+    return 1;
+}
+
 int md_is_plain(const dnnl_memory_desc_t *md) {
     if (md->format_kind != dnnl_blocked || md->data_type != dnnl_f32)
         return 0;

@@ -28,6 +28,12 @@ typedef struct {
 /* ---- helpers shared by the op builders (dnnl_build.c) ---- */
 void md_plain(dnnl_memory_desc_t *md, const int64_t *dims, int ndim);
 int md_is_plain(const dnnl_memory_desc_t *md); /* physically row-major dense */
+/* *out = md with n images (dims[0] = n), the other dims and the layout kept;
+ * 0 when md's images are not contiguous blocks one after another (a blocked
+ * layout with dim 0 outermost, unblocked, at offset 0), so that image i of a
+ * tensor in md starts at i * md_image_bytes(md). */
+int md_with_images(const dnnl_memory_desc_t *md, int64_t n, dnnl_memory_desc_t *out);
+size_t md_image_bytes(const dnnl_memory_desc_t *md);
 engine_status pb_fail(plan_builder *b, engine_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* md of a tensor read by a step (runtime layout, or plain for constants). */

@@ -66,6 +66,7 @@ typedef struct {
     int view;   /* 1: a memory with md on tensor's buffer */
     dnnl_memory_desc_t md;
     dnnl_memory_t mem;
+    size_t img_bytes; /* steps run per image: bytes from one image to the next (0: shared) */
 } plan_arg;
 
 typedef enum { CUSTOM_NONE, CUSTOM_PAD, CUSTOM_SLICE, CUSTOM_CLIP } plan_custom;
@@ -75,6 +76,11 @@ typedef struct {
     plan_custom custom;
     int node; /* graph node the step belongs to, -1 for plan-level copies */
     int algo; /* the conv step of an fp32 Conv: the ENGINE_CONV_* it runs; else 0 */
+    /* > 1: the primitive is made for one image and runs once per image of
+     * the batch, its per-image args (img_bytes) moved from image to image,
+     * so that every batch computes each image exactly as batch 1 does
+     * (dnnl_conv.c: Winograd on small maps) */
+    int images;
     int nargs;
     plan_arg args[PLAN_MAX_ARGS];
     dnnl_exec_arg_t exec[PLAN_MAX_ARGS];

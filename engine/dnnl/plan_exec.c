@@ -150,7 +150,8 @@ static void observe(const plan *p, const graph *g, int k, plan_observe_fn fn, vo
     for (int a = 0; t >= 0 && a < s->nargs; a++) {
         if (s->args[a].tensor != t || !s->args[a].mem)
             continue;
-        const dnnl_memory_desc_t *md = s->args[a].view ? &s->args[a].md : &p->md[t];
+        const dnnl_memory_desc_t *md =
+            s->args[a].view && s->images <= 1 ? &s->args[a].md : &p->md[t];
         void *h = NULL;
         if (md->data_type != dnnl_f32 ||
             dnnl_memory_get_data_handle(s->args[a].mem, &h) != dnnl_success || !h)
@@ -205,6 +206,27 @@ static double mono_now(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* A step made for one image, run on each image of the batch in turn (its
+ * per-image args moved, then put back for plan_bind's next run). */
+static dnnl_status_t execute_per_image(plan_step *s, dnnl_stream_t strm) {
+    void *base[PLAN_MAX_ARGS] = {0};
+    dnnl_status_t st = dnnl_success;
+    for (int a = 0; a < s->nargs; a++)
+        if (s->args[a].img_bytes)
+            dnnl_memory_get_data_handle(s->args[a].mem, &base[a]);
+    for (int i = 0; i < s->images && st == dnnl_success; i++) {
+        for (int a = 0; a < s->nargs; a++)
+            if (s->args[a].img_bytes)
+                dnnl_memory_set_data_handle(s->args[a].mem,
+                                            (char *)base[a] + (size_t)i * s->args[a].img_bytes);
+        st = dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);
+    }
+    for (int a = 0; a < s->nargs; a++)
+        if (s->args[a].img_bytes)
+            dnnl_memory_set_data_handle(s->args[a].mem, base[a]);
+    return st;
+}
+
 static engine_status run_steps(plan *p, const graph *g, dnnl_stream_t strm,
                                const float *const *inputs, float *const *outputs,
                                plan_observe_fn fn, void *ud, const plan_fetch *f, int nf,
@@ -230,7 +252,9 @@ static engine_status run_steps(plan *p, const graph *g, dnnl_stream_t strm,
             if (fn)
                 observe(p, g, k, fn, ud);
         } else {
-            dnnl_status_t st = dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);
+            dnnl_status_t st = s->images > 1
+                                   ? execute_per_image(s, strm)
+                                   : dnnl_primitive_execute(s->prim, strm, s->nargs, s->exec);
             if (st != dnnl_success) {
                 snprintf(err, err_len, "oneDNN failed executing step %d (%d)", k, st);
                 return ENGINE_ERR_BACKEND;
@@ -330,8 +354,7 @@ engine_status plan_tap_init(const dnnl_model *m, const plan *p, int t, plan_tap 
                  g->t[t].name);
         return ENGINE_ERR_UNSUPPORTED;
     }
-    size_t dt = md->data_type == dnnl_f32 ? 4 : md->data_type == dnnl_s32 ? 4 : 1;
-    out->img_stride = (size_t)md->format_desc.blocking.strides[0] * dt;
+    out->img_stride = md_image_bytes(md);
     int64_t d1[GRAPH_MAX_DIMS];
     memcpy(d1, p->shapes[t].dims, sizeof d1);
     d1[0] = 1;
