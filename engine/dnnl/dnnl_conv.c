@@ -210,10 +210,10 @@ static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_de
     engine_status ignored;
     *st = ENGINE_OK;
     /* every batch runs the Winograd kernel the weights were prepared for (the
-     * largest batch's): an image's answer is then bit-identical whatever
-     * batch it lands in (protocols_grpc_concurrency compares bytes), though
-     * at batch 1 oneDNN would pick F(2x2, 3x3) over that F(4x4, 3x3), ~2 ms
-     * faster on ResNet-50 (docs/latency.md; serve --max-batch 1 gets it) */
+     * largest batch's, or on small maps the one-image kernel run image by
+     * image: conv_one_image): an image's answer is then bit-identical
+     * whatever batch it lands in (protocols_grpc_concurrency and
+     * engine_batch_exact_* compare bytes) */
     if (wino_fits(b->m, j->n, j->w, j->y, j->want) && (!j->pr->has || pr_wino))
         ds =
             conv_pd(b, j, &j->src, &j->wmd, &j->dst, 1, pr_wino ? j->pr->impl : NULL, pd, &ignored);
