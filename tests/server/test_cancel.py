@@ -293,9 +293,11 @@ def test_decode(tmp):
     small = open(imgs[0], "rb").read()
     big = png(3000, 3000, 1)
     parts = 24
+    # the 24 large parts take one decode thread ~5 s, and over 30 s (the default
+    # request deadline) under ThreadSanitizer: the deadline is not what this tests
     s = srvtest.Server(BIN, ["--model", model, "--decode-threads", "1", "--queue-capacity", "128",
-                             "--max-connections-per-ip", "0",
-                             "--log-level", "info"])
+                             "--max-connections-per-ip", "0", "--request-timeout-ms", "300000",
+                             "--connection-timeout-s", "300", "--log-level", "info"])
     try:
         idle = metric(s.metrics(), "resnetd_inflight_bytes")
         mp, ctype = srvtest.multipart([(f"big{i}.png", big) for i in range(parts)])
