@@ -258,11 +258,13 @@ static dnnl_status_t conv_choose(plan_builder *b, conv_job *j, dnnl_primitive_de
  * batch 8, so those run whole batches. */
 #define PER_IMAGE_MAX_MAP (28 * 28)
 
-/* 1 with j's src and dst descs narrowed to one image when j may run per
- * image (above); j is left as it was otherwise. */
-static int conv_one_image(plan_builder *b, conv_job *j) {
+/* 1 with *pd the one-image Winograd pd and j's src and dst descs narrowed
+ * to one image when j runs per image (above); 0 with j unchanged otherwise
+ * (no Winograd there, e.g. AVX2: the caller's conv_choose decides). */
+static int conv_one_image(plan_builder *b, conv_job *j, dnnl_primitive_desc_t *pd) {
     int pr_wino = j->pr->has && j->pr->md.format_kind == dnnl_format_kind_wino;
     dnnl_memory_desc_t s1, d1;
+    engine_status ignored;
     if (b->p->batch <= 1 || j->y->ndim != 4 || j->y->dims[2] * j->y->dims[3] >= PER_IMAGE_MAX_MAP ||
         !wino_fits(b->m, j->n, j->w, j->y, j->want) || (j->pr->has && !pr_wino) ||
         !md_with_images(&j->src, 1, &s1))
@@ -273,6 +275,13 @@ static int conv_one_image(plan_builder *b, conv_job *j) {
     } else {
         int64_t yd[4] = {1, j->y->dims[1], j->y->dims[2], j->y->dims[3]};
         any_md(&d1, yd, 4);
+    }
+    if (conv_pd(b, j, &s1, &j->wmd, &d1, 1, pr_wino ? j->pr->impl : NULL, pd, &ignored) !=
+        dnnl_success)
+        return 0;
+    if (!is_wino(*pd)) {
+        dnnl_primitive_desc_destroy(*pd);
+        return 0;
     }
     j->src = s1;
     j->dst = d1;
@@ -453,21 +462,8 @@ engine_status dnnl_build_conv(plan_builder *b, const graph_node *n) {
     if (j.want == ENGINE_CONV_CHANNELS_LAST && !cl_available(b, &j))
         j.want = ENGINE_CONV_AUTO;
     dnnl_primitive_desc_t pd;
-    dnnl_status_t ds = dnnl_unimplemented;
-    conv_job whole = j;
-    int images = conv_one_image(b, &j);
-    if (images) {
-        ds = conv_choose(b, &j, &pd, &st);
-        int wino = !st && ds == dnnl_success && is_wino(pd);
-        if (!st && ds == dnnl_success && !wino)
-            dnnl_primitive_desc_destroy(pd);
-        if (!st && !wino) { /* no Winograd: whole batches */
-            j = whole;
-            images = 0;
-        }
-    }
-    if (!images && !st)
-        ds = conv_choose(b, &j, &pd, &st);
+    int images = conv_one_image(b, &j, &pd);
+    dnnl_status_t ds = images ? dnnl_success : conv_choose(b, &j, &pd, &st);
     if (st) {
         dnnl_primitive_attr_destroy(j.attr);
         return st;
