@@ -125,14 +125,9 @@ static img_status orient(img_raster *r, int o, char *err, size_t err_len) {
     return IMG_OK;
 }
 
-/* RGB → L in place with PIL's integer ITU-R 601-2 luma (Convert.c's L24). */
+/* RGB → L in place (PNG and WebP; JPEG converts while decoding). */
 static void to_gray(img_raster *r) {
-    size_t n = (size_t)r->w * r->h;
-    uint8_t *p = r->px;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *s = p + i * 3;
-        p[i] = (uint8_t)((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u + 0x8000u) >> 16);
-    }
+    img_rgb_to_l(r->px, r->px, (size_t)r->w * r->h);
     r->ch = 1;
 }
 
@@ -161,7 +156,8 @@ static img_decode_opts decode_opts(const img_params *p) {
                          .want_orientation = p->exif_orientation,
                          /* shorter side kept >= 2*resize: DCT scaling stays well above the
                             final size, so the antialiased resize still does the filtering */
-                         .scale_min_short = p->fast_path ? 2 * p->resize : 0};
+                         .scale_min_short = p->fast_path ? 2 * p->resize : 0,
+                         .gray = p->color == IMG_COLOR_GRAY};
     return o;
 }
 

@@ -22,6 +22,13 @@ void img_raster_free(img_raster *r) {
     r->px = NULL;
 }
 
+void img_rgb_to_l(const uint8_t *src, uint8_t *dst, size_t npix) {
+    for (size_t i = 0; i < npix; i++) {
+        const uint8_t *s = src + i * 3;
+        dst[i] = (uint8_t)((s[0] * 19595u + s[1] * 38470u + s[2] * 7471u + 0x8000u) >> 16);
+    }
+}
+
 img_status img_check_dims(const char *fmt, int64_t w, int64_t h, int64_t max_pixels, char *err,
                           size_t err_len) {
     if (w <= 0 || h <= 0 || w > IMG_MAX_SIDE || h > IMG_MAX_SIDE) {

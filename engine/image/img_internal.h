@@ -25,6 +25,8 @@ typedef struct {
     int64_t max_pixels;
     int want_orientation; /* parse EXIF orientation */
     int scale_min_short;  /* >0: JPEG DCT scaling allowed while shorter side >= this */
+    int gray;             /* the caller wants L: a colour JPEG is converted band by band
+                             while decoding (no full-size RGB raster) */
 } img_decode_opts;
 
 /* What a decoder learns from the header (through the library's own header
@@ -40,6 +42,10 @@ typedef struct {
 } img_header;
 
 void img_raster_free(img_raster *r);
+
+/* RGB -> L with PIL's integer ITU-R 601-2 luma (Convert.c's L24), npix
+ * pixels; dst may be src (in place: pixel i is read before byte i is written). */
+void img_rgb_to_l(const uint8_t *src, uint8_t *dst, size_t npix);
 
 /* Checks header dimensions before any pixel buffer is allocated:
  * IMG_ERR_BAD_DIMENSIONS for zero or absurd sides, IMG_ERR_TOO_LARGE over max_pixels. */

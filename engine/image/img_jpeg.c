@@ -14,8 +14,9 @@
  *
  * Matches PIL (which uses the same libjpeg-turbo): ISLOW DCT, fancy
  * upsampling, CMYK/YCCK taken as Adobe-inverted CMYK and converted with PIL's
- * cmyk2rgb; libjpeg warnings are tolerated as PIL does, except a premature
- * end of file, which PIL reports as "image file is truncated".
+ * cmyk2rgb (then PIL's L24 luma, band by band, for a gray model); libjpeg
+ * warnings are tolerated as PIL does, except a premature end of file, which
+ * PIL reports as "image file is truncated".
  */
 #include "img_internal.h"
 
@@ -43,6 +44,9 @@
 #define MIN_VISIT_BUDGET (1u << 20)
 /* libjpeg's fixed allocations (structs, Huffman/IDCT/range tables, pools). */
 #define JPEG_FIXED_BYTES (1024u << 10)
+/* Rows per jpeg_read_scanlines call (libjpeg returns at most its
+ * rec_outbuf_height, 1-4, per call; the rest of the array waits). */
+#define BAND_ROWS 16
 
 /* PIL's "CMYK;I" unpack + cmyk2rgb, in place (4 bytes -> 3 bytes per pixel). */
 static void cmyk_to_rgb(uint8_t *px, size_t npix) {
@@ -66,12 +70,13 @@ typedef struct {
     struct jpeg_error_mgr jerr;
     struct jpeg_progress_mgr prog;
     jmp_buf jb;
-    int eof;         /* libjpeg ran out of data (it would pad with gray) */
-    int too_complex; /* the progress monitor stopped the decode */
-    int want_exif;   /* parse the first Exif APP1 before the first scan */
-    int orientation; /* 1..8 */
-    int last_scan;   /* input_scan_number seen by the monitor */
-    uint64_t visits; /* blocks visited by the scans started so far */
+    int eof;           /* libjpeg ran out of data (it would pad with gray) */
+    int too_complex;   /* the progress monitor stopped the decode */
+    int want_exif;     /* parse the first Exif APP1 before the first scan */
+    int orientation;   /* 1..8 */
+    int last_scan;     /* input_scan_number seen by the monitor */
+    size_t band_bytes; /* the colour band of a decode to L (0: straight into the raster) */
+    uint64_t visits;   /* blocks visited by the scans started so far */
     uint64_t max_visits;
     char msg[JMSG_LENGTH_MAX];
 } jpg;
@@ -283,6 +288,15 @@ static img_status jpg_open(jpg *j, const uint8_t *d, size_t n, const img_decode_
     h->out_h = (int)ci->output_height;
     h->out_bpp = ci->output_components;
     h->out_ch = nc == 1 ? 1 : 3;
+    /* L wanted from colour: libjpeg decodes BAND_ROWS rows at a time into a
+       band that is converted into a 1-byte raster (exactly PIL's RGB -> L
+       after its CMYK -> RGB; a third of the raster's memory and page faults). */
+    j->band_bytes = 0;
+    if (o->gray && nc != 1) {
+        j->band_bytes = (size_t)BAND_ROWS * ci->output_width * ci->output_components;
+        h->out_bpp = 1;
+        h->out_ch = 1;
+    }
 
     /* Cost model. Blocks per component (what every scan of it visits), the
        whole-image coefficient buffer of a multi-scan file (progressive or
@@ -317,7 +331,7 @@ static img_status jpg_open(jpg *j, const uint8_t *d, size_t n, const img_decode_
             return IMG_ERR_TOO_COMPLEX;
         }
     }
-    h->decoder_bytes = coef + rowbuf + JPEG_FIXED_BYTES;
+    h->decoder_bytes = coef + rowbuf + JPEG_FIXED_BYTES + j->band_bytes;
     h->work = j->max_visits * DCTSIZE2 + (uint64_t)h->out_w * h->out_h * h->out_bpp;
     return IMG_OK;
 }
@@ -363,6 +377,7 @@ img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o,
     jpg_init(j);
     /* volatile: modified between setjmp and a possible longjmp */
     uint8_t *volatile px = NULL;
+    uint8_t *volatile band = NULL;
     img_status st;
     img_header h;
     if (setjmp(j->jb)) {
@@ -375,26 +390,34 @@ img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o,
         goto done;
     *orientation = h.orientation;
     /* libjpeg's own allocations are capped at the estimate (including the
-       coefficient buffer, which it sizes at start_decompress). */
-    j->ci.mem->max_memory_to_use = (long)h.decoder_bytes;
+       coefficient buffer, which it sizes at start_decompress); the band is ours. */
+    j->ci.mem->max_memory_to_use = (long)(h.decoder_bytes - j->band_bytes);
     j->prog.progress_monitor = on_progress;
     j->ci.progress = &j->prog;
     size_t stride = (size_t)h.out_w * h.out_bpp;
+    size_t dstride = (size_t)h.out_w * j->ci.output_components; /* libjpeg's rows */
     px = malloc(stride * h.out_h);
-    if (!px) {
+    if (px && j->band_bytes)
+        band = malloc(j->band_bytes);
+    if (!px || (j->band_bytes && !band)) {
         snprintf(err, err_len, "out of memory decoding a %dx%d JPEG", h.out_w, h.out_h);
         st = IMG_ERR_NOMEM;
         goto done;
     }
     jpeg_start_decompress(&j->ci);
     while (j->ci.output_scanline < j->ci.output_height) {
-        JSAMPROW rows[16];
+        JSAMPROW rows[BAND_ROWS];
         JDIMENSION y = j->ci.output_scanline, k = j->ci.output_height - y;
-        if (k > 16)
-            k = 16;
+        if (k > BAND_ROWS)
+            k = BAND_ROWS;
         for (JDIMENSION i = 0; i < k; i++)
-            rows[i] = px + (size_t)(y + i) * stride;
-        jpeg_read_scanlines(&j->ci, rows, k);
+            rows[i] = band ? band + i * dstride : px + (size_t)(y + i) * stride;
+        JDIMENSION got = jpeg_read_scanlines(&j->ci, rows, k);
+        for (JDIMENSION i = 0; band && i < got; i++) {
+            if (j->ci.output_components == 4)
+                cmyk_to_rgb(rows[i], (size_t)h.out_w);
+            img_rgb_to_l(rows[i], px + (size_t)(y + i) * stride, (size_t)h.out_w);
+        }
     }
     jpeg_finish_decompress(&j->ci); /* reads to the end-of-image marker */
     if (h.out_bpp == 4)
@@ -407,6 +430,7 @@ img_status img_decode_jpeg(const uint8_t *d, size_t n, const img_decode_opts *o,
 done:
     jpeg_destroy_decompress(&j->ci);
     free(j);
+    free(band);
     free(px);
     return st;
 }

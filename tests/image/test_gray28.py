@@ -6,13 +6,47 @@ import os
 import sys
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 import torchvision.transforms as T
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from imgtest_common import lsb_diff, make_model, photo, run_preprocess  # noqa: E402
 
 MEAN, STD = [0.1307], [0.3081]
+
+
+def exact_luma(binary, work):
+    """A colour JPEG is converted to L while it is decoded (no RGB raster):
+    with an identity resize the model's input is PIL's L of the decoded image,
+    bit for bit, for every kind of colour JPEG (4:4:4/4:2:2/4:2:0, progressive,
+    CMYK, EXIF-rotated) and for a gray one."""
+    side = 144
+    model = make_model(os.path.join(work, "identity"),
+                       {"name": "identity", "input": {"color": "gray", "resize": side, "crop": side,
+                                                      "scale": 255.0, "mean": [0.0], "std": [1.0],
+                                                      "fast_path": False}})
+    im = Image.fromarray(photo(side, side, 7))
+    cases = [(f"s{sub}{'_prog' if prog else ''}", im, dict(subsampling=sub, progressive=prog))
+             for sub in (0, 1, 2) for prog in (False, True)]
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    cases += [("cmyk", im.convert("CMYK"), {}), ("gray", im.convert("L"), {}),
+              ("exif6", im, dict(exif=exif.tobytes()))]
+    failures = 0
+    for name, src, kw in cases:
+        p = os.path.join(work, f"luma_{name}.jpg")
+        src.save(p, "JPEG", quality=90, **kw)
+        out = p + ".npy"
+        rc, err = run_preprocess(binary, model, p, out)
+        ref = np.asarray(ImageOps.exif_transpose(Image.open(p)).convert("RGB").convert("L"),
+                         dtype=np.float32)
+        ours = np.load(out)[0, 0] * 255.0 if rc == 0 else None
+        ok = ours is not None and ours.shape == ref.shape and np.array_equal(np.rint(ours), ref) \
+            and np.abs(ours - np.rint(ours)).max() < 1e-3
+        print(f"{'ok  ' if ok else 'FAIL'} luma {name}: "
+              f"{err if rc else f'max diff {np.abs(ours - ref).max():.4f}'}")
+        failures += not ok
+    return failures
 
 
 def main():
@@ -50,6 +84,7 @@ def main():
             print(f"{'ok  ' if ok else 'FAIL'} {os.path.basename(p)} {' '.join(extra)}: "
                   f"shape {ours.shape}, max {d.max():.3f} LSB, mean {d.mean():.4f}")
             failures += not ok
+    failures += exact_luma(binary, work)
     print("FAILED" if failures else "OK", failures)
     sys.exit(1 if failures else 0)
 
