@@ -46,6 +46,8 @@ typedef struct op {
     char name[128];
     int done, status;
     char msg[400];
+    registry_done_fn fn; /* registry_control_async: called, then the op freed */
+    void *ctx;
     struct op *next;
 } op;
 
@@ -945,7 +947,11 @@ static void *loader(void *arg) {
         pthread_mutex_unlock(&r->mu);
         reap(r);
         char err[600];
-        if (o) {
+        if (o && o->fn) {
+            run_op(a, o);
+            o->fn(o->ctx, o->status, o->msg);
+            free(o);
+        } else if (o) {
             run_op(a, o);
             pthread_mutex_lock(&r->mu);
             o->done = 1;
@@ -957,14 +963,26 @@ static void *loader(void *arg) {
         }
         pthread_mutex_lock(&r->mu);
     }
-    for (op *o = r->ops; o; o = o->next) { /* shutting down */
+    op *async = NULL;
+    for (op *o = r->ops, *next; o; o = next) { /* shutting down */
+        next = o->next;
         o->status = 503;
         snprintf(o->msg, sizeof o->msg, "the server is shutting down");
         o->done = 1;
+        if (o->fn) { /* (the waiters own theirs: o is not touched after done) */
+            o->next = async;
+            async = o;
+        }
     }
     r->ops = NULL;
     pthread_cond_broadcast(&r->done_cv);
     pthread_mutex_unlock(&r->mu);
+    while (async) { /* outside the lock: fn takes the caller's own */
+        op *o = async;
+        async = o->next;
+        o->fn(o->ctx, o->status, o->msg);
+        free(o);
+    }
     return NULL;
 }
 
@@ -1267,8 +1285,9 @@ int registry_all_ready(app *a) {
     return !registry_not_ready(a, NULL, 0);
 }
 
-int registry_control(app *a, const char *name, size_t len, int load, char *msg, size_t msg_len) {
-    registry *r = a->reg;
+/* Queues o for the loader and returns 0 with r->mu HELD, or the status of
+ * an op that cannot be queued (msg set, the lock not held). */
+static int enqueue(registry *r, op *o, const char *name, size_t len, char *msg, size_t msg_len) {
     if (r->mode != MODE_EXPLICIT) {
         snprintf(msg, msg_len,
                  "model control disabled: explicit model load / unload is not allowed if "
@@ -1277,14 +1296,12 @@ int registry_control(app *a, const char *name, size_t len, int load, char *msg, 
             snprintf(msg, msg_len, "model control disabled (model_control_mode none)");
         return 400;
     }
-    op o;
-    memset(&o, 0, sizeof o);
-    o.load = load;
-    if (len >= sizeof o.name) {
+    if (len >= sizeof o->name) {
         snprintf(msg, msg_len, "unknown model");
         return 404;
     }
-    memcpy(o.name, name, len);
+    memcpy(o->name, name, len);
+    o->name[len] = '\0';
     pthread_mutex_lock(&r->mu);
     if (!r->running) {
         pthread_mutex_unlock(&r->mu);
@@ -1294,13 +1311,43 @@ int registry_control(app *a, const char *name, size_t len, int load, char *msg, 
     op **pp = &r->ops;
     while (*pp)
         pp = &(*pp)->next;
-    *pp = &o;
+    *pp = o;
     pthread_cond_signal(&r->cv);
+    return 0;
+}
+
+int registry_control(app *a, const char *name, size_t len, int load, char *msg, size_t msg_len) {
+    registry *r = a->reg;
+    op o;
+    memset(&o, 0, sizeof o);
+    o.load = load;
+    int st = enqueue(r, &o, name, len, msg, msg_len);
+    if (st)
+        return st;
     while (!o.done)
         pthread_cond_wait(&r->done_cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
     snprintf(msg, msg_len, "%s", o.msg);
     return o.status;
+}
+
+int registry_control_async(app *a, const char *name, size_t len, int load, registry_done_fn done,
+                           void *ctx, char *msg, size_t msg_len) {
+    op *o = calloc(1, sizeof(*o));
+    if (!o) {
+        snprintf(msg, msg_len, "out of memory");
+        return 503;
+    }
+    o->load = load;
+    o->fn = done;
+    o->ctx = ctx;
+    int st = enqueue(a->reg, o, name, len, msg, msg_len);
+    if (st) {
+        free(o);
+        return st;
+    }
+    pthread_mutex_unlock(&a->reg->mu);
+    return 0;
 }
 
 int registry_metrics(app *a, char **text, size_t *len) {

@@ -84,6 +84,16 @@ int registry_server_ready(app *a);
  * (the load failed), with msg set. Blocks until the loader has done it. */
 int registry_control(app *a, const char *name, size_t len, int load, char *msg, size_t msg_len);
 
+/* registry_control without waiting (the gRPC port's event loop): returns 0
+ * when the op is queued, and done(ctx, status, msg) is then called exactly
+ * once, on the loader thread, when it has run (or with 503 when the loader
+ * stops first; registry_stop_loader returns after every such call). Any
+ * other return is the status registry_control would give, with msg set,
+ * and done is not called. */
+typedef void (*registry_done_fn)(void *ctx, int status, const char *msg);
+int registry_control_async(app *a, const char *name, size_t len, int load, registry_done_fn done,
+                           void *ctx, char *msg, size_t msg_len);
+
 /* Appends the registry's metrics (resnetd_model_ready, _loads_total,
  * _load_duration_seconds) to *text (realloc'd). Returns 0 or -1 (OOM). */
 int registry_metrics(app *a, char **text, size_t *len);

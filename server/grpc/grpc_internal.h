@@ -112,6 +112,10 @@ struct grpc_call {
      * route: tap -1 none; the model's output is answered when out_wanted
      * (named, or no output named), before the tap unless tap_first */
     int tap, out_wanted, tap_first;
+    /* RepositoryModelLoad (1) / Unload (2): no images, the registry's loader
+     * thread runs it and fills ctl_status / ctl_msg before the wake */
+    int control, ctl_status;
+    char ctl_msg[400];
     grpc_call *next_done;
 };
 

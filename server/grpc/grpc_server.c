@@ -5,7 +5,9 @@
  * DESIGN. One event-loop thread (epoll) owns every gRPC connection, its
  * nghttp2 session and its streams; it only moves bytes, checks what is
  * cheap (headers, the 5-byte message prefix against max_body_bytes) and
- * answers the control RPCs, which are small. A ModelInfer goes the way of
+ * answers the control RPCs, which are small (RepositoryModelLoad/Unload
+ * are queued for the registry's loader thread and come back as a call,
+ * grpc_server_wake, so a load never stalls the loop). A ModelInfer goes the way of
  * every inference request (reqbase_submit_async): unpacking the message,
  * the input checks and the image decodes run on the decode pool, the images
  * go through the model's queue (so gRPC and HTTP requests batch together),

@@ -320,19 +320,58 @@ static void repository_index(gstream *s, const Inference__RepositoryIndexRequest
     free(mi), free(pmi), json_decref(idx);
 }
 
-/* RepositoryModelLoad / Unload (explicit mode): waits for the loader thread
- * (this stalls the gRPC port for the load's duration; docs/grpc.md). */
-static void repository_control(gstream *s, const char *name, int load, ProtobufCMessage *ok) {
-    char msg[500];
-    int st = registry_control(grpc_app(s), name, strlen(name), load, msg, sizeof msg);
-    if (st == 200)
-        answer_msg(s, ok);
-    else
+/* RepositoryModelLoad / Unload (explicit mode) run on the registry's loader
+ * thread, which can take seconds: the event loop goes on serving the port,
+ * and the answer comes back as a call (grpc_server_wake), as a ModelInfer's. */
+static void control_done(void *ctx, int status, const char *msg) {
+    grpc_call *c = ctx;
+    c->ctl_status = status;
+    snprintf(c->ctl_msg, sizeof c->ctl_msg, "%s", msg);
+    grpc_server_wake(&c->b);
+}
+
+static void repository_control(gstream *s, const char *name, int load) {
+    grpc_call *c = calloc(1, sizeof(*c));
+    if (!c) {
+        grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
+        return;
+    }
+    c->b.a = grpc_app(s);
+    c->b.model = -1;
+    c->b.t0_ns = s->t0_ns;
+    c->b.wake = grpc_server_wake;
+    c->b.protocol = METRICS_PROTO_GRPC;
+    c->b.counted = 1; /* the transport counts the answer */
+    c->b.err_image = -1;
+    snprintf(c->b.id, sizeof c->b.id, "%s", s->rid);
+    c->srv = grpc_srv(s);
+    c->control = load ? 1 : 2;
+    c->s = s;
+    s->call = c;
+    grpc_server_call_add(c->srv);
+    char msg[400];
+    int st =
+        registry_control_async(c->b.a, name, strlen(name), load, control_done, c, msg, sizeof msg);
+    if (st) /* refused at once: answered the same way, from the loop's next turn */
+        control_done(c, st, msg);
+}
+
+static void control_finish(grpc_call *c, gstream *s) {
+    int st = c->ctl_status;
+    if (st == 200 && c->control == 1) {
+        Inference__RepositoryModelLoadResponse r = INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
+        answer_msg(s, &r.base);
+    } else if (st == 200) {
+        Inference__RepositoryModelUnloadResponse r =
+            INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT;
+        answer_msg(s, &r.base);
+    } else {
         grpc_answer(s,
                     st == 404   ? GRPC_NOT_FOUND
                     : st == 503 ? GRPC_UNAVAILABLE
                                 : GRPC_INVALID_ARGUMENT,
-                    msg, NULL, 0);
+                    c->ctl_msg, NULL, 0);
+    }
 }
 
 void grpc_dispatch(gstream *s) {
@@ -404,21 +443,12 @@ void grpc_dispatch(gstream *s) {
             repository_index(s, (Inference__RepositoryIndexRequest *)m);
         break;
     case GM_REPOSITORY_LOAD:
-        if ((m = unpack_small(s, &inference__repository_model_load_request__descriptor, &l, &al))) {
-            Inference__RepositoryModelLoadResponse r =
-                INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
-            repository_control(s, ((Inference__RepositoryModelLoadRequest *)m)->model_name, 1,
-                               &r.base);
-        }
+        if ((m = unpack_small(s, &inference__repository_model_load_request__descriptor, &l, &al)))
+            repository_control(s, ((Inference__RepositoryModelLoadRequest *)m)->model_name, 1);
         break;
     case GM_REPOSITORY_UNLOAD:
-        if ((m = unpack_small(s, &inference__repository_model_unload_request__descriptor, &l,
-                              &al))) {
-            Inference__RepositoryModelUnloadResponse r =
-                INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT;
-            repository_control(s, ((Inference__RepositoryModelUnloadRequest *)m)->model_name, 0,
-                               &r.base);
-        }
+        if ((m = unpack_small(s, &inference__repository_model_unload_request__descriptor, &l, &al)))
+            repository_control(s, ((Inference__RepositoryModelUnloadRequest *)m)->model_name, 0);
         break;
     case GM_MODEL_STREAM_INFER: /* each message of the stream, one after the other */
         model_infer(s);
@@ -863,6 +893,10 @@ static uint8_t *raw_output(const app_model *m, const float *out, int n, int k, s
 }
 
 void grpc_call_finish(grpc_call *c, gstream *s) {
+    if (c->control) {
+        control_finish(c, s);
+        return;
+    }
     req_base *b = &c->b;
     const char *code, *why;
     int st = reqbase_result(b, &code, &why);

@@ -552,6 +552,54 @@ def test_control():
 
 # ------------------------------------------------------------------ gRPC
 
+def load_off_the_loop(stub, pb2, labels):
+    """RepositoryModelLoad runs on the registry's loader thread, not on the
+    gRPC port's event loop: with the model's labels.txt a FIFO that nobody
+    writes yet, the loader blocks reading it, the load cannot finish, and the
+    port still answers ServerLive on the same connection (before, the loop
+    waited for the load). Then the FIFO is fed and the load answers OK."""
+    import threading
+    with open(labels, "rb") as f:
+        text = f.read()
+    os.remove(labels)
+    os.mkfifo(labels)
+    stop = threading.Event()
+
+    def feed():  # every open of the FIFO by the loader gets the labels
+        while not stop.is_set():
+            fd = os.open(labels, os.O_WRONLY)
+            try:
+                os.write(fd, text)
+            except OSError:
+                pass  # our own unblocking reader below
+            finally:
+                os.close(fd)
+
+    fut = stub.RepositoryModelLoad.future(pb2.RepositoryModelLoadRequest(model_name=NAME),
+                                          timeout=120)
+    import grpc
+    try:
+        live = stub.ServerLive(pb2.ServerLiveRequest(), timeout=20).live
+    except grpc.RpcError as e:  # the loop waited for the load
+        live = e.code()
+    check(live is True and not fut.done(),
+          f"ServerLive during a load: {live}, load done {fut.done()}")
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    try:
+        fut.result()
+    finally:
+        stop.set()
+        fd = os.open(labels, os.O_RDONLY | os.O_NONBLOCK)  # lets a blocked writer's open return
+        t.join(10)
+        os.close(fd)
+        tmp = labels + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(text)
+        os.replace(tmp, labels)
+    print("gRPC: ServerLive answered while RepositoryModelLoad waited on the loader")
+
+
 def test_grpc():
     sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
     import grpc
@@ -592,7 +640,7 @@ def test_grpc():
                 check(False, "load of an unknown model succeeded")
             except grpc.RpcError as e:
                 check(e.code() == grpc.StatusCode.NOT_FOUND, f"unknown model: {e.code()}")
-            stub.RepositoryModelLoad(pb2.RepositoryModelLoadRequest(model_name=NAME), timeout=120)
+            load_off_the_loop(stub, pb2, os.path.join(st.repo, NAME, "labels.txt"))
             srv.wait_state(NAME, 1, "READY")
             expect_version(srv, st.versions, st.imgs, st.bodies, 1)
             print("gRPC: RepositoryIndex, RepositoryModelUnload, RepositoryModelLoad")
