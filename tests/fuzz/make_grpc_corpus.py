@@ -98,7 +98,11 @@ def main():
             ("ServerMetadata", frame(b""), []),
             ("ModelReady", frame(pb.ModelReadyRequest(name="m").SerializeToString()), []),
             ("ModelMetadata", frame(pb.ModelMetadataRequest(name="m", version="1")
-                                    .SerializeToString()), [])]),
+                                    .SerializeToString()), []),
+            ("RepositoryModelLoad", frame(pb.RepositoryModelLoadRequest(model_name="m")
+                                          .SerializeToString()), []),
+            ("RepositoryModelUnload", frame(pb.RepositoryModelUnloadRequest(model_name="m")
+                                            .SerializeToString()), [])]),
         "infer_fp32_raw": conversation([("ModelInfer", frame(infer("FP32", [2, 1, 8, 8],
                                                                    raw=x.tobytes())),
                                          [("grpc-timeout", "5S")])]),
