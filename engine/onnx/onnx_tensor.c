@@ -191,16 +191,15 @@ engine_status onnx_tensor_convert(const Onnx__TensorProto *tp, const char *base_
     t->src_dtype = dt;
     int is_float = dt == DT_FLOAT || dt == DT_DOUBLE;
     t->dtype = is_float ? GRAPH_F32 : GRAPH_I64;
-    if (is_float)
-        t->f = malloc((size_t)(count ? count : 1) * sizeof(float));
-    else
-        t->i = malloc((size_t)(count ? count : 1) * sizeof(int64_t));
-    if (!t->f && !t->i)
-        return ENGINE_ERR_NOMEM;
 
+    /* The data must be there, in the size the dims say, before the tensor is
+     * allocated: the dims alone (a few bytes of the file) could ask for
+     * MAX_CONST_ELEMS x 8 bytes. After this check the allocation is at most
+     * 8 bytes per element of data actually present. */
     const uint8_t *raw = NULL;
     uint8_t *ext = NULL;
     int64_t nbytes = count * es;
+    size_t have = 0;
     if (tp->has_data_location && tp->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
         engine_status st = read_external(tp, base_dir, nbytes, &ext, err, err_len);
         if (st != ENGINE_OK)
@@ -213,6 +212,38 @@ engine_status onnx_tensor_convert(const Onnx__TensorProto *tp, const char *base_
             return ENGINE_ERR_INVALID;
         }
         raw = tp->raw_data.data;
+    } else {
+        switch (dt) {
+        case DT_FLOAT:
+            have = tp->n_float_data;
+            break;
+        case DT_DOUBLE:
+            have = tp->n_double_data;
+            break;
+        case DT_INT64:
+            have = tp->n_int64_data;
+            break;
+        case DT_UINT32:
+        case DT_UINT64:
+            have = tp->n_uint64_data;
+            break;
+        default:
+            have = tp->n_int32_data;
+            break;
+        }
+        if ((int64_t)have != count) {
+            snprintf(err, err_len, "tensor '%s': has %zu values, dims need %lld", nm, have,
+                     (long long)count);
+            return ENGINE_ERR_INVALID;
+        }
+    }
+    if (is_float)
+        t->f = malloc((size_t)(count ? count : 1) * sizeof(float));
+    else
+        t->i = malloc((size_t)(count ? count : 1) * sizeof(int64_t));
+    if (!t->f && !t->i) {
+        free(ext);
+        return ENGINE_ERR_NOMEM;
     }
     if (raw) {
         for (int64_t k = 0; k < count; k++) {
@@ -223,30 +254,6 @@ engine_status onnx_tensor_convert(const Onnx__TensorProto *tp, const char *base_
         }
         free(ext);
         return ENGINE_OK;
-    }
-    size_t have;
-    switch (dt) {
-    case DT_FLOAT:
-        have = tp->n_float_data;
-        break;
-    case DT_DOUBLE:
-        have = tp->n_double_data;
-        break;
-    case DT_INT64:
-        have = tp->n_int64_data;
-        break;
-    case DT_UINT32:
-    case DT_UINT64:
-        have = tp->n_uint64_data;
-        break;
-    default:
-        have = tp->n_int32_data;
-        break;
-    }
-    if ((int64_t)have != count) {
-        snprintf(err, err_len, "tensor '%s': has %zu values, dims need %lld", nm, have,
-                 (long long)count);
-        return ENGINE_ERR_INVALID;
     }
     for (int64_t k = 0; k < count; k++) {
         switch (dt) {
