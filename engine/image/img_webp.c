@@ -49,6 +49,8 @@ static int webp_orientation(const uint8_t *d, size_t n) {
 
 /* libwebp's structs and lossy decoder state besides the row caches. */
 #define WEBP_FIXED_BYTES (512u << 10)
+/* The largest side of a VP8L bitstream (VP8's is 16383). */
+#define WEBP_MAX_SIDE 16384
 /* libwebp 1.2.4's HTreeGroup (5 table pointers, flags, a 64-entry packed
  * table: 568 bytes on 64-bit), rounded up. */
 #define WEBP_GROUP_STRUCT_BYTES 640u
@@ -163,6 +165,15 @@ static img_status webp_header(const uint8_t *d, size_t n, const img_decode_opts 
     int w = cfg->input.width, hh = cfg->input.height;
     if ((st = img_check_dims("WebP", w, hh, o->max_pixels, err, err_len)) != IMG_OK)
         return st;
+    /* A VP8X canvas has 24-bit sides, but a still image's bitstream (VP8: 14
+     * bits, VP8L: 14 bits + 1) must have the canvas's size: a larger canvas
+     * cannot decode, and its row caches would be bounded by a width of up to
+     * a million for a one-row image. */
+    if (w > WEBP_MAX_SIDE || hh > WEBP_MAX_SIDE) {
+        snprintf(err, err_len, "WebP canvas %dx%d: a still WebP is at most %d pixels a side", w, hh,
+                 WEBP_MAX_SIDE);
+        return IMG_ERR_BAD_DIMENSIONS;
+    }
     memset(h, 0, sizeof(*h));
     h->w = h->out_w = w;
     h->h = h->out_h = hh;
