@@ -922,6 +922,20 @@ static void run_op(app *a, op *o) {
     snprintf(o->msg, sizeof o->msg, "%.390s", o->status == 200 ? "" : err);
 }
 
+/* An op has its status (called without r->mu): an async op's callback
+ * runs and the op is freed; a waiter is woken (o is its, untouched after). */
+static void op_done(registry *r, op *o) {
+    if (o->fn) {
+        o->fn(o->ctx, o->status, o->msg);
+        free(o);
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    o->done = 1;
+    pthread_cond_broadcast(&r->done_cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
 static void *loader(void *arg) {
     app *a = arg;
     registry *r = a->reg;
@@ -947,41 +961,24 @@ static void *loader(void *arg) {
         pthread_mutex_unlock(&r->mu);
         reap(r);
         char err[600];
-        if (o && o->fn) {
+        if (o) {
             run_op(a, o);
-            o->fn(o->ctx, o->status, o->msg);
-            free(o);
-        } else if (o) {
-            run_op(a, o);
-            pthread_mutex_lock(&r->mu);
-            o->done = 1;
-            pthread_cond_broadcast(&r->done_cv);
-            pthread_mutex_unlock(&r->mu);
+            op_done(r, o);
         } else if (rescan || (r->mode == MODE_POLL && queue_now_ns() >= next_poll)) {
             scan(a, 0, err, sizeof err);
             next_poll = queue_now_ns() + a->cfg->repository_poll_secs * 1000000000LL;
         }
         pthread_mutex_lock(&r->mu);
     }
-    op *async = NULL;
-    for (op *o = r->ops, *next; o; o = next) { /* shutting down */
-        next = o->next;
+    op *left = r->ops; /* shutting down: the ops not run are refused */
+    r->ops = NULL;
+    pthread_mutex_unlock(&r->mu);
+    while (left) {
+        op *o = left;
+        left = o->next;
         o->status = 503;
         snprintf(o->msg, sizeof o->msg, "the server is shutting down");
-        o->done = 1;
-        if (o->fn) { /* (the waiters own theirs: o is not touched after done) */
-            o->next = async;
-            async = o;
-        }
-    }
-    r->ops = NULL;
-    pthread_cond_broadcast(&r->done_cv);
-    pthread_mutex_unlock(&r->mu);
-    while (async) { /* outside the lock: fn takes the caller's own */
-        op *o = async;
-        async = o->next;
-        o->fn(o->ctx, o->status, o->msg);
-        free(o);
+        op_done(r, o);
     }
     return NULL;
 }
@@ -1285,8 +1282,8 @@ int registry_all_ready(app *a) {
     return !registry_not_ready(a, NULL, 0);
 }
 
-/* Queues o for the loader and returns 0 with r->mu HELD, or the status of
- * an op that cannot be queued (msg set, the lock not held). */
+/* Queues o for the loader and returns 0, or the status of an op that
+ * cannot be queued (msg set). */
 static int enqueue(registry *r, op *o, const char *name, size_t len, char *msg, size_t msg_len) {
     if (r->mode != MODE_EXPLICIT) {
         snprintf(msg, msg_len,
@@ -1313,6 +1310,7 @@ static int enqueue(registry *r, op *o, const char *name, size_t len, char *msg, 
         pp = &(*pp)->next;
     *pp = o;
     pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
     return 0;
 }
 
@@ -1324,6 +1322,7 @@ int registry_control(app *a, const char *name, size_t len, int load, char *msg, 
     int st = enqueue(r, &o, name, len, msg, msg_len);
     if (st)
         return st;
+    pthread_mutex_lock(&r->mu); /* done is set under it */
     while (!o.done)
         pthread_cond_wait(&r->done_cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
@@ -1342,12 +1341,9 @@ int registry_control_async(app *a, const char *name, size_t len, int load, regis
     o->fn = done;
     o->ctx = ctx;
     int st = enqueue(a->reg, o, name, len, msg, msg_len);
-    if (st) {
+    if (st)
         free(o);
-        return st;
-    }
-    pthread_mutex_unlock(&a->reg->mu);
-    return 0;
+    return st;
 }
 
 int registry_metrics(app *a, char **text, size_t *len) {

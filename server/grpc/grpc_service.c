@@ -330,21 +330,30 @@ static void control_done(void *ctx, int status, const char *msg) {
     grpc_server_wake(&c->b);
 }
 
-static void repository_control(gstream *s, const char *name, int load) {
+/* A call of stream s (its request base as the transport answers it), or NULL. */
+static grpc_call *call_new(gstream *s, int64_t t0) {
     grpc_call *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    req_base *b = &c->b;
+    b->a = grpc_app(s);
+    b->model = -1;
+    b->t0_ns = t0;
+    b->wake = grpc_server_wake;
+    b->protocol = METRICS_PROTO_GRPC;
+    b->counted = 1; /* the transport counts the answer */
+    snprintf(b->id, sizeof b->id, "%s", s->rid);
+    c->srv = grpc_srv(s);
+    return c;
+}
+
+static void repository_control(gstream *s, const char *name, int load) {
+    grpc_call *c = call_new(s, s->t0_ns);
     if (!c) {
         grpc_answer(s, GRPC_INTERNAL, "out of memory", NULL, 0);
         return;
     }
-    c->b.a = grpc_app(s);
-    c->b.model = -1;
-    c->b.t0_ns = s->t0_ns;
-    c->b.wake = grpc_server_wake;
-    c->b.protocol = METRICS_PROTO_GRPC;
-    c->b.counted = 1; /* the transport counts the answer */
     c->b.err_image = -1;
-    snprintf(c->b.id, sizeof c->b.id, "%s", s->rid);
-    c->srv = grpc_srv(s);
     c->control = load ? 1 : 2;
     c->s = s;
     s->call = c;
@@ -810,20 +819,12 @@ static int peek_model(req_base *b, const uint8_t *m, size_t len) {
 static void model_infer(gstream *s) {
     app *a = grpc_app(s);
     int64_t t0 = s->streaming ? queue_now_ns() : s->t0_ns; /* a stream's messages: each its own */
-    grpc_call *c = calloc(1, sizeof(*c));
+    grpc_call *c = call_new(s, t0);
     if (!c) {
         infer_error(s, GRPC_INTERNAL, "out of memory", t0, -1);
         return;
     }
     req_base *b = &c->b;
-    b->a = a;
-    b->model = -1;
-    b->t0_ns = t0;
-    b->wake = grpc_server_wake;
-    b->protocol = METRICS_PROTO_GRPC;
-    b->counted = 1; /* the transport counts the answer */
-    snprintf(b->id, sizeof b->id, "%s", s->rid);
-    c->srv = grpc_srv(s);
     const char *code, *why;
     int st = 0;
     if (s->admitted && atomic_load(&a->draining)) {
